@@ -1,0 +1,77 @@
+"""inception-kit: design Inception-style blocks, see what every 1×1 bottleneck saves,
+build them as Keras models and export them.
+
+Data flows one way: YAML or Python → spec objects → `plan` (validation and shapes) →
+`analyse` (costs) → `build_model` (Keras) → `export`. Everything up to `analyse` is
+plain Python; Keras and TensorFlow are imported only by the builder and exporters.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .cost import DEFAULT_BUDGET, Analysis, Budget, analyse, check_budget
+from .errors import SpecError
+from .kinds import KINDS, MERGES
+from .report import render, report_data
+from .shapes import Plan, plan
+from .spec import Block, Layer, Model, from_data, load_spec, loads_spec
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Analysis",
+    "Block",
+    "Budget",
+    "KINDS",
+    "Layer",
+    "MERGES",
+    "Model",
+    "Plan",
+    "SpecError",
+    "analyse",
+    "apply_block",
+    "build_model",
+    "export",
+    "from_data",
+    "load_spec",
+    "loads_spec",
+    "plan",
+    "report",
+    "report_data",
+    "validate",
+]
+
+
+def _model(spec: Model | str | os.PathLike[str]) -> Model:
+    return spec if isinstance(spec, Model) else load_spec(spec)
+
+
+def validate(spec: Model | str | os.PathLike[str], budget: Budget = DEFAULT_BUDGET) -> Analysis:
+    """Checks a spec completely (fields, shapes, resource budget) and returns its costs.
+
+    Raises:
+        SpecError: with every problem found, each naming its path (and line, from YAML).
+    """
+    analysis = analyse(plan(_model(spec)))
+    check_budget(analysis, budget)
+    return analysis
+
+
+def report(spec: Model | str | os.PathLike[str], fmt: str = "table", budget: Budget = DEFAULT_BUDGET) -> str:
+    """The cost report of a spec as text: 'table', 'markdown', 'csv' or 'json'."""
+    return render(validate(spec, budget), fmt)
+
+
+def __getattr__(name: str) -> Any:
+    # The Keras-facing parts load TensorFlow; import them only when asked for.
+    if name in ("build_model", "apply_block"):
+        from . import builder
+
+        return getattr(builder, name)
+    if name in ("export", "inspect_artifact"):
+        from . import exporters
+
+        return getattr(exporters, name)
+    raise AttributeError(f"module 'inception_kit' has no attribute {name!r}")

@@ -1,0 +1,215 @@
+"""The `inception-kit` command.
+
+Exit codes: 0 success; 2 a bad spec, a bad command line or a destination that exists;
+1 anything else (a failed verification, an internal error). Errors are one clear message
+on stderr; `--debug` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from typing import Any, Callable, Sequence
+
+from .cost import DEFAULT_BUDGET, Budget
+from .errors import SpecError
+from .files import DestinationExists
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's own usage errors exit 2 as well
+        self.print_usage(sys.stderr)
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def _quiet_tensorflow() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _budget(args: argparse.Namespace) -> Budget:
+    return Budget(args.max_params, args.max_activation_bytes)
+
+
+def _emit(text: str, out: str | None, overwrite: bool) -> None:
+    if out:
+        from .files import write_text
+
+        write_text(out, text, overwrite)
+        print(f"wrote {out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from . import validate
+
+    a = validate(args.spec, _budget(args))
+    print(f"{args.spec}: ok ({a.plan.model.name}: {a.total.params:,} params, {a.total.macs:,} MACs, {a.total.flops:,} FLOPs)")
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from . import render, validate
+
+    analysis = validate(args.spec, _budget(args))
+    _emit(render(analysis, args.format), args.out, args.overwrite)
+    if not args.verify:
+        return EXIT_OK
+    _quiet_tensorflow()
+    from .builder import build_model
+    from .verify import compare, render_checks
+
+    checks = compare(analysis, build_model(analysis.plan))
+    print("\nverification against the built Keras model and TensorFlow's profiler (batch 1):", file=sys.stderr)
+    print(render_checks(checks), file=sys.stderr)
+    bad = [c.what for c in checks if not c.ok]
+    if bad:
+        print(f"error: analytic and measured counts differ in: {', '.join(bad)}", file=sys.stderr)
+        return EXIT_FAIL
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from .schema import schema_text
+
+    _emit(schema_text(), args.out, args.overwrite)
+    return EXIT_OK
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from . import render, validate
+
+    analysis = validate(args.spec, _budget(args))
+    _quiet_tensorflow()
+    from .builder import build_model
+
+    model = build_model(analysis.plan)
+    model.summary(line_length=100, print_fn=lambda line, **_: print(line))
+    print()
+    print(render(analysis, "table"))
+    if args.out:
+        from .files import staged_file
+
+        with staged_file(args.out, args.overwrite) as tmp:
+            model.save(str(tmp.with_suffix(".keras")))
+            os.replace(tmp.with_suffix(".keras"), tmp)
+        print(f"wrote {args.out}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    _quiet_tensorflow()
+    from .exporters import export
+
+    result = export(
+        args.spec,
+        args.out,
+        format=args.format,
+        weights=args.weights,
+        quantize=args.quantize,
+        overwrite=args.overwrite,
+        verify=not args.no_verify,
+        budget=_budget(args),
+    )
+    print(result.summary())
+    return EXIT_OK
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from .exporters import inspect_artifact
+
+    print(inspect_artifact(args.artifact, fmt=args.format), end="")
+    return EXIT_OK
+
+
+def _add_budget(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-params", type=int, default=DEFAULT_BUDGET.max_params, metavar="N",
+                   help=f"refuse specs with more parameters (default {DEFAULT_BUDGET.max_params:,})")
+    p.add_argument("--max-activation-bytes", type=int, default=DEFAULT_BUDGET.max_activation_bytes, metavar="N",
+                   help="refuse specs whose activations per sample exceed this (default 4 GiB)")
+
+
+def parser() -> argparse.ArgumentParser:
+    root = _Parser(prog="inception-kit", description="Design, cost, build and export Inception-style networks.")
+    root.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = root.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def command(name: str, fn: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(fn=fn)
+        return p
+
+    p = command("validate", cmd_validate, "check a spec: fields, shapes and resource budget")
+    p.add_argument("spec")
+    _add_budget(p)
+
+    p = command("report", cmd_report, "cost report: params, MACs, FLOPs, naive vs bottleneck")
+    p.add_argument("spec")
+    p.add_argument("--format", choices=["table", "markdown", "csv", "json"], default="table")
+    p.add_argument("--out", "-o", help="write to this file instead of stdout")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.add_argument("--verify", action="store_true",
+                   help="build the model and compare with Keras' param count and TensorFlow's profiler")
+    _add_budget(p)
+
+    p = command("schema", cmd_schema, "print the JSON Schema of the spec language")
+    p.add_argument("--out", "-o")
+    p.add_argument("--overwrite", action="store_true")
+
+    p = command("build", cmd_build, "build the Keras model; print its summary and the cost report")
+    p.add_argument("spec")
+    p.add_argument("--out", "-o", help="also save it as a .keras file")
+    p.add_argument("--overwrite", action="store_true")
+    _add_budget(p)
+
+    p = command("export", cmd_export, "build and export (SavedModel, .keras, TFLite, ONNX), verified")
+    p.add_argument("spec")
+    p.add_argument("--out", "-o", required=True)
+    p.add_argument("--format", choices=["savedmodel", "keras", "tflite", "onnx"], default="savedmodel")
+    p.add_argument("--weights", help="a Keras .weights.h5 file to load first")
+    p.add_argument("--quantize", action="store_true", help="TFLite: dynamic-range int8 weights")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--no-verify", action="store_true", help="skip reloading and comparing outputs")
+    _add_budget(p)
+
+    p = command("inspect", cmd_inspect, "show the spec and cost report stored in an exported artifact")
+    p.add_argument("artifact")
+    p.add_argument("--format", choices=["table", "markdown", "csv", "json", "yaml"], default="table")
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except SpecError as err:
+        print(f"error: {len(err.problems)} problem{'s' if len(err.problems) != 1 else ''} in the spec", file=sys.stderr)
+        for problem in err.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return _debug(args, EXIT_USAGE)
+    except DestinationExists as err:
+        print(f"error: {err}", file=sys.stderr)
+        return _debug(args, EXIT_USAGE)
+    except KeyboardInterrupt:
+        print("interrupted; nothing was written", file=sys.stderr)
+        return 130
+    except Exception as err:  # the CLI contract: one message, traceback on --debug
+        print(f"error: {type(err).__name__}: {err}", file=sys.stderr)
+        if not args.debug:
+            print("(run with --debug for the traceback)", file=sys.stderr)
+        return _debug(args, EXIT_FAIL)
+
+
+def _debug(args: Any, code: int) -> int:
+    if args.debug:
+        traceback.print_exc()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""The one error type for spec problems, and the one helper that words them.
+
+Every message has the same form, so users learn to read it once:
+
+    specs/net.yaml:12:7: layers[4].branches.b2[1].kernel: expected a positive integer or
+    [height, width]; received -3
+
+File, line and column are 1-based and present when the spec came from YAML; specs built
+in Python have only the path.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Iterable
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A place in a YAML file (1-based line and column)."""
+
+    file: str
+    line: int
+    col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a spec."""
+
+    path: str
+    expected: str
+    received: str | None = None
+    mark: Mark | None = None
+    hint: str | None = None
+
+    def __str__(self) -> str:
+        return word(self.path, self.expected, self.received, self.mark, self.hint)
+
+
+def word(
+    path: str,
+    expected: str,
+    received: str | None = None,
+    mark: Mark | None = None,
+    hint: str | None = None,
+) -> str:
+    """Words one problem as `file:line:col: path: expected ...; received ...`."""
+    where = f"{mark}: " if mark is not None else ""
+    text = f"{where}{path or '<spec>'}: expected {expected}"
+    if received is not None:
+        text += f"; received {received}"
+    if hint:
+        text += f" ({hint})"
+    return text
+
+
+def did_you_mean(word_: str, choices: Iterable[str]) -> str | None:
+    """A hint naming the closest valid choice, if one is close enough."""
+    close = difflib.get_close_matches(str(word_), sorted(choices), n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else None
+
+
+def show(value: object) -> str:
+    """A short, unambiguous rendering of a received value (never a whole config)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a mapping with keys " + ", ".join(repr(k) for k in list(value)[:6])
+    if isinstance(value, list):
+        return f"a list of {len(value)} item{'s' if len(value) != 1 else ''}"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class SpecError(ValueError):
+    """A spec is wrong. Holds every problem found, each with its path and place."""
+
+    def __init__(self, problems: Iterable[Problem]):
+        self.problems: list[Problem] = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+    @classmethod
+    def one(
+        cls,
+        path: str,
+        expected: str,
+        received: str | None = None,
+        mark: Mark | None = None,
+        hint: str | None = None,
+    ) -> "SpecError":
+        return cls([Problem(path, expected, received, mark, hint)])
+
+
+_UNSET = object()
+
+
+class Problems:
+    """Collects problems while a spec is read, so that all of them are reported at once."""
+
+    def __init__(self) -> None:
+        self.items: list[Problem] = []
+
+    def add(
+        self,
+        path: str,
+        expected: str,
+        received: object = _UNSET,
+        mark: Mark | None = None,
+        hint: str | None = None,
+        *,
+        raw: bool = False,
+    ) -> None:
+        """Records a problem; `received` is shown with `show()` unless `raw` (then as is)."""
+        if received is _UNSET:
+            text = None
+        else:
+            text = str(received) if raw else show(received)
+        self.items.append(Problem(path, expected, text, mark, hint))
+
+    def extend(self, other: Iterable[Problem]) -> None:
+        self.items.extend(other)
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise SpecError(self.items)

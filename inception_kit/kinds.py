@@ -1,0 +1,655 @@
+"""The registry of layer kinds: each kind's fields, shape rule, cost rule and Keras layers.
+
+Counting rules, stated once for the whole package:
+
+* **MACs** are multiply-accumulates of convolutions (regular, grouped, depthwise and
+  pointwise) and dense layers: one per weight use. Pooling, normalisation, activations
+  and merges have 0 MACs.
+* **FLOPs** follow TensorFlow's profiler (`tf.compat.v1.profiler`, `float_operation()`) on
+  the frozen inference graph, op type by op type: 2 per multiply-add for Conv2D,
+  DepthwiseConv2dNative and MatMul; 1 per output element for BiasAdd, AddV2, Mul and Sub;
+  2 per element for Rsqrt; kernel area per output element for MaxPool and AvgPool; one
+  per input element for Mean (global average pooling); 5 per element for Softmax; 0 for
+  Relu, Relu6, Sigmoid, Tanh, ConcatV2 and reshapes. Inference batch norm is what Keras
+  freezes it into: `x * inv + (beta - mean * inv)` with `inv = rsqrt(var + eps) * gamma`.
+
+Shapes exclude the batch dimension: (height, width, channels) or (features,).
+Adding a kind is one `_register(Kind(...))` call; tests parametrise over `KINDS`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+Shape = tuple[int, ...]
+
+REQUIRED = object()
+
+
+class Bad(Exception):
+    """A field value is wrong; `expected` says what would be right."""
+
+    def __init__(self, expected: str):
+        super().__init__(expected)
+        self.expected = expected
+
+
+# ---------------------------------------------------------------------------------------
+# Field types: how a value is checked, normalised and described in the JSON Schema.
+
+
+@dataclass(frozen=True)
+class FieldType:
+    name: str
+    check: Callable[[Any], Any]  # returns the normalised value, or raises Bad
+    schema: dict[str, Any]
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _pos_int(v: Any) -> int:
+    if not _is_int(v) or v < 1:
+        raise Bad("a positive integer")
+    return v
+
+
+def _size2(v: Any) -> tuple[int, int]:
+    if _is_int(v) and v >= 1:
+        return (v, v)
+    if isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_int(x) and x >= 1 for x in v):
+        return (v[0], v[1])
+    raise Bad("a positive integer or [height, width] of positive integers")
+
+
+def _bool(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise Bad("true or false")
+    return v
+
+
+def _rate(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1:
+        raise Bad("a number from 0 up to (not including) 1")
+    return float(v)
+
+
+def _positive_float(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 < v < math.inf):
+        raise Bad("a positive number")
+    return float(v)
+
+
+# Activations Keras can apply, with the profiler's FLOPs per element of each.
+ACTIVATION_FLOPS: dict[str, int] = {
+    "relu": 0,
+    "relu6": 0,
+    "sigmoid": 0,
+    "tanh": 0,
+    "softmax": 5,
+}
+
+
+def _activation(v: Any) -> str | None:
+    if v is None or v == "linear":
+        return None
+    if v not in ACTIVATION_FLOPS:
+        raise Bad("one of " + ", ".join(ACTIVATION_FLOPS) + ", linear or null")
+    return v
+
+
+_BN_KEYS = {"scale": _bool, "epsilon": _positive_float, "momentum": _rate}
+BN_DEFAULTS = {"scale": True, "epsilon": 1e-3, "momentum": 0.99}
+
+
+def _batchnorm(v: Any) -> dict[str, Any] | None:
+    """false, true, or a mapping of batch norm options; normalised to None or a full dict."""
+    if v is False or v is None:
+        return None
+    if v is True:
+        return dict(BN_DEFAULTS)
+    if isinstance(v, dict):
+        out = dict(BN_DEFAULTS)
+        for key, value in v.items():
+            if key not in _BN_KEYS:
+                raise Bad("true, false or a mapping with keys scale, epsilon, momentum")
+            out[key] = _BN_KEYS[key](value)
+        return out
+    raise Bad("true, false or a mapping with keys scale, epsilon, momentum")
+
+
+def _choice(*values: str) -> FieldType:
+    def check(v: Any) -> str:
+        if v not in values:
+            raise Bad("one of " + ", ".join(values))
+        return v
+
+    return FieldType("choice", check, {"enum": list(values)})
+
+
+POS_INT = FieldType("pos_int", _pos_int, {"type": "integer", "minimum": 1})
+SIZE2 = FieldType(
+    "size2",
+    _size2,
+    {
+        "oneOf": [
+            {"type": "integer", "minimum": 1},
+            {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 2, "maxItems": 2},
+        ]
+    },
+)
+BOOL = FieldType("bool", _bool, {"type": "boolean"})
+RATE = FieldType("rate", _rate, {"type": "number", "minimum": 0, "exclusiveMaximum": 1})
+POSITIVE = FieldType("positive", _positive_float, {"type": "number", "exclusiveMinimum": 0})
+ACTIVATION = FieldType(
+    "activation", _activation, {"enum": [*ACTIVATION_FLOPS, "linear", None]}
+)
+BATCHNORM = FieldType(
+    "batchnorm",
+    _batchnorm,
+    {
+        "oneOf": [
+            {"type": "boolean"},
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "scale": {"type": "boolean"},
+                    "epsilon": {"type": "number", "exclusiveMinimum": 0},
+                    "momentum": {"type": "number", "minimum": 0, "exclusiveMaximum": 1},
+                },
+            },
+        ]
+    },
+)
+PADDING = _choice("same", "valid")
+
+
+@dataclass(frozen=True)
+class Field:
+    type: FieldType
+    default: Any = REQUIRED
+    doc: str = ""
+
+
+# ---------------------------------------------------------------------------------------
+# Costs
+
+
+@dataclass
+class Cost:
+    """Parameters, MACs and profiler FLOPs (by TensorFlow op type) of one piece of a model."""
+
+    params: int = 0
+    trainable: int = 0
+    macs: int = 0
+    flops_by_op: Counter = field(default_factory=Counter)
+
+    @property
+    def flops(self) -> int:
+        return sum(self.flops_by_op.values())
+
+    @property
+    def non_trainable(self) -> int:
+        return self.params - self.trainable
+
+    def __add__(self, other: "Cost") -> "Cost":
+        return Cost(
+            self.params + other.params,
+            self.trainable + other.trainable,
+            self.macs + other.macs,
+            self.flops_by_op + other.flops_by_op,
+        )
+
+
+def _n(shape: Shape) -> int:
+    return math.prod(shape)
+
+
+def batchnorm_cost(channels: int, elements: int, scale: bool) -> Cost:
+    """Inference batch norm as Keras freezes it (see the module docstring)."""
+    ops = Counter(
+        AddV2=elements + channels,  # x*inv + b, and var + eps
+        Rsqrt=2 * channels,
+        Mul=elements + channels + (channels if scale else 0),  # x*inv, mean*inv, inv*gamma
+        Sub=channels,  # beta - mean*inv
+    )
+    trainable = channels * (2 if scale else 1)  # beta, and gamma when scaled
+    return Cost(params=trainable + 2 * channels, trainable=trainable, flops_by_op=ops)
+
+
+def activation_cost(activation: str | None, elements: int) -> Cost:
+    per = ACTIVATION_FLOPS.get(activation, 0) if activation else 0
+    return Cost(flops_by_op=Counter(Softmax=per * elements) if per else Counter())
+
+
+def _post(args: dict[str, Any], out: Shape) -> Cost:
+    """Bias, batch norm and activation that a conv or dense layer applies after its product."""
+    cost = Cost()
+    channels, elements = out[-1], _n(out)
+    if args.get("bias"):
+        cost += Cost(channels, channels, 0, Counter(BiasAdd=elements))
+    if args.get("batchnorm"):
+        cost += batchnorm_cost(channels, elements, args["batchnorm"]["scale"])
+    return cost + activation_cost(args.get("activation"), elements)
+
+
+# ---------------------------------------------------------------------------------------
+# Shape rules
+
+
+class ShapeError(Exception):
+    """A layer cannot take its input; `field` names the field at fault (or '')."""
+
+    def __init__(self, expected: str, received: str, field: str = ""):
+        super().__init__(expected)
+        self.expected, self.received, self.field = expected, received, field
+
+
+def _spatial(kind: str, shape: Shape) -> tuple[int, int, int]:
+    if len(shape) != 3:
+        raise ShapeError(
+            f"a (height, width, channels) input for '{kind}'",
+            f"an input of shape {fmt_shape(shape)} (flatten, gap or dense came before it)",
+        )
+    return shape  # type: ignore[return-value]
+
+
+def _window(size: int, k: int, s: int, padding: str, axis: str, field_: str) -> int:
+    if padding == "same":
+        return -(-size // s)
+    if k > size:
+        raise ShapeError(
+            f"a {field_} no larger than the input {axis} ({size}) with padding valid",
+            f"{k}",
+            field_,
+        )
+    return (size - k) // s + 1
+
+
+def _windowed(kind: str, shape: Shape, kernel: tuple[int, int], args: dict[str, Any], field_: str) -> tuple[int, int]:
+    h, w, _ = _spatial(kind, shape)
+    sh, sw = args["strides"]
+    return (
+        _window(h, kernel[0], sh, args["padding"], "height", field_),
+        _window(w, kernel[1], sw, args["padding"], "width", field_),
+    )
+
+
+def fmt_shape(shape: Sequence[int]) -> str:
+    return "×".join(str(d) for d in shape)
+
+
+# ---------------------------------------------------------------------------------------
+# The kinds
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One layer kind. `shorthand` names the field a bare scalar sets (`dropout: 0.4`)."""
+
+    name: str
+    doc: str
+    fields: dict[str, Field]
+    shape: Callable[[dict[str, Any], Shape], Shape]
+    cost: Callable[[dict[str, Any], Shape, Shape], Cost]
+    keras: Callable[[dict[str, Any], str], list[Any]]
+    shorthand: str | None = None
+    convolution: bool = False  # a k×k kind that a 1×1 bottleneck may feed
+
+    def resolve(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Fills in field defaults (normalised). Raises Bad naming the first bad field."""
+        out = {}
+        for key, spec in self.fields.items():
+            if key in args:
+                try:
+                    out[key] = spec.type.check(args[key])
+                except Bad as bad:
+                    raise FieldBad(key, bad.expected, args[key]) from None
+            elif spec.default is REQUIRED:
+                raise FieldBad(key, f"a value for '{key}' ({spec.doc})", _MISSING)
+            else:
+                out[key] = spec.type.check(spec.default) if spec.default is not None else None
+        return out
+
+
+_MISSING = object()
+
+
+class FieldBad(Exception):
+    def __init__(self, field: str, expected: str, value: Any):
+        super().__init__(expected)
+        self.field, self.expected, self.value = field, expected, value
+
+    @property
+    def missing(self) -> bool:
+        return self.value is _MISSING
+
+
+KINDS: dict[str, Kind] = {}
+
+
+def _register(kind: Kind) -> None:
+    if kind.name in KINDS:
+        raise RuntimeError(f"layer kind '{kind.name}' is registered twice")
+    KINDS[kind.name] = kind
+
+
+# conv -----------------------------------------------------------------------------------
+
+_CONV_FIELDS = {
+    "filters": Field(POS_INT, doc="output channels"),
+    "kernel": Field(SIZE2, doc="kernel size, k or [height, width]"),
+    "strides": Field(SIZE2, 1, "stride, s or [height, width]"),
+    "padding": Field(PADDING, "same", "same keeps size/stride; valid shrinks by kernel-1"),
+    "activation": Field(ACTIVATION, "relu", "applied after batch norm"),
+    "batchnorm": Field(BATCHNORM, False, "batch norm after the conv: true, false or options"),
+    "bias": Field(BOOL, True, "add a bias (usually false when batch norm follows)"),
+}
+
+
+def _conv_shape(args: dict[str, Any], shape: Shape) -> Shape:
+    channels = _spatial("conv", shape)[2]
+    groups = args["groups"]
+    if channels % groups or args["filters"] % groups:
+        raise ShapeError(
+            f"groups dividing both input channels ({channels}) and filters ({args['filters']})",
+            str(groups),
+            "groups",
+        )
+    return (*_windowed("conv", shape, args["kernel"], args, "kernel"), args["filters"])
+
+
+def _conv_cost(args: dict[str, Any], inp: Shape, out: Shape) -> Cost:
+    kh, kw = args["kernel"]
+    weights = kh * kw * (inp[2] // args["groups"]) * out[2]
+    macs = out[0] * out[1] * weights
+    return Cost(weights, weights, macs, Counter(Conv2D=2 * macs)) + _post(args, out)
+
+
+def _post_layers(args: dict[str, Any], name: str) -> list[Any]:
+    from keras import layers
+
+    out = []
+    if args.get("batchnorm"):
+        bn = args["batchnorm"]
+        out.append(
+            layers.BatchNormalization(
+                scale=bn["scale"], epsilon=bn["epsilon"], momentum=bn["momentum"], name=f"{name}_bn"
+            )
+        )
+    if args.get("activation"):
+        out.append(layers.Activation(args["activation"], name=f"{name}_{args['activation']}"))
+    return out
+
+
+def _conv_keras(args: dict[str, Any], name: str) -> list[Any]:
+    from keras import layers
+
+    conv = layers.Conv2D(
+        args["filters"],
+        args["kernel"],
+        strides=args["strides"],
+        padding=args["padding"],
+        groups=args["groups"],
+        use_bias=args["bias"],
+        name=name,
+    )
+    return [conv, *_post_layers(args, name)]
+
+
+_register(
+    Kind(
+        "conv",
+        "2-D convolution, then optional batch norm and activation",
+        {**_CONV_FIELDS, "groups": Field(POS_INT, 1, "channel groups (grouped convolution)")},
+        _conv_shape,
+        _conv_cost,
+        _conv_keras,
+        convolution=True,
+    )
+)
+
+# sepconv --------------------------------------------------------------------------------
+
+
+def _sepconv_shape(args: dict[str, Any], shape: Shape) -> Shape:
+    return (*_windowed("sepconv", shape, args["kernel"], args, "kernel"), args["filters"])
+
+
+def _sepconv_cost(args: dict[str, Any], inp: Shape, out: Shape) -> Cost:
+    kh, kw = args["kernel"]
+    mid = inp[2] * args["depth_multiplier"]
+    depthwise, pointwise = kh * kw * mid, mid * out[2]
+    pixels = out[0] * out[1]
+    flops = Counter(DepthwiseConv2dNative=2 * pixels * depthwise, Conv2D=2 * pixels * pointwise)
+    params = depthwise + pointwise
+    return Cost(params, params, pixels * (depthwise + pointwise), flops) + _post(args, out)
+
+
+def _sepconv_keras(args: dict[str, Any], name: str) -> list[Any]:
+    from keras import layers
+
+    conv = layers.SeparableConv2D(
+        args["filters"],
+        args["kernel"],
+        strides=args["strides"],
+        padding=args["padding"],
+        depth_multiplier=args["depth_multiplier"],
+        use_bias=args["bias"],
+        name=name,
+    )
+    return [conv, *_post_layers(args, name)]
+
+
+_register(
+    Kind(
+        "sepconv",
+        "separable convolution (depthwise k×k, then pointwise 1×1), as in Xception",
+        {**_CONV_FIELDS, "depth_multiplier": Field(POS_INT, 1, "depthwise outputs per input channel")},
+        _sepconv_shape,
+        _sepconv_cost,
+        _sepconv_keras,
+        convolution=True,
+    )
+)
+
+# pools ----------------------------------------------------------------------------------
+
+_POOL_FIELDS = {
+    "pool": Field(SIZE2, doc="window size, k or [height, width]"),
+    "strides": Field(SIZE2, None, "stride; defaults to the window size, as in Keras"),
+    "padding": Field(PADDING, "same", "same or valid"),
+}
+
+
+def _pool_args(args: dict[str, Any]) -> dict[str, Any]:
+    return {**args, "strides": args["strides"] or args["pool"]}
+
+
+def _pool(kind: str, op: str, keras_name: str) -> Kind:
+    def shape(args: dict[str, Any], inp: Shape) -> Shape:
+        return (*_windowed(kind, inp, args["pool"], _pool_args(args), "pool"), inp[2])
+
+    def cost(args: dict[str, Any], inp: Shape, out: Shape) -> Cost:
+        kh, kw = args["pool"]
+        return Cost(flops_by_op=Counter({op: kh * kw * _n(out)}))
+
+    def keras_(args: dict[str, Any], name: str) -> list[Any]:
+        from keras import layers
+
+        a = _pool_args(args)
+        return [getattr(layers, keras_name)(a["pool"], strides=a["strides"], padding=a["padding"], name=name)]
+
+    return Kind(kind, f"{kind[:3]} pooling", dict(_POOL_FIELDS), shape, cost, keras_, shorthand="pool")
+
+
+_register(_pool("maxpool", "MaxPool", "MaxPooling2D"))
+_register(_pool("avgpool", "AvgPool", "AveragePooling2D"))
+
+# gap, flatten, dropout, activation, batchnorm, dense ------------------------------------
+
+
+def _keras_plain(class_name: str, **fixed: Any) -> Callable[[dict[str, Any], str], list[Any]]:
+    def build(args: dict[str, Any], name: str) -> list[Any]:
+        from keras import layers
+
+        return [getattr(layers, class_name)(**fixed, **args, name=name)]
+
+    return build
+
+
+_register(
+    Kind(
+        "gap",
+        "global average pooling to (channels,)",
+        {},
+        lambda args, inp: (_spatial("gap", inp)[2],),
+        lambda args, inp, out: Cost(flops_by_op=Counter(Mean=_n(inp))),
+        _keras_plain("GlobalAveragePooling2D"),
+    )
+)
+_register(
+    Kind(
+        "flatten",
+        "flatten to (features,)",
+        {},
+        lambda args, inp: (_n(inp),),
+        lambda args, inp, out: Cost(),
+        _keras_plain("Flatten"),
+    )
+)
+_register(
+    Kind(
+        "dropout",
+        "dropout (identity at inference)",
+        {"rate": Field(RATE, doc="fraction of units dropped while training")},
+        lambda args, inp: inp,
+        lambda args, inp, out: Cost(),
+        _keras_plain("Dropout"),
+        shorthand="rate",
+    )
+)
+_register(
+    Kind(
+        "activation",
+        "an activation on its own",
+        {"activation": Field(ACTIVATION, doc="relu, relu6, sigmoid, tanh or softmax")},
+        lambda args, inp: inp,
+        lambda args, inp, out: activation_cost(args["activation"], _n(out)),
+        lambda args, name: _keras_plain("Activation")({"activation": args["activation"] or "linear"}, name),
+        shorthand="activation",
+    )
+)
+_register(
+    Kind(
+        "batchnorm",
+        "batch normalisation on its own",
+        {
+            "scale": Field(BOOL, True, "learn a gamma"),
+            "epsilon": Field(POSITIVE, 1e-3, "added to the variance"),
+            "momentum": Field(RATE, 0.99, "of the moving statistics"),
+        },
+        lambda args, inp: inp,
+        lambda args, inp, out: batchnorm_cost(out[-1], _n(out), args["scale"]),
+        _keras_plain("BatchNormalization"),
+    )
+)
+
+
+def _dense_shape(args: dict[str, Any], inp: Shape) -> Shape:
+    if len(inp) != 1:
+        raise ShapeError("a flat (features,) input for 'dense' (add gap or flatten first)", fmt_shape(inp))
+    return (args["units"],)
+
+
+def _dense_cost(args: dict[str, Any], inp: Shape, out: Shape) -> Cost:
+    weights = inp[0] * out[0]
+    return Cost(weights, weights, weights, Counter(MatMul=2 * weights)) + _post(args, out)
+
+
+def _dense_keras(args: dict[str, Any], name: str) -> list[Any]:
+    from keras import layers
+
+    return [layers.Dense(args["units"], activation=args["activation"], use_bias=args["bias"], name=name)]
+
+
+_register(
+    Kind(
+        "dense",
+        "fully connected layer",
+        {
+            "units": Field(POS_INT, doc="output features"),
+            "activation": Field(ACTIVATION, None, "e.g. softmax for class probabilities"),
+            "bias": Field(BOOL, True, "add a bias"),
+        },
+        _dense_shape,
+        _dense_cost,
+        _dense_keras,
+        shorthand="units",
+    )
+)
+
+# ---------------------------------------------------------------------------------------
+# Merges: how a block joins its branches. Same idea as a kind, over several inputs.
+
+
+@dataclass(frozen=True)
+class Merge:
+    name: str
+    doc: str
+    shape: Callable[[list[Shape]], Shape]
+    cost: Callable[[list[Shape], Shape], Cost]
+    keras: Callable[[str], Any]
+
+
+def _concat_shape(shapes: list[Shape]) -> Shape:
+    spatial = {s[:-1] for s in shapes}
+    if len(spatial) != 1:
+        raise ShapeError(
+            "branches with equal spatial sizes to concatenate",
+            ", ".join(fmt_shape(s) for s in shapes),
+        )
+    return (*shapes[0][:-1], sum(s[-1] for s in shapes))
+
+
+def _add_shape(shapes: list[Shape]) -> Shape:
+    if len(set(shapes)) != 1:
+        raise ShapeError("branches with equal shapes to add", ", ".join(fmt_shape(s) for s in shapes))
+    return shapes[0]
+
+
+def _keras_merge(class_name: str) -> Callable[[str], Any]:
+    def build(name: str) -> Any:
+        from keras import layers
+
+        return getattr(layers, class_name)(name=name)
+
+    return build
+
+
+MERGES: dict[str, Merge] = {
+    "concat": Merge(
+        "concat",
+        "concatenate along channels",
+        _concat_shape,
+        lambda shapes, out: Cost(),
+        _keras_merge("Concatenate"),
+    ),
+    "add": Merge(
+        "add",
+        "element-wise sum (residual)",
+        _add_shape,
+        lambda shapes, out: Cost(flops_by_op=Counter(AddV2=(len(shapes) - 1) * _n(out))),
+        _keras_merge("Add"),
+    ),
+}
+
+
+def scale_cost(shape: Shape) -> Cost:
+    """A residual scale, built as keras Rescaling: x * scale + 0."""
+    return Cost(flops_by_op=Counter(Mul=_n(shape), AddV2=_n(shape)))

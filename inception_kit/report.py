@@ -1,0 +1,195 @@
+"""Reports drawn from the cost model: JSON data, terminal table, Markdown and CSV.
+
+`report_data` is the one source; every format renders it. MACs and FLOPs are labelled
+everywhere; FLOPs follow TensorFlow's profiler (see `kinds`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from .cost import Analysis, saving
+from .kinds import Cost, fmt_shape
+
+FORMATS = ("table", "markdown", "csv", "json")
+
+
+def _costs(cost: Cost, prefix: str = "") -> dict[str, Any]:
+    return {
+        f"{prefix}params": cost.params,
+        f"{prefix}trainable_params": cost.trainable,
+        f"{prefix}macs": cost.macs,
+        f"{prefix}flops": cost.flops,
+    }
+
+
+def _saving(cost: Cost, naive: Cost) -> dict[str, Any]:
+    ratio, pct = saving(cost.macs, naive.macs)
+    pratio, ppct = saving(cost.params, naive.params)
+    return {
+        "naive_macs": naive.macs,
+        "naive_flops": naive.flops,
+        "naive_params": naive.params,
+        "macs_saving_ratio": round(ratio, 4),
+        "macs_saving_percent": round(pct, 2),
+        "params_saving_ratio": round(pratio, 4),
+        "params_saving_percent": round(ppct, 2),
+    }
+
+
+def report_data(analysis: Analysis) -> dict[str, Any]:
+    """The report as plain data (the JSON format, documented in the README)."""
+    plan = analysis.plan
+    model = {
+        "name": plan.model.name,
+        "input_shape": list(plan.model.input_shape),
+        "output_shape": list(plan.output_shape),
+        **_costs(analysis.total),
+        "non_trainable_params": analysis.total.non_trainable,
+        "flops_by_op": dict(sorted(analysis.total.flops_by_op.items())),
+        **_saving(analysis.total, analysis.naive),
+        "param_bytes": analysis.memory.param_bytes,
+        "peak_activation_bytes": analysis.memory.peak_activation_bytes,
+    }
+    blocks = [
+        {
+            "name": b.name,
+            "path": b.path,
+            "output_shape": list(b.output_shape),
+            **_costs(b.cost),
+            **_saving(b.cost, b.naive),
+            "branches": [
+                {
+                    "name": br.name,
+                    "output_shape": list(br.output_shape),
+                    **_costs(br.cost),
+                    **_saving(br.cost, br.naive),
+                }
+                for br in b.branches
+            ],
+        }
+        for b in analysis.blocks
+    ]
+    layers = [
+        {
+            "name": r.name,
+            "kind": r.kind,
+            "path": r.path,
+            "block": r.block,
+            "branch": r.branch,
+            "output_shape": list(r.output_shape),
+            **_costs(r.cost),
+            "naive_macs": r.naive.macs,
+            "naive_params": r.naive.params,
+            "removed_in_naive": r.removed_in_naive,
+        }
+        for r in analysis.rows
+    ]
+    return {
+        "conventions": {
+            "macs": "multiply-accumulates of conv, depthwise, pointwise and dense layers",
+            "flops": "TensorFlow profiler float ops of the frozen inference graph (2 per MAC, "
+            "plus bias adds, batch norm, pooling, softmax)",
+            "naive": "each 1x1 conv that only reduces channels before a kxk conv removed",
+            "batch": 1,
+        },
+        "model": model,
+        "blocks": blocks,
+        "layers": layers,
+    }
+
+
+def _human(n: int) -> str:
+    for unit, size in (("G", 10**9), ("M", 10**6), ("K", 10**3)):
+        if abs(n) >= size:
+            return f"{n / size:.2f}{unit}"
+    return str(n)
+
+
+def _ratio(r: float) -> str:
+    return f"{r:.2f}x"
+
+
+def _table(header: list[str], rows: list[list[str]], right: set[int]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+
+    def line(cells: list[str]) -> str:
+        out = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))]
+        return "  ".join(out).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(header), rule, *(line(r) for r in rows)])
+
+
+def _layer_rows(data: dict[str, Any], human: bool) -> list[list[str]]:
+    n = _human if human else (lambda v: f"{v:,}")
+    return [
+        [l["name"], l["kind"], fmt_shape(l["output_shape"]), n(l["params"]), n(l["macs"]), n(l["flops"])]
+        for l in data["layers"]
+    ]
+
+
+def _block_rows(data: dict[str, Any], human: bool) -> list[list[str]]:
+    n = _human if human else (lambda v: f"{v:,}")
+    rows = []
+    for b in data["blocks"]:
+        rows.append([b["name"], fmt_shape(b["output_shape"]), n(b["params"]), n(b["macs"]), n(b["naive_macs"]), _ratio(b["macs_saving_ratio"])])
+        for br in b["branches"]:
+            rows.append([f"  {br['name']}", fmt_shape(br["output_shape"]), n(br["params"]), n(br["macs"]), n(br["naive_macs"]), _ratio(br["macs_saving_ratio"])])
+    return rows
+
+
+def _summary(m: dict[str, Any], human: bool) -> list[tuple[str, str]]:
+    n = _human if human else (lambda v: f"{v:,}")
+    return [
+        ("input → output", f"{fmt_shape(m['input_shape'])} → {fmt_shape(m['output_shape'])}"),
+        ("params (trainable / non-trainable)", f"{m['params']:,} ({m['trainable_params']:,} / {m['non_trainable_params']:,})"),
+        ("MACs (multiply-adds)", f"{m['macs']:,}"),
+        ("FLOPs (TF profiler)", f"{m['flops']:,}"),
+        ("naive MACs (no 1x1 reductions)", f"{m['naive_macs']:,}  → saving {m['macs_saving_ratio']:.2f}x, {m['macs_saving_percent']:.1f}%"),
+        ("naive params", f"{m['naive_params']:,}  → saving {m['params_saving_ratio']:.2f}x, {m['params_saving_percent']:.1f}%"),
+        ("param bytes / peak activation bytes", f"{n(m['param_bytes'])}B / {n(m['peak_activation_bytes'])}B per sample"),
+    ]
+
+
+BLOCK_HEADER = ["block / branch", "output", "params", "MACs", "naive MACs", "saving"]
+LAYER_HEADER = ["layer", "kind", "output", "params", "MACs", "FLOPs"]
+
+
+def render(analysis: Analysis, fmt: str = "table") -> str:
+    """The report in one of FORMATS."""
+    data = report_data(analysis)
+    if fmt == "json":
+        return json.dumps(data, indent=2) + "\n"
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        cols = ["name", "kind", "block", "branch", "output_shape", "params", "trainable_params", "macs", "flops", "naive_macs", "naive_params"]
+        writer.writerow(cols)
+        for l in data["layers"]:
+            writer.writerow([fmt_shape(l[c]) if c == "output_shape" else ("" if l[c] is None else l[c]) for c in cols])
+        return buf.getvalue()
+    m = data["model"]
+    if fmt == "markdown":
+        def md(header: list[str], rows: list[list[str]]) -> str:
+            out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+            out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
+            return "\n".join(out)
+
+        parts = [f"# {m['name']}", "", md(["", "value"], [[k, v] for k, v in _summary(m, False)])]
+        if data["blocks"]:
+            parts += ["", "## Blocks", "", md(BLOCK_HEADER, _block_rows(data, False))]
+        parts += ["", "## Layers", "", md(LAYER_HEADER, _layer_rows(data, False)), ""]
+        return "\n".join(parts)
+    if fmt != "table":
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}; received {fmt!r}")
+    parts = [f"{m['name']}"]
+    width = max(len(k) for k, _ in _summary(m, True))
+    parts += [f"  {k.ljust(width)}  {v}" for k, v in _summary(m, True)]
+    if data["blocks"]:
+        parts += ["", _table(BLOCK_HEADER, _block_rows(data, True), {2, 3, 4, 5})]
+    parts += ["", _table(LAYER_HEADER, _layer_rows(data, True), {3, 4, 5}), ""]
+    return "\n".join(parts)

@@ -1,0 +1,260 @@
+"""Shape inference: resolves every layer's arguments, names it and infers its shapes.
+
+`plan(model)` is the whole validation of a spec: it checks every field value against the
+registry, every block's merge, and every shape, and collects all problems into one
+SpecError. What it returns (a Plan) is what the cost model and the Keras builder walk, so
+names and shapes are decided once, here.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Union
+
+from .errors import Mark, Problems, did_you_mean
+from .kinds import ACTIVATION, KINDS, MERGES, Bad, FieldBad, Shape, ShapeError, fmt_shape
+from .spec import Block, Layer, Model, Node
+
+
+@dataclass
+class Op:
+    """One resolved layer: its final arguments, its name and its shapes."""
+
+    name: str
+    kind: str
+    args: dict[str, Any]
+    path: str
+    input_shape: Shape
+    output_shape: Shape
+
+
+@dataclass
+class BlockPlan:
+    """One resolved block; `merge_name` is the Keras name of its merge layer."""
+
+    name: str
+    path: str
+    merge: str
+    scale: float | None
+    activation: str | None
+    branches: dict[str, list["Step"]]
+    input_shape: Shape
+    output_shape: Shape
+
+    @property
+    def merge_name(self) -> str:
+        return f"{self.name}_{self.merge}"
+
+
+Step = Union[Op, BlockPlan]
+
+
+@dataclass
+class Plan:
+    model: Model
+    layers: list[Step]
+    head: list[Step]
+    output_shape: Shape
+
+    @property
+    def steps(self) -> list[Step]:
+        return [*self.layers, *self.head]
+
+
+def iter_ops(steps: list[Step]) -> Iterator[Op]:
+    """Every Op, in build order."""
+    for step in steps:
+        if isinstance(step, Op):
+            yield step
+        else:
+            for branch in step.branches.values():
+                yield from iter_ops(branch)
+
+
+def describe(kind: str, args: dict[str, Any]) -> str:
+    """The truthful short name of a layer: conv3x3, sepconv1x7, maxpool3x3, dense, ..."""
+    if kind in ("conv", "sepconv"):
+        return f"{kind}{args['kernel'][0]}x{args['kernel'][1]}"
+    if kind in ("maxpool", "avgpool"):
+        return f"{kind}{args['pool'][0]}x{args['pool'][1]}"
+    if kind == "activation":
+        return args["activation"] or "linear"
+    if kind == "batchnorm":
+        return "bn"
+    return kind
+
+
+def plan(model: Model) -> Plan:
+    """Validates a model and infers all shapes. Raises SpecError with every problem."""
+    return _Planner(model).run()
+
+
+class _Names:
+    """Hands out stable, unique names within one scope (`conv3x3`, then `conv3x3_2`)."""
+
+    def __init__(self) -> None:
+        self.seen: Counter[str] = Counter()
+
+    def take(self, base: str) -> str:
+        self.seen[base] += 1
+        return base if self.seen[base] == 1 else f"{base}_{self.seen[base]}"
+
+
+class _Planner:
+    def __init__(self, model: Model) -> None:
+        self.model = model
+        self.p = Problems()
+        self.all_names: dict[str, str] = {}  # name -> path, to catch collisions
+        self.unnamed: Counter[str] = Counter()  # unnamed blocks: block_1, block_2, ...
+        self.defaults = self.check_defaults()
+
+    def run(self) -> Plan:
+        shape: Shape | None = tuple(self.model.input_shape)
+        top = _Names()
+        layers, shape = self.sequence(self.model.layers, shape, "layers", "", top)
+        head, shape = self.sequence(self.model.head, shape, "head", "", top)
+        self.p.raise_if_any()
+        return Plan(self.model, layers, head, shape)  # type: ignore[arg-type]
+
+    # -- problems ----------------------------------------------------------------------
+
+    def where(self, node: Node, key: str = "") -> tuple[Mark | None, str | None]:
+        origins = node.origins
+        return origins.get(key) or origins.get("") or (None, None)
+
+    def problem(self, node: Node, path: str, key: str, expected: str, received: Any, raw: bool = False, hint: str | None = None) -> None:
+        mark, note = self.where(node, key)
+        hints = "; ".join(h for h in (hint, note) if h)
+        self.p.add(path, expected, received, mark, hints or None, raw=raw)
+
+    def check_defaults(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for kind, values in self.model.defaults.items():
+            if kind not in KINDS:
+                self.p.add(f"defaults.{kind}", "a layer kind", kind, hint=did_you_mean(kind, KINDS))
+                continue
+            fields = KINDS[kind].fields
+            out[kind] = {}
+            for key, value in values.items():
+                path = f"defaults.{kind}.{key}"
+                mark = self.model.origins.get(path, (None, None))[0]
+                if key not in fields:
+                    self.p.add(path, f"a {kind} field: " + ", ".join(fields), key, mark, did_you_mean(key, fields))
+                    continue
+                try:
+                    fields[key].type.check(value)
+                    out[kind][key] = value
+                except Bad as bad:
+                    self.p.add(path, bad.expected, value, mark)
+        return out
+
+    def claim(self, name: str, path: str, node: Node) -> str:
+        if name in self.all_names:
+            self.problem(node, path, "name", f"a layer name not used before (also at {self.all_names[name]})", name)
+        self.all_names[name] = path
+        return name
+
+    # -- walking -------------------------------------------------------------------------
+
+    def sequence(self, nodes: list[Node], shape: Shape | None, path: str, prefix: str, names: _Names) -> tuple[list[Step], Shape | None]:
+        steps: list[Step] = []
+        for i, node in enumerate(nodes):
+            npath = f"{path}[{i}]"
+            if isinstance(node, Layer):
+                step = self.layer(node, shape, npath, prefix, names)
+            elif isinstance(node, Block):
+                step = self.block(node, shape, npath, prefix)
+            else:
+                self.p.add(npath, "a Layer or a Block", type(node).__name__, raw=True)
+                step = None
+            if step is None:
+                shape = None  # already reported; later shapes are unknown
+                continue
+            steps.append(step)
+            shape = step.output_shape
+        return steps, shape
+
+    def layer(self, layer: Layer, shape: Shape | None, path: str, prefix: str, names: _Names) -> Op | None:
+        kind = KINDS.get(layer.kind)
+        if kind is None:
+            self.problem(layer, path, "", "a layer kind: " + ", ".join(KINDS), layer.kind, hint=did_you_mean(layer.kind, KINDS))
+            return None
+        unknown = [k for k in layer.args if k not in kind.fields]
+        for key in unknown:
+            self.problem(layer, f"{path}.{key}", key, f"a {layer.kind} field: " + ", ".join(kind.fields), key, hint=did_you_mean(key, kind.fields))
+        try:
+            args = kind.resolve({**self.defaults.get(layer.kind, {}), **layer.args})
+        except FieldBad as bad:
+            fpath = layer.paths.get(bad.field, f"{path}.{bad.field}")
+            if bad.missing:
+                self.problem(layer, fpath, "", bad.expected, None, hint=f"'{bad.field}' is missing")
+            else:
+                self.problem(layer, fpath, bad.field, bad.expected, bad.value)
+            return None
+        if unknown:
+            return None
+        desc = describe(layer.kind, args)
+        if layer.name:
+            name = f"{prefix}_{layer.name}" if prefix else layer.name
+        else:
+            name = names.take(f"{prefix}_{desc}" if prefix else desc)
+        name = self.claim(name, path, layer)
+        if shape is None:
+            return None
+        try:
+            out = kind.shape(args, shape)
+        except ShapeError as err:
+            fpath = layer.paths.get(err.field, f"{path}.{err.field}") if err.field else path
+            self.problem(layer, fpath, err.field, err.expected, err.received, raw=True, hint=f"input is {fmt_shape(shape)}")
+            return None
+        return Op(name, layer.kind, args, path, shape, out)
+
+    def block(self, block: Block, shape: Shape | None, path: str, prefix: str) -> BlockPlan | None:
+        ok = True
+        if block.merge not in MERGES:
+            self.problem(block, f"{path}.merge", "merge", "one of " + ", ".join(MERGES), block.merge, hint=did_you_mean(str(block.merge), MERGES))
+            ok = False
+        scale = block.scale
+        if scale is not None:
+            if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not (-1e6 < scale < 1e6):
+                self.problem(block, f"{path}.scale", "scale", "a finite number", scale)
+                ok = False
+            elif block.merge != "add":
+                self.problem(block, f"{path}.scale", "scale", "no scale unless merge is add", scale)
+                ok = False
+        try:
+            activation = ACTIVATION.check(block.activation)
+        except Bad as bad:
+            self.problem(block, f"{path}.activation", "activation", bad.expected, block.activation)
+            activation, ok = None, False
+        if not block.branches:
+            self.problem(block, f"{path}.branches", "branches", "at least one branch", "none", raw=True)
+            ok = False
+        if block.name:
+            name = f"{prefix}_{block.name}" if prefix else block.name
+        else:
+            base = f"{prefix}_block" if prefix else "block"
+            self.unnamed[base] += 1
+            name = f"{base}_{self.unnamed[base]}"
+        outs: dict[str, Shape | None] = {}
+        branches: dict[str, list[Step]] = {}
+        for bname, nodes in block.branches.items():
+            steps, out = self.sequence(list(nodes), shape, f"{path}.branches.{bname}", f"{name}_{bname}", _Names())
+            branches[bname], outs[bname] = steps, out
+        for suffix in (block.merge, activation):
+            if suffix:
+                self.claim(f"{name}_{suffix}", path, block)
+        if scale is not None:
+            for bname, nodes in block.branches.items():
+                if nodes:
+                    self.claim(f"{name}_{bname}_scale", path, block)
+        if not ok or shape is None or any(o is None for o in outs.values()):
+            return None
+        try:
+            out = MERGES[block.merge].shape(list(outs.values()))  # type: ignore[arg-type]
+        except ShapeError as err:
+            received = ", ".join(f"{b} {fmt_shape(s)}" for b, s in outs.items())  # type: ignore[arg-type]
+            self.problem(block, f"{path}.merge", "merge", err.expected, received, raw=True)
+            return None
+        return BlockPlan(name, path, block.merge, None if scale is None else float(scale), activation, branches, shape, out)

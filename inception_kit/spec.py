@@ -1,0 +1,530 @@
+"""Spec objects (Layer, Block, Model) and how YAML documents become them.
+
+The YAML language is the Python objects written down: a model has `layers` and a `head`,
+each item one layer (`{conv: {filters: 64, kernel: 3}}`), a block (`{block: {...}}`),
+a GoogLeNet table row (`{inception: {1x1: 64, ...}}`) or a template instance
+(`{NAME: {arg: value}}`). Templates and table rows are expanded here, so everything
+after this module sees only Layers and Blocks. Field values are checked later, in
+`shapes.plan`, so that specs written in Python get exactly the same checks.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence, Union
+
+from .errors import Mark, Problems, SpecError, did_you_mean
+from .kinds import KINDS, MERGES
+from .yaml_io import YDict, YList, dump_yaml, key_mark_of, load_yaml, mark_of, read_text
+
+# Where a field's value came from, for error messages: its mark and an optional note.
+Origin = tuple[Union[Mark, None], Union[str, None]]
+
+
+class Layer:
+    """One layer: a registry kind and its arguments, e.g. `Layer("conv", filters=64, kernel=3)`."""
+
+    def __init__(self, kind: str, /, name: str | None = None, **args: Any) -> None:
+        self.kind = kind
+        self.name = name
+        self.args: dict[str, Any] = dict(args)
+        self.origins: dict[str, Origin] = {}  # "" is the layer itself
+        self.paths: dict[str, str] = {}  # field -> spec path, where it differs (table rows)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, Layer)
+            and (self.kind, self.name, _norm(self.args)) == (other.kind, other.name, _norm(other.args))
+        )
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={v!r}" for k, v in self.args.items())
+        named = f", name={self.name!r}" if self.name else ""
+        return f"Layer({self.kind!r}{named}{', ' if inner else ''}{inner})"
+
+    def to_data(self) -> dict[str, Any]:
+        body = {**({"name": self.name} if self.name else {}), **_norm(self.args)}
+        return {self.kind: body or None}
+
+
+@dataclass(eq=True)
+class Block:
+    """Named branches from one input, merged by `concat` or `add`.
+
+    An empty branch is the identity. With `merge="add"`, `scale` multiplies every
+    non-identity branch before the sum (Inception-ResNet); `activation` follows the merge.
+    """
+
+    name: str | None
+    branches: dict[str, list["Node"]]
+    merge: str = "concat"
+    scale: float | None = None
+    activation: str | None = None
+    origins: dict[str, Origin] = field(default_factory=dict, compare=False, repr=False)
+
+    def to_data(self) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        if self.name:
+            body["name"] = self.name
+        body["merge"] = self.merge
+        if self.scale is not None:
+            body["scale"] = self.scale
+        if self.activation is not None:
+            body["activation"] = self.activation
+        body["branches"] = {b: [n.to_data() for n in nodes] for b, nodes in self.branches.items()}
+        return {"block": body}
+
+
+Node = Union[Layer, Block]
+
+
+@dataclass(eq=True)
+class Model:
+    """A whole network: input shape, defaults per kind, layers, and a head."""
+
+    name: str
+    input_shape: tuple[int, ...]
+    layers: list[Node]
+    head: list[Node] = field(default_factory=list)
+    defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
+    source: str | None = field(default=None, compare=False)
+    origins: dict[str, Origin] = field(default_factory=dict, compare=False, repr=False)
+
+    def to_data(self) -> dict[str, Any]:
+        """The expanded spec as plain data (templates and table rows written out)."""
+        data: dict[str, Any] = {"name": self.name, "input": list(self.input_shape)}
+        if self.defaults:
+            data["defaults"] = _norm(self.defaults)
+        data["layers"] = [n.to_data() for n in self.layers]
+        if self.head:
+            data["head"] = [n.to_data() for n in self.head]
+        return data
+
+    def to_yaml(self) -> str:
+        return dump_yaml(self.to_data())
+
+
+def _norm(value: Any) -> Any:
+    """Tuples as lists, so that Python- and YAML-made specs compare and dump alike."""
+    if isinstance(value, dict):
+        return {k: _norm(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_norm(v) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------------------------------
+# Loading
+
+TABLE_COLUMNS = ("1x1", "3x3_reduce", "3x3", "5x5_reduce", "5x5", "pool_proj")
+MODEL_KEYS = ("name", "input", "defaults", "templates", "layers", "head")
+BLOCK_KEYS = ("name", "branches", "merge", "scale", "activation", "repeat")
+TEMPLATE_KEYS = ("args", "branches", "merge", "scale", "activation")
+
+
+def load_spec(path: str | os.PathLike[str]) -> Model:
+    """Reads, expands and validates a YAML spec file. Raises SpecError with every problem."""
+    name = os.fspath(path)
+    return loads_spec(read_text(name), file=name)
+
+
+def loads_spec(text: str, file: str = "<string>") -> Model:
+    """Like `load_spec`, from a string."""
+    from .shapes import plan  # validation is shape inference's first pass
+
+    model = parse(load_yaml(text, file), file)
+    plan(model)
+    return model
+
+
+def parse(data: Any, file: str = "<string>") -> Model:
+    """Turns parsed YAML into a Model, expanding templates; structure problems only."""
+    problems = Problems()
+    model = _Parser(problems, file).model(data)
+    problems.raise_if_any()
+    return model
+
+
+class _Parser:
+    def __init__(self, problems: Problems, file: str) -> None:
+        self.p = problems
+        self.file = file
+        self.templates: dict[str, YDict] = {}
+        self.template_marks: dict[str, Mark | None] = {}
+        self.default_marks: dict[str, Origin] = {}
+        self.instances: Counter[str] = Counter()
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def unknown_keys(self, data: YDict, allowed: Iterable[str], path: str, what: str) -> None:
+        allowed = list(allowed)
+        for key in data:
+            if key not in allowed:
+                self.p.add(
+                    _join(path, str(key)),
+                    f"one of the {what} keys: " + ", ".join(allowed),
+                    key,
+                    key_mark_of(data, key),
+                    did_you_mean(str(key), allowed),
+                )
+
+    def mapping(self, value: Any, path: str, mark: Mark | None, expected: str) -> YDict | None:
+        if isinstance(value, dict):
+            return value if isinstance(value, YDict) else _ydict(value)
+        self.p.add(path, expected, value, mark)
+        return None
+
+    # -- model -------------------------------------------------------------------------
+
+    def model(self, data: Any) -> Model:
+        top = Mark(self.file, 1, 1)
+        doc = self.mapping(data, "<spec>", mark_of(data) or top, "a mapping with name, input and layers")
+        if doc is None:
+            raise SpecError(self.p.items)
+        self.unknown_keys(doc, MODEL_KEYS, "", "model")
+        name = doc.get("name", os.path.splitext(os.path.basename(self.file))[0] or "model")
+        if not isinstance(name, str) or not name:
+            self.p.add("name", "a non-empty string", name, mark_of(doc, "name"))
+            name = "model"
+        shape = self.input_shape(doc)
+        defaults = self.defaults(doc.get("defaults", YDict()), mark_of(doc, "defaults"))
+        templates = doc.get("templates", YDict())
+        if self.mapping(templates, "templates", mark_of(doc, "templates"), "a mapping of template names to templates") is not None:
+            for tname, body in templates.items():
+                self.template(str(tname), body, mark_of(templates, tname), key_mark_of(templates, tname))
+        if "layers" not in doc:
+            self.p.add("layers", "a list of layers and blocks", mark=doc.mark or top, hint="'layers' is missing")
+        layers = self.nodes(doc.get("layers", YList()), "layers", mark_of(doc, "layers"), None)
+        head = self.nodes(doc.get("head", YList()), "head", mark_of(doc, "head"), None)
+        model = Model(name, shape, layers, head, defaults, source=self.file)
+        model.origins = {k: (mark_of(doc, k), None) for k in doc}
+        model.origins.update(self.default_marks)
+        return model
+
+    def input_shape(self, doc: YDict) -> tuple[int, ...]:
+        value = doc.get("input")
+        if value is None:
+            self.p.add("input", "[height, width, channels]", mark=doc.mark, hint="'input' is missing")
+            return (1, 1, 1)
+        ok = (
+            isinstance(value, list)
+            and len(value) == 3
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
+        )
+        if not ok:
+            self.p.add("input", "[height, width, channels] as positive integers", value, mark_of(doc, "input"))
+            return (1, 1, 1)
+        return tuple(value)
+
+    def defaults(self, data: Any, mark: Mark | None) -> dict[str, dict[str, Any]]:
+        data = self.mapping(data, "defaults", mark, "a mapping from layer kind to field defaults")
+        out: dict[str, dict[str, Any]] = {}
+        for kind, fields in (data or {}).items():
+            path = f"defaults.{kind}"
+            if kind not in KINDS:
+                self.p.add(path, "a layer kind: " + ", ".join(KINDS), kind, key_mark_of(data, kind), did_you_mean(str(kind), KINDS))
+                continue
+            fields = self.mapping(fields, path, mark_of(data, kind), f"a mapping of {kind} fields")
+            if fields is None:
+                continue
+            self.unknown_keys(fields, KINDS[kind].fields, path, kind)
+            out[kind] = {k: v for k, v in fields.items() if k in KINDS[kind].fields}
+            for k in out[kind]:
+                self.default_marks[f"defaults.{kind}.{k}"] = (mark_of(fields, k), None)
+        return out
+
+    # -- templates -----------------------------------------------------------------------
+
+    def template(self, name: str, body: Any, mark: Mark | None, key_mark: Mark | None) -> None:
+        path = f"templates.{name}"
+        if name in KINDS or name in ("block", "inception"):
+            self.p.add(path, "a template name that is not a layer kind, 'block' or 'inception'", name, key_mark)
+            return
+        body = self.mapping(body, path, mark, "a template: args, branches and merge")
+        if body is None:
+            return
+        self.unknown_keys(body, TEMPLATE_KEYS, path, "template")
+        args = body.get("args", YList())
+        if not isinstance(args, list):
+            self.p.add(f"{path}.args", "a list of argument names (or {name: default})", args, mark_of(body, "args"))
+            return
+        self.templates[name] = body
+        self.template_marks[name] = key_mark
+
+    def template_params(self, name: str) -> dict[str, Any]:
+        """Argument name -> default (REQUIRED when none)."""
+        out: dict[str, Any] = {}
+        for item in self.templates[name].get("args", []):
+            if isinstance(item, dict) and len(item) == 1:
+                (key, default), = item.items()
+                out[str(key)] = default
+            else:
+                out[str(item)] = _REQUIRED
+        return out
+
+    def instance(self, name: str, args: Any, path: str, mark: Mark | None) -> list[Node]:
+        args = self.mapping(args if args is not None else YDict(), path, mark, f"a mapping of arguments of template '{name}'")
+        if args is None:
+            return []
+        params = self.template_params(name)
+        self.unknown_keys(args, [*params, "name", "repeat"], path, f"'{name}' template argument")
+        values: dict[str, tuple[Any, Mark | None]] = {}
+        for param, default in params.items():
+            if param in args:
+                values[param] = (args[param], mark_of(args, param))
+            elif default is _REQUIRED:
+                self.p.add(_join(path, param), f"a value for argument '{param}' of template '{name}'", mark=args.mark or mark, hint=f"'{param}' is missing")
+            else:
+                values[param] = (default, None)
+        body = copy.deepcopy(self.templates[name])
+        note = f"in template '{name}' (line {self.template_marks[name].line})" if self.template_marks[name] else None
+        body = self.substitute(body, values, path, name)
+        block = YDict({k: v for k, v in body.items() if k != "args"}, mark=body.mark)
+        block.value_marks = dict(body.value_marks)
+        block.key_marks = dict(body.key_marks)
+        for key in ("name", "repeat"):
+            if key in args:
+                block[key] = args[key]
+                block.value_marks[key] = mark_of(args, key)
+        if "name" not in block:  # named now, so that the written-out spec keeps the name
+            self.instances[name] += 1
+            block["name"] = f"{name}_{self.instances[name]}"
+        return self.block(block, path, mark, note)
+
+    def substitute(self, value: Any, values: dict[str, tuple[Any, Mark | None]], path: str, template: str) -> Any:
+        """Replaces every `$arg` string in a template body; marks follow the argument."""
+        if isinstance(value, YDict):
+            for key in list(value):
+                item = value[key]
+                if _is_ref(item):
+                    value[key], arg_mark = self.lookup(item, values, value, key, path, template)
+                    if arg_mark is not None:
+                        value.value_marks[key] = arg_mark
+                else:
+                    value[key] = self.substitute(item, values, path, template)
+        elif isinstance(value, YList):
+            for i, item in enumerate(value):
+                if _is_ref(item):
+                    value[i], arg_mark = self.lookup(item, values, value, i, path, template)
+                    if arg_mark is not None:
+                        value.item_marks[i] = arg_mark
+                else:
+                    value[i] = self.substitute(item, values, path, template)
+        return value
+
+    def lookup(self, ref: str, values: dict[str, tuple[Any, Mark | None]], container: Any, key: Any, path: str, template: str) -> tuple[Any, Mark | None]:
+        arg = ref[1:]
+        if arg in values:
+            return copy.deepcopy(values[arg][0]), values[arg][1]
+        if arg not in self.template_params(template):
+            self.p.add(
+                f"templates.{template}",
+                f"'${arg}' to name one of the template's args: " + ", ".join(self.template_params(template)),
+                ref,
+                mark_of(container, key),
+                did_you_mean(arg, self.template_params(template)),
+            )
+        return None, None
+
+    # -- nodes ------------------------------------------------------------------------------
+
+    def nodes(self, data: Any, path: str, mark: Mark | None, note: str | None) -> list[Node]:
+        if not isinstance(data, list):
+            self.p.add(path, "a list of layers and blocks", data, mark)
+            return []
+        out: list[Node] = []
+        for i, item in enumerate(data):
+            out.extend(self.node(item, f"{path}[{i}]", mark_of(data, i), note))
+        return out
+
+    def node(self, item: Any, path: str, mark: Mark | None, note: str | None) -> list[Node]:
+        if isinstance(item, str):
+            item = YDict({item: None}, mark=mark)
+            item.key_marks[next(iter(item))] = mark
+        if not isinstance(item, dict) or len(item) != 1:
+            self.p.add(path, "one layer or block: a mapping with a single key such as conv, block or a template name", item, mark)
+            return []
+        if not isinstance(item, YDict):
+            item = _ydict(item)
+        (kind, body), = item.items()
+        body_mark = mark_of(item, kind)
+        if kind == "block":
+            body = self.mapping(body, path, body_mark, "a block: a mapping with branches")
+            return self.block(body, path, body_mark, note) if body is not None else []
+        if kind == "inception":
+            return self.table(body, path, body_mark, note)
+        if kind in self.templates:
+            return self.instance(kind, body, path, body_mark)
+        if kind in KINDS:
+            return self.layer(kind, body, path, body_mark, note)
+        choices = [*KINDS, "block", "inception", *self.templates]
+        self.p.add(path, "a layer kind, 'block', 'inception' or a template: " + ", ".join(choices), kind, key_mark_of(item, kind), did_you_mean(str(kind), choices))
+        return []
+
+    def repeat(self, body: YDict, path: str) -> int:
+        times = body.get("repeat", 1)
+        if isinstance(times, bool) or not isinstance(times, int) or times < 1:
+            self.p.add(_join(path, "repeat"), "a positive integer", times, mark_of(body, "repeat"))
+            return 1
+        return times
+
+    def layer(self, kind: str, body: Any, path: str, mark: Mark | None, note: str | None) -> list[Node]:
+        spec = KINDS[kind]
+        if body is None:
+            body = YDict(mark=mark)
+        elif not isinstance(body, dict):
+            if spec.shorthand is None:
+                self.p.add(path, f"a mapping of {kind} fields: " + ", ".join(spec.fields) if spec.fields else f"nothing after '{kind}'", body, mark)
+                return []
+            value = body
+            body = YDict({spec.shorthand: value}, mark=mark)
+            body.value_marks[spec.shorthand] = mark
+        elif not isinstance(body, YDict):
+            body = _ydict(body)
+        self.unknown_keys(body, [*spec.fields, "name", "repeat"], path, kind)
+        name = body.get("name")
+        if name is not None and not _valid_name(name):
+            self.p.add(_join(path, "name"), "a name of letters, digits, '_', '-' or '.'", name, mark_of(body, "name"))
+            name = None
+        args = {k: v for k, v in body.items() if k in spec.fields}
+        out = []
+        times = self.repeat(body, path)
+        for i in range(times):
+            layer = Layer(kind, name=f"{name}_{i + 1}" if name and times > 1 else name, **copy.deepcopy(args))
+            layer.origins = {k: (mark_of(body, k), note) for k in body}
+            layer.origins[""] = (mark, note)
+            out.append(layer)
+        return out
+
+    def block(self, body: YDict, path: str, mark: Mark | None, note: str | None) -> list[Node]:
+        self.unknown_keys(body, BLOCK_KEYS, path, "block")
+        name = body.get("name")
+        if name is not None and not _valid_name(name):
+            self.p.add(_join(path, "name"), "a name of letters, digits, '_', '-' or '.'", name, mark_of(body, "name"))
+            name = None
+        merge = body.get("merge", "concat")  # merge, scale and activation are checked in plan()
+        scale = body.get("scale")
+        branches_data = body.get("branches")
+        if "branches" not in body:
+            self.p.add(path, "a block with branches", mark=body.mark or mark, hint="'branches' is missing")
+            branches_data = YDict()
+        branches_data = self.mapping(branches_data, _join(path, "branches"), mark_of(body, "branches"), "a mapping of branch names to lists of layers")
+        times = self.repeat(body, path)
+        out: list[Node] = []
+        for i in range(times):
+            branches: dict[str, list[Node]] = {}
+            for bname, nodes in (branches_data or {}).items():
+                bpath = f"{_join(path, 'branches')}.{bname}"
+                if not _valid_name(bname):
+                    self.p.add(bpath, "a branch name of letters, digits and '_'", bname, key_mark_of(branches_data, bname))
+                    continue
+                branches[str(bname)] = self.nodes(nodes if nodes is not None else YList(), bpath, mark_of(branches_data, bname), note)
+            if branches_data is not None and not branches_data:
+                self.p.add(_join(path, "branches"), "at least one branch", "none", mark_of(body, "branches") or mark, raw=True)
+            block = Block(
+                f"{name}_{i + 1}" if name and times > 1 else name,
+                branches,
+                merge,
+                scale,
+                body.get("activation"),
+            )
+            block.origins.update({k: (mark_of(body, k), note) for k in body})
+            block.origins[""] = (mark, note)
+            out.append(block)
+        return out
+
+    def table(self, body: Any, path: str, mark: Mark | None, note: str | None) -> list[Node]:
+        """The GoogLeNet table row: {1x1, 3x3_reduce, 3x3, 5x5_reduce, 5x5, pool_proj}."""
+        body = self.mapping(body, path, mark, "a mapping with the columns " + ", ".join(TABLE_COLUMNS))
+        if body is None:
+            return []
+        self.unknown_keys(body, [*TABLE_COLUMNS, "name", "pool", "repeat"], path, "inception table")
+        for col in TABLE_COLUMNS:
+            if col not in body:
+                self.p.add(_join(path, col), f"a value for column '{col}' (output channels)", mark=body.mark or mark, hint=f"'{col}' is missing")
+        pool = body.get("pool", "max")
+        if pool not in ("max", "avg"):
+            self.p.add(_join(path, "pool"), "max or avg", pool, mark_of(body, "pool"))
+            pool = "max"
+
+        def conv(col: str, kernel: int) -> Layer:
+            layer = Layer("conv", filters=body.get(col), kernel=kernel)
+            layer.origins = {"filters": (mark_of(body, col), note), "": (mark_of(body, col), note)}
+            layer.paths = {"filters": _join(path, col)}
+            return layer
+
+        def pool_layer() -> Layer:
+            layer = Layer(f"{pool}pool", pool=3, strides=1)
+            layer.origins = {"": (mark, note)}
+            return layer
+
+        out: list[Node] = []
+        times = self.repeat(body, path)
+        name = body.get("name")
+        if name is not None and not _valid_name(name):
+            self.p.add(_join(path, "name"), "a name of letters, digits, '_', '-' or '.'", name, mark_of(body, "name"))
+            name = None
+        for i in range(times):
+            branches: dict[str, list[Node]] = {
+                "b1": [conv("1x1", 1)],
+                "b2": [conv("3x3_reduce", 1), conv("3x3", 3)],
+                "b3": [conv("5x5_reduce", 1), conv("5x5", 5)],
+                "b4": [pool_layer(), conv("pool_proj", 1)],
+            }
+            block = Block(f"{name}_{i + 1}" if name and times > 1 else name, branches)
+            block.origins = {"": (mark, note)}
+            out.append(block)
+        return out
+
+
+_REQUIRED = object()
+
+
+def _is_ref(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith("$") and len(value) > 1
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _valid_name(name: Any) -> bool:
+    import re
+
+    return isinstance(name, str) and re.fullmatch(r"[A-Za-z0-9_.\-]+", name) is not None
+
+
+def _ydict(data: Mapping[Any, Any]) -> YDict:
+    out = YDict(data)
+    return out
+
+
+def from_data(data: Mapping[str, Any]) -> Model:
+    """Builds a Model from plain data (the form `Model.to_data` writes), with validation."""
+    from .shapes import plan
+
+    model = parse(_to_y(data))
+    plan(model)
+    return model
+
+
+def _to_y(data: Any) -> Any:
+    if isinstance(data, dict):
+        return YDict({k: _to_y(v) for k, v in data.items()})
+    if isinstance(data, (list, tuple)):
+        out = YList(_to_y(v) for v in data)
+        out.item_marks = [None] * len(out)
+        return out
+    return data
+
+
+def walk(nodes: Sequence[Node]) -> Iterable[Node]:
+    """Every node, depth first, blocks before their contents."""
+    for node in nodes:
+        yield node
+        if isinstance(node, Block):
+            for branch in node.branches.values():
+                yield from walk(branch)

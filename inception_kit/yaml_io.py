@@ -1,0 +1,197 @@
+"""Safe YAML reading that remembers where every value came from.
+
+Only the YAML core schema is accepted (strings, numbers, booleans, null, mappings,
+sequences, anchors, aliases and `<<` merge keys). Anything else is a spec error:
+Python object tags, other custom tags, duplicate keys, and documents that grow too large
+when their aliases are expanded ("billion laughs"). Limits are module constants so that
+the README can quote them and tests can reach them.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import yaml
+
+from .errors import Mark, SpecError
+
+MAX_FILE_BYTES = 1_000_000
+MAX_NODES = 100_000  # values after alias expansion; GoogLeNet has about 1,500
+MAX_DEPTH = 64
+
+_CORE_TAGS = {
+    "tag:yaml.org,2002:" + t for t in ("str", "int", "float", "bool", "null", "map", "seq")
+}
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class YDict(dict):
+    """A mapping read from YAML: `mark` of the mapping, and of each key and value."""
+
+    def __init__(self, *args: Any, mark: Mark | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.mark = mark
+        self.key_marks: dict[Any, Mark] = {}
+        self.value_marks: dict[Any, Mark] = {}
+
+
+class YList(list):
+    """A sequence read from YAML: `mark` of the sequence and of each item."""
+
+    def __init__(self, *args: Any, mark: Mark | None = None) -> None:
+        super().__init__(*args)
+        self.mark = mark
+        self.item_marks: list[Mark | None] = []
+
+
+def mark_of(container: Any, key: Any = None) -> Mark | None:
+    """The mark of `container[key]` (or of the container itself when key is None)."""
+    if key is None:
+        return getattr(container, "mark", None)
+    if isinstance(container, YDict):
+        return container.value_marks.get(key, container.mark)
+    if isinstance(container, YList) and isinstance(key, int) and key < len(container.item_marks):
+        return container.item_marks[key]
+    return getattr(container, "mark", None)
+
+
+def key_mark_of(container: Any, key: Any) -> Mark | None:
+    if isinstance(container, YDict):
+        return container.key_marks.get(key, container.mark)
+    return getattr(container, "mark", None)
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader used only to compose nodes and construct plain scalars."""
+
+
+def _mark(file: str, m: Any) -> Mark:
+    return Mark(file, m.line + 1, m.column + 1)
+
+
+def read_text(path: str | os.PathLike[str]) -> str:
+    """Reads a spec file as UTF-8 text, with one clear error for each way that fails."""
+    name = os.fspath(path)
+
+    def fail(expected: str, received: str) -> SpecError:
+        return SpecError.one("<file>", expected, received, Mark(name, 1, 1))
+
+    if not os.path.exists(name):
+        raise fail("an existing spec file", "a path that does not exist")
+    if os.path.isdir(name):
+        raise fail("a spec file", "a directory")
+    size = os.path.getsize(name)
+    if size > MAX_FILE_BYTES:
+        raise fail(f"a spec of at most {MAX_FILE_BYTES:,} bytes", f"{size:,} bytes")
+    with open(name, "rb") as handle:
+        data = handle.read()
+    if data.startswith(b"\xef\xbb\xbf"):
+        raise fail("UTF-8 text without a byte-order mark", "a file starting with a BOM")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        col = err.start - (data.rfind(b"\n", 0, err.start) + 1) + 1
+        raise SpecError.one(
+            "<file>", "UTF-8 text", f"byte 0x{data[err.start]:02x}", Mark(name, line, col)
+        ) from None
+
+
+def load_yaml(text: str, file: str = "<string>") -> Any:
+    """Parses one YAML document into YDict/YList/scalars, enforcing the limits above."""
+    if len(text.encode("utf-8")) > MAX_FILE_BYTES:
+        raise SpecError.one(
+            "<file>", f"a spec of at most {MAX_FILE_BYTES:,} bytes", "more", Mark(file, 1, 1)
+        )
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+    except yaml.MarkedYAMLError as err:
+        mark = _mark(file, err.problem_mark) if err.problem_mark else Mark(file, 1, 1)
+        problem = (err.problem or "invalid YAML").strip()
+        if "'\\t'" in problem or "\t" in problem:
+            problem = "a tab character (YAML indents with spaces only)"
+        raise SpecError.one("<file>", "valid YAML", problem, mark) from None
+    except yaml.YAMLError as err:  # reader errors: control characters and the like
+        raise SpecError.one("<file>", "valid YAML", str(err).splitlines()[0], Mark(file, 1, 1)) from None
+    finally:
+        loader.dispose()
+    if node is None:
+        raise SpecError.one("<file>", "a YAML mapping (the spec)", "an empty file", Mark(file, 1, 1))
+    return _Converter(loader, file).convert(node, 0)
+
+
+class _Converter:
+    def __init__(self, loader: _Loader, file: str) -> None:
+        self.loader = loader
+        self.file = file
+        self.count = 0
+
+    def fail(self, node: yaml.Node, expected: str, received: str) -> SpecError:
+        return SpecError.one("<file>", expected, received, _mark(self.file, node.start_mark))
+
+    def convert(self, node: yaml.Node, depth: int) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise self.fail(
+                node,
+                f"at most {MAX_NODES:,} values after expanding aliases",
+                "more (are anchors and aliases nested too deeply?)",
+            )
+        if depth > MAX_DEPTH:
+            raise self.fail(node, f"nesting at most {MAX_DEPTH} levels deep", "deeper nesting")
+        if node.tag not in _CORE_TAGS:
+            raise self.fail(node, "plain YAML values (no tags)", f"the tag '{node.tag}'")
+        mark = _mark(self.file, node.start_mark)
+        if isinstance(node, yaml.ScalarNode):
+            return self.loader.construct_object(node)
+        if isinstance(node, yaml.SequenceNode):
+            out = YList(mark=mark)
+            for item in node.value:
+                out.append(self.convert(item, depth + 1))
+                out.item_marks.append(_mark(self.file, item.start_mark))
+            return out
+        return self.mapping(node, depth, mark)
+
+    def mapping(self, node: yaml.MappingNode, depth: int, mark: Mark) -> YDict:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == _MERGE_TAG:
+                continue
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise self.fail(key_node, "a plain key", "a mapping or list used as a key")
+            key = self.loader.construct_object(key_node)
+            if key in seen:
+                first = _mark(self.file, seen[key].start_mark)
+                raise self.fail(
+                    key_node, f"each key once (first '{key}' at line {first.line})", f"'{key}' again"
+                )
+            seen[key] = key_node
+        try:
+            self.loader.flatten_mapping(node)  # resolves `<<` merge keys, explicit keys win
+        except yaml.MarkedYAMLError as err:
+            raise self.fail(node, "a mapping or list of mappings after '<<'", err.problem or "") from None
+        out = YDict(mark=mark)
+        for key_node, value_node in node.value:
+            self.count += 1
+            key = self.loader.construct_object(key_node)
+            if not isinstance(key, (str, int, float, bool)) and key is not None:
+                raise self.fail(key_node, "a plain key", repr(key))
+            out[key] = self.convert(value_node, depth + 1)
+            out.key_marks[key] = _mark(self.file, key_node.start_mark)
+            out.value_marks[key] = _mark(self.file, value_node.start_mark)
+        return out
+
+
+def dump_yaml(data: Any) -> str:
+    """Writes plain data as block-style YAML, keys in the order given."""
+    return yaml.safe_dump(_plain(data), sort_keys=False, default_flow_style=None, width=100)
+
+
+def _plain(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: _plain(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_plain(v) for v in data]
+    return data
