@@ -1,0 +1,61 @@
+"""Analytic costs against the built Keras model: parameters and profiler FLOPs.
+
+One documented difference: on CPU, Keras runs grouped convolutions (groups > 1) inside
+an XLA-compiled function that TensorFlow's profiler cannot see into, so it counts 0
+Conv2D FLOPs for them. `expected_profile` removes exactly those from the analytic counts
+before comparing (their bias adds run outside the function and are counted).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from .cost import Analysis, op_cost
+from .shapes import iter_ops
+
+
+@dataclass
+class Check:
+    what: str
+    analytic: int
+    measured: int
+
+    @property
+    def ok(self) -> bool:
+        return self.analytic == self.measured
+
+
+def expected_profile(analysis: Analysis) -> Counter:
+    """What the profiler should report, op type by op type (see the module docstring)."""
+    expected = Counter(analysis.total.flops_by_op)
+    for op in iter_ops(analysis.plan.steps):
+        if op.kind == "conv" and op.args["groups"] > 1:
+            expected["Conv2D"] -= op_cost(op).flops_by_op["Conv2D"]
+    return +expected
+
+
+def compare(analysis: Analysis, model: Any, flops: Counter | None = None) -> list[Check]:
+    """Params, trainable params, each profiler op type and the FLOP total, side by side."""
+    from .profiler import profile_flops
+
+    measured = profile_flops(model) if flops is None else flops
+    expected = expected_profile(analysis)
+    trainable = sum(int(w.numpy().size) for w in model.trainable_weights)
+    checks = [
+        Check("params", analysis.total.params, int(model.count_params())),
+        Check("trainable params", analysis.total.trainable, trainable),
+    ]
+    for op in sorted(set(expected) | set(measured)):
+        checks.append(Check(f"FLOPs {op}", expected.get(op, 0), measured.get(op, 0)))
+    checks.append(Check("FLOPs total", sum(expected.values()), sum(measured.values())))
+    return checks
+
+
+def render_checks(checks: list[Check]) -> str:
+    width = max(len(c.what) for c in checks)
+    lines = [f"{'check'.ljust(width)}  {'analytic':>16}  {'measured':>16}  ok", "-" * (width + 40)]
+    for c in checks:
+        lines.append(f"{c.what.ljust(width)}  {c.analytic:>16,}  {c.measured:>16,}  {'yes' if c.ok else 'NO'}")
+    return "\n".join(lines)
