@@ -98,7 +98,7 @@ class SpecError(ValueError):
         return cls([Problem(path, expected, received, mark, hint)])
 
 
-_UNSET = object()
+UNSET = object()  # "no value received", as opposed to a received null
 
 
 class Problems:
@@ -111,14 +111,14 @@ class Problems:
         self,
         path: str,
         expected: str,
-        received: object = _UNSET,
+        received: object = UNSET,
         mark: Mark | None = None,
         hint: str | None = None,
         *,
         raw: bool = False,
     ) -> None:
         """Records a problem; `received` is shown with `show()` unless `raw` (then as is)."""
-        if received is _UNSET:
+        if received is UNSET:
             text = None
         else:
             text = str(received) if raw else show(received)
@@ -133,3 +133,7 @@ class Problems:
     def raise_if_any(self) -> None:
         if self.items:
             raise SpecError(self.items)
+
+    def sort(self) -> None:
+        """Orders problems as they stand in the file; those without a place go last."""
+        self.items.sort(key=lambda p: (p.mark is None, p.mark.line if p.mark else 0, p.mark.col if p.mark else 0))

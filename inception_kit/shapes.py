@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Union
 
-from .errors import Mark, Problems, did_you_mean
+from .errors import UNSET, Mark, Problems, did_you_mean
 from .kinds import ACTIVATION, KINDS, MERGES, Bad, FieldBad, Shape, ShapeError, fmt_shape
 from .spec import Block, Layer, Model, Node
 
@@ -85,9 +85,12 @@ def describe(kind: str, args: dict[str, Any]) -> str:
     return kind
 
 
-def plan(model: Model) -> Plan:
-    """Validates a model and infers all shapes. Raises SpecError with every problem."""
-    return _Planner(model).run()
+def plan(model: Model, shapes: bool = True) -> Plan:
+    """Validates a model and infers all shapes. Raises SpecError with every problem.
+
+    With `shapes=False` only fields and names are checked (used when the YAML structure
+    is already known to be broken)."""
+    return _Planner(model, shapes).run()
 
 
 class _Names:
@@ -102,15 +105,16 @@ class _Names:
 
 
 class _Planner:
-    def __init__(self, model: Model) -> None:
+    def __init__(self, model: Model, shapes: bool = True) -> None:
         self.model = model
+        self.shapes = shapes
         self.p = Problems()
         self.all_names: dict[str, str] = {}  # name -> path, to catch collisions
         self.unnamed: Counter[str] = Counter()  # unnamed blocks: block_1, block_2, ...
         self.defaults = self.check_defaults()
 
     def run(self) -> Plan:
-        shape: Shape | None = tuple(self.model.input_shape)
+        shape: Shape | None = tuple(self.model.input_shape) if self.shapes else None
         top = _Names()
         layers, shape = self.sequence(self.model.layers, shape, "layers", "", top)
         head, shape = self.sequence(self.model.head, shape, "head", "", top)
@@ -123,7 +127,7 @@ class _Planner:
         origins = node.origins
         return origins.get(key) or origins.get("") or (None, None)
 
-    def problem(self, node: Node, path: str, key: str, expected: str, received: Any, raw: bool = False, hint: str | None = None) -> None:
+    def problem(self, node: Node, path: str, key: str, expected: str, received: Any = UNSET, raw: bool = False, hint: str | None = None) -> None:
         mark, note = self.where(node, key)
         hints = "; ".join(h for h in (hint, note) if h)
         self.p.add(path, expected, received, mark, hints or None, raw=raw)
@@ -160,7 +164,7 @@ class _Planner:
     def sequence(self, nodes: list[Node], shape: Shape | None, path: str, prefix: str, names: _Names) -> tuple[list[Step], Shape | None]:
         steps: list[Step] = []
         for i, node in enumerate(nodes):
-            npath = f"{path}[{i}]"
+            npath = getattr(node, "source_path", None) or f"{path}[{i}]"
             if isinstance(node, Layer):
                 step = self.layer(node, shape, npath, prefix, names)
             elif isinstance(node, Block):
@@ -183,16 +187,16 @@ class _Planner:
         unknown = [k for k in layer.args if k not in kind.fields]
         for key in unknown:
             self.problem(layer, f"{path}.{key}", key, f"a {layer.kind} field: " + ", ".join(kind.fields), key, hint=did_you_mean(key, kind.fields))
+        if unknown:
+            return None  # a misspelt field would also read as a missing one: say it once
         try:
             args = kind.resolve({**self.defaults.get(layer.kind, {}), **layer.args})
         except FieldBad as bad:
             fpath = layer.paths.get(bad.field, f"{path}.{bad.field}")
             if bad.missing:
-                self.problem(layer, fpath, "", bad.expected, None, hint=f"'{bad.field}' is missing")
+                self.problem(layer, fpath, "", bad.expected, hint=f"'{bad.field}' is missing")
             else:
                 self.problem(layer, fpath, bad.field, bad.expected, bad.value)
-            return None
-        if unknown:
             return None
         desc = describe(layer.kind, args)
         if layer.name:

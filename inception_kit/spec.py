@@ -33,6 +33,7 @@ class Layer:
         self.args: dict[str, Any] = dict(args)
         self.origins: dict[str, Origin] = {}  # "" is the layer itself
         self.paths: dict[str, str] = {}  # field -> spec path, where it differs (table rows)
+        self.source_path: str | None = None  # path in the YAML file, when read from one
 
     def __eq__(self, other: object) -> bool:
         return (
@@ -64,6 +65,7 @@ class Block:
     scale: float | None = None
     activation: str | None = None
     origins: dict[str, Origin] = field(default_factory=dict, compare=False, repr=False)
+    source_path: str | None = field(default=None, compare=False, repr=False)
 
     def to_data(self) -> dict[str, Any]:
         body: dict[str, Any] = {}
@@ -133,10 +135,22 @@ def load_spec(path: str | os.PathLike[str]) -> Model:
 
 def loads_spec(text: str, file: str = "<string>") -> Model:
     """Like `load_spec`, from a string."""
+    return _checked(load_yaml(text, file), file)
+
+
+def _checked(data: Any, file: str) -> Model:
+    """Parses and plans, reporting structure and field problems together. Where the
+    structure is broken, shapes are not inferred: they would only repeat the damage."""
     from .shapes import plan  # validation is shape inference's first pass
 
-    model = parse(load_yaml(text, file), file)
-    plan(model)
+    problems = Problems()
+    model = _Parser(problems, file).model(data)
+    try:
+        plan(model, shapes=not problems)
+    except SpecError as err:
+        problems.extend(err.problems)
+    problems.sort()
+    problems.raise_if_any()
     return model
 
 
@@ -159,16 +173,17 @@ class _Parser:
 
     # -- helpers ---------------------------------------------------------------------
 
-    def unknown_keys(self, data: YDict, allowed: Iterable[str], path: str, what: str) -> None:
+    def unknown_keys(self, data: YDict, allowed: Iterable[str], path: str, what: str, note: str | None = None) -> None:
         allowed = list(allowed)
         for key in data:
             if key not in allowed:
+                hints = [h for h in (did_you_mean(str(key), allowed), note) if h]
                 self.p.add(
                     _join(path, str(key)),
                     f"one of the {what} keys: " + ", ".join(allowed),
                     key,
                     key_mark_of(data, key),
-                    did_you_mean(str(key), allowed),
+                    "; ".join(hints) or None,
                 )
 
     def mapping(self, value: Any, path: str, mark: Mark | None, expected: str) -> YDict | None:
@@ -270,6 +285,7 @@ class _Parser:
         if args is None:
             return []
         params = self.template_params(name)
+        before = len(self.p.items)
         self.unknown_keys(args, [*params, "name", "repeat"], path, f"'{name}' template argument")
         values: dict[str, tuple[Any, Mark | None]] = {}
         for param, default in params.items():
@@ -279,8 +295,13 @@ class _Parser:
                 self.p.add(_join(path, param), f"a value for argument '{param}' of template '{name}'", mark=args.mark or mark, hint=f"'{param}' is missing")
             else:
                 values[param] = (default, None)
+        if len(self.p.items) > before:
+            return []  # expanding with wrong arguments would only repeat the problem
         body = copy.deepcopy(self.templates[name])
-        note = f"in template '{name}' (line {self.template_marks[name].line})" if self.template_marks[name] else None
+        tmark = self.template_marks[name]
+        note = f"in template '{name}'" + (f" at line {tmark.line}" if tmark else "")
+        if mark is not None:
+            note += f", used at line {mark.line}"
         body = self.substitute(body, values, path, name)
         block = YDict({k: v for k, v in body.items() if k != "args"}, mark=body.mark)
         block.value_marks = dict(body.value_marks)
@@ -337,7 +358,10 @@ class _Parser:
             return []
         out: list[Node] = []
         for i, item in enumerate(data):
-            out.extend(self.node(item, f"{path}[{i}]", mark_of(data, i), note))
+            nodes = self.node(item, f"{path}[{i}]", mark_of(data, i), note)
+            for node in nodes:  # repeats share their item's path
+                node.source_path = f"{path}[{i}]"
+            out.extend(nodes)
         return out
 
     def node(self, item: Any, path: str, mark: Mark | None, note: str | None) -> list[Node]:
@@ -361,7 +385,8 @@ class _Parser:
         if kind in KINDS:
             return self.layer(kind, body, path, body_mark, note)
         choices = [*KINDS, "block", "inception", *self.templates]
-        self.p.add(path, "a layer kind, 'block', 'inception' or a template: " + ", ".join(choices), kind, key_mark_of(item, kind), did_you_mean(str(kind), choices))
+        hints = [h for h in (did_you_mean(str(kind), choices), note) if h]
+        self.p.add(path, "a layer kind, 'block', 'inception' or a template: " + ", ".join(choices), kind, key_mark_of(item, kind), "; ".join(hints) or None)
         return []
 
     def repeat(self, body: YDict, path: str) -> int:
@@ -384,23 +409,24 @@ class _Parser:
             body.value_marks[spec.shorthand] = mark
         elif not isinstance(body, YDict):
             body = _ydict(body)
-        self.unknown_keys(body, [*spec.fields, "name", "repeat"], path, kind)
+        # Field names and values are checked in shapes.plan, for Python-made specs too.
         name = body.get("name")
         if name is not None and not _valid_name(name):
             self.p.add(_join(path, "name"), "a name of letters, digits, '_', '-' or '.'", name, mark_of(body, "name"))
             name = None
-        args = {k: v for k, v in body.items() if k in spec.fields}
+        args = {k: v for k, v in body.items() if k not in ("name", "repeat")}
         out = []
         times = self.repeat(body, path)
         for i in range(times):
             layer = Layer(kind, name=f"{name}_{i + 1}" if name and times > 1 else name, **copy.deepcopy(args))
-            layer.origins = {k: (mark_of(body, k), note) for k in body}
+            # a field's value, or for a key the kind lacks, the key itself
+            layer.origins = {k: (mark_of(body, k) if k in spec.fields else key_mark_of(body, k), note) for k in body}
             layer.origins[""] = (mark, note)
             out.append(layer)
         return out
 
     def block(self, body: YDict, path: str, mark: Mark | None, note: str | None) -> list[Node]:
-        self.unknown_keys(body, BLOCK_KEYS, path, "block")
+        self.unknown_keys(body, BLOCK_KEYS, path, "block", note)
         name = body.get("name")
         if name is not None and not _valid_name(name):
             self.p.add(_join(path, "name"), "a name of letters, digits, '_', '-' or '.'", name, mark_of(body, "name"))
@@ -441,10 +467,12 @@ class _Parser:
         body = self.mapping(body, path, mark, "a mapping with the columns " + ", ".join(TABLE_COLUMNS))
         if body is None:
             return []
-        self.unknown_keys(body, [*TABLE_COLUMNS, "name", "pool", "repeat"], path, "inception table")
-        for col in TABLE_COLUMNS:
-            if col not in body:
-                self.p.add(_join(path, col), f"a value for column '{col}' (output channels)", mark=body.mark or mark, hint=f"'{col}' is missing")
+        self.unknown_keys(body, [*TABLE_COLUMNS, "name", "pool", "repeat"], path, "inception table", note)
+        missing = [col for col in TABLE_COLUMNS if col not in body]
+        for col in missing:
+            self.p.add(_join(path, col), f"a value for column '{col}' (output channels)", mark=body.mark or mark, hint=f"'{col}' is missing")
+        if missing:
+            return []
         pool = body.get("pool", "max")
         if pool not in ("max", "avg"):
             self.p.add(_join(path, "pool"), "max or avg", pool, mark_of(body, "pool"))
@@ -504,11 +532,7 @@ def _ydict(data: Mapping[Any, Any]) -> YDict:
 
 def from_data(data: Mapping[str, Any]) -> Model:
     """Builds a Model from plain data (the form `Model.to_data` writes), with validation."""
-    from .shapes import plan
-
-    model = parse(_to_y(data))
-    plan(model)
-    return model
+    return _checked(_to_y(data), "<data>")
 
 
 def _to_y(data: Any) -> Any:
