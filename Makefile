@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[keras,test]"
+	$(BIN)/python -m pip install --quiet -e ".[keras,test,onnx]"
 	touch $@
 
 setup: $(VENV)/.installed
