@@ -170,6 +170,7 @@ class _Parser:
         self.template_marks: dict[str, Mark | None] = {}
         self.default_marks: dict[str, Origin] = {}
         self.instances: Counter[str] = Counter()
+        self.broken: set[str] = set()  # templates with problems already reported
 
     # -- helpers ---------------------------------------------------------------------
 
@@ -268,6 +269,17 @@ class _Parser:
             return
         self.templates[name] = body
         self.template_marks[name] = key_mark
+        params = self.template_params(name)
+        for container, key, ref in _refs(body):  # checked once here, not at every use
+            if ref[1:] not in params:
+                self.p.add(
+                    path + _format_keys([*_key_path(body, container), key]),
+                    "a reference to one of the template's args: " + ", ".join(f"${a}" for a in params),
+                    ref,
+                    mark_of(container, key),
+                    did_you_mean(ref[1:], params),
+                )
+                self.broken.add(name)
 
     def template_params(self, name: str) -> dict[str, Any]:
         """Argument name -> default (REQUIRED when none)."""
@@ -283,6 +295,8 @@ class _Parser:
     def instance(self, name: str, args: Any, path: str, mark: Mark | None) -> list[Node]:
         args = self.mapping(args if args is not None else YDict(), path, mark, f"a mapping of arguments of template '{name}'")
         if args is None:
+            return []
+        if name in self.broken:
             return []
         params = self.template_params(name)
         before = len(self.p.items)
@@ -302,7 +316,7 @@ class _Parser:
         note = f"in template '{name}'" + (f" at line {tmark.line}" if tmark else "")
         if mark is not None:
             note += f", used at line {mark.line}"
-        body = self.substitute(body, values, path, name)
+        body = self.substitute(body, values)
         block = YDict({k: v for k, v in body.items() if k != "args"}, mark=body.mark)
         block.value_marks = dict(body.value_marks)
         block.key_marks = dict(body.key_marks)
@@ -310,45 +324,25 @@ class _Parser:
             if key in args:
                 block[key] = args[key]
                 block.value_marks[key] = mark_of(args, key)
+        first = 1
         if "name" not in block:  # named now, so that the written-out spec keeps the name
-            self.instances[name] += 1
-            block["name"] = f"{name}_{self.instances[name]}"
-        return self.block(block, path, mark, note)
+            block["name"] = name
+            first = self.instances[name] + 1
+            self.instances[name] += self.repeat(block, path)
+        return self.block(block, path, mark, note, first, number="name" not in args)
 
-    def substitute(self, value: Any, values: dict[str, tuple[Any, Mark | None]], path: str, template: str) -> Any:
-        """Replaces every `$arg` string in a template body; marks follow the argument."""
-        if isinstance(value, YDict):
-            for key in list(value):
-                item = value[key]
-                if _is_ref(item):
-                    value[key], arg_mark = self.lookup(item, values, value, key, path, template)
-                    if arg_mark is not None:
-                        value.value_marks[key] = arg_mark
-                else:
-                    value[key] = self.substitute(item, values, path, template)
-        elif isinstance(value, YList):
-            for i, item in enumerate(value):
-                if _is_ref(item):
-                    value[i], arg_mark = self.lookup(item, values, value, i, path, template)
-                    if arg_mark is not None:
-                        value.item_marks[i] = arg_mark
-                else:
-                    value[i] = self.substitute(item, values, path, template)
+    def substitute(self, value: Any, values: dict[str, tuple[Any, Mark | None]]) -> Any:
+        """Replaces every `$arg` in a template body (all checked to exist); marks follow."""
+        for container, key, ref in list(_refs(value)):
+            arg_value, arg_mark = values[ref[1:]]
+            container[key] = copy.deepcopy(arg_value)
+            if arg_mark is not None:
+                marks = container.value_marks if isinstance(container, YDict) else None
+                if marks is not None:
+                    marks[key] = arg_mark
+                elif isinstance(container, YList):
+                    container.item_marks[key] = arg_mark
         return value
-
-    def lookup(self, ref: str, values: dict[str, tuple[Any, Mark | None]], container: Any, key: Any, path: str, template: str) -> tuple[Any, Mark | None]:
-        arg = ref[1:]
-        if arg in values:
-            return copy.deepcopy(values[arg][0]), values[arg][1]
-        if arg not in self.template_params(template):
-            self.p.add(
-                f"templates.{template}",
-                f"'${arg}' to name one of the template's args: " + ", ".join(self.template_params(template)),
-                ref,
-                mark_of(container, key),
-                did_you_mean(arg, self.template_params(template)),
-            )
-        return None, None
 
     # -- nodes ------------------------------------------------------------------------------
 
@@ -425,7 +419,9 @@ class _Parser:
             out.append(layer)
         return out
 
-    def block(self, body: YDict, path: str, mark: Mark | None, note: str | None) -> list[Node]:
+    def block(self, body: YDict, path: str, mark: Mark | None, note: str | None, first: int = 1, number: bool = False) -> list[Node]:
+        """A general block; repeats are named NAME_1, NAME_2, ... (from `first`), and
+        `number` names even a single one so (unnamed template instances)."""
         self.unknown_keys(body, BLOCK_KEYS, path, "block", note)
         name = body.get("name")
         if name is not None and not _valid_name(name):
@@ -451,7 +447,7 @@ class _Parser:
             if branches_data is not None and not branches_data:
                 self.p.add(_join(path, "branches"), "at least one branch", "none", mark_of(body, "branches") or mark, raw=True)
             block = Block(
-                f"{name}_{i + 1}" if name and times > 1 else name,
+                f"{name}_{first + i}" if name and (times > 1 or number) else name,
                 branches,
                 merge,
                 scale,
@@ -509,6 +505,41 @@ class _Parser:
 
 
 _REQUIRED = object()
+
+
+def _refs(value: Any) -> Iterable[tuple[Any, Any, str]]:
+    """Every `$arg` string in a template body, as (container, key, ref)."""
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if _is_ref(item):
+            yield value, key, item
+        else:
+            yield from _refs(item)
+
+
+def _format_keys(keys: list[Any]) -> str:
+    """Keys as a spec path: `.branches.a[0].filters` (a node's kind key is left out)."""
+    out, prev = "", None
+    for key in keys:
+        if isinstance(key, int):
+            out += f"[{key}]"
+        elif not isinstance(prev, int):
+            out += f".{key}"
+        prev = key
+    return out
+
+
+def _key_path(root: Any, target: Any) -> list[Any]:
+    """Keys leading from root to the target container (for error paths in templates)."""
+    if root is target:
+        return []
+    items = root.items() if isinstance(root, dict) else enumerate(root) if isinstance(root, list) else ()
+    for key, item in items:
+        if isinstance(item, (dict, list)):
+            sub = _key_path(item, target)
+            if sub is not None:
+                return [key, *sub]
+    return None  # type: ignore[return-value]
 
 
 def _is_ref(value: Any) -> bool:

@@ -61,14 +61,14 @@ layers:
 def test_templates_substitute_arguments_and_defaults():
     m = ik.loads_spec(TEMPLATED)
     names = [b.name for b in m.layers]
-    assert names == ["res_1_1", "res_1_2", "res_1_3", "last"]
+    assert names == ["res_1", "res_2", "res_3", "last"]
     first, last = m.layers[0], m.layers[-1]
     assert (first.merge, first.scale, first.activation) == ("add", 0.1, "relu")
     assert (last.scale, last.activation) == (1.0, None)
     assert first.branches["residual"][0].args == {"filters": 8, "kernel": 1}
     assert last.branches["residual"][0].args == {"filters": 4, "kernel": 1}
     ops = [op.name for op in iter_ops(ik.plan(m).steps)]
-    assert ops[:2] == ["res_1_1_residual_conv1x1", "res_1_1_residual_conv1x3"]
+    assert ops[:2] == ["res_1_residual_conv1x1", "res_1_residual_conv1x3"]
 
 
 def test_defaults_apply_and_layers_override_them():

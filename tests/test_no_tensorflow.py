@@ -1,0 +1,23 @@
+"""validate and report are plain Python: they never import TensorFlow or Keras."""
+
+import subprocess
+import sys
+
+from conftest import ROOT
+
+CODE = """
+import sys, inception_kit as ik
+a = ik.validate("specs/googlenet.yaml")
+for fmt in ("table", "markdown", "csv", "json"):
+    ik.render(a, fmt)
+from inception_kit import cli, schema
+cli.main(["report", "specs/googlenet.yaml", "--format", "json"])
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "numpy"))
+print("HEAVY", heavy)
+"""
+
+
+def test_validate_and_report_do_not_import_tensorflow():
+    r = subprocess.run([sys.executable, "-c", CODE], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "HEAVY []"
