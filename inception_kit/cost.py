@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from .errors import Problem, SpecError
+from .errors import Mark, Problem, SpecError
 from .kinds import KINDS, MERGES, Cost, activation_cost, fmt_shape, scale_cost
 from .shapes import BlockPlan, Op, Plan, Step
 
@@ -34,6 +34,7 @@ class Row:
     block: str | None = None
     branch: str | None = None
     removed_in_naive: bool = False
+    mark: Mark | None = None
 
 
 @dataclass
@@ -121,7 +122,7 @@ class _Analyser:
                     n = c
                 removed = step if drop else None
                 self.peak = max(self.peak, math.prod(step.input_shape) + math.prod(step.output_shape))
-                self.rows.append(Row(step.name, step.kind, step.path, step.output_shape, c, n, block, branch, drop))
+                self.rows.append(Row(step.name, step.kind, step.path, step.output_shape, c, n, block, branch, drop, step.mark))
             real, naive = real + c, naive + n
         return real, naive
 
@@ -137,15 +138,15 @@ class _Analyser:
                 if step.branches[b.name]:
                     sc = scale_cost(b.output_shape)
                     extra += sc
-                    self.rows.append(Row(f"{step.name}_{b.name}_scale", "scale", step.path, b.output_shape, sc, sc, step.name, b.name))
+                    self.rows.append(Row(f"{step.name}_{b.name}_scale", "scale", step.path, b.output_shape, sc, sc, step.name, b.name, mark=step.mark))
         if len(branches) > 1:  # one branch needs no merge layer (the builder adds none)
             merge = MERGES[step.merge].cost([b.output_shape for b in branches], step.output_shape)
             extra += merge
-            self.rows.append(Row(step.merge_name, step.merge, f"{step.path}.merge", step.output_shape, merge, merge, step.name))
+            self.rows.append(Row(step.merge_name, step.merge, f"{step.path}.merge", step.output_shape, merge, merge, step.name, mark=step.mark))
         if step.activation:
             act = activation_cost(step.activation, math.prod(step.output_shape))
             extra += act
-            self.rows.append(Row(f"{step.name}_{step.activation}", "activation", f"{step.path}.activation", step.output_shape, act, act, step.name))
+            self.rows.append(Row(f"{step.name}_{step.activation}", "activation", f"{step.path}.activation", step.output_shape, act, act, step.name, mark=step.mark))
         alive = math.prod(step.input_shape) + sum(math.prod(b.output_shape) for b in branches)
         self.peak = max(self.peak, alive + math.prod(step.output_shape))
         real = sum((b.cost for b in branches), Cost()) + extra
@@ -197,8 +198,10 @@ def check_budget(analysis: Analysis, budget: Budget = DEFAULT_BUDGET) -> None:
         problems.append(
             Problem(
                 worst.path,
-                f"a model of at most {budget.max_params:,} parameters (raise with --max-params)",
+                f"a model of at most {budget.max_params:,} parameters",
                 f"{analysis.total.params:,}, of which {worst.cost.params:,} in {worst.name}",
+                worst.mark,
+                "a larger budget: --max-params, or Budget(max_params=...) in Python",
             )
         )
     if analysis.memory.peak_activation_bytes > budget.max_activation_bytes:
@@ -206,10 +209,11 @@ def check_budget(analysis: Analysis, budget: Budget = DEFAULT_BUDGET) -> None:
         problems.append(
             Problem(
                 worst.path,
-                f"at most {budget.max_activation_bytes:,} bytes of activations per sample "
-                "(raise with --max-activation-bytes)",
+                f"at most {budget.max_activation_bytes:,} bytes of activations per sample",
                 f"about {analysis.memory.peak_activation_bytes:,}; {worst.name} outputs "
                 f"{fmt_shape(worst.output_shape)}",
+                worst.mark,
+                "a larger budget: --max-activation-bytes, or Budget(max_activation_bytes=...)",
             )
         )
     if problems:

@@ -59,10 +59,20 @@ def word(
     return text
 
 
+def closest(word_: str, choices: Iterable[str]) -> str | None:
+    """The valid choice closest to a misspelt word, if one is close enough."""
+    choices = [str(c) for c in choices]
+    lowered = {c.lower(): c for c in choices}
+    if str(word_).lower() in lowered:  # 'Same' for 'same'
+        return lowered[str(word_).lower()]
+    close = difflib.get_close_matches(str(word_), sorted(choices), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
 def did_you_mean(word_: str, choices: Iterable[str]) -> str | None:
     """A hint naming the closest valid choice, if one is close enough."""
-    close = difflib.get_close_matches(str(word_), sorted(choices), n=1, cutoff=0.6)
-    return f"did you mean '{close[0]}'?" if close else None
+    close = closest(word_, choices)
+    return f"did you mean '{close}'?" if close else None
 
 
 def show(value: object) -> str:
@@ -74,6 +84,8 @@ def show(value: object) -> str:
     if isinstance(value, dict):
         return "a mapping with keys " + ", ".join(repr(k) for k in list(value)[:6])
     if isinstance(value, list):
+        if len(value) <= 6 and all(v is None or isinstance(v, (int, float, str)) for v in value):
+            return "[" + ", ".join(show(v) for v in value) + "]"  # short lists as written
         return f"a list of {len(value)} item{'s' if len(value) != 1 else ''}"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."

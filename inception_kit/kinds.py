@@ -7,7 +7,8 @@ Counting rules, stated once for the whole package:
   and merges have 0 MACs.
 * **FLOPs** follow TensorFlow's profiler (`tf.compat.v1.profiler`, `float_operation()`) on
   the frozen inference graph, op type by op type: 2 per multiply-add for Conv2D,
-  DepthwiseConv2dNative and MatMul; 1 per output element for BiasAdd, AddV2, Mul and Sub;
+  DepthwiseConv2dNative and MatMul; 1 per output element for BiasAdd, AddV2, Mul and Sub
+  (a bias of one channel is added with AddV2, as Keras does);
   2 per element for Rsqrt; kernel area per output element for MaxPool and AvgPool; one
   per input element for Mean (global average pooling); 5 per element for Softmax; 0 for
   Relu, Relu6, Sigmoid, Tanh, ConcatV2 and reshapes. Inference batch norm is what Keras
@@ -30,11 +31,14 @@ REQUIRED = object()
 
 
 class Bad(Exception):
-    """A field value is wrong; `expected` says what would be right."""
+    """A field value is wrong; `expected` says what would be right.
 
-    def __init__(self, expected: str):
+    `key` names the option at fault inside a mapping value (batchnorm's `momentum`),
+    with its `value`; `choices` lets the message offer a did-you-mean."""
+
+    def __init__(self, expected: str, key: str | None = None, value: Any = None, choices: Sequence[str] = ()):
         super().__init__(expected)
-        self.expected = expected
+        self.expected, self.key, self.value, self.choices = expected, key, value, tuple(choices)
 
 
 # ---------------------------------------------------------------------------------------
@@ -98,7 +102,7 @@ def _activation(v: Any) -> str | None:
     if v is None or v == "linear":
         return None
     if v not in ACTIVATION_FLOPS:
-        raise Bad("one of " + ", ".join(ACTIVATION_FLOPS) + ", linear or null")
+        raise Bad("one of " + ", ".join(ACTIVATION_FLOPS) + ", linear or null", choices=[*ACTIVATION_FLOPS, "linear"])
     return v
 
 
@@ -116,8 +120,11 @@ def _batchnorm(v: Any) -> dict[str, Any] | None:
         out = dict(BN_DEFAULTS)
         for key, value in v.items():
             if key not in _BN_KEYS:
-                raise Bad("true, false or a mapping with keys scale, epsilon, momentum")
-            out[key] = _BN_KEYS[key](value)
+                raise Bad("a batchnorm option: " + ", ".join(_BN_KEYS), key, key, choices=list(_BN_KEYS))
+            try:
+                out[key] = _BN_KEYS[key](value)
+            except Bad as bad:
+                raise Bad(bad.expected, key, value) from None
         return out
     raise Bad("true, false or a mapping with keys scale, epsilon, momentum")
 
@@ -125,7 +132,7 @@ def _batchnorm(v: Any) -> dict[str, Any] | None:
 def _choice(*values: str) -> FieldType:
     def check(v: Any) -> str:
         if v not in values:
-            raise Bad("one of " + ", ".join(values))
+            raise Bad("one of " + ", ".join(values), choices=values)
         return v
 
     return FieldType("choice", check, {"enum": list(values)})
@@ -232,7 +239,9 @@ def _post(args: dict[str, Any], out: Shape) -> Cost:
     cost = Cost()
     channels, elements = out[-1], _n(out)
     if args.get("bias"):
-        cost += Cost(channels, channels, 0, Counter(BiasAdd=elements))
+        # Keras adds a bias with tf.nn.bias_add, except a 1-element bias, which is tf.add.
+        op = "BiasAdd" if channels > 1 else "AddV2"
+        cost += Cost(channels, channels, 0, Counter({op: elements}))
     if args.get("batchnorm"):
         cost += batchnorm_cost(channels, elements, args["batchnorm"]["scale"])
     return cost + activation_cost(args.get("activation"), elements)
@@ -254,7 +263,7 @@ def _spatial(kind: str, shape: Shape) -> tuple[int, int, int]:
     if len(shape) != 3:
         raise ShapeError(
             f"a (height, width, channels) input for '{kind}'",
-            f"an input of shape {fmt_shape(shape)} (flatten, gap or dense came before it)",
+            f"a flat input of {shape[0]:,} features (gap, flatten or dense came before it)",
         )
     return shape  # type: ignore[return-value]
 
@@ -301,29 +310,33 @@ class Kind:
     shorthand: str | None = None
     convolution: bool = False  # a k×k kind that a 1×1 bottleneck may feed
 
-    def resolve(self, args: dict[str, Any]) -> dict[str, Any]:
-        """Fills in field defaults (normalised). Raises Bad naming the first bad field."""
-        out = {}
+    def resolve(self, args: dict[str, Any]) -> tuple[dict[str, Any], list["FieldBad"]]:
+        """Fills in field defaults (normalised); returns the arguments and every bad field."""
+        out, bad_fields = {}, []
         for key, spec in self.fields.items():
             if key in args:
                 try:
                     out[key] = spec.type.check(args[key])
                 except Bad as bad:
-                    raise FieldBad(key, bad.expected, args[key]) from None
+                    bad_fields.append(FieldBad(key, bad.expected, args[key], bad))
             elif spec.default is REQUIRED:
-                raise FieldBad(key, f"a value for '{key}' ({spec.doc})", _MISSING)
+                bad_fields.append(FieldBad(key, f"a value for '{key}' ({spec.doc})", _MISSING))
             else:
                 out[key] = spec.type.check(spec.default) if spec.default is not None else None
-        return out
+        return out, bad_fields
 
 
 _MISSING = object()
 
 
 class FieldBad(Exception):
-    def __init__(self, field: str, expected: str, value: Any):
+    def __init__(self, field: str, expected: str, value: Any, bad: Bad | None = None):
         super().__init__(expected)
         self.field, self.expected, self.value = field, expected, value
+        self.key = bad.key if bad else None  # option inside a mapping value
+        self.choices = bad.choices if bad else ()
+        if bad and bad.key is not None:
+            self.value = bad.value
 
     @property
     def missing(self) -> bool:
@@ -563,7 +576,7 @@ _register(
 
 def _dense_shape(args: dict[str, Any], inp: Shape) -> Shape:
     if len(inp) != 1:
-        raise ShapeError("a flat (features,) input for 'dense' (add gap or flatten first)", fmt_shape(inp))
+        raise ShapeError("a flat (features,) input for 'dense' (add gap or flatten first)", f"an input of shape {fmt_shape(inp)}")
     return (args["units"],)
 
 

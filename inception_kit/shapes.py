@@ -8,6 +8,7 @@ names and shapes are decided once, here.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Union
@@ -15,6 +16,27 @@ from typing import Any, Iterator, Union
 from .errors import UNSET, Mark, Problems, did_you_mean
 from .kinds import ACTIVATION, KINDS, MERGES, Bad, FieldBad, Shape, ShapeError, fmt_shape
 from .spec import Block, Layer, Model, Node
+from .yaml_io import YDict, mark_of
+
+
+def _fields_wanted(kind: str) -> str:
+    fields = KINDS[kind].fields
+    if not fields:
+        return f"nothing after '{kind}' (it has no fields)"
+    return f"a {kind} field: " + ", ".join(fields)
+
+
+def _yaml_hint(value: Any) -> str | None:
+    """Where text was received but a number was meant, say why it is text."""
+    if not isinstance(value, str):
+        return None
+    if re.fullmatch(r"[+-]?\d+[eE][+-]?\d+", value):  # YAML 1.1 reads 1e-5 as a string
+        return f"YAML reads {value} as text; write it with a dot, e.g. {value.lower().replace('e', '.0e', 1)}"
+    try:
+        float(value)
+    except ValueError:
+        return None
+    return "a number in quotes is text; write it without quotes"
 
 
 @dataclass
@@ -27,6 +49,7 @@ class Op:
     path: str
     input_shape: Shape
     output_shape: Shape
+    mark: Mark | None = None  # where the layer is written, for later errors (the budget)
 
 
 @dataclass
@@ -41,6 +64,7 @@ class BlockPlan:
     branches: dict[str, list["Step"]]
     input_shape: Shape
     output_shape: Shape
+    mark: Mark | None = None
 
     @property
     def merge_name(self) -> str:
@@ -116,6 +140,9 @@ class _Planner:
     def run(self) -> Plan:
         shape: Shape | None = tuple(self.model.input_shape) if self.shapes else None
         top = _Names()
+        if self.shapes and not self.model.layers and not self.model.head:  # else parse said why
+            mark = self.model.origins.get("layers", (None, None))[0]
+            self.p.add("layers", "at least one layer or block", "an empty list", mark, raw=True)
         layers, shape = self.sequence(self.model.layers, shape, "layers", "", top)
         head, shape = self.sequence(self.model.head, shape, "head", "", top)
         self.p.raise_if_any()
@@ -132,6 +159,23 @@ class _Planner:
         hints = "; ".join(h for h in (hint, note) if h)
         self.p.add(path, expected, received, mark, hints or None, raw=raw)
 
+    def field_problem(self, layer: Layer, path: str, bad: FieldBad) -> None:
+        fpath = layer.paths.get(bad.field, f"{path}.{bad.field}")
+        if bad.missing:
+            self.problem(layer, fpath, "", bad.expected, hint=f"'{bad.field}' is missing")
+            return
+        hints = [did_you_mean(str(bad.value), bad.choices) if bad.choices else None, _yaml_hint(bad.value)]
+        hint = "; ".join(h for h in hints if h) or None
+        if bad.key is None:
+            self.problem(layer, fpath, bad.field, bad.expected, bad.value, hint=hint)
+            return
+        # An option inside a mapping value (batchnorm: {momentum: 1.5}): point at it.
+        container = layer.args.get(bad.field)
+        mark = mark_of(container, bad.key) if isinstance(container, YDict) else None
+        note = self.where(layer, bad.field)[1]
+        hints = "; ".join(h for h in (hint, note) if h) or None
+        self.p.add(f"{fpath}.{bad.key}", bad.expected, bad.value, mark or self.where(layer, bad.field)[0], hints)
+
     def check_defaults(self) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         for kind, values in self.model.defaults.items():
@@ -144,19 +188,27 @@ class _Planner:
                 path = f"defaults.{kind}.{key}"
                 mark = self.model.origins.get(path, (None, None))[0]
                 if key not in fields:
-                    self.p.add(path, f"a {kind} field: " + ", ".join(fields), key, mark, did_you_mean(key, fields))
+                    self.p.add(path, _fields_wanted(kind), key, mark, did_you_mean(key, fields))
                     continue
                 try:
                     fields[key].type.check(value)
                     out[kind][key] = value
                 except Bad as bad:
-                    self.p.add(path, bad.expected, value, mark)
+                    hint = did_you_mean(str(value), bad.choices) if bad.choices else _yaml_hint(value)
+                    self.p.add(path, bad.expected, value, mark, hint)
         return out
 
     def claim(self, name: str, path: str, node: Node) -> str:
         if name in self.all_names:
-            self.problem(node, path, "name", f"a layer name not used before (also at {self.all_names[name]})", name)
+            self.problem(node, f"{path}.name", "name", f"a layer name not used before (also at {self.all_names[name]})", name)
         self.all_names[name] = path
+        return name
+
+    def auto_name(self, base: str, names: "_Names") -> str:
+        """The next free generated name: never one a user or an earlier layer took."""
+        name = names.take(base)
+        while name in self.all_names:
+            name = names.take(base)
         return name
 
     # -- walking -------------------------------------------------------------------------
@@ -186,23 +238,19 @@ class _Planner:
             return None
         unknown = [k for k in layer.args if k not in kind.fields]
         for key in unknown:
-            self.problem(layer, f"{path}.{key}", key, f"a {layer.kind} field: " + ", ".join(kind.fields), key, hint=did_you_mean(key, kind.fields))
+            self.problem(layer, f"{path}.{key}", key, _fields_wanted(layer.kind), key, hint=did_you_mean(key, kind.fields))
         if unknown:
             return None  # a misspelt field would also read as a missing one: say it once
-        try:
-            args = kind.resolve({**self.defaults.get(layer.kind, {}), **layer.args})
-        except FieldBad as bad:
-            fpath = layer.paths.get(bad.field, f"{path}.{bad.field}")
-            if bad.missing:
-                self.problem(layer, fpath, "", bad.expected, hint=f"'{bad.field}' is missing")
-            else:
-                self.problem(layer, fpath, bad.field, bad.expected, bad.value)
+        args, bad_fields = kind.resolve({**self.defaults.get(layer.kind, {}), **layer.args})
+        for bad in bad_fields:
+            self.field_problem(layer, path, bad)
+        if bad_fields:
             return None
         desc = describe(layer.kind, args)
         if layer.name:
             name = f"{prefix}_{layer.name}" if prefix else layer.name
         else:
-            name = names.take(f"{prefix}_{desc}" if prefix else desc)
+            name = self.auto_name(f"{prefix}_{desc}" if prefix else desc, names)
         name = self.claim(name, path, layer)
         if shape is None:
             return None
@@ -210,9 +258,10 @@ class _Planner:
             out = kind.shape(args, shape)
         except ShapeError as err:
             fpath = layer.paths.get(err.field, f"{path}.{err.field}") if err.field else path
-            self.problem(layer, fpath, err.field, err.expected, err.received, raw=True, hint=f"input is {fmt_shape(shape)}")
+            hint = f"input is {fmt_shape(shape)}" if err.field else None
+            self.problem(layer, fpath, err.field, err.expected, err.received, raw=True, hint=hint)
             return None
-        return Op(name, layer.kind, args, path, shape, out)
+        return Op(name, layer.kind, args, path, shape, out, self.where(layer)[0])
 
     def block(self, block: Block, shape: Shape | None, path: str, prefix: str) -> BlockPlan | None:
         ok = True
@@ -261,4 +310,4 @@ class _Planner:
             received = ", ".join(f"{b} {fmt_shape(s)}" for b, s in outs.items())  # type: ignore[arg-type]
             self.problem(block, f"{path}.merge", "merge", err.expected, received, raw=True)
             return None
-        return BlockPlan(name, path, block.merge, None if scale is None else float(scale), activation, branches, shape, out)
+        return BlockPlan(name, path, block.merge, None if scale is None else float(scale), activation, branches, shape, out, self.where(block)[0])

@@ -16,7 +16,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence, Union
 
-from .errors import Mark, Problems, SpecError, did_you_mean
+from .errors import Mark, Problems, SpecError, closest, did_you_mean
 from .kinds import KINDS, MERGES
 from .yaml_io import YDict, YList, dump_yaml, key_mark_of, load_yaml, mark_of, read_text
 
@@ -121,6 +121,9 @@ def _norm(value: Any) -> Any:
 # ---------------------------------------------------------------------------------------
 # Loading
 
+MAX_REPEAT = 1_000
+MAX_EXPANDED_NODES = 20_000  # InceptionResNetV2 has about 400
+NAME_RULE = "a name of letters, digits, '_', '-' or '.'"
 TABLE_COLUMNS = ("1x1", "3x3_reduce", "3x3", "5x5_reduce", "5x5", "pool_proj")
 MODEL_KEYS = ("name", "input", "defaults", "templates", "layers", "head")
 BLOCK_KEYS = ("name", "branches", "merge", "scale", "activation", "repeat")
@@ -171,13 +174,21 @@ class _Parser:
         self.default_marks: dict[str, Origin] = {}
         self.instances: Counter[str] = Counter()
         self.broken: set[str] = set()  # templates with problems already reported
+        self.expanding: list[str] = []  # templates being expanded, to catch recursion
+        self.created = 0  # nodes made, bounded by MAX_EXPANDED_NODES
 
     # -- helpers ---------------------------------------------------------------------
 
-    def unknown_keys(self, data: YDict, allowed: Iterable[str], path: str, what: str, note: str | None = None) -> None:
+    def unknown_keys(self, data: YDict, allowed: Iterable[str], path: str, what: str, note: str | None = None) -> set[str]:
+        """Reports keys not in `allowed`; returns the keys suggested instead (a misspelt
+        key is then not reported as missing too)."""
         allowed = list(allowed)
+        suggested: set[str] = set()
         for key in data:
             if key not in allowed:
+                close = closest(str(key), allowed)
+                if close:
+                    suggested.add(close)
                 hints = [h for h in (did_you_mean(str(key), allowed), note) if h]
                 self.p.add(
                     _join(path, str(key)),
@@ -186,6 +197,7 @@ class _Parser:
                     key_mark_of(data, key),
                     "; ".join(hints) or None,
                 )
+        return suggested
 
     def mapping(self, value: Any, path: str, mark: Mark | None, expected: str) -> YDict | None:
         if isinstance(value, dict):
@@ -200,18 +212,18 @@ class _Parser:
         doc = self.mapping(data, "<spec>", mark_of(data) or top, "a mapping with name, input and layers")
         if doc is None:
             raise SpecError(self.p.items)
-        self.unknown_keys(doc, MODEL_KEYS, "", "model")
+        suggested = self.unknown_keys(doc, MODEL_KEYS, "", "model")
         name = doc.get("name", os.path.splitext(os.path.basename(self.file))[0] or "model")
         if not isinstance(name, str) or not name:
             self.p.add("name", "a non-empty string", name, mark_of(doc, "name"))
             name = "model"
-        shape = self.input_shape(doc)
+        shape = self.input_shape(doc, suggested)
         defaults = self.defaults(doc.get("defaults", YDict()), mark_of(doc, "defaults"))
         templates = doc.get("templates", YDict())
         if self.mapping(templates, "templates", mark_of(doc, "templates"), "a mapping of template names to templates") is not None:
             for tname, body in templates.items():
                 self.template(str(tname), body, mark_of(templates, tname), key_mark_of(templates, tname))
-        if "layers" not in doc:
+        if "layers" not in doc and "layers" not in suggested:
             self.p.add("layers", "a list of layers and blocks", mark=doc.mark or top, hint="'layers' is missing")
         layers = self.nodes(doc.get("layers", YList()), "layers", mark_of(doc, "layers"), None)
         head = self.nodes(doc.get("head", YList()), "head", mark_of(doc, "head"), None)
@@ -220,9 +232,11 @@ class _Parser:
         model.origins.update(self.default_marks)
         return model
 
-    def input_shape(self, doc: YDict) -> tuple[int, ...]:
+    def input_shape(self, doc: YDict, suggested: set[str]) -> tuple[int, ...]:
         value = doc.get("input")
         if value is None:
+            if "input" in suggested:
+                return (1, 1, 1)
             self.p.add("input", "[height, width, channels]", mark=doc.mark, hint="'input' is missing")
             return (1, 1, 1)
         ok = (
@@ -246,10 +260,10 @@ class _Parser:
             fields = self.mapping(fields, path, mark_of(data, kind), f"a mapping of {kind} fields")
             if fields is None:
                 continue
-            self.unknown_keys(fields, KINDS[kind].fields, path, kind)
-            out[kind] = {k: v for k, v in fields.items() if k in KINDS[kind].fields}
+            out[kind] = dict(fields)  # fields and values are checked in plan, like layers'
             for k in out[kind]:
-                self.default_marks[f"defaults.{kind}.{k}"] = (mark_of(fields, k), None)
+                known = k in KINDS[kind].fields
+                self.default_marks[f"defaults.{kind}.{k}"] = (mark_of(fields, k) if known else key_mark_of(fields, k), None)
         return out
 
     # -- templates -----------------------------------------------------------------------
@@ -259,14 +273,18 @@ class _Parser:
         if name in KINDS or name in ("block", "inception"):
             self.p.add(path, "a template name that is not a layer kind, 'block' or 'inception'", name, key_mark)
             return
+        self.broken.add(name)  # until it proves sound
         body = self.mapping(body, path, mark, "a template: args, branches and merge")
         if body is None:
             return
         self.unknown_keys(body, TEMPLATE_KEYS, path, "template")
         args = body.get("args", YList())
-        if not isinstance(args, list):
+        if not isinstance(args, list) or not all(
+            isinstance(a, str) or (isinstance(a, dict) and len(a) == 1) for a in args
+        ):
             self.p.add(f"{path}.args", "a list of argument names (or {name: default})", args, mark_of(body, "args"))
             return
+        self.broken.discard(name)
         self.templates[name] = body
         self.template_marks[name] = key_mark
         params = self.template_params(name)
@@ -277,19 +295,19 @@ class _Parser:
                     "a reference to one of the template's args: " + ", ".join(f"${a}" for a in params),
                     ref,
                     mark_of(container, key),
-                    did_you_mean(ref[1:], params),
+                    did_you_mean(ref, [f"${a}" for a in params]),
                 )
                 self.broken.add(name)
 
-    def template_params(self, name: str) -> dict[str, Any]:
-        """Argument name -> default (REQUIRED when none)."""
-        out: dict[str, Any] = {}
+    def template_params(self, name: str) -> dict[str, tuple[Any, Mark | None]]:
+        """Argument name -> (default or _REQUIRED, the default's mark)."""
+        out: dict[str, tuple[Any, Mark | None]] = {}
         for item in self.templates[name].get("args", []):
-            if isinstance(item, dict) and len(item) == 1:
+            if isinstance(item, dict):
                 (key, default), = item.items()
-                out[str(key)] = default
+                out[str(key)] = (default, mark_of(item, key))
             else:
-                out[str(item)] = _REQUIRED
+                out[str(item)] = (_REQUIRED, None)
         return out
 
     def instance(self, name: str, args: Any, path: str, mark: Mark | None) -> list[Node]:
@@ -298,17 +316,23 @@ class _Parser:
             return []
         if name in self.broken:
             return []
+        if name in self.expanding:
+            chain = " → ".join([*self.expanding, name])
+            self.p.add(f"templates.{name}", "a template that does not use itself", chain, self.template_marks[name], raw=True)
+            self.broken.add(name)
+            return []
         params = self.template_params(name)
         before = len(self.p.items)
-        self.unknown_keys(args, [*params, "name", "repeat"], path, f"'{name}' template argument")
+        suggested = self.unknown_keys(args, [*params, "name", "repeat"], path, f"'{name}' template argument")
         values: dict[str, tuple[Any, Mark | None]] = {}
-        for param, default in params.items():
+        for param, (default, default_mark) in params.items():
             if param in args:
                 values[param] = (args[param], mark_of(args, param))
             elif default is _REQUIRED:
-                self.p.add(_join(path, param), f"a value for argument '{param}' of template '{name}'", mark=args.mark or mark, hint=f"'{param}' is missing")
+                if param not in suggested:
+                    self.p.add(_join(path, param), f"a value for argument '{param}' of template '{name}'", mark=args.mark or mark, hint=f"'{param}' is missing")
             else:
-                values[param] = (default, None)
+                values[param] = (default, default_mark)
         if len(self.p.items) > before:
             return []  # expanding with wrong arguments would only repeat the problem
         body = copy.deepcopy(self.templates[name])
@@ -325,11 +349,16 @@ class _Parser:
                 block[key] = args[key]
                 block.value_marks[key] = mark_of(args, key)
         first = 1
+        block["repeat"] = self.repeat(block, path)  # checked once, here
         if "name" not in block:  # named now, so that the written-out spec keeps the name
             block["name"] = name
             first = self.instances[name] + 1
-            self.instances[name] += self.repeat(block, path)
-        return self.block(block, path, mark, note, first, number="name" not in args)
+            self.instances[name] += block["repeat"]
+        self.expanding.append(name)
+        try:
+            return self.block(block, path, mark, note, first, number="name" not in args)
+        finally:
+            self.expanding.pop()
 
     def substitute(self, value: Any, values: dict[str, tuple[Any, Mark | None]]) -> Any:
         """Replaces every `$arg` in a template body (all checked to exist); marks follow."""
@@ -374,7 +403,7 @@ class _Parser:
             return self.block(body, path, body_mark, note) if body is not None else []
         if kind == "inception":
             return self.table(body, path, body_mark, note)
-        if kind in self.templates:
+        if kind in self.templates or kind in self.broken:
             return self.instance(kind, body, path, body_mark)
         if kind in KINDS:
             return self.layer(kind, body, path, body_mark, note)
@@ -385,10 +414,17 @@ class _Parser:
 
     def repeat(self, body: YDict, path: str) -> int:
         times = body.get("repeat", 1)
-        if isinstance(times, bool) or not isinstance(times, int) or times < 1:
-            self.p.add(_join(path, "repeat"), "a positive integer", times, mark_of(body, "repeat"))
+        if isinstance(times, bool) or not isinstance(times, int) or not 1 <= times <= MAX_REPEAT:
+            self.p.add(_join(path, "repeat"), f"a whole number from 1 to {MAX_REPEAT:,}", times, mark_of(body, "repeat"))
             return 1
         return times
+
+    def count(self, n: int, path: str, mark: Mark | None) -> None:
+        """Stops expansion that would build an absurd number of layers (nested repeats)."""
+        self.created += n
+        if self.created > MAX_EXPANDED_NODES:
+            self.p.add(path, f"a spec that expands to at most {MAX_EXPANDED_NODES:,} layers and blocks", "more (check nested repeats)", mark, raw=True)
+            raise SpecError(self.p.items)
 
     def layer(self, kind: str, body: Any, path: str, mark: Mark | None, note: str | None) -> list[Node]:
         spec = KINDS[kind]
@@ -406,11 +442,12 @@ class _Parser:
         # Field names and values are checked in shapes.plan, for Python-made specs too.
         name = body.get("name")
         if name is not None and not _valid_name(name):
-            self.p.add(_join(path, "name"), "a name of letters, digits, '_', '-' or '.'", name, mark_of(body, "name"))
+            self.p.add(_join(path, "name"), NAME_RULE, name, mark_of(body, "name"))
             name = None
         args = {k: v for k, v in body.items() if k not in ("name", "repeat")}
         out = []
         times = self.repeat(body, path)
+        self.count(times, path, mark)
         for i in range(times):
             layer = Layer(kind, name=f"{name}_{i + 1}" if name and times > 1 else name, **copy.deepcopy(args))
             # a field's value, or for a key the kind lacks, the key itself
@@ -422,30 +459,34 @@ class _Parser:
     def block(self, body: YDict, path: str, mark: Mark | None, note: str | None, first: int = 1, number: bool = False) -> list[Node]:
         """A general block; repeats are named NAME_1, NAME_2, ... (from `first`), and
         `number` names even a single one so (unnamed template instances)."""
-        self.unknown_keys(body, BLOCK_KEYS, path, "block", note)
+        suggested = self.unknown_keys(body, BLOCK_KEYS, path, "block", note)
         name = body.get("name")
         if name is not None and not _valid_name(name):
-            self.p.add(_join(path, "name"), "a name of letters, digits, '_', '-' or '.'", name, mark_of(body, "name"))
+            self.p.add(_join(path, "name"), NAME_RULE, name, mark_of(body, "name"))
             name = None
         merge = body.get("merge", "concat")  # merge, scale and activation are checked in plan()
         scale = body.get("scale")
-        branches_data = body.get("branches")
         if "branches" not in body:
-            self.p.add(path, "a block with branches", mark=body.mark or mark, hint="'branches' is missing")
-            branches_data = YDict()
-        branches_data = self.mapping(branches_data, _join(path, "branches"), mark_of(body, "branches"), "a mapping of branch names to lists of layers")
+            if "branches" not in suggested:
+                self.p.add(path, "a block with branches", mark=body.mark or mark, hint="'branches' is missing")
+            return []
+        branches_data = self.mapping(body["branches"], _join(path, "branches"), mark_of(body, "branches"), "a mapping of branch names to lists of layers")
+        if branches_data is None:
+            return []
+        if not branches_data:
+            self.p.add(_join(path, "branches"), "at least one branch", "none", mark_of(body, "branches") or mark, raw=True)
+            return []
         times = self.repeat(body, path)
+        self.count(times, path, mark)
         out: list[Node] = []
         for i in range(times):
             branches: dict[str, list[Node]] = {}
-            for bname, nodes in (branches_data or {}).items():
+            for bname, nodes in branches_data.items():
                 bpath = f"{_join(path, 'branches')}.{bname}"
                 if not _valid_name(bname):
-                    self.p.add(bpath, "a branch name of letters, digits and '_'", bname, key_mark_of(branches_data, bname))
+                    self.p.add(bpath, NAME_RULE, bname, key_mark_of(branches_data, bname))
                     continue
                 branches[str(bname)] = self.nodes(nodes if nodes is not None else YList(), bpath, mark_of(branches_data, bname), note)
-            if branches_data is not None and not branches_data:
-                self.p.add(_join(path, "branches"), "at least one branch", "none", mark_of(body, "branches") or mark, raw=True)
             block = Block(
                 f"{name}_{first + i}" if name and (times > 1 or number) else name,
                 branches,
@@ -489,7 +530,7 @@ class _Parser:
         times = self.repeat(body, path)
         name = body.get("name")
         if name is not None and not _valid_name(name):
-            self.p.add(_join(path, "name"), "a name of letters, digits, '_', '-' or '.'", name, mark_of(body, "name"))
+            self.p.add(_join(path, "name"), NAME_RULE, name, mark_of(body, "name"))
             name = None
         for i in range(times):
             branches: dict[str, list[Node]] = {

@@ -10,6 +10,7 @@ the README can quote them and tests can reach them.
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 import yaml
@@ -108,18 +109,82 @@ def load_yaml(text: str, file: str = "<string>") -> Any:
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as err:
-        mark = _mark(file, err.problem_mark) if err.problem_mark else Mark(file, 1, 1)
-        problem = (err.problem or "invalid YAML").strip()
-        if "'\\t'" in problem or "\t" in problem:
-            problem = "a tab character (YAML indents with spaces only)"
-        raise SpecError.one("<file>", "valid YAML", problem, mark) from None
+        raise _syntax_error(err, file) from None
     except yaml.YAMLError as err:  # reader errors: control characters and the like
         raise SpecError.one("<file>", "valid YAML", str(err).splitlines()[0], Mark(file, 1, 1)) from None
     finally:
         loader.dispose()
     if node is None:
         raise SpecError.one("<file>", "a YAML mapping (the spec)", "an empty file", Mark(file, 1, 1))
+    _check_expansion(node, file)
     return _Converter(loader, file).convert(node, 0)
+
+
+_EXPECTED_FOUND = re.compile(r"expected (.+?),? but (?:found|got) (.+)", re.S)
+
+
+def _syntax_error(err: yaml.MarkedYAMLError, file: str) -> SpecError:
+    """PyYAML's parse errors, reworded as `expected ...; received ...` at the right place."""
+    mark = _mark(file, err.problem_mark) if err.problem_mark else Mark(file, 1, 1)
+    problem = (err.problem or "invalid YAML").strip()
+    context = (err.context or "").strip()
+    if "\t" in problem or "'\\t'" in problem:
+        return SpecError.one("<file>", "valid YAML", "a tab character (YAML indents with spaces only)", mark)
+    if context.startswith("expected a single document"):
+        return SpecError.one("<file>", "a single YAML document", "a second document after '---'", mark)
+    found = _EXPECTED_FOUND.match(problem)
+    if context.startswith("while parsing a flow") and err.context_mark is not None:
+        opener = "[" if "sequence" in context else "{"
+        closer = "]" if opener == "[" else "}"
+        got = found.group(2) if found else problem
+        return SpecError.one(
+            "<file>",
+            f"a '{closer}' closing this '{opener}'",
+            f"{got} at line {mark.line}, column {mark.col}",
+            _mark(file, err.context_mark),
+        )
+    if found:
+        return SpecError.one("<file>", found.group(1), found.group(2), mark)
+    return SpecError.one("<file>", "valid YAML", problem, mark)
+
+
+def _check_expansion(root: yaml.Node, file: str) -> None:
+    """Refuses documents whose aliases expand past MAX_NODES ("billion laughs"), before
+    expanding anything, and points at the deepest key whose value alone is too large."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node, depth: int) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        if depth > MAX_DEPTH:
+            raise SpecError.one("<file>", f"nesting at most {MAX_DEPTH} levels deep", "deeper nesting", _mark(file, node.start_mark))
+        sizes[id(node)] = 1  # a recursive alias counts once while it is being sized
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            total += sum(size(item, depth + 1) for item in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            total += sum(1 + size(v, depth + 1) for _, v in node.value)
+        sizes[id(node)] = min(total, 10 * MAX_NODES)  # enough to know it is too large
+        return sizes[id(node)]
+
+    if size(root, 0) <= MAX_NODES:
+        return
+    node, where = root, root.start_mark
+    while True:  # descend to the deepest entry that is too large by itself
+        children = (
+            [(k.start_mark, v) for k, v in node.value] if isinstance(node, yaml.MappingNode)
+            else [(v.start_mark, v) for v in node.value] if isinstance(node, yaml.SequenceNode) else []
+        )
+        big = [(m, v) for m, v in children if sizes.get(id(v), 0) > MAX_NODES]
+        if not big:
+            break
+        where, node = big[0]
+    raise SpecError.one(
+        "<file>",
+        f"at most {MAX_NODES:,} values after expanding anchors and aliases",
+        "more: aliases nested inside aliases multiply (a 'billion laughs' document?)",
+        _mark(file, where),
+    )
 
 
 class _Converter:
@@ -168,10 +233,13 @@ class _Converter:
                     key_node, f"each key once (first '{key}' at line {first.line})", f"'{key}' again"
                 )
             seen[key] = key_node
+        merges = [v for k, v in node.value if k.tag == _MERGE_TAG]
         try:
             self.loader.flatten_mapping(node)  # resolves `<<` merge keys, explicit keys win
-        except yaml.MarkedYAMLError as err:
-            raise self.fail(node, "a mapping or list of mappings after '<<'", err.problem or "") from None
+        except yaml.MarkedYAMLError:
+            merged = merges[0]
+            got = repr(merged.value) if isinstance(merged, yaml.ScalarNode) else "a list holding something else"
+            raise self.fail(merged, "a mapping or a list of mappings after '<<'", got) from None
         out = YDict(mark=mark)
         for key_node, value_node in node.value:
             self.count += 1
