@@ -138,3 +138,8 @@ def test_yaml_spec_yaml_round_trip(path):
     assert second == first
     assert second.to_yaml() == text
     assert ik.from_data(first.to_data()) == first
+
+
+def test_generated_names_skip_names_the_user_took():
+    p = ik.plan(ik.load_spec(TEST_SPECS / "valid" / "auto_name_collision.yaml"))
+    assert [op.name for op in iter_ops(p.steps)] == ["conv3x3", "conv3x3_2"]
