@@ -101,7 +101,7 @@ ACTIVATION_FLOPS: dict[str, int] = {
 def _activation(v: Any) -> str | None:
     if v is None or v == "linear":
         return None
-    if v not in ACTIVATION_FLOPS:
+    if not isinstance(v, str) or v not in ACTIVATION_FLOPS:
         raise Bad("one of " + ", ".join(ACTIVATION_FLOPS) + ", linear or null", choices=[*ACTIVATION_FLOPS, "linear"])
     return v
 

@@ -232,7 +232,7 @@ class _Planner:
         return steps, shape
 
     def layer(self, layer: Layer, shape: Shape | None, path: str, prefix: str, names: _Names) -> Op | None:
-        kind = KINDS.get(layer.kind)
+        kind = KINDS.get(layer.kind) if isinstance(layer.kind, str) else None
         if kind is None:
             self.problem(layer, path, "", "a layer kind: " + ", ".join(KINDS), layer.kind, hint=did_you_mean(layer.kind, KINDS))
             return None
@@ -265,7 +265,7 @@ class _Planner:
 
     def block(self, block: Block, shape: Shape | None, path: str, prefix: str) -> BlockPlan | None:
         ok = True
-        if block.merge not in MERGES:
+        if not isinstance(block.merge, str) or block.merge not in MERGES:
             self.problem(block, f"{path}.merge", "merge", "one of " + ", ".join(MERGES), block.merge, hint=did_you_mean(str(block.merge), MERGES))
             ok = False
         scale = block.scale
