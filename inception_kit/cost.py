@@ -35,6 +35,7 @@ class Row:
     branch: str | None = None
     removed_in_naive: bool = False
     mark: Mark | None = None
+    args: dict = field(default_factory=dict)  # resolved arguments (what was built)
 
 
 @dataclass
@@ -122,7 +123,7 @@ class _Analyser:
                     n = c
                 removed = step if drop else None
                 self.peak = max(self.peak, math.prod(step.input_shape) + math.prod(step.output_shape))
-                self.rows.append(Row(step.name, step.kind, step.path, step.output_shape, c, n, block, branch, drop, step.mark))
+                self.rows.append(Row(step.name, step.kind, step.path, step.output_shape, c, n, block, branch, drop, step.mark, step.args))
             real, naive = real + c, naive + n
         return real, naive
 
@@ -138,7 +139,7 @@ class _Analyser:
                 if step.branches[b.name]:
                     sc = scale_cost(b.output_shape)
                     extra += sc
-                    self.rows.append(Row(f"{step.name}_{b.name}_scale", "scale", step.path, b.output_shape, sc, sc, step.name, b.name, mark=step.mark))
+                    self.rows.append(Row(f"{step.name}_{b.name}_scale", "scale", step.path, b.output_shape, sc, sc, step.name, b.name, mark=step.mark, args={"scale": step.scale}))
         if len(branches) > 1:  # one branch needs no merge layer (the builder adds none)
             merge = MERGES[step.merge].cost([b.output_shape for b in branches], step.output_shape)
             extra += merge
@@ -146,7 +147,7 @@ class _Analyser:
         if step.activation:
             act = activation_cost(step.activation, math.prod(step.output_shape))
             extra += act
-            self.rows.append(Row(f"{step.name}_{step.activation}", "activation", f"{step.path}.activation", step.output_shape, act, act, step.name, mark=step.mark))
+            self.rows.append(Row(f"{step.name}_{step.activation}", "activation", f"{step.path}.activation", step.output_shape, act, act, step.name, mark=step.mark, args={"activation": step.activation}))
         alive = math.prod(step.input_shape) + sum(math.prod(b.output_shape) for b in branches)
         self.peak = max(self.peak, alive + math.prod(step.output_shape))
         real = sum((b.cost for b in branches), Cost()) + extra

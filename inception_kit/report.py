@@ -80,6 +80,8 @@ def report_data(analysis: Analysis) -> dict[str, Any]:
             "path": r.path,
             "block": r.block,
             "branch": r.branch,
+            "config": config_text(r.kind, r.args),
+            "args": _plain(r.args),
             "output_shape": list(r.output_shape),
             **_costs(r.cost),
             "naive_macs": r.naive.macs,
@@ -100,6 +102,14 @@ def report_data(analysis: Analysis) -> dict[str, Any]:
         "blocks": blocks,
         "layers": layers,
     }
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _human(n: int) -> str:
@@ -124,12 +134,53 @@ def _table(header: list[str], rows: list[list[str]], right: set[int]) -> str:
     return "\n".join([line(header), rule, *(line(r) for r in rows)])
 
 
+def config_text(kind: str, args: dict[str, Any]) -> str:
+    """The resolved arguments in a few words: `conv 3x3/2 valid bn relu`."""
+    def window(size: Any) -> str:
+        return f"{size[0]}x{size[1]}"
+
+    words = [kind]
+    if kind in ("conv", "sepconv"):
+        words = [f"{kind} {window(args['kernel'])}"]
+    elif kind in ("maxpool", "avgpool"):
+        words = [f"{kind} {window(args['pool'])}"]
+    elif kind == "dense":
+        words = [f"dense {args['units']}"]
+    elif kind == "dropout":
+        words = [f"dropout {args['rate']:g}"]
+    elif kind == "scale":
+        words = [f"scale {args['scale']:g}"]
+    strides = args.get("strides") or args.get("pool")
+    if kind in ("conv", "sepconv", "maxpool", "avgpool") and tuple(strides) != (1, 1):
+        words[0] += f"/{strides[0]}" if strides[0] == strides[1] else f"/{window(strides)}"
+    if args.get("padding") == "valid":
+        words.append("valid")
+    if args.get("groups", 1) > 1:
+        words.append(f"groups {args['groups']}")
+    if args.get("depth_multiplier", 1) > 1:
+        words.append(f"x{args['depth_multiplier']}")
+    if args.get("batchnorm"):
+        words.append("bn+scale" if args["batchnorm"]["scale"] else "bn")  # bn: no gamma, as Inception
+    elif kind in ("conv", "sepconv", "dense") and args.get("bias"):
+        words.append("bias")
+    if args.get("activation"):
+        words.append(args["activation"])
+    return " ".join(words)
+
+
 def _layer_rows(data: dict[str, Any], human: bool) -> list[list[str]]:
+    """Layers grouped under their block: a block's rows show the name inside the block."""
     n = _human if human else (lambda v: f"{v:,}")
-    return [
-        [l["name"], l["kind"], fmt_shape(l["output_shape"]), n(l["params"]), n(l["macs"]), n(l["flops"])]
-        for l in data["layers"]
-    ]
+    blocks = [b["name"] for b in data["blocks"]]
+    rows, current = [], None
+    for l in data["layers"]:
+        block = next((b for b in blocks if l["name"].startswith(b + "_")), None) if human else None
+        if block != current and block is not None:
+            rows.append([f"{block}:", "", "", "", "", ""])
+        current = block
+        name = "  " + l["name"][len(block) + 1:] if block else l["name"]
+        rows.append([name, l["config"], fmt_shape(l["output_shape"]), n(l["params"]), n(l["macs"]), n(l["flops"])])
+    return rows
 
 
 def _block_rows(data: dict[str, Any], human: bool) -> list[list[str]]:
@@ -156,7 +207,7 @@ def _summary(m: dict[str, Any], human: bool) -> list[tuple[str, str]]:
 
 
 BLOCK_HEADER = ["block / branch", "output", "params", "MACs", "naive MACs", "saving"]
-LAYER_HEADER = ["layer", "kind", "output", "params", "MACs", "FLOPs"]
+LAYER_HEADER = ["layer", "config (resolved)", "output", "params", "MACs", "FLOPs"]
 
 
 def render(analysis: Analysis, fmt: str = "table") -> str:
@@ -167,7 +218,7 @@ def render(analysis: Analysis, fmt: str = "table") -> str:
     if fmt == "csv":
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        cols = ["name", "kind", "block", "branch", "output_shape", "params", "trainable_params", "macs", "flops", "naive_macs", "naive_params"]
+        cols = ["name", "kind", "config", "block", "branch", "output_shape", "params", "trainable_params", "macs", "flops", "naive_macs", "naive_params"]
         writer.writerow(cols)
         for l in data["layers"]:
             writer.writerow([fmt_shape(l[c]) if c == "output_shape" else ("" if l[c] is None else l[c]) for c in cols])

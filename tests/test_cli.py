@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from conftest import CLI, ROOT, SPECS
+from conftest import CLI, ROOT, SHIPPED, SPECS
 
 
 def run(*args, cwd=ROOT):
@@ -70,12 +70,21 @@ def test_internal_error_exits_1(tmp_path):
     assert r.stderr.startswith("error: ") and "Traceback" not in r.stderr
 
 
-def test_report_table_fits_100_columns_and_labels_units():
-    r = run("report", SPECS / "googlenet.yaml")
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_report_table_fits_100_columns_and_labels_units(path):
+    import inception_kit as ik
+
+    text = ik.report(path)
+    assert max(len(line) for line in text.splitlines()) <= 100
+    assert "MACs (multiply-adds)" in text and "FLOPs (TF profiler)" in text
+
+
+def test_report_shows_resolved_values():
+    r = run("report", SPECS / "inception_v3.yaml")
     assert r.returncode == 0
-    assert max(len(line) for line in r.stdout.splitlines()) <= 100
-    assert "MACs (multiply-adds)" in r.stdout and "FLOPs (TF profiler)" in r.stdout
-    assert "inc3a" in r.stdout and "naive MACs" in r.stdout
+    # The first conv as built: defaults (bias off, batch norm without scale, ReLU) applied.
+    assert "conv 3x3/2 valid bn relu" in r.stdout
+    assert "mixed0:" in r.stdout and "naive MACs" in r.stdout
 
 
 def test_five_by_five_report_shows_the_lecture_numbers():
