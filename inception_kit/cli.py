@@ -127,6 +127,17 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _module(name: str) -> Any:
+    import importlib
+
+    return importlib.import_module(f"inception_kit.{name}")
+
+
+def _delegate(module: str) -> Callable[[argparse.Namespace], int]:
+    """A command implemented in its own module: `run(args) -> exit code`."""
+    return lambda args: _module(module).run(args)
+
+
 def _add_budget(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-params", type=int, default=DEFAULT_BUDGET.max_params, metavar="N",
                    help=f"refuse specs with more parameters (default {DEFAULT_BUDGET.max_params:,})")
@@ -180,6 +191,7 @@ def parser() -> argparse.ArgumentParser:
     p = command("inspect", cmd_inspect, "show the spec and cost report stored in an exported artifact")
     p.add_argument("artifact")
     p.add_argument("--format", choices=["table", "markdown", "csv", "json", "yaml"], default="table")
+
     return root
 
 

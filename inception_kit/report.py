@@ -179,7 +179,7 @@ def _layer_rows(data: dict[str, Any], human: bool) -> list[list[str]]:
             rows.append([f"{block}:", "", "", "", "", ""])
         current = block
         name = "  " + l["name"][len(block) + 1:] if block else l["name"]
-        rows.append([name, l["config"], fmt_shape(l["output_shape"]), n(l["params"]), n(l["macs"]), n(l["flops"])])
+        rows.append([name, l.get("config", l["kind"]), fmt_shape(l["output_shape"]), n(l["params"]), n(l["macs"]), n(l["flops"])])
     return rows
 
 
@@ -212,7 +212,11 @@ LAYER_HEADER = ["layer", "config (resolved)", "output", "params", "MACs", "FLOPs
 
 def render(analysis: Analysis, fmt: str = "table") -> str:
     """The report in one of FORMATS."""
-    data = report_data(analysis)
+    return render_data(report_data(analysis), fmt)
+
+
+def render_data(data: dict[str, Any], fmt: str = "table") -> str:
+    """Renders report data (as `report_data` returns it, or read back from JSON)."""
     if fmt == "json":
         return json.dumps(data, indent=2) + "\n"
     if fmt == "csv":

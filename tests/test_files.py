@@ -81,3 +81,27 @@ def test_two_writers_one_wins_whole_the_other_fails_cleanly(tmp_path):
     assert {p.read_text() for p in dest.iterdir()} == {winner}  # nothing mixed
     assert len(list(dest.iterdir())) == 50
     assert [p.name for p in tmp_path.iterdir()] == ["artifact"]
+
+
+def test_overwriting_a_folder_swaps_it_whole(tmp_path):
+    dest = tmp_path / "saved"
+    with staged_dir(dest) as tmp:
+        (tmp / "old.pb").write_text("old")
+    with staged_dir(dest, overwrite=True) as tmp:
+        (tmp / "new.pb").write_text("new")
+    assert [p.name for p in dest.iterdir()] == ["new.pb"]
+    assert [p.name for p in tmp_path.iterdir()] == ["saved"]
+
+
+def test_results_get_usual_modes_and_dead_writers_temporaries_are_swept(tmp_path):
+    import os
+
+    dest = tmp_path / "r.txt"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".r.txt.{int(dead.stdout)}.abc.tmp"
+    stale.write_text("left by a killed writer")
+    write_text(dest, "x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert dest.stat().st_mode & 0o777 == 0o666 & ~mask
+    assert not stale.exists()
