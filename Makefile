@@ -5,11 +5,17 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test setup clean
 
+EXTRAS := keras,test,onnx,pictures,train,notebooks
+# Graphviz's dot draws diagrams; installed with the system's package manager when missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
 # The venv is rebuilt when the declared dependencies change.
 $(VENV)/.installed: setup.cfg pyproject.toml
+	command -v dot >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq graphviz; } \
+	  || { echo "please install Graphviz (https://graphviz.org/download/) and run make again"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[keras,test,onnx]"
+	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
 	touch $@
 
 setup: $(VENV)/.installed

@@ -58,6 +58,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     analysis = validate(args.spec, _budget(args))
     _emit(render(analysis, args.format), args.out, args.overwrite)
+    if args.plot:
+        _module("plots").savings_chart(analysis, args.plot, overwrite=args.overwrite)
+        print(f"wrote {args.plot}", file=sys.stderr)
     if not args.verify:
         return EXIT_OK
     _quiet_tensorflow()
@@ -166,6 +169,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--verify", action="store_true",
                    help="build the model and compare with Keras' param count and TensorFlow's profiler")
+    p.add_argument("--plot", metavar="PNG", help="also draw MACs and params per block, naive against bottleneck")
     _add_budget(p)
 
     p = command("schema", cmd_schema, "print the JSON Schema of the spec language")
@@ -192,6 +196,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("artifact")
     p.add_argument("--format", choices=["table", "markdown", "csv", "json", "yaml"], default="table")
 
+    # Commands that live in their own modules; each module's top level stays TF-free.
+    for name, module, help_ in (
+        ("diagram", "diagram", "draw a block or a whole model (SVG or PNG)"),
+    ):
+        p = command(name, _delegate(module), help_)
+        _module(module).add_arguments(p)
+        _add_budget(p)
     return root
 
 
