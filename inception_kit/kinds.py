@@ -400,19 +400,25 @@ def _post_layers(args: dict[str, Any], name: str) -> list[Any]:
     return out
 
 
-def _conv_keras(args: dict[str, Any], name: str) -> list[Any]:
-    from keras import layers
+def _conv_keras(class_name: str, option: str) -> Callable[[dict[str, Any], str], list[Any]]:
+    """Keras layers of a conv-like kind: the conv, then its batch norm and activation.
+    `option` is the one argument the kinds differ in (groups, depth_multiplier)."""
 
-    conv = layers.Conv2D(
-        args["filters"],
-        args["kernel"],
-        strides=args["strides"],
-        padding=args["padding"],
-        groups=args["groups"],
-        use_bias=args["bias"],
-        name=name,
-    )
-    return [conv, *_post_layers(args, name)]
+    def build(args: dict[str, Any], name: str) -> list[Any]:
+        from keras import layers
+
+        conv = getattr(layers, class_name)(
+            args["filters"],
+            args["kernel"],
+            strides=args["strides"],
+            padding=args["padding"],
+            use_bias=args["bias"],
+            name=name,
+            **{option: args[option]},
+        )
+        return [conv, *_post_layers(args, name)]
+
+    return build
 
 
 _register(
@@ -422,7 +428,7 @@ _register(
         {**_CONV_FIELDS, "groups": Field(POS_INT, 1, "channel groups (grouped convolution)")},
         _conv_shape,
         _conv_cost,
-        _conv_keras,
+        _conv_keras("Conv2D", "groups"),
         convolution=True,
     )
 )
@@ -444,21 +450,6 @@ def _sepconv_cost(args: dict[str, Any], inp: Shape, out: Shape) -> Cost:
     return Cost(params, params, pixels * (depthwise + pointwise), flops) + _post(args, out)
 
 
-def _sepconv_keras(args: dict[str, Any], name: str) -> list[Any]:
-    from keras import layers
-
-    conv = layers.SeparableConv2D(
-        args["filters"],
-        args["kernel"],
-        strides=args["strides"],
-        padding=args["padding"],
-        depth_multiplier=args["depth_multiplier"],
-        use_bias=args["bias"],
-        name=name,
-    )
-    return [conv, *_post_layers(args, name)]
-
-
 _register(
     Kind(
         "sepconv",
@@ -466,7 +457,7 @@ _register(
         {**_CONV_FIELDS, "depth_multiplier": Field(POS_INT, 1, "depthwise outputs per input channel")},
         _sepconv_shape,
         _sepconv_cost,
-        _sepconv_keras,
+        _conv_keras("SeparableConv2D", "depth_multiplier"),
         convolution=True,
     )
 )

@@ -13,6 +13,7 @@ from typing import Any
 
 from .cost import Analysis, saving
 from .kinds import Cost, fmt_shape
+from .yaml_io import plain
 
 FORMATS = ("table", "markdown", "csv", "json")
 
@@ -81,7 +82,7 @@ def report_data(analysis: Analysis) -> dict[str, Any]:
             "block": r.block,
             "branch": r.branch,
             "config": config_text(r.kind, r.args),
-            "args": _plain(r.args),
+            "args": plain(r.args),
             "output_shape": list(r.output_shape),
             **_costs(r.cost),
             "naive_macs": r.naive.macs,
@@ -102,14 +103,6 @@ def report_data(analysis: Analysis) -> dict[str, Any]:
         "blocks": blocks,
         "layers": layers,
     }
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _human(n: int) -> str:

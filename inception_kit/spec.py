@@ -18,7 +18,7 @@ from typing import Any, Iterable, Mapping, Sequence, Union
 
 from .errors import Mark, Problems, SpecError, closest, did_you_mean
 from .kinds import KINDS, MERGES
-from .yaml_io import YDict, YList, dump_yaml, key_mark_of, load_yaml, mark_of, read_text
+from .yaml_io import YDict, YList, dump_yaml, key_mark_of, load_yaml, mark_of, plain, read_text
 
 # Where a field's value came from, for error messages: its mark and an optional note.
 Origin = tuple[Union[Mark, None], Union[str, None]]
@@ -38,7 +38,7 @@ class Layer:
     def __eq__(self, other: object) -> bool:
         return (
             isinstance(other, Layer)
-            and (self.kind, self.name, _norm(self.args)) == (other.kind, other.name, _norm(other.args))
+            and (self.kind, self.name, plain(self.args)) == (other.kind, other.name, plain(other.args))
         )
 
     def __repr__(self) -> str:
@@ -47,7 +47,7 @@ class Layer:
         return f"Layer({self.kind!r}{named}{', ' if inner else ''}{inner})"
 
     def to_data(self) -> dict[str, Any]:
-        body = {**({"name": self.name} if self.name else {}), **_norm(self.args)}
+        body = {**({"name": self.name} if self.name else {}), **plain(self.args)}
         return {self.kind: body or None}
 
 
@@ -99,7 +99,7 @@ class Model:
         """The expanded spec as plain data (templates and table rows written out)."""
         data: dict[str, Any] = {"name": self.name, "input": list(self.input_shape)}
         if self.defaults:
-            data["defaults"] = _norm(self.defaults)
+            data["defaults"] = plain(self.defaults)
         data["layers"] = [n.to_data() for n in self.layers]
         if self.head:
             data["head"] = [n.to_data() for n in self.head]
@@ -107,15 +107,6 @@ class Model:
 
     def to_yaml(self) -> str:
         return dump_yaml(self.to_data())
-
-
-def _norm(value: Any) -> Any:
-    """Tuples as lists, so that Python- and YAML-made specs compare and dump alike."""
-    if isinstance(value, dict):
-        return {k: _norm(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_norm(v) for v in value]
-    return value
 
 
 # ---------------------------------------------------------------------------------------

@@ -254,12 +254,13 @@ class _Converter:
 
 def dump_yaml(data: Any) -> str:
     """Writes plain data as block-style YAML, keys in the order given."""
-    return yaml.safe_dump(_plain(data), sort_keys=False, default_flow_style=None, width=100)
+    return yaml.safe_dump(plain(data), sort_keys=False, default_flow_style=None, width=100)
 
 
-def _plain(data: Any) -> Any:
+def plain(data: Any) -> Any:
+    """Plain dicts and lists (tuples as lists), so Python- and YAML-made data compare and dump alike."""
     if isinstance(data, dict):
-        return {k: _plain(v) for k, v in data.items()}
+        return {k: plain(v) for k, v in data.items()}
     if isinstance(data, (list, tuple)):
-        return [_plain(v) for v in data]
+        return [plain(v) for v in data]
     return data
