@@ -198,6 +198,7 @@ def parser() -> argparse.ArgumentParser:
 
     # Commands that live in their own modules; each module's top level stays TF-free.
     for name, module, help_ in (
+        ("train", "train", "train a spec on an image folder or a packaged data set (tf.distribute)"),
         ("diagram", "diagram", "draw a block or a whole model (SVG or PNG)"),
     ):
         p = command(name, _delegate(module), help_)
@@ -211,7 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.fn(args)
     except SpecError as err:
-        print(f"error: {len(err.problems)} problem{'s' if len(err.problems) != 1 else ''} in the spec", file=sys.stderr)
+        where = " in the spec" if any(p.mark for p in err.problems) else ""
+        print(f"error: {len(err.problems)} problem{'s' if len(err.problems) != 1 else ''}{where}", file=sys.stderr)
         for problem in err.problems:
             print(f"  {problem}", file=sys.stderr)
         return _debug(args, EXIT_USAGE)
@@ -219,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return _debug(args, EXIT_USAGE)
     except KeyboardInterrupt:
-        print("interrupted; nothing was written", file=sys.stderr)
+        print("interrupted (files are written whole or not at all; a training run resumes from its backup)", file=sys.stderr)
         return 130
     except Exception as err:  # the CLI contract: one message, traceback on --debug
         print(f"error: {type(err).__name__}: {err}", file=sys.stderr)

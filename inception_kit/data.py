@@ -1,0 +1,318 @@
+"""Training data for `inception-kit train`, as tf.data pipelines shaped like a spec's input.
+
+Three sources, one result:
+
+* an image folder with one sub-folder per class (`cats/`, `dogs/`, ...), read with Keras'
+  own `keras.utils.image_dataset_from_directory`: resized to the spec's height and width,
+  read as grayscale, RGB or RGBA for 1, 3 or 4 input channels;
+* a packaged data set by name: `digits` is scikit-learn's `load_digits` (1,797 8x8
+  grayscale digits, 10 classes; no download), resized to the spec's input with bilinear
+  interpolation and its channel repeated when the spec wants 3;
+* from Python, a pair of arrays `(images, labels)` already shaped like the spec's input.
+
+Pixels are scaled to [0, 1] for folders and `digits` (arrays are used as they are), labels
+are integers 0..K-1 (sub-folders in alphabetical order, as Keras numbers them).
+The validation split is the last `int(split * n)` samples after a shuffle seeded by
+`seed` (Keras' rule, the same for every source), so a run is reproducible.
+
+Batches are GLOBAL batches: `tf.distribute` splits each one over the replicas
+(per-replica = global / replicas). Training batches are whole (the last, partial one of an
+epoch is left out; a fresh shuffle every epoch, so every sample is still seen), which keeps
+every replica's share equal on any number of devices; validation keeps its smaller last
+batch. In-memory data (`digits`, arrays) is shuffled by (seed, epoch) alone: epoch e has the
+same batches on one device, on many, and after a resume. Both pipelines carry the
+auto-shard policy DATA: each worker reads the same (in-memory, or path-list) data set and
+keeps its part of every batch; there are no files to shard by.
+
+Everything that can be wrong with a source is found by `inspect_source` without
+TensorFlow, so the CLI answers a typo in a fraction of a second; `load` builds the pipelines.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from .errors import Problem, SpecError
+
+PACKAGED = {"digits": "scikit-learn's load_digits: 1,797 8x8 grayscale digits, 10 classes"}
+DIGITS_CLASSES = [str(i) for i in range(10)]
+DIGITS_COUNT = 1797
+IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png")  # keras' ALLOWLIST_FORMATS
+COLOR_MODES = {1: "grayscale", 3: "rgb", 4: "rgba"}
+DATA_WANTED = "an image folder with one sub-folder per class, or one of: " + ", ".join(PACKAGED)
+
+
+@dataclass
+class Source:
+    """What a data argument is, found without TensorFlow."""
+
+    kind: str  # "folder", "packaged" or "arrays"
+    name: str  # the folder (absolute), the packaged name, or "arrays"
+    class_names: list[str]
+    count: int  # samples in all
+    arrays: Any = None  # (images, labels) for kind "arrays"
+    per_class: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def describe(self) -> str:
+        if self.kind == "folder":
+            return f"the folder {self.name}"
+        if self.kind == "packaged":
+            return f"'{self.name}' ({PACKAGED[self.name]})"
+        return "the arrays given"
+
+
+@dataclass
+class Data:
+    """Training and validation pipelines, batched by the global batch size."""
+
+    source: Source
+    train_from: Callable[[int], Any]  # first epoch -> endless tf.data.Dataset of training batches
+    val: Any  # tf.data.Dataset, or None without a validation split
+    train_count: int
+    val_count: int
+    batch_size: int
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.source.class_names
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.train_count // self.batch_size
+
+    def train(self, first_epoch: int = 0) -> Any:
+        """Training batches for epochs first_epoch, first_epoch + 1, ... without end; pass
+        `steps_per_epoch` to `fit`. In-memory data is shuffled by (seed, epoch) alone, so
+        epoch e has the same batches however many times the pipeline was iterated before
+        (Keras peeks at one batch under a tf.distribute strategy) and after a resume."""
+        return self.train_from(first_epoch)
+
+
+def split_sizes(count: int, validation_split: float) -> tuple[int, int]:
+    """(training, validation) sample counts: validation is `int(split * count)`, as in Keras."""
+    val = int(validation_split * count)
+    return count - val, val
+
+
+def inspect_source(data: Any, input_shape: Sequence[int]) -> Source:
+    """Checks a data argument against a spec's input; raises SpecError naming what is wrong."""
+    if isinstance(data, (tuple, list)) and len(data) == 2 and not isinstance(data[0], (str, os.PathLike)):
+        return _inspect_arrays(data, input_shape)
+    if isinstance(data, str) and data in PACKAGED:
+        return _inspect_packaged(data, input_shape)
+    if isinstance(data, (str, os.PathLike)):
+        return _inspect_folder(Path(data), input_shape)
+    raise SpecError.one("data", DATA_WANTED + ", or a pair (images, labels) of arrays", type(data).__name__)
+
+
+def split_problems(source: Source, validation_split: float, batch_size: int | None = None) -> list[Problem]:
+    """What is wrong with splitting `source` by `validation_split` into global batches of
+    `batch_size`, if anything."""
+    if not (isinstance(validation_split, (int, float)) and 0 <= validation_split < 1):
+        return [Problem("--validation-split", "a fraction from 0 (none) up to, not including, 1", repr(validation_split))]
+    train, val = split_sizes(source.count, validation_split)
+    if validation_split > 0 and val == 0:
+        return [Problem(
+            "--validation-split",
+            f"a split that leaves at least one validation sample of the {source.count} in {source.describe()}",
+            repr(validation_split),
+        )]
+    if train == 0:
+        return [Problem("--validation-split", "a split that leaves training samples", repr(validation_split))]
+    if batch_size is not None and train < batch_size:
+        return [_batch_problem(source, train, batch_size)]
+    return []
+
+
+def _batch_problem(source: Source, train: int, batch_size: int) -> Problem:
+    return Problem(
+        "--batch-size",
+        f"at most the {train} training samples of {source.describe()} (the global batch; whole batches only)",
+        str(batch_size),
+    )
+
+
+def _inspect_packaged(name: str, input_shape: Sequence[int]) -> Source:
+    if len(input_shape) != 3 or input_shape[-1] not in (1, 3):
+        raise SpecError.one(
+            "input", f"an image input [height, width, 1 or 3] for '{name}' (grayscale images)", _shape(input_shape)
+        )
+    return Source("packaged", name, list(DIGITS_CLASSES), DIGITS_COUNT)
+
+
+def _inspect_folder(path: Path, input_shape: Sequence[int]) -> Source:
+    where = f"'{path}'"
+    if not path.exists():
+        raise SpecError.one("--data", DATA_WANTED, f"{where}, which does not exist")
+    if not path.is_dir():
+        raise SpecError.one("--data", DATA_WANTED, f"{where}, a file")
+    entries = [e for e in sorted(os.listdir(path)) if not e.startswith(".")]
+    classes = [e for e in entries if (path / e).is_dir()]
+    if not entries:
+        raise SpecError.one("--data", "a folder with one sub-folder per class", f"an empty folder {where}")
+    if not classes:
+        raise SpecError.one(
+            "--data", "a folder with one sub-folder per class", f"{where}, which has files but no sub-folders",
+            hint="put each class's images in a sub-folder named after the class",
+        )
+    if len(classes) < 2:
+        raise SpecError.one(
+            "--data", "a folder with at least 2 class sub-folders", f"{where} with 1 ('{classes[0]}')"
+        )
+    per_class = {c: _count_images(path / c) for c in classes}
+    empty = [c for c, n in per_class.items() if n == 0]
+    if empty:
+        raise SpecError.one(
+            "--data",
+            "images (" + ", ".join(IMAGE_SUFFIXES) + ") in every class sub-folder",
+            f"{where}, where {', '.join(repr(c) for c in empty)} {'has' if len(empty) == 1 else 'have'} none",
+        )
+    if len(input_shape) != 3 or input_shape[-1] not in COLOR_MODES:
+        raise SpecError.one(
+            "input", "an image input [height, width, channels] with 1, 3 or 4 channels (grayscale, RGB, RGBA)",
+            _shape(input_shape),
+        )
+    return Source("folder", str(path.resolve()), classes, sum(per_class.values()), per_class=per_class)
+
+
+def _count_images(folder: Path) -> int:
+    n = 0
+    for _root, _dirs, files in os.walk(folder):
+        n += sum(1 for f in files if f.lower().endswith(IMAGE_SUFFIXES))
+    return n
+
+
+def _inspect_arrays(data: Any, input_shape: Sequence[int]) -> Source:
+    import numpy as np
+
+    x, y = (np.asarray(a) for a in data)
+    if tuple(x.shape[1:]) != tuple(input_shape):
+        raise SpecError.one("data", f"images shaped (n, {', '.join(map(str, input_shape))}), like the spec's input", str(x.shape))
+    if y.shape != (x.shape[0],) or not np.issubdtype(y.dtype, np.integer) or (y.size and y.min() < 0):
+        raise SpecError.one("data", f"one integer label from 0 up per image ({x.shape[0]})", f"labels of shape {y.shape}, {y.dtype}")
+    k = int(y.max()) + 1 if y.size else 0
+    return Source("arrays", "arrays", [str(i) for i in range(k)], int(x.shape[0]), arrays=(x, y))
+
+
+def _shape(shape: Sequence[int]) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+# ---------------------------------------------------------------------------------------
+# Pipelines (TensorFlow from here on)
+
+
+def load(
+    source: Source,
+    input_shape: Sequence[int],
+    *,
+    batch_size: int,
+    validation_split: float,
+    seed: int,
+) -> Data:
+    """The training and validation pipelines of an inspected source."""
+    n_train, n_val = split_sizes(source.count, validation_split)
+    if n_train < batch_size:
+        raise SpecError([_batch_problem(source, n_train, batch_size)])
+    if source.kind == "folder":
+        train_from, val = _folder_pipelines(source, input_shape, validation_split, seed, batch_size)
+    else:
+        x, y = source.arrays if source.kind == "arrays" else _digits(input_shape)
+        train_from, val = _array_pipelines(x, y, validation_split, seed, batch_size)
+    return Data(source, train_from, val, n_train, n_val, batch_size)
+
+
+def digits_arrays(input_shape: Sequence[int]) -> tuple[Any, Any]:
+    """scikit-learn's digits as (images float32 in [0, 1] shaped like `input_shape`, labels int32)."""
+    return _digits(input_shape)
+
+
+def _digits(input_shape: Sequence[int]) -> tuple[Any, Any]:
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = (d.images / 16.0).astype("float32")[..., None]  # (n, 8, 8, 1), 0..16 -> [0, 1]
+    h, w, c = input_shape
+    if (h, w) != x.shape[1:3]:
+        import tensorflow as tf
+
+        x = tf.image.resize(x, (h, w), method="bilinear").numpy().clip(0.0, 1.0)
+    if c == 3:
+        x = np.repeat(x, 3, axis=-1)
+    return np.ascontiguousarray(x, dtype="float32"), d.target.astype("int32")
+
+
+def _array_pipelines(x: Any, y: Any, validation_split: float, seed: int, batch_size: int) -> tuple[Callable[[int], Any], Any]:
+    """Training batches drawn by index: epoch e's order is a stateless shuffle seeded by
+    (seed, e). The arrays live in the pipeline's graph, so they must stay under 2 GB (as for
+    `from_tensor_slices`)."""
+    import numpy as np
+    import tensorflow as tf
+
+    order = np.random.RandomState(seed).permutation(len(x))
+    n_train, n_val = split_sizes(len(x), validation_split)
+    tr, va = order[:n_train], order[n_train:]
+    xt, yt = tf.constant(x[tr]), tf.constant(y[tr])
+    steps = n_train // batch_size
+
+    def epoch(e: Any) -> Any:
+        perm = tf.random.experimental.stateless_shuffle(
+            tf.range(n_train, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), e])
+        )
+        return tf.data.Dataset.from_tensor_slices(tf.reshape(perm[: steps * batch_size], (steps, batch_size)))
+
+    def train_from(first_epoch: int) -> Any:
+        ds = tf.data.Dataset.counter(first_epoch).flat_map(epoch)
+        ds = ds.map(lambda i: (tf.gather(xt, i), tf.gather(yt, i)), num_parallel_calls=tf.data.AUTOTUNE)
+        return _finish(ds)
+
+    val = tf.data.Dataset.from_tensor_slices((x[va], y[va])).batch(batch_size) if n_val else None
+    return train_from, None if val is None else _finish(val)
+
+
+def _folder_pipelines(source: Source, input_shape: Sequence[int], validation_split: float, seed: int,
+                      batch_size: int) -> tuple[Callable[[int], Any], Any]:
+    """Keras reads the folder and shuffles its list of paths anew every epoch (seeded)."""
+    import keras
+
+    h, w, c = input_shape
+    common = dict(
+        labels="inferred",
+        label_mode="int",
+        class_names=source.class_names,
+        color_mode=COLOR_MODES[c],
+        batch_size=None,  # single images; batched below by the global batch
+        image_size=(h, w),
+        shuffle=True,  # the file list, seeded: a random, reproducible validation split
+        seed=seed,
+        verbose=False,
+    )
+    if validation_split > 0:
+        train, val = keras.utils.image_dataset_from_directory(
+            source.name, validation_split=validation_split, subset="both", **common
+        )
+    else:
+        train, val = keras.utils.image_dataset_from_directory(source.name, **common), None
+    scale = lambda img, label: (img / 255.0, label)  # noqa: E731
+    batches = train.map(scale).batch(batch_size, drop_remainder=True)
+
+    def train_from(first_epoch: int) -> Any:
+        return _finish(batches.repeat())
+
+    return train_from, None if val is None else _finish(val.map(scale).batch(batch_size))
+
+
+def _finish(ds: Any) -> Any:
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
