@@ -200,6 +200,7 @@ def parser() -> argparse.ArgumentParser:
     for name, module, help_ in (
         ("train", "train", "train a spec on an image folder or a packaged data set (tf.distribute)"),
         ("diagram", "diagram", "draw a block or a whole model (SVG or PNG)"),
+        ("profile", "profile", "measure real time per block and branch beside MACs"),
     ):
         p = command(name, _delegate(module), help_)
         _module(module).add_arguments(p)
