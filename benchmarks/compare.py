@@ -238,7 +238,7 @@ def logits_model(model: Any) -> Any:
     (a new Dense with the same weights and the same dtype policy)."""
     import keras
 
-    head = model.layers[-1]
+    head = next(layer for layer in reversed(model.layers) if isinstance(layer, keras.layers.Dense))
     dense = keras.layers.Dense(head.units, activation=None, use_bias=head.use_bias, dtype=head.dtype_policy, name="logits")
     out = dense(head.input)
     dense.set_weights(head.get_weights())
@@ -487,12 +487,7 @@ def section_bf16(cfg: Config) -> None:
     keras.backend.clear_session()
     keras.utils.set_random_seed(0)
     f32 = ik.build_model(SPEC)
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    try:
-        bf16 = ik.build_model(SPEC)
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
+    bf16 = ik.build_model(SPEC, precision="bfloat16")  # Keras' mixed_bfloat16 policy
     bf16.set_weights(f32.get_weights())  # variables stay float32 under mixed precision
     print(f"  compute dtype of the bf16 model's convs: {bf16.layers[1].compute_dtype}; "
           f"output dtype: {bf16.output.dtype}")

@@ -91,7 +91,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
     from .builder import build_model
 
-    model = build_model(analysis.plan)
+    model = build_model(analysis.plan, args.precision)
     model.summary(line_length=100, print_fn=lambda line, **_: print(line))
     print()
     print(render(analysis, "table"))
@@ -118,6 +118,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         verify=not args.no_verify,
         budget=_budget(args),
+        precision=args.precision,
     )
     print(result.summary())
     return EXIT_OK
@@ -139,6 +140,11 @@ def _module(name: str) -> Any:
 def _delegate(module: str) -> Callable[[argparse.Namespace], int]:
     """A command implemented in its own module: `run(args) -> exit code`."""
     return lambda args: _module(module).run(args)
+
+
+def _add_precision(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--precision", choices=["float32", "bfloat16"], default="float32",
+                   help="bfloat16: compute in bfloat16, weights and outputs float32 (Keras mixed_bfloat16)")
 
 
 def _add_budget(p: argparse.ArgumentParser) -> None:
@@ -178,6 +184,7 @@ def parser() -> argparse.ArgumentParser:
 
     p = command("build", cmd_build, "build the Keras model; print its summary and the cost report")
     p.add_argument("spec")
+    _add_precision(p)
     p.add_argument("--out", "-o", help="also save it as a .keras file")
     p.add_argument("--overwrite", action="store_true")
     _add_budget(p)
@@ -188,6 +195,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["savedmodel", "keras", "tflite", "onnx"], default="savedmodel")
     p.add_argument("--weights", help="a Keras .weights.h5 file to load first")
     p.add_argument("--quantize", action="store_true", help="TFLite: dynamic-range int8 weights")
+    _add_precision(p)
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--no-verify", action="store_true", help="skip reloading and comparing outputs")
     _add_budget(p)

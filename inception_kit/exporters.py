@@ -53,7 +53,7 @@ with the Keras model's (``training=False``). The check passes when
 
     max |artifact - keras| <= TOLERANCE[kind] * max(1, max |keras|)
 
-with ``TOLERANCE = {"float32": 1e-5, "int8": 5e-2}``: an absolute 1e-5 for outputs
+with ``TOLERANCE = {"float32": 1e-5, "bfloat16": 1e-5, "int8": 5e-2}``: an absolute 1e-5 for outputs
 within [-1, 1] (softmax heads), relative to the largest output for feature maps.
 Measured with untrained weights on every spec in specs/ (two builds each; "rel" is the diff
 over max(1, max |keras|)): SavedModel and .keras 0; TFLite float32 at most 2.3e-10 rel;
@@ -94,7 +94,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .builder import INPUT_NAME
+from .builder import INPUT_NAME, PRECISIONS
 from .cost import DEFAULT_BUDGET, Budget
 from .errors import SpecError
 from .files import DestinationExists, staged_dir, staged_file
@@ -108,7 +108,7 @@ META_DIR = Path("assets.extra") / "inception_kit"
 SIDECAR_SUFFIX = ".inception-kit"
 SPEC_FILE, REPORT_FILE, MANIFEST_FILE = "spec.yaml", "report.json", "manifest.json"
 VERIFY_BATCH, VERIFY_SEED = 2, 0
-TOLERANCE = {"float32": 1e-5, "int8": 5e-2}
+TOLERANCE = {"float32": 1e-5, "bfloat16": 1e-5, "int8": 5e-2}  # artifact vs its own Keras model
 ONNX_OPSET = 17
 INSPECT_FORMATS = ("table", "markdown", "csv", "json", "yaml")
 
@@ -190,6 +190,7 @@ def export(
     overwrite: bool = False,
     verify: bool = True,
     budget: Budget = DEFAULT_BUDGET,
+    precision: str = "float32",
 ) -> ExportResult:
     """Validates, builds, writes, verifies and moves an artifact into place (see the module doc).
 
@@ -205,6 +206,10 @@ def export(
         raise SpecError.one("format", f"one of {', '.join(FORMATS)}", repr(format))
     if quantize and format != "tflite":
         raise SpecError.one("quantize", "format tflite (dynamic-range int8 is a TFLite option)", f"format {format}")
+    if precision not in PRECISIONS:
+        raise SpecError.one("precision", f"one of {', '.join(PRECISIONS)}", repr(precision))
+    if precision != "float32" and format not in ("savedmodel", "keras"):
+        raise SpecError.one("precision", "float32 for tflite and onnx (bfloat16 exports as savedmodel or keras)", repr(precision))
     out = Path(out)
     if format == "keras" and out.suffix != ".keras":
         raise SpecError.one("out", "a path ending in .keras (Keras loads only such files)", str(out))
@@ -218,19 +223,20 @@ def export(
 
     texts = {SPEC_FILE: analysis.plan.model.to_yaml(), REPORT_FILE: render(analysis, "json")}
     write = {"savedmodel": _savedmodel, "keras": _keras, "tflite": _tflite, "onnx": _onnx}[format]
-    kind = "int8" if quantize else "float32"
+    kind = "int8" if quantize else precision
     in_shape = tuple(int(d) for d in analysis.plan.model.input_shape)
     out_shape = tuple(int(d) for d in analysis.plan.output_shape)
     manifest: dict[str, Any] = {
         "format": format,
         "quantized": quantize,
+        "precision": precision,
         "model": analysis.plan.model.name,
         "input": {"name": INPUT_NAME, "dtype": "float32", "shape": [None, *in_shape]},
         "output": {"name": OUTPUT_NAME, "dtype": "float32", "shape": [None, *out_shape]},
     }
 
     with _captured():
-        model, manifest["weights"] = _model(analysis.plan, weights)
+        model, manifest["weights"] = _model(analysis.plan, weights, precision)
         x, check, tolerance = _checker(model, in_shape, kind, f"the {format} artifact", out) if verify else (None, None, None)
         if format == "savedmodel":
             with staged_dir(out, overwrite) as tmp:
@@ -325,11 +331,11 @@ def _write_meta(
     (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
 
-def _model(plan: Any, weights: str | os.PathLike[str] | None) -> tuple[Any, Any]:
+def _model(plan: Any, weights: str | os.PathLike[str] | None, precision: str = "float32") -> tuple[Any, Any]:
     """The Keras model, and how the manifest describes its weights."""
     from .builder import build_model
 
-    model = build_model(plan)
+    model = build_model(plan, precision)
     if weights is None:
         return model, "untrained (Keras initializers)"
     _load_weights(model, Path(weights))

@@ -111,3 +111,15 @@ def test_builds_under_a_mirrored_strategy_over_two_cpus():
     kind, params = lines["MIRRORED"].split()
     assert "Mirrored" in kind
     assert int(params) == ik.validate(SPECS / "inception_3a.yaml").total.params
+
+
+def test_bfloat16_precision_keeps_params_and_float32_outputs():
+    spec = ik.load_spec(SPECS / "inception_3a.yaml")
+    full, half = ik.build_model(spec), ik.build_model(spec, precision="bfloat16")
+    assert half.count_params() == full.count_params()
+    half.set_weights(full.get_weights())  # weights stay float32 under mixed_bfloat16
+    x = np.random.default_rng(0).uniform(0, 1, (2, 28, 28, 192)).astype("float32")
+    a, b = full.predict(x, verbose=0), half.predict(x, verbose=0)
+    assert b.dtype == np.float32 and keras.config.dtype_policy().name == "float32"
+    rel = np.linalg.norm(a - b) / np.linalg.norm(a)
+    assert 0 < rel < 0.05  # bfloat16 keeps 8 bits of mantissa: not equal, but close

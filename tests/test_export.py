@@ -491,3 +491,12 @@ def test_big_networks_export_as_savedmodel(name, tmp_path):
     assert result.max_abs_diff is not None and result.max_abs_diff <= result.tolerance
     assert size_on_disk(out) <= 1.05 * raw
     assert json.loads(exporters.inspect_artifact(out, fmt="json"))["model"]["params"] == raw // 4
+
+
+def test_bfloat16_savedmodel_and_its_limits(tmp_path):
+    result = exporters.export(BLOCK, tmp_path / "half", precision="bfloat16")
+    manifest = json.loads((tmp_path / "half" / exporters.META_DIR / exporters.MANIFEST_FILE).read_text())
+    assert manifest["precision"] == "bfloat16"
+    assert result.max_abs_diff <= result.tolerance
+    with pytest.raises(SpecError, match="precision"):
+        exporters.export(BLOCK, tmp_path / "half.tflite", format="tflite", precision="bfloat16")
