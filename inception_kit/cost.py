@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Iterator
 
 from .errors import Mark, Problem, SpecError
 from .kinds import KINDS, MERGES, Cost, activation_cost, fmt_shape, scale_cost
@@ -165,10 +164,6 @@ def analyse(plan: Plan) -> Analysis:
     total, naive = real + hr, naive + hn
     memory = Memory(total.params * BYTES_PER_VALUE, a.peak * BYTES_PER_VALUE)
     return Analysis(plan, a.rows, a.blocks, total, naive, memory)
-
-
-def iter_rows(analysis: Analysis, block: str | None = None) -> Iterator[Row]:
-    return (r for r in analysis.rows if block is None or r.block == block)
 
 
 def saving(real: int, naive: int) -> tuple[float, float]:

@@ -45,6 +45,7 @@ from typing import Any, Callable, Iterator
 from .cost import Analysis, BlockCost
 from .errors import SpecError
 from .kinds import Cost
+from .report import human as _human
 from .shapes import BlockPlan, Step
 
 TIMING = "concrete tf.function per sub-model (graph mode, no XLA, training=False)"
@@ -54,24 +55,23 @@ WIDTH = 100
 # --------------------------------------------------------------------------- arguments
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer; received {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer; received {value}")
-    return value
+def _at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer no smaller than `minimum`."""
+    what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}; received {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected {what}; received {value}")
+        return value
+
+    return parse
 
 
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0; received {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0; received {value}")
-    return value
+_positive, _non_negative = _at_least(1), _at_least(0)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -420,13 +420,6 @@ def profile_data(analysis: Analysis, pairs: list[Pair], batch: int, repeats: int
         "blocks": [_pair_data(p, batch) for p in blocks],
         "model": _pair_data(model[0], batch) if model else None,
     }
-
-
-def _human(n: int) -> str:
-    for unit, size in (("G", 10**9), ("M", 10**6), ("K", 10**3)):
-        if abs(n) >= size:
-            return f"{n / size:.2f}{unit}"
-    return str(n)
 
 
 def _ms(seconds: float) -> str:

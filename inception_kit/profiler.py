@@ -35,17 +35,3 @@ def profile_flops(model: Any, batch: int = 1) -> Counter:
             counts[node.name] += node.float_ops
         stack.extend(node.children)
     return counts
-
-
-def uncounted_calls(model: Any) -> list[str]:
-    """Names of function calls the profiler cannot see into (Keras runs grouped convs
-    through an XLA-compiled function on CPU; the profiler counts 0 for them)."""
-    import tensorflow as tf
-    from tensorflow.python.framework.convert_to_constants import (
-        convert_variables_to_constants_v2,
-    )
-
-    spec = tf.TensorSpec((1, *model.input_shape[1:]), tf.float32)
-    fn = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
-    graph_def = convert_variables_to_constants_v2(fn).graph.as_graph_def()
-    return [n.name for n in graph_def.node if n.op in ("StatefulPartitionedCall", "PartitionedCall")]

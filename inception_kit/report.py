@@ -105,7 +105,8 @@ def report_data(analysis: Analysis) -> dict[str, Any]:
     }
 
 
-def _human(n: int) -> str:
+def human(n: int) -> str:
+    """2.41M, 163.70K: short numbers for terminal tables."""
     for unit, size in (("G", 10**9), ("M", 10**6), ("K", 10**3)):
         if abs(n) >= size:
             return f"{n / size:.2f}{unit}"
@@ -161,13 +162,13 @@ def config_text(kind: str, args: dict[str, Any]) -> str:
     return " ".join(words)
 
 
-def _layer_rows(data: dict[str, Any], human: bool) -> list[list[str]]:
+def _layer_rows(data: dict[str, Any], short: bool) -> list[list[str]]:
     """Layers grouped under their block: a block's rows show the name inside the block."""
-    n = _human if human else (lambda v: f"{v:,}")
+    n = human if short else (lambda v: f"{v:,}")
     blocks = [b["name"] for b in data["blocks"]]
     rows, current = [], None
     for l in data["layers"]:
-        block = next((b for b in blocks if l["name"].startswith(b + "_")), None) if human else None
+        block = next((b for b in blocks if l["name"].startswith(b + "_")), None) if short else None
         if block != current and block is not None:
             rows.append([f"{block}:", "", "", "", "", ""])
         current = block
@@ -176,8 +177,8 @@ def _layer_rows(data: dict[str, Any], human: bool) -> list[list[str]]:
     return rows
 
 
-def _block_rows(data: dict[str, Any], human: bool) -> list[list[str]]:
-    n = _human if human else (lambda v: f"{v:,}")
+def _block_rows(data: dict[str, Any], short: bool) -> list[list[str]]:
+    n = human if short else (lambda v: f"{v:,}")
     rows = []
     for b in data["blocks"]:
         rows.append([b["name"], fmt_shape(b["output_shape"]), n(b["params"]), n(b["macs"]), n(b["naive_macs"]), _ratio(b["macs_saving_ratio"])])
@@ -186,8 +187,8 @@ def _block_rows(data: dict[str, Any], human: bool) -> list[list[str]]:
     return rows
 
 
-def _summary(m: dict[str, Any], human: bool) -> list[tuple[str, str]]:
-    n = _human if human else (lambda v: f"{v:,}")
+def _summary(m: dict[str, Any], short: bool) -> list[tuple[str, str]]:
+    n = human if short else (lambda v: f"{v:,}")
     return [
         ("input → output", f"{fmt_shape(m['input_shape'])} → {fmt_shape(m['output_shape'])}"),
         ("params (trainable / non-trainable)", f"{m['params']:,} ({m['trainable_params']:,} / {m['non_trainable_params']:,})"),

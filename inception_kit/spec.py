@@ -14,7 +14,7 @@ import copy
 import os
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence, Union
+from typing import Any, Iterable, Mapping, Union
 
 from .errors import Mark, Problems, SpecError, closest, did_you_mean
 from .kinds import KINDS, MERGES
@@ -192,7 +192,7 @@ class _Parser:
 
     def mapping(self, value: Any, path: str, mark: Mark | None, expected: str) -> YDict | None:
         if isinstance(value, dict):
-            return value if isinstance(value, YDict) else _ydict(value)
+            return value if isinstance(value, YDict) else YDict(value)
         self.p.add(path, expected, value, mark)
         return None
 
@@ -386,7 +386,7 @@ class _Parser:
             self.p.add(path, "one layer or block: a mapping with a single key such as conv, block or a template name", item, mark)
             return []
         if not isinstance(item, YDict):
-            item = _ydict(item)
+            item = YDict(item)
         (kind, body), = item.items()
         body_mark = mark_of(item, kind)
         if kind == "block":
@@ -429,7 +429,7 @@ class _Parser:
             body = YDict({spec.shorthand: value}, mark=mark)
             body.value_marks[spec.shorthand] = mark
         elif not isinstance(body, YDict):
-            body = _ydict(body)
+            body = YDict(body)
         # Field names and values are checked in shapes.plan, for Python-made specs too.
         name = body.get("name")
         if name is not None and not _valid_name(name):
@@ -588,11 +588,6 @@ def _valid_name(name: Any) -> bool:
     return isinstance(name, str) and re.fullmatch(r"[A-Za-z0-9_.\-]+", name) is not None
 
 
-def _ydict(data: Mapping[Any, Any]) -> YDict:
-    out = YDict(data)
-    return out
-
-
 def from_data(data: Mapping[str, Any]) -> Model:
     """Builds a Model from plain data (the form `Model.to_data` writes), with validation."""
     return _checked(_to_y(data), "<data>")
@@ -606,12 +601,3 @@ def _to_y(data: Any) -> Any:
         out.item_marks = [None] * len(out)
         return out
     return data
-
-
-def walk(nodes: Sequence[Node]) -> Iterable[Node]:
-    """Every node, depth first, blocks before their contents."""
-    for node in nodes:
-        yield node
-        if isinstance(node, Block):
-            for branch in node.branches.values():
-                yield from walk(branch)
