@@ -18,6 +18,9 @@ from .errors import SpecError
 from .files import DestinationExists
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+# Packages some commands need, and the extra of setup.cfg that installs each.
+_OPTIONAL = {"tensorflow": "keras", "keras": "keras", "numpy": "keras", "graphviz": "pictures",
+             "matplotlib": "pictures", "sklearn": "train", "tf2onnx": "onnx", "onnxruntime": "onnx"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -229,6 +232,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DestinationExists as err:
         print(f"error: {err}", file=sys.stderr)
         return _debug(args, EXIT_USAGE)
+    except ModuleNotFoundError as err:
+        if (err.name or "").split(".")[0] not in _OPTIONAL:
+            raise
+        extra = _OPTIONAL[err.name.split(".")[0]]
+        print(f"error: this command needs {err.name}: pip install 'inception-kit[{extra}]'", file=sys.stderr)
+        return _debug(args, EXIT_FAIL)
     except KeyboardInterrupt:
         print("interrupted (files are written whole or not at all; a training run resumes from its backup)", file=sys.stderr)
         return 130

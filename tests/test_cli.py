@@ -2,6 +2,7 @@
 
 import json
 import subprocess
+import sys
 
 import pytest
 
@@ -91,3 +92,12 @@ def test_five_by_five_report_shows_the_lecture_numbers():
     r = run("report", SPECS / "five_by_five_bottleneck.yaml", "--format", "markdown")
     assert r.returncode == 0
     assert f"{120_422_400:,}" in r.stdout and f"{12_443_648:,}" in r.stdout
+
+
+def test_a_missing_optional_package_names_its_extra(tmp_path):
+    # Simulate an install without the keras extra: `import keras` fails in the subprocess.
+    code = ("import sys; sys.modules['keras'] = None; sys.modules['tensorflow'] = None\n"
+            "from inception_kit.cli import main; sys.exit(main(['build', 'specs/one_by_one.yaml']))")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1
+    assert "pip install 'inception-kit[keras]'" in r.stderr and "Traceback" not in r.stderr
