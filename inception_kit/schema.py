@@ -17,8 +17,18 @@ from .spec import TABLE_COLUMNS
 
 SCHEMA_FILE = Path(__file__).with_name("spec.schema.json")
 _REF = {"type": "string", "pattern": r"^\$[A-Za-z_][A-Za-z0-9_]*$"}
-_NAME = {"type": "string", "pattern": r"^[A-Za-z0-9_.\-]+$"}
-_REPEAT = {"type": "integer", "minimum": 1}
+_NAME = {"type": "string", "pattern": r"^([A-Za-z0-9_.\-]|\{i\})+$"}
+_REPEAT = {
+    "oneOf": [
+        {"type": "integer", "minimum": 1},
+        {
+            "type": "object",
+            "properties": {"times": {"type": "integer", "minimum": 1}, "first": {"type": "integer", "minimum": 0}},
+            "additionalProperties": False,
+        },
+    ],
+    "description": "N copies named NAME_1..NAME_N, or {times: N, first: K} for NAME_K..",
+}
 
 
 def _value(schema: dict[str, Any], templated: bool) -> dict[str, Any]:

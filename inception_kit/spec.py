@@ -14,7 +14,7 @@ import copy
 import os
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Union
+from typing import Any, Iterable, Mapping, NamedTuple, Union
 
 from .errors import Mark, Problems, SpecError, closest, did_you_mean
 from .kinds import KINDS, MERGES
@@ -339,15 +339,14 @@ class _Parser:
             if key in args:
                 block[key] = args[key]
                 block.value_marks[key] = mark_of(args, key)
-        first = 1
-        block["repeat"] = self.repeat(block, path)  # checked once, here
-        if "name" not in block:  # named now, so that the written-out spec keeps the name
+        times = self.repeat(block, path)  # checked once, here
+        if "name" not in block:  # named now (template_1, ...), so the written-out spec keeps it
             block["name"] = name
-            first = self.instances[name] + 1
-            self.instances[name] += block["repeat"]
+            times = Repeat(times.times, times.first if times.explicit else self.instances[name] + 1, True)
+            self.instances[name] = max(self.instances[name], times.first + times.times - 1)
         self.expanding.append(name)
         try:
-            return self.block(block, path, mark, note, first, number="name" not in args)
+            return self.block(block, path, mark, note, times)
         finally:
             self.expanding.pop()
 
@@ -403,12 +402,22 @@ class _Parser:
         self.p.add(path, "a layer kind, 'block', 'inception' or a template: " + ", ".join(choices), kind, key_mark_of(item, kind), "; ".join(hints) or None)
         return []
 
-    def repeat(self, body: YDict, path: str) -> int:
-        times = body.get("repeat", 1)
-        if isinstance(times, bool) or not isinstance(times, int) or not 1 <= times <= MAX_REPEAT:
-            self.p.add(_join(path, "repeat"), f"a whole number from 1 to {MAX_REPEAT:,}", times, mark_of(body, "repeat"))
-            return 1
-        return times
+    def repeat(self, body: YDict, path: str) -> "Repeat":
+        """`repeat: N` or `repeat: {times: N, first: K}` (copies named NAME_K, NAME_K+1, ...)."""
+        value = body.get("repeat", 1)
+        where, mark = _join(path, "repeat"), mark_of(body, "repeat")
+        first, explicit = 1, False
+        if isinstance(value, dict):
+            self.unknown_keys(value, ("times", "first"), where, "repeat")
+            first, explicit = value.get("first", 1), "first" in value
+            if isinstance(first, bool) or not isinstance(first, int) or not 0 <= first <= MAX_REPEAT:
+                self.p.add(_join(where, "first"), f"a whole number from 0 to {MAX_REPEAT:,}", first, mark_of(value, "first"))
+                first = 1
+            mark, where, value = mark_of(value, "times"), _join(where, "times"), value.get("times", 1)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_REPEAT:
+            self.p.add(where, f"a whole number from 1 to {MAX_REPEAT:,}", value, mark)
+            value = 1
+        return Repeat(value, first, explicit)
 
     def count(self, n: int, path: str, mark: Mark | None) -> None:
         """Stops expansion that would build an absurd number of layers (nested repeats)."""
@@ -438,18 +447,17 @@ class _Parser:
         args = {k: v for k, v in body.items() if k not in ("name", "repeat")}
         out = []
         times = self.repeat(body, path)
-        self.count(times, path, mark)
-        for i in range(times):
-            layer = Layer(kind, name=f"{name}_{i + 1}" if name and times > 1 else name, **copy.deepcopy(args))
+        self.count(times.times, path, mark)
+        for i in range(times.times):
+            layer = Layer(kind, name=times.name(name, i), **copy.deepcopy(args))
             # a field's value, or for a key the kind lacks, the key itself
             layer.origins = {k: (mark_of(body, k) if k in spec.fields else key_mark_of(body, k), note) for k in body}
             layer.origins[""] = (mark, note)
             out.append(layer)
         return out
 
-    def block(self, body: YDict, path: str, mark: Mark | None, note: str | None, first: int = 1, number: bool = False) -> list[Node]:
-        """A general block; repeats are named NAME_1, NAME_2, ... (from `first`), and
-        `number` names even a single one so (unnamed template instances)."""
+    def block(self, body: YDict, path: str, mark: Mark | None, note: str | None, times: "Repeat | None" = None) -> list[Node]:
+        """A general block, repeated as `times` says (read from the body when None)."""
         suggested = self.unknown_keys(body, BLOCK_KEYS, path, "block", note)
         name = body.get("name")
         if name is not None and not _valid_name(name):
@@ -467,10 +475,10 @@ class _Parser:
         if not branches_data:
             self.p.add(_join(path, "branches"), "at least one branch", "none", mark_of(body, "branches") or mark, raw=True)
             return []
-        times = self.repeat(body, path)
-        self.count(times, path, mark)
+        times = times or self.repeat(body, path)
+        self.count(times.times, path, mark)
         out: list[Node] = []
-        for i in range(times):
+        for i in range(times.times):
             branches: dict[str, list[Node]] = {}
             for bname, nodes in branches_data.items():
                 bpath = f"{_join(path, 'branches')}.{bname}"
@@ -479,7 +487,7 @@ class _Parser:
                     continue
                 branches[str(bname)] = self.nodes(nodes if nodes is not None else YList(), bpath, mark_of(branches_data, bname), note)
             block = Block(
-                f"{name}_{first + i}" if name and (times > 1 or number) else name,
+                times.name(name, i),
                 branches,
                 merge,
                 scale,
@@ -523,20 +531,34 @@ class _Parser:
         if name is not None and not _valid_name(name):
             self.p.add(_join(path, "name"), NAME_RULE, name, mark_of(body, "name"))
             name = None
-        for i in range(times):
+        for i in range(times.times):
             branches: dict[str, list[Node]] = {
                 "b1": [conv("1x1", 1)],
                 "b2": [conv("3x3_reduce", 1), conv("3x3", 3)],
                 "b3": [conv("5x5_reduce", 1), conv("5x5", 5)],
                 "b4": [pool_layer(), conv("pool_proj", 1)],
             }
-            block = Block(f"{name}_{i + 1}" if name and times > 1 else name, branches)
+            block = Block(times.name(name, i), branches)
             block.origins = {"": (mark, note)}
             out.append(block)
         return out
 
 
 _REQUIRED = object()
+
+
+class Repeat(NamedTuple):
+    """How many copies of an item, and how they are numbered."""
+
+    times: int
+    first: int = 1
+    explicit: bool = False  # numbered even when there is one copy
+
+    def name(self, name: str | None, i: int) -> str | None:
+        """Copy i's name: `{i}` in the name is replaced by its number, else `_N` is added."""
+        if name and "{i}" in name:
+            return name.replace("{i}", str(self.first + i))
+        return f"{name}_{self.first + i}" if name and (self.times > 1 or self.explicit) else name
 
 
 def _refs(value: Any) -> Iterable[tuple[Any, Any, str]]:
@@ -585,7 +607,8 @@ def _join(path: str, key: str) -> str:
 def _valid_name(name: Any) -> bool:
     import re
 
-    return isinstance(name, str) and re.fullmatch(r"[A-Za-z0-9_.\-]+", name) is not None
+    # `{i}` stands for the copy's number in repeated items (block{i} -> block5, block6, ...)
+    return isinstance(name, str) and re.fullmatch(r"[A-Za-z0-9_.\-]+", name.replace("{i}", "0")) is not None
 
 
 def from_data(data: Mapping[str, Any]) -> Model:

@@ -143,3 +143,18 @@ def test_yaml_spec_yaml_round_trip(path):
 def test_generated_names_skip_names_the_user_took():
     p = ik.plan(ik.load_spec(TEST_SPECS / "valid" / "auto_name_collision.yaml"))
     assert [op.name for op in iter_ops(p.steps)] == ["conv3x3", "conv3x3_2"]
+
+
+def test_repeat_numbering_can_start_anywhere_and_sit_inside_the_name():
+    m = ik.loads_spec("""
+input: [8, 8, 16]
+templates:
+  t: {args: [w], branches: {a: [{conv: {filters: $w, kernel: 1}}], b: []}}
+layers:
+  - t: {w: 2, repeat: 2}                                   # t_1, t_2
+  - t: {w: 2}                                              # t_3
+  - t: {name: "block{i}", w: 2, repeat: {times: 3, first: 5}}
+  - conv: {name: c, filters: 4, kernel: 1, repeat: {times: 2, first: 0}}
+""")
+    assert [n.name for n in m.layers] == ["t_1", "t_2", "t_3", "block5", "block6", "block7", "c_0", "c_1"]
+    assert ik.loads_spec(m.to_yaml()) == m
