@@ -370,15 +370,7 @@ def save(analysis: Analysis, path: str | os.PathLike[str], block: str | None = N
     data = render_bytes(analysis, block, fmt)  # draw first: a failure leaves nothing behind
     with staged_file(path, overwrite) as tmp:
         tmp.write_bytes(data)
-        readable_as_umask_allows(tmp)
     return path
-
-
-def readable_as_umask_allows(path: Path) -> None:
-    """Staged files are created 0600; give the finished file the usual permissions."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
 
 
 # ------------------------------------------------------------------------------- CLI

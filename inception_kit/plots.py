@@ -99,7 +99,6 @@ def savings_chart(analysis: Analysis, path: str | os.PathLike[str], overwrite: b
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    from .diagram import readable_as_umask_allows
     from .files import DestinationExists, staged_file
 
     path = Path(path)
@@ -109,5 +108,4 @@ def savings_chart(analysis: Analysis, path: str | os.PathLike[str], overwrite: b
     FigureCanvasAgg(fig)
     with staged_file(path, overwrite) as tmp:
         fig.savefig(tmp, format="png", dpi=DPI, metadata={"Software": None})  # reproducible bytes
-        readable_as_umask_allows(tmp)
     return path
