@@ -101,9 +101,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.out:
         from .files import staged_file
 
-        with staged_file(args.out, args.overwrite) as tmp:
-            model.save(str(tmp.with_suffix(".keras")))
-            os.replace(tmp.with_suffix(".keras"), tmp)
+        with staged_file(args.out, args.overwrite, suffix=".keras") as tmp:
+            model.save(str(tmp))
         print(f"wrote {args.out}", file=sys.stderr)
     return EXIT_OK
 

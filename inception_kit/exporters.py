@@ -249,7 +249,7 @@ def export(
             # between is the atomic claim on the destination (see the module doc).
             placed = False
             try:
-                with staged_file(out, overwrite) as tmp:
+                with staged_file(out, overwrite, suffix=out.suffix) as tmp:  # Keras wants .keras
                     with staged_dir(meta, overwrite) as tmp_meta:
                         extra = write(model, tmp, x, check, quantize)
                         diff = extra.pop("max_abs_diff", None)
@@ -461,17 +461,11 @@ def _savedmodel(model: Any, tmp: Path, x: Any, check: Callable[[Any], float] | N
 def _keras(model: Any, tmp: Path, x: Any, check: Callable[[Any], float] | None, quantize: bool) -> dict:
     import keras
 
-    scratch = tmp.with_name(tmp.name + ".keras")  # Keras insists on the suffix
-    try:
-        model.save(str(scratch))
-        extra: dict[str, Any] = {}
-        if x is not None:
-            loaded = keras.models.load_model(str(scratch))
-            extra["max_abs_diff"] = check(loaded(x, training=False))
-        os.replace(scratch, tmp)
-    finally:
-        if scratch.exists():
-            scratch.unlink()
+    model.save(str(tmp))  # tmp ends in .keras (export stages it with the artifact's suffix)
+    extra: dict[str, Any] = {}
+    if x is not None:
+        loaded = keras.models.load_model(str(tmp))
+        extra["max_abs_diff"] = check(loaded(x, training=False))
     return extra
 
 

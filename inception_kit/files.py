@@ -10,7 +10,7 @@ the final move stays on one file system) and moved into place only when complete
   `os.replace`, a folder by an atomic exchange (`renameat2(RENAME_EXCHANGE)` on Linux;
   elsewhere two renames, with the old one put back if the second fails).
 
-Temporaries are named `.NAME.PID.*.tmp`; a kill can leave one behind, never a half
+Temporaries are named `.NAME.PID.*.tmp` (plus a suffix a writer needs); a kill can leave one behind, never a half
 destination, and the next write to the same destination removes those whose process is
 gone. Results get the modes the umask allows (temporaries start private).
 """
@@ -60,7 +60,7 @@ def _alive(pid: int) -> bool:
 
 def _sweep(dest: Path) -> None:
     """Removes temporaries of `dest` left by killed writers (their process is gone)."""
-    for stale in dest.parent.glob(f".{dest.name}.*.tmp"):
+    for stale in dest.parent.glob(f".{dest.name}.*.tmp*"):
         parts = stale.name[len(dest.name) + 2 :].split(".")
         if parts and parts[0].isdigit() and not _alive(int(parts[0])):
             shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
@@ -75,10 +75,13 @@ def _prepare(dest: Path, overwrite: bool) -> str:
 
 
 @contextlib.contextmanager
-def staged_file(dest: str | os.PathLike[str], overwrite: bool = False) -> Iterator[Path]:
-    """Yields a temporary path beside `dest`; moves it onto `dest` if the block succeeds."""
+def staged_file(dest: str | os.PathLike[str], overwrite: bool = False, suffix: str = "") -> Iterator[Path]:
+    """Yields a temporary path beside `dest`; moves it onto `dest` if the block succeeds.
+
+    `suffix` ends the temporary's name, for writers that insist on one (Keras: `.keras`,
+    `.weights.h5`)."""
     dest = Path(dest)
-    fd, name = tempfile.mkstemp(prefix=_prepare(dest, overwrite), suffix=".tmp", dir=dest.parent)
+    fd, name = tempfile.mkstemp(prefix=_prepare(dest, overwrite), suffix=".tmp" + suffix, dir=dest.parent)
     os.close(fd)
     tmp = Path(name)
     try:

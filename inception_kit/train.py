@@ -392,14 +392,8 @@ def _arrays_sha(arrays: Any) -> str:
 
 def save_weights(model: Any, dest: str | os.PathLike[str]) -> None:
     """`model.save_weights` to `dest`, atomically (Keras wants a name ending .weights.h5)."""
-    with staged_file(dest, overwrite=True) as tmp:
-        h5 = tmp.with_name(tmp.name + ".weights.h5")
-        try:
-            model.save_weights(str(h5))
-            os.replace(h5, tmp)
-        finally:
-            if h5.exists():
-                h5.unlink()
+    with staged_file(dest, overwrite=True, suffix=".weights.h5") as tmp:
+        model.save_weights(str(tmp))
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
