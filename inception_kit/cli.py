@@ -211,6 +211,7 @@ def parser() -> argparse.ArgumentParser:
         ("train", "train", "train a spec on an image folder or a packaged data set (tf.distribute)"),
         ("diagram", "diagram", "draw a block or a whole model (SVG or PNG)"),
         ("profile", "profile", "measure real time per block and branch beside MACs"),
+        ("deploy", "deploy", "export through every runtime here, measure them, keep the fastest within tolerance"),
     ):
         p = command(name, _delegate(module), help_)
         _module(module).add_arguments(p)
