@@ -841,13 +841,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
 
 
+PIPE_EVERY = 10.0  # seconds
+
+
 class _Bar:
     """A progress bar on a terminal; a line per stage otherwise (logs stay readable)."""
 
     def __init__(self, stream: Any = None) -> None:
         self.stream = stream or sys.stderr
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.last = ""
+        self.last, self.when = "", 0.0
 
     def __call__(self, done: int, total: int, what: str) -> None:
         if self.tty:
@@ -855,11 +858,12 @@ class _Bar:
             self.stream.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} {what:<40}")
             if done >= total:
                 self.stream.write("\n")
-        else:
+        else:  # a line per stage, and one at least every PIPE_EVERY seconds within a long one
             stage = what.split(":")[0]
-            if stage == self.last:
+            now = time.monotonic()
+            if stage == self.last and now - self.when < PIPE_EVERY:
                 return
-            self.last = stage
+            self.last, self.when = stage, now
             self.stream.write(f"deploy [{done}/{total}] {what}\n")
         self.stream.flush()
 
