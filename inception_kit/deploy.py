@@ -18,8 +18,10 @@ openvino       OpenVINO IR converted from that ONNX file, weights kept float32 (
                `openvino`; `convert_model` on the Keras SavedModel fails, from ONNX it works)
 litert         `export` format tflite, float32, run by ai-edge-litert if installed, else
                `tf.lite.Interpreter`, with one thread per core
-litert-int8    int8 LiteRT: full-integer (weights and activations, calibrated on 128 training
-               samples) with `--data`; dynamic-range (int8 weights) without
+litert-int8    int8 LiteRT: full-integer (weights and activations, calibrated on up to 128
+               training samples; input and output stay float32) with `--data`, verified
+               by export's int8 rule on held-out samples (export's own batch, uniform in
+               [-1, 1), lies outside the calibrated range); dynamic-range (int8 weights) without
 =============  =========================================================================
 
 A path whose package is missing is listed as skipped with the extra that installs it; one
@@ -345,6 +347,12 @@ def deploy(
     analysis = validate(spec, budget)
     in_shape = tuple(int(d) for d in analysis.plan.model.input_shape)
     source = inspect_source(data, in_shape) if data is not None else None
+    if source is not None and weights is not None:  # accuracy needs one output per class, as `train` does
+        from .train import _Target
+
+        problems = _Target.of(analysis.plan.model, budget).class_problems(source)
+        if problems:
+            raise SpecError(problems)
     split, seed = _split_settings(weights, validation_split, seed)
     out = Path(out)
     if out.exists() and not overwrite:
@@ -461,7 +469,7 @@ class _Context:
             loaded = load(source, self.in_shape, batch_size=1, validation_split=split, seed=seed)
             xs, ys = zip(*((x, y) for x, y in loaded.val.as_numpy_iterator()))
             self.val = (np.concatenate(xs).astype(np.float32), np.concatenate(ys))
-            cal = loaded.train(0).take(CALIBRATION_SAMPLES).as_numpy_iterator()
+            cal = loaded.train(0).take(min(CALIBRATION_SAMPLES, loaded.train_count)).as_numpy_iterator()
             self.calibration = np.concatenate([x for x, _ in cal]).astype(np.float32)
             self.x_dev = self.val[0][:DEVIATION_SAMPLES]
             dev_from = f"the first {len(self.x_dev)} held-out samples"

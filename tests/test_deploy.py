@@ -285,3 +285,16 @@ def test_cli_deploy_replaces_only_with_overwrite(tmp_path):
     assert (tmp_path / "d" / "deploy.json").read_text() == before
     third = subprocess.run([*args, "--overwrite"], capture_output=True, text=True, env=ENV, cwd=tmp_path)
     assert third.returncode == 0, third.stderr
+
+
+def test_accuracy_needs_one_output_per_class(tmp_path):
+    import numpy as np
+
+    weights = tmp_path / "w.weights.h5"
+    weights.write_bytes(b"not read: the check comes first")
+    images = np.zeros((20, 8, 8, 1), np.float32)
+    labels = np.arange(20, dtype=np.int32) % 12  # 12 classes for a 10-unit head
+    with pytest.raises(SpecError) as err:
+        dp.deploy(TINY, tmp_path / "d", weights=weights, data=(images, labels))
+    assert "at least 12 units" in str(err.value.problems[0]) and "received 10 units" in str(err.value.problems[0])
+    assert not (tmp_path / "d").exists()
