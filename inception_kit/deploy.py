@@ -124,17 +124,27 @@ def parse_tolerance(text: str) -> Tolerance:
     except ValueError:
         limit = math.nan
     if kind not in ("deviation", "accuracy") or not (limit >= 0 and math.isfinite(limit)):
-        raise SpecError.one("--tolerance", "deviation:T or accuracy:D with a number >= 0 (e.g. 1e-4, accuracy:0.01)",
-                            repr(text))
+        raise SpecError.one(
+            "--tolerance",
+            "deviation:T or accuracy:D with a number >= 0 (e.g. 1e-4, accuracy:0.01)",
+            repr(text),
+        )
     return Tolerance(kind, limit)
 
 
 def parse_batches(text: str) -> tuple[int, ...]:
     """``1,8`` -> (1, 8): positive integers, each once."""
     parts = [p.strip() for p in text.split(",")]
-    if not parts or any(not p.isdigit() or int(p) < 1 for p in parts) or len(set(map(int, parts))) != len(parts):
-        raise SpecError.one("--batch", "batch sizes as positive integers separated by commas, each once (e.g. 1,8)",
-                            repr(text))
+    if (
+        not parts
+        or any(not p.isdigit() or int(p) < 1 for p in parts)
+        or len(set(map(int, parts))) != len(parts)
+    ):
+        raise SpecError.one(
+            "--batch",
+            "batch sizes as positive integers separated by commas, each once (e.g. 1,8)",
+            repr(text),
+        )
     return tuple(int(p) for p in parts)
 
 
@@ -168,24 +178,29 @@ class Candidate:
         return self.deviation is not None and self.deviation <= tolerance.limit
 
 
-def choose(candidates: Sequence[Candidate], tolerance: Tolerance, batch: int,
-           reference_accuracy: float | None = None) -> tuple[Candidate | None, str]:
+def choose(
+    candidates: Sequence[Candidate], tolerance: Tolerance, batch: int, reference_accuracy: float | None = None
+) -> tuple[Candidate | None, str]:
     """The fastest measured, verified path within tolerance at `batch`, and why (in words)."""
     timed = [c for c in candidates if c.status == "measured" and c.median(batch) is not None]
-    ok = sorted((c for c in timed if c.verified and c.within(tolerance, reference_accuracy)),
-                key=lambda c: c.median(batch))  # type: ignore[arg-type, return-value]
+    ok = sorted(
+        (c for c in timed if c.verified and c.within(tolerance, reference_accuracy)),
+        key=lambda c: c.median(batch),
+    )  # type: ignore[arg-type, return-value]
     if not ok:
         return None, f"no measured path is within tolerance ({tolerance})"
     win = ok[0]
     base = next((c for c in timed if c.name == BASELINE), None)
     why = f"{win.name} is the fastest at batch {batch} ({_ms(win.median(batch))} ms median"
     if base is not None and win is not base:
-        why += f", {base.median(batch) / win.median(batch):.2f}x the SavedModel's {_ms(base.median(batch))} ms"  # type: ignore[operator]
+        b, w = base.median(batch), win.median(batch)
+        why += f", {b / w:.2f}x the SavedModel's {_ms(b)} ms"  # type: ignore[operator]
     why += f") of the {len(ok)} path{'s' if len(ok) != 1 else ''} within tolerance ({tolerance})"
     faster = [c for c in timed if c.median(batch) < win.median(batch)]  # type: ignore[operator]
     if faster:
-        why += "; faster but not chosen: " + "; ".join(f"{c.name} ({_excluded(c, tolerance, reference_accuracy)})"
-                                                        for c in faster)
+        why += "; faster but not chosen: " + "; ".join(
+            f"{c.name} ({_excluded(c, tolerance, reference_accuracy)})" for c in faster
+        )
     return win, why
 
 
@@ -231,10 +246,13 @@ class DeployResult:
         return render_table(self.candidates, self.batches, self.reference_accuracy)
 
     def summary(self) -> str:
-        return f"Chose {self.winner.name}: {self.why}. Wrote {self.artifact}, {self.out / DEPLOY_JSON}, {self.out / DEPLOY_MD}."
+        wrote = f"{self.artifact}, {self.out / DEPLOY_JSON}, {self.out / DEPLOY_MD}"
+        return f"Chose {self.winner.name}: {self.why}. Wrote {wrote}."
 
 
-def render_table(candidates: Sequence[Candidate], batches: Sequence[int], reference_accuracy: float | None) -> str:
+def render_table(
+    candidates: Sequence[Candidate], batches: Sequence[int], reference_accuracy: float | None
+) -> str:
     """Every path's figures as a markdown table."""
     base = next((c for c in candidates if c.name == BASELINE and c.status == "measured"), None)
     head = ["path", "runtime", "bytes", "deviation (centred rel. L2)", "max abs diff"]
@@ -249,8 +267,13 @@ def render_table(candidates: Sequence[Candidate], batches: Sequence[int], refere
             rows.append("| " + " | ".join(cells) + " |")
             continue
         runtime = c.runtime + ("" if c.verified else f"; NOT verified: {c.verification}")
-        cells = [c.name, runtime + (f" ({c.reason})" if c.reason else ""), f"{c.bytes:,}" if c.bytes else "-",
-                 f"{c.deviation:.2g}", f"{c.max_abs:.2g}"]
+        cells = [
+            c.name,
+            runtime + (f" ({c.reason})" if c.reason else ""),
+            f"{c.bytes:,}" if c.bytes else "-",
+            f"{c.deviation:.2g}",
+            f"{c.max_abs:.2g}",
+        ]
         if reference_accuracy is not None:
             cells.append("-" if c.accuracy is None else f"{c.accuracy:.4f}")
         for b in batches:
@@ -338,10 +361,15 @@ def deploy(
     names = list(PATHS) if paths is None else list(paths)
     unknown = [n for n in names if n not in PATHS]
     if unknown or BASELINE not in names:
-        raise SpecError.one("paths", f"names from {', '.join(PATHS)}, including {BASELINE}", repr(list(names)))
+        raise SpecError.one(
+            "paths", f"names from {', '.join(PATHS)}, including {BASELINE}", repr(list(names))
+        )
     if tol.kind == "accuracy" and (data is None or weights is None):
-        raise SpecError.one("--tolerance", "accuracy:D only with --data and --weights (accuracy on held-out data)",
-                            f"accuracy:{tol.limit:g} without {'--data' if data is None else '--weights'}")
+        raise SpecError.one(
+            "--tolerance",
+            "accuracy:D only with --data and --weights (accuracy on held-out data)",
+            f"accuracy:{tol.limit:g} without {'--data' if data is None else '--weights'}",
+        )
     if weights is not None and not Path(weights).is_file():
         raise SpecError.one("--weights", "a Keras .weights.h5 file", f"{weights} (no such file)")
     analysis = validate(spec, budget)
@@ -376,8 +404,12 @@ def deploy(
         for b in batches:
             calls = {c.name: ctx.timer(c, b) for c in live}
             for r in range(warmup + repeats):
-                report(done, steps, f"batch {b}: {'warm-up' if r < warmup else 'round'} "
-                                    f"{r + 1 if r < warmup else r - warmup + 1}/{warmup if r < warmup else repeats}")
+                report(
+                    done,
+                    steps,
+                    f"batch {b}: {'warm-up' if r < warmup else 'round'} "
+                    f"{r + 1 if r < warmup else r - warmup + 1}/{warmup if r < warmup else repeats}",
+                )
                 for c in live:
                     start = time.perf_counter()
                     calls[c.name]()
@@ -396,7 +428,17 @@ def deploy(
                 os.rename(src, stage / src.name)
         ctx.release()
         shutil.rmtree(work)
-        result = DeployResult(out, analysis.plan.model.name, winner, why, candidates, batches, tol, reference_accuracy, ctx.data_info)
+        result = DeployResult(
+            out,
+            analysis.plan.model.name,
+            winner,
+            why,
+            candidates,
+            batches,
+            tol,
+            reference_accuracy,
+            ctx.data_info,
+        )
         (stage / DEPLOY_JSON).write_text(json.dumps(_json(result), indent=2) + "\n", encoding="utf-8")
         (stage / DEPLOY_MD).write_text(_markdown(result), encoding="utf-8")
         report(steps, steps, "done")
@@ -473,8 +515,13 @@ class _Context:
             self.calibration = np.concatenate([x for x, _ in cal]).astype(np.float32)
             self.x_dev = self.val[0][:DEVIATION_SAMPLES]
             dev_from = f"the first {len(self.x_dev)} held-out samples"
-            self.data_info = {"data": source.name, "held_out": len(self.val[0]), "validation_split": split,
-                              "seed": seed, "calibration_samples": len(self.calibration)}
+            self.data_info = {
+                "data": source.name,
+                "held_out": len(self.val[0]),
+                "validation_split": split,
+                "seed": seed,
+                "calibration_samples": len(self.calibration),
+            }
             if self.weights is None:
                 self.val = None  # untrained: accuracy would mean nothing
         self.data_info["deviation_batch"] = dev_from
@@ -499,7 +546,9 @@ class _Context:
             c.max_abs = float(np.abs(np.asarray(dev_out, np.float64) - self.ref).max())
         except Exception as err:  # a converter's failure is a result: the path is listed as failed
             c.status = "failed"
-            c.reason = f"{type(err).__name__}: {str(err).strip().splitlines()[0][:200] if str(err).strip() else ''}"
+            c.reason = (
+                f"{type(err).__name__}: {str(err).strip().splitlines()[0][:200] if str(err).strip() else ''}"
+            )
 
     def _export(self, c: Candidate, dest: Path, **kw: Any) -> None:
         """Via `export` (verified); on a failed verification, written unverified to be measured anyway."""
@@ -564,8 +613,15 @@ class _Context:
 
     # ---- artifacts that `export` does not write: written and verified by its rules here
 
-    def _own(self, c: Candidate, dest: Path, fmt: str, kind: str, write: Callable[[Path], Callable[[Any], Any]],
-             quantized: bool = False) -> None:
+    def _own(
+        self,
+        c: Candidate,
+        dest: Path,
+        fmt: str,
+        kind: str,
+        write: Callable[[Path], Callable[[Any], Any]],
+        quantized: bool = False,
+    ) -> None:
         import numpy as np
 
         from . import exporters
@@ -583,10 +639,14 @@ class _Context:
             x, checked_on = self.x_dev, self.data_info["deviation_batch"] + " of " + self.data_info["data"]
             tolerance = exporters.TOLERANCE[kind] * max(1.0, float(np.abs(self.ref).max()))
         try:
-            diff: float | None = float(np.abs(np.asarray(run(x), np.float32) - np.asarray(self.model(x, training=False))).max())
+            diff: float | None = float(
+                np.abs(np.asarray(run(x), np.float32) - np.asarray(self.model(x, training=False))).max()
+            )
             if not diff <= tolerance:  # NaN fails too
-                raise exporters.VerificationError(f"the {c.name} artifact's outputs differ from the Keras model's "
-                                                  f"by up to {diff:.3g} (tolerance {tolerance:.3g})")
+                raise exporters.VerificationError(
+                    f"the {c.name} artifact's outputs differ from the Keras model's "
+                    f"by up to {diff:.3g} (tolerance {tolerance:.3g})"
+                )
             c.verified, c.verification = True, f"max abs diff {diff:.3g} <= {tolerance:.3g}"
         except exporters.VerificationError as err:
             diff, c.verification = None, str(err)
@@ -597,20 +657,32 @@ class _Context:
             "precision": "float32",
             "model": self.analysis.plan.model.name,
             "input": {"name": INPUT_NAME, "dtype": "float32", "shape": [None, *self.in_shape]},
-            "output": {"name": exporters.OUTPUT_NAME, "dtype": "float32",
-                       "shape": [None, *(int(d) for d in self.analysis.plan.output_shape)]},
-            "weights": "untrained (Keras initializers)" if self.weights is None
+            "output": {
+                "name": exporters.OUTPUT_NAME,
+                "dtype": "float32",
+                "shape": [None, *(int(d) for d in self.analysis.plan.output_shape)],
+            },
+            "weights": "untrained (Keras initializers)"
+            if self.weights is None
             else {"file": os.fspath(self.weights), "sha256": exporters._sha256(Path(self.weights))},
         }
         if not folder:
-            manifest["artifact"] = {"file": dest.name, "bytes": dest.stat().st_size, "sha256": exporters._sha256(dest)}
-        texts = {exporters.SPEC_FILE: self.analysis.plan.model.to_yaml(),
-                 exporters.REPORT_FILE: render(self.analysis, "json")}
+            manifest["artifact"] = {
+                "file": dest.name,
+                "bytes": dest.stat().st_size,
+                "sha256": exporters._sha256(dest),
+            }
+        texts = {
+            exporters.SPEC_FILE: self.analysis.plan.model.to_yaml(),
+            exporters.REPORT_FILE: render(self.analysis, "json"),
+        }
         exporters._write_meta(meta, texts, manifest, diff, kind, tolerance if diff is not None else None)
         if checked_on and diff is not None:
             written = json.loads((meta / exporters.MANIFEST_FILE).read_text(encoding="utf-8"))
             written["verification"].update(batch=len(x), input=checked_on)
-            (meta / exporters.MANIFEST_FILE).write_text(json.dumps(written, indent=2) + "\n", encoding="utf-8")
+            (meta / exporters.MANIFEST_FILE).write_text(
+                json.dumps(written, indent=2) + "\n", encoding="utf-8"
+            )
         c.bytes = exporters._tree_bytes(dest) if folder else dest.stat().st_size
 
     def _write_frozen(self, dest: Path) -> Callable[[Any], Any]:
@@ -624,8 +696,11 @@ class _Context:
         frozen = convert_variables_to_constants_v2(concrete)
         root = tf.Module()
         root.frozen = frozen
-        root.serve = tf.function(lambda image: {OUTPUT_NAME: frozen(image)[0]}, autograph=False,
-                                 input_signature=[tf.TensorSpec((None, *self.in_shape), tf.float32, name=INPUT_NAME)])
+        root.serve = tf.function(
+            lambda image: {OUTPUT_NAME: frozen(image)[0]},
+            autograph=False,
+            input_signature=[tf.TensorSpec((None, *self.in_shape), tf.float32, name=INPUT_NAME)],
+        )
         tf.saved_model.save(root, str(dest), signatures={SIGNATURE: root.serve.get_concrete_function()})
         return _TFRunner(dest)
 
@@ -639,7 +714,9 @@ class _Context:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         samples = self.calibration
         converter.representative_dataset = lambda: ([s[None]] for s in samples)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]  # input and output stay float32
+        converter.target_spec.supported_ops = [
+            tf.lite.OpsSet.TFLITE_BUILTINS_INT8
+        ]  # input and output stay float32
         dest.write_bytes(converter.convert())
         return _LiteRunner(dest)
 
@@ -671,7 +748,7 @@ class _Context:
             run = self.runners[c.name]
             outs = []
             for i in range(0, len(x), batch):  # whole batches: the last one padded with zeros
-                chunk = x[i:i + batch]
+                chunk = x[i : i + batch]
                 padded = np.concatenate([chunk, np.zeros((batch - len(chunk), *chunk.shape[1:]), np.float32)])
                 outs.append(np.asarray(run(padded))[: len(chunk)])
             c.accuracy = _top1(np.concatenate(outs), y)
@@ -764,7 +841,7 @@ class _LiteRunner:
         except ImportError:
             import tensorflow as tf
 
-            Interpreter = tf.lite.Interpreter  # noqa: N806
+            Interpreter = tf.lite.Interpreter
             self.name = "tf.lite.Interpreter"
         self.make = lambda: Interpreter(model_path=str(path), num_threads=_cores())
         self.runners: dict[tuple[int, ...], Any] = {}
@@ -819,8 +896,10 @@ def _json(r: DeployResult) -> dict[str, Any]:
 def _markdown(r: DeployResult) -> str:
     from .profile import machine_info, machine_line
 
-    return (f"# Deploy\n\n{machine_line(machine_info())}\n\n{r.table()}\n"
-            f"Chosen: **{r.winner.name}** ({ARTIFACTS[r.winner.name]}): {r.why}.\n")
+    return (
+        f"# Deploy\n\n{machine_line(machine_info())}\n\n{r.table()}\n"
+        f"Chosen: **{r.winner.name}** ({ARTIFACTS[r.winner.name]}): {r.why}.\n"
+    )
 
 
 # --------------------------------------------------------------------------- command line
@@ -835,17 +914,33 @@ def _batches_arg(text: str) -> tuple[int, ...]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", help="the spec (YAML) to deploy")
-    parser.add_argument("--out", "-o", required=True, metavar="DIR", help="the folder to write (whole or not at all)")
+    parser.add_argument(
+        "--out", "-o", required=True, metavar="DIR", help="the folder to write (whole or not at all)"
+    )
     parser.add_argument("--weights", help="a Keras .weights.h5 file to load first (as `train` writes)")
-    parser.add_argument("--batch", type=_batches_arg, default=DEFAULT_BATCHES, metavar="B[,B...]",
-                        help="batch sizes to time; the largest decides (default 1,8)")
-    parser.add_argument("--data", metavar="digits|FOLDER",
-                        help="held-out accuracy (with --weights), int8 calibration and the deviation batch")
-    parser.add_argument("--tolerance", default=DEFAULT_TOLERANCE, metavar="T",
-                        help="deviation:T (centred relative L2, default 1e-4) or accuracy:D (top-1 lost, e.g. 0.01)")
+    parser.add_argument(
+        "--batch",
+        type=_batches_arg,
+        default=DEFAULT_BATCHES,
+        metavar="B[,B...]",
+        help="batch sizes to time; the largest decides (default 1,8)",
+    )
+    parser.add_argument(
+        "--data",
+        metavar="digits|FOLDER",
+        help="held-out accuracy (with --weights), int8 calibration and the deviation batch",
+    )
+    parser.add_argument(
+        "--tolerance",
+        default=DEFAULT_TOLERANCE,
+        metavar="T",
+        help="deviation:T (centred relative L2, default 1e-4) or accuracy:D (top-1 lost, e.g. 0.01)",
+    )
     parser.add_argument("--repeats", type=int, default=10, help="timed rounds per batch size (default 10)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed rounds first (default 2)")
-    parser.add_argument("--paths", metavar="P[,P...]", help=f"only these paths (default all: {','.join(PATHS)})")
+    parser.add_argument(
+        "--paths", metavar="P[,P...]", help=f"only these paths (default all: {','.join(PATHS)})"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
 
 
@@ -879,9 +974,20 @@ class _Bar:
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     paths = None if not args.paths else [p.strip() for p in args.paths.split(",")]
-    result = deploy(args.spec, args.out, weights=args.weights, batches=args.batch, data=args.data,
-                    tolerance=args.tolerance, overwrite=args.overwrite, repeats=args.repeats, warmup=args.warmup,
-                    paths=paths, budget=Budget(args.max_params, args.max_activation_bytes), progress=_Bar())
+    result = deploy(
+        args.spec,
+        args.out,
+        weights=args.weights,
+        batches=args.batch,
+        data=args.data,
+        tolerance=args.tolerance,
+        overwrite=args.overwrite,
+        repeats=args.repeats,
+        warmup=args.warmup,
+        paths=paths,
+        budget=Budget(args.max_params, args.max_activation_bytes),
+        progress=_Bar(),
+    )
     print(result.table())
     print(result.summary())
     return 0

@@ -30,8 +30,14 @@ ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 CLI = [sys.executable, "-m", "inception_kit.cli"]
 
 
-def fake(name: str, ms: float, deviation: float, accuracy: float | None = None, verified: bool = True,
-         batch: int = 8) -> dp.Candidate:
+def fake(
+    name: str,
+    ms: float,
+    deviation: float,
+    accuracy: float | None = None,
+    verified: bool = True,
+    batch: int = 8,
+) -> dp.Candidate:
     c = dp.Candidate(name, name, verified=verified, deviation=deviation, max_abs=deviation, accuracy=accuracy)
     c.times[batch] = [ms / 1e3 * f for f in (0.9, 1.0, 1.2)]  # median = ms
     return c
@@ -56,7 +62,11 @@ def test_a_path_outside_tolerance_is_never_chosen():
     unverified = fake("openvino", 1.0, 0.0, verified=False)
     win, why = dp.choose([base, bf16, int8, unverified], dp.parse_tolerance("deviation:1e-4"), 8)
     assert win is base
-    assert "bfloat16 (deviation 0.01)" in why and "litert-int8 (deviation 0.05)" in why and "openvino (not verified" in why
+    assert (
+        "bfloat16 (deviation 0.01)" in why
+        and "litert-int8 (deviation 0.05)" in why
+        and "openvino (not verified" in why
+    )
     # A looser deviation bound admits bf16 but still not int8.
     assert dp.choose([base, bf16, int8], dp.parse_tolerance("2e-2"), 8)[0] is bf16
     # Nothing within: no winner.
@@ -69,7 +79,10 @@ def test_accuracy_tolerance_counts_points_lost():
     worse = fake("bfloat16", 1.0, 1e-2, accuracy=0.93)  # 2 points lost
     tol = dp.parse_tolerance("accuracy:0.01")
     assert dp.choose([base, int8, worse], tol, 8, reference_accuracy=0.95)[0] is int8
-    assert dp.choose([base, int8, worse], dp.parse_tolerance("accuracy:0.001"), 8, reference_accuracy=0.95)[0] is base
+    assert (
+        dp.choose([base, int8, worse], dp.parse_tolerance("accuracy:0.001"), 8, reference_accuracy=0.95)[0]
+        is base
+    )
 
 
 def test_the_largest_batch_decides():
@@ -94,11 +107,24 @@ def test_batches():
             dp.parse_batches(bad)
 
 
-@pytest.mark.parametrize("argv", [["--batch", "1,x"], ["--batch", "0"], ["--tolerance", "accuracy:0.01"],
-                                  ["--tolerance", "loose"], ["--paths", "savedmodel,tensorrt"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--batch", "1,x"],
+        ["--batch", "0"],
+        ["--tolerance", "accuracy:0.01"],
+        ["--tolerance", "loose"],
+        ["--paths", "savedmodel,tensorrt"],
+    ],
+)
 def test_cli_bad_input_exits_2(argv, tmp_path):
-    proc = subprocess.run([*CLI, "deploy", str(TINY), "--out", str(tmp_path / "d"), *argv],
-                          capture_output=True, text=True, env=ENV, cwd=tmp_path)
+    proc = subprocess.run(
+        [*CLI, "deploy", str(TINY), "--out", str(tmp_path / "d"), *argv],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "d").exists()
@@ -110,7 +136,10 @@ def test_progress_is_plain_lines_in_a_pipe():
     for i, what in enumerate(["exporting savedmodel", "batch 1: round 1/2", "batch 1: round 2/2", "done"]):
         bar(i, 3, what)
     assert out.getvalue().splitlines() == [
-        "deploy [0/3] exporting savedmodel", "deploy [1/3] batch 1: round 1/2", "deploy [3/3] done"]
+        "deploy [0/3] exporting savedmodel",
+        "deploy [1/3] batch 1: round 1/2",
+        "deploy [3/3] done",
+    ]
 
 
 # --------------------------------------------------------------------------- missing runtimes
@@ -142,8 +171,15 @@ def test_deploy_lists_skipped_runtimes_and_still_chooses(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     monkeypatch.setattr(dp, "_cpu_has_bf16", lambda: False)
     _, weights = untrained_weights(tmp_path)
-    r = dp.deploy(TINY, tmp_path / "d", weights=weights, batches=(2,), repeats=1, warmup=0,
-                  paths=["savedmodel", "bfloat16", "onnxruntime", "openvino"])
+    r = dp.deploy(
+        TINY,
+        tmp_path / "d",
+        weights=weights,
+        batches=(2,),
+        repeats=1,
+        warmup=0,
+        paths=["savedmodel", "bfloat16", "onnxruntime", "openvino"],
+    )
     status = {c.name: (c.status, c.reason) for c in r.candidates}
     assert status["savedmodel"] == ("measured", "")
     assert status["bfloat16"][0] == status["onnxruntime"][0] == status["openvino"][0] == "skipped"
@@ -151,7 +187,11 @@ def test_deploy_lists_skipped_runtimes_and_still_chooses(tmp_path, monkeypatch):
     assert r.winner.name == "savedmodel"
     saved = json.loads((tmp_path / "d" / "deploy.json").read_text())
     assert [(p["name"], p["status"]) for p in saved["paths"]] == [
-        ("savedmodel", "measured"), ("bfloat16", "skipped"), ("onnxruntime", "skipped"), ("openvino", "skipped")]
+        ("savedmodel", "measured"),
+        ("bfloat16", "skipped"),
+        ("onnxruntime", "skipped"),
+        ("openvino", "skipped"),
+    ]
     assert "skipped: needs onnxruntime" in (tmp_path / "d" / "deploy.md").read_text()
 
 
@@ -186,14 +226,20 @@ def run_artifact(path: Path, x):
     if path.suffix == ".onnx":
         import onnxruntime
 
-        return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"image": x})[0]
+        return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
+            None, {"image": x}
+        )[0]
     if (path / "model.xml").exists():
         import openvino as ov
 
-        return ov.Core().compile_model(str(path / "model.xml"), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})(x)[0]
+        return ov.Core().compile_model(str(path / "model.xml"), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})(
+            x
+        )[0]
     import tensorflow as tf
 
-    return np.asarray(tf.saved_model.load(str(path)).signatures["serving_default"](image=tf.constant(x))["output"])
+    return np.asarray(
+        tf.saved_model.load(str(path)).signatures["serving_default"](image=tf.constant(x))["output"]
+    )
 
 
 @pytest.mark.slow
@@ -222,7 +268,7 @@ def test_deploy_covers_every_available_path(tmp_path):
     d = load_digits()
     x = (d.images / 16.0).astype("float32")[..., None]
     order = np.random.RandomState(0).permutation(len(x))
-    held = order[len(x) - int(0.2 * len(x)):]
+    held = order[len(x) - int(0.2 * len(x)) :]
     keras_acc = float(np.mean(model.predict(x[held], verbose=0).argmax(1) == d.target[held]))
     assert r.reference_accuracy == pytest.approx(keras_acc, abs=1e-12)
     assert by["savedmodel"].accuracy == pytest.approx(keras_acc, abs=1e-12)
@@ -234,7 +280,8 @@ def test_deploy_covers_every_available_path(tmp_path):
     # It is in DIR, alone, and reproduces the Keras model on inputs of our own.
     art = out / dp.ARTIFACTS[r.winner.name]
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        {art.name, dp.DEPLOY_JSON, dp.DEPLOY_MD} | ({art.name + ".inception-kit"} if art.is_file() else set()))
+        {art.name, dp.DEPLOY_JSON, dp.DEPLOY_MD} | ({art.name + ".inception-kit"} if art.is_file() else set())
+    )
     xs = np.random.default_rng(5).uniform(0, 1, (3, 8, 8, 1)).astype("float32")
     np.testing.assert_allclose(run_artifact(art, xs), model.predict(xs, verbose=0), atol=1e-5)
     assert "inception_3a_tiny" in inspect_artifact(art, "yaml")
@@ -273,8 +320,21 @@ def test_a_failure_midway_leaves_nothing(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_cli_deploy_replaces_only_with_overwrite(tmp_path):
-    args = [*CLI, "deploy", str(TINY), "--out", "d", "--paths", "savedmodel,litert", "--batch", "2",
-            "--repeats", "1", "--warmup", "0"]
+    args = [
+        *CLI,
+        "deploy",
+        str(TINY),
+        "--out",
+        "d",
+        "--paths",
+        "savedmodel,litert",
+        "--batch",
+        "2",
+        "--repeats",
+        "1",
+        "--warmup",
+        "0",
+    ]
     first = subprocess.run(args, capture_output=True, text=True, env=ENV, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert "| savedmodel |" in first.stdout and "Chose " in first.stdout
@@ -296,5 +356,7 @@ def test_accuracy_needs_one_output_per_class(tmp_path):
     labels = np.arange(20, dtype=np.int32) % 12  # 12 classes for a 10-unit head
     with pytest.raises(SpecError) as err:
         dp.deploy(TINY, tmp_path / "d", weights=weights, data=(images, labels))
-    assert "at least 12 units" in str(err.value.problems[0]) and "received 10 units" in str(err.value.problems[0])
+    assert "at least 12 units" in str(err.value.problems[0]) and "received 10 units" in str(
+        err.value.problems[0]
+    )
     assert not (tmp_path / "d").exists()
