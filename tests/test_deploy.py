@@ -360,3 +360,22 @@ def test_accuracy_needs_one_output_per_class(tmp_path):
         err.value.problems[0]
     )
     assert not (tmp_path / "d").exists()
+
+
+def test_progress_is_a_bar_on_a_terminal():
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out = Terminal()
+    bar = dp._Bar(out)
+    bar(0, 4, "exporting savedmodel")
+    bar(2, 4, "batch 1: round 1/2")
+    bar(4, 4, "done")
+    frames = out.getvalue().split("\r")[1:]
+    assert [f[:36] for f in frames] == [
+        "[" + "." * 30 + "] 0/4",
+        "[" + "#" * 15 + "." * 15 + "] 2/4",
+        "[" + "#" * 30 + "] 4/4",
+    ]
+    assert out.getvalue().endswith("\n") and out.getvalue().count("\n") == 1
