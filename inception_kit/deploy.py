@@ -44,7 +44,8 @@ tolerance is ``deviation:T`` (centred relative L2 <= T; the default ``1e-4``, fl
 or ``accuracy:D`` (top-1 accuracy at most D below the Keras model's; needs `--data` and
 `--weights`). A bare number means ``deviation:``.
 
-DIR (written whole or not at all, `files.staged_dir`; an existing DIR only with overwrite):
+DIR (written whole or not at all, `files.staged_dir`; an existing DIR is replaced only with
+overwrite, and only if it holds a deploy.json, never if it holds the spec, weights or data):
 the winner as `export` writes it (SavedModel folder, or a file with its `.inception-kit`
 sidecar; spec, cost report and manifest embedded, so `inception-kit inspect` reads it),
 `deploy.json` (machine, settings, every path's figures, the choice and why) and `deploy.md`
@@ -69,7 +70,7 @@ from typing import Any, Callable, Sequence
 
 from .cost import DEFAULT_BUDGET, Budget
 from .errors import Problem, SpecError
-from .files import DestinationExists, staged_dir
+from .files import check_folder_destination, staged_dir
 
 # name, what it is, the modules it needs, the extra that installs them
 PATHS: dict[str, tuple[str, tuple[str, ...], str]] = {
@@ -348,6 +349,8 @@ def deploy(
     Raises:
         SpecError: a bad spec, setting, data or weights file.
         DestinationExists: `out` exists and overwrite is False.
+        UnsafeDestination: `out` is not a deploy folder (no deploy.json inside) or holds the spec,
+            the weights or the data.
     """
     from . import validate
     from .data import inspect_source
@@ -383,11 +386,12 @@ def deploy(
             raise SpecError(problems)
     split, seed = _split_settings(weights, validation_split, seed)
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise DestinationExists(out)
+    # What DIR may never replace: the spec, the weights, the data (nor /, home, the working folder).
+    keep = [p for p in (spec, weights, data) if isinstance(p, (str, os.PathLike)) and os.path.exists(p)]
+    check_folder_destination(out, overwrite, DEPLOY_JSON, keep)  # before any work; staging checks again
     report = progress or (lambda done, total, what: None)
 
-    with staged_dir(out, overwrite) as stage:
+    with staged_dir(out, overwrite, DEPLOY_JSON, keep) as stage:
         work = stage / _WORK
         work.mkdir()
         ctx = _Context(analysis, in_shape, weights, work)

@@ -379,3 +379,14 @@ def test_progress_is_a_bar_on_a_terminal():
         "[" + "#" * 30 + "] 4/4",
     ]
     assert out.getvalue().endswith("\n") and out.getvalue().count("\n") == 1
+
+
+def test_overwrite_replaces_only_a_deploy_folder(tmp_path):
+    from inception_kit.files import UnsafeDestination
+
+    out = tmp_path / "d"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep me")  # no deploy.json: not written by deploy
+    with pytest.raises(UnsafeDestination):
+        dp.deploy(TINY, out, overwrite=True, paths=["savedmodel"])
+    assert [p.name for p in out.iterdir()] == ["mine.txt"]
