@@ -21,12 +21,12 @@ from .spec import Block, Layer, Model, from_data, load_spec, loads_spec
 __version__ = "0.1.0"
 
 __all__ = [
+    "KINDS",
+    "MERGES",
     "Analysis",
     "Block",
     "Budget",
-    "KINDS",
     "Layer",
-    "MERGES",
     "Model",
     "Plan",
     "SpecError",

@@ -11,7 +11,8 @@ import argparse
 import os
 import sys
 import traceback
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from .cost import DEFAULT_BUDGET, Budget
 from .errors import SpecError

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 Shape = tuple[int, ...]
 
@@ -204,7 +205,7 @@ class Cost:
     def non_trainable(self) -> int:
         return self.params - self.trainable
 
-    def __add__(self, other: "Cost") -> "Cost":
+    def __add__(self, other: Cost) -> Cost:
         return Cost(
             self.params + other.params,
             self.trainable + other.trainable,
@@ -310,7 +311,7 @@ class Kind:
     shorthand: str | None = None
     convolution: bool = False  # a k×k kind that a 1×1 bottleneck may feed
 
-    def resolve(self, args: dict[str, Any]) -> tuple[dict[str, Any], list["FieldBad"]]:
+    def resolve(self, args: dict[str, Any]) -> tuple[dict[str, Any], list[FieldBad]]:
         """Fills in field defaults (normalised); returns the arguments and every bad field."""
         out, bad_fields = {}, []
         for key, spec in self.fields.items():

@@ -25,7 +25,7 @@ REAL_COLOR = "#2f6db5"
 
 def chart_size(n_bars: int) -> tuple[int, int]:
     """Width and height in pixels of a chart of `n_bars` blocks (one bar pair each)."""
-    return int(WIDTH_IN * DPI), int(round(_height_in(n_bars) * DPI))
+    return int(WIDTH_IN * DPI), round(_height_in(n_bars) * DPI)
 
 
 def _height_in(n_bars: int) -> float:

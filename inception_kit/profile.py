@@ -39,8 +39,9 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from .cost import Analysis, BlockCost
 from .errors import SpecError
@@ -135,7 +136,7 @@ class Pair:
     naive: Unit | None
     real_cost: Cost
     naive_cost: Cost
-    children: list["Pair"] = field(default_factory=list)  # branches of a block
+    children: list[Pair] = field(default_factory=list)  # branches of a block
     identity: bool = False  # an empty branch (a residual shortcut): nothing to time
 
     @property

@@ -70,9 +70,10 @@ import os
 import re
 import shutil
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from .cost import DEFAULT_BUDGET, Budget
 from .errors import Problem, SpecError
@@ -280,7 +281,7 @@ def fit(
             folder.release()
 
 
-def _train(target: "_Target", source: Any, folder: "_RunFolder | None", settings: dict[str, Any], strategy: Any,
+def _train(target: _Target, source: Any, folder: _RunFolder | None, settings: dict[str, Any], strategy: Any,
            strategy_name: str, *, epochs: int, batch_size: int, seed: int, validation_split: float,
            learning_rate: float, backup_every: str | int, callbacks: Sequence[Any], verbose: Any) -> TrainResult:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -415,7 +416,7 @@ class _Target:
         self.where, self.mark = where, mark
 
     @classmethod
-    def of(cls, spec_or_model: Any, budget: Budget) -> "_Target":
+    def of(cls, spec_or_model: Any, budget: Budget) -> _Target:
         from .spec import Model
 
         if isinstance(spec_or_model, (Model, str, os.PathLike)):
@@ -426,7 +427,7 @@ class _Target:
                             type(spec_or_model).__name__)
 
     @classmethod
-    def _of_spec(cls, spec: Any, budget: Budget) -> "_Target":
+    def _of_spec(cls, spec: Any, budget: Budget) -> _Target:
         from . import validate
         from .shapes import iter_ops
 
@@ -453,7 +454,7 @@ class _Target:
                    where=f"{dense.path}.units" if dense.kind == "dense" else dense.path, mark=dense.mark)
 
     @classmethod
-    def _of_keras(cls, model: Any) -> "_Target":
+    def _of_keras(cls, model: Any) -> _Target:
         out = model.output_shape
         if not isinstance(out, tuple) or len(out) != 2 or out[1] is None:
             raise SpecError.one("model", "a Keras model with one output of shape (batch, classes)", str(out))
@@ -626,7 +627,7 @@ class _RunFolder:
             self.decision = "new"
 
     @classmethod
-    def open(cls, path: Path, settings: dict[str, Any], overwrite: bool) -> "_RunFolder":
+    def open(cls, path: Path, settings: dict[str, Any], overwrite: bool) -> _RunFolder:
         _decide(path, settings, overwrite)  # refuse before touching anything
         path.mkdir(parents=True, exist_ok=True)
         lock = _lock(path)

@@ -11,13 +11,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import keras
 import pytest
 
 import inception_kit
-import keras
 from inception_kit.shapes import BlockPlan
-
-
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 NETWORKS = {

@@ -24,10 +24,14 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from inception_kit import load_spec, render, validate  # noqa: E402
-from inception_kit import exporters  # noqa: E402
-from inception_kit.errors import SpecError  # noqa: E402
-from inception_kit.files import DestinationExists  # noqa: E402
+from inception_kit import (
+    exporters,
+    load_spec,
+    render,
+    validate,
+)
+from inception_kit.errors import SpecError
+from inception_kit.files import DestinationExists
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCK = ROOT / "specs" / "inception_3a.yaml"
@@ -352,7 +356,7 @@ def test_concurrent_exporters_one_wins_whole(suffix, tmp_path):
     results = [(p.wait(timeout=300), *p.communicate()) for p in procs]
     codes = sorted(r[0] for r in results)
     assert codes == [0, 2], results
-    winner = [i for i, r in enumerate(results) if r[0] == 0][0]
+    winner = next(i for i, r in enumerate(results) if r[0] == 0)
     loser = results[1 - winner]
     assert "already exists" in loser[2]
     assert results[winner][1].count("\n") == 1 and results[winner][1].startswith(f"Wrote {out}")

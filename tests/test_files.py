@@ -14,10 +14,9 @@ from inception_kit.files import DestinationExists, staged_dir, staged_file, writ
 def test_exception_leaves_destination_and_no_temporary(tmp_path):
     dest = tmp_path / "report.txt"
     dest.write_text("precious")
-    with pytest.raises(RuntimeError):
-        with staged_file(dest, overwrite=True) as tmp:
-            tmp.write_text("half")
-            raise RuntimeError("disk full, say")
+    with pytest.raises(RuntimeError), staged_file(dest, overwrite=True) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("disk full, say")
     assert dest.read_text() == "precious"
     assert [p.name for p in tmp_path.iterdir()] == ["report.txt"]
 

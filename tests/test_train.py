@@ -12,19 +12,16 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
+from sklearn.datasets import load_digits
 
 import inception_kit as ik
+from conftest import CLI, ROOT, SPECS
 from inception_kit import train
 from inception_kit.files import DestinationExists
-
-from conftest import CLI, ROOT, SPECS
-
-import keras  # noqa: E402
-from sklearn.datasets import load_digits
 
 TINY = SPECS / "inception_3a_tiny.yaml"
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
@@ -98,7 +95,7 @@ def test_short_training_on_digits_reaches_the_accuracy_bar(tmp_path):
 
     # best.weights.h5 holds the epoch with the best val_accuracy; final.weights.h5 the last.
     best_epoch = max(rows, key=lambda row: float(row["val_accuracy"]))
-    for name, want in (("best.weights.h5", best_epoch), ("final.weights.h5", rows[-1])):
+    for name, _want in (("best.weights.h5", best_epoch), ("final.weights.h5", rows[-1])):
         model = ik.build_model(TINY)
         model.load_weights(out / name)
         model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
