@@ -24,7 +24,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 Shape = tuple[int, ...]
 
@@ -60,7 +60,7 @@ def _is_int(v: Any) -> bool:
 def _pos_int(v: Any) -> int:
     if not _is_int(v) or v < 1:
         raise Bad("a positive integer")
-    return v
+    return cast(int, v)
 
 
 def _size2(v: Any) -> tuple[int, int]:
@@ -134,7 +134,7 @@ def _choice(*values: str) -> FieldType:
     def check(v: Any) -> str:
         if v not in values:
             raise Bad("one of " + ", ".join(values), choices=values)
-        return v
+        return cast(str, v)
 
     return FieldType("choice", check, {"enum": list(values)})
 
@@ -195,7 +195,7 @@ class Cost:
     params: int = 0
     trainable: int = 0
     macs: int = 0
-    flops_by_op: Counter = field(default_factory=Counter)
+    flops_by_op: Counter[str] = field(default_factory=Counter)
 
     @property
     def flops(self) -> int:
@@ -266,7 +266,7 @@ def _spatial(kind: str, shape: Shape) -> tuple[int, int, int]:
             f"a (height, width, channels) input for '{kind}'",
             f"a flat input of {shape[0]:,} features (gap, flatten or dense came before it)",
         )
-    return shape  # type: ignore[return-value]
+    return shape
 
 
 def _window(size: int, k: int, s: int, padding: str, axis: str, field_: str) -> int:
