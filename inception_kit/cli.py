@@ -20,7 +20,7 @@ from .files import DestinationExists
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 # Packages some commands need, and the extra of setup.cfg that installs each.
-_OPTIONAL = {"tensorflow": "keras", "keras": "keras", "numpy": "keras", "graphviz": "pictures",
+_OPTIONAL = {"tensorflow": "tensorflow", "keras": "tensorflow", "numpy": "tensorflow", "graphviz": "pictures",
              "matplotlib": "pictures", "sklearn": "train", "tf2onnx": "onnx", "onnxruntime": "onnx"}
 
 

@@ -100,4 +100,4 @@ def test_a_missing_optional_package_names_its_extra(tmp_path):
             "from inception_kit.cli import main; sys.exit(main(['build', 'specs/one_by_one.yaml']))")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 1
-    assert "pip install 'inception-kit[keras]'" in r.stderr and "Traceback" not in r.stderr
+    assert "pip install 'inception-kit[tensorflow]'" in r.stderr and "Traceback" not in r.stderr
