@@ -6,11 +6,7 @@ import sys
 
 import pytest
 
-from conftest import CLI, ROOT, SHIPPED, SPECS
-
-
-def run(*args, cwd=ROOT):
-    return subprocess.run([*CLI, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=300)
+from conftest import ROOT, SHIPPED, SPECS, run
 
 
 def test_validate_ok_exits_0():

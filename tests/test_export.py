@@ -24,6 +24,7 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from conftest import CLI, SPECS
 from inception_kit import (
     exporters,
     load_spec,
@@ -33,10 +34,8 @@ from inception_kit import (
 from inception_kit.errors import SpecError
 from inception_kit.files import DestinationExists
 
-ROOT = Path(__file__).resolve().parents[1]
-BLOCK = ROOT / "specs" / "inception_3a.yaml"
-GOOGLENET = ROOT / "specs" / "googlenet.yaml"
-CLI = Path(sys.executable).with_name("inception-kit")
+BLOCK = SPECS / "inception_3a.yaml"
+GOOGLENET = SPECS / "googlenet.yaml"
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 # The documented contract (module docstring of inception_kit.exporters).
@@ -339,7 +338,7 @@ def test_sigkill_mid_export_leaves_destination_as_it_was(existing, tmp_path):
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([str(CLI), *args], cwd=cwd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([*CLI, *args], cwd=cwd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 @pytest.mark.slow
@@ -488,7 +487,7 @@ def test_inspect_refuses_what_it_cannot_vouch_for(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["inception_v3", "inception_resnet_v2", "xception"])
 def test_big_networks_export_as_savedmodel(name, tmp_path):
-    spec = ROOT / "specs" / f"{name}.yaml"
+    spec = SPECS / f"{name}.yaml"
     out = tmp_path / name
     result = exporters.export(spec, out)  # verified against Keras inside export
     raw = validate(spec).total.params * 4  # float32 bytes; params equal Keras' (test_canonical)

@@ -1,7 +1,6 @@
 """Pictures: `inception-kit diagram` (Graphviz), the savings chart, scripts/make_figures.py."""
 
 import os
-import shutil
 import struct
 import subprocess
 import sys
@@ -10,17 +9,11 @@ import xml.etree.ElementTree as ET
 import pytest
 
 import inception_kit as ik
-from conftest import CLI, ROOT, SPECS
+from conftest import ROOT, SPECS, needs_dot, run
 from inception_kit import diagram, plots
 from inception_kit.errors import SpecError
 
-needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed (apt-get install graphviz)")
-
 SVG = "{http://www.w3.org/2000/svg}"
-
-
-def run(*args, cwd=ROOT):
-    return subprocess.run([*CLI, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
 def svg_texts(path):
@@ -150,8 +143,7 @@ def test_existing_output_is_kept_unless_overwrite_and_bad_suffix_exits_2(tmp_pat
 
 def test_missing_dot_is_a_clear_error_exit_1(tmp_path):
     env = {**os.environ, "PATH": str(tmp_path)}  # no dot on it
-    r = subprocess.run([*CLI, "diagram", SPECS / "inception_3a.yaml", "-o", tmp_path / "x.svg"],
-                       cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    r = run("diagram", SPECS / "inception_3a.yaml", "-o", tmp_path / "x.svg", env=env)
     assert r.returncode == 1
     assert "GraphvizMissing" in r.stderr and "apt-get install graphviz" in r.stderr
 

@@ -13,14 +13,10 @@ import sys
 import pytest
 
 import inception_kit as ik
-from conftest import CLI, ROOT, SPECS
+from conftest import ROOT, SPECS, run
 
 SPEC = SPECS / "inception_3a.yaml"
 TINY = ["--repeats", "2", "--warmup", "1", "--batch", "1"]
-
-
-def run(*args, timeout=600):
-    return subprocess.run([*CLI, *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

@@ -20,16 +20,12 @@ from sklearn.datasets import load_digits
 
 import inception_kit as ik
 from conftest import CLI, ROOT, SPECS
+from conftest import run as cli  # `run` names a training run here
 from inception_kit import train
 from inception_kit.files import DestinationExists
 
 TINY = SPECS / "inception_3a_tiny.yaml"
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
-
-
-def cli(*args, env=None, timeout=300):
-    return subprocess.run([*CLI, *map(str, args)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, env=env or ENV)
 
 
 def python(code, *args, env=None, timeout=300):
