@@ -31,5 +31,5 @@ def run(*args, cwd=ROOT, env=None, timeout=300) -> subprocess.CompletedProcess:
 def _fresh_keras_session():
     """Keras numbers auto-named layers per session; clear it between tests that built models."""
     yield
-    if "keras" in sys.modules:
-        sys.modules["keras"].backend.clear_session()
+    if "keras" in sys.modules:  # without its gc.collect(): about a second a test once TF is loaded
+        sys.modules["keras"].backend.clear_session(free_memory=False)

@@ -34,6 +34,8 @@ from inception_kit import (
 from inception_kit.errors import SpecError
 from inception_kit.files import DestinationExists
 
+pytestmark = pytest.mark.slow  # every test here starts TensorFlow (make check leaves them out)
+
 BLOCK = SPECS / "inception_3a.yaml"
 GOOGLENET = SPECS / "googlenet.yaml"
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}

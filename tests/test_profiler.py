@@ -18,6 +18,8 @@ from conftest import CLI, ROOT, SHIPPED, SPECS, TEST_SPECS
 from inception_kit.profiler import profile_flops
 from inception_kit.verify import compare
 
+pytestmark = pytest.mark.slow  # every test here starts TensorFlow (make check leaves them out)
+
 BIG = ("inception_v3", "inception_resnet_v2", "xception")
 
 

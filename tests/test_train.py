@@ -24,6 +24,8 @@ from conftest import run as cli  # `run` names a training run here
 from inception_kit import train
 from inception_kit.files import DestinationExists
 
+pytestmark = pytest.mark.slow  # every test here starts TensorFlow (make check leaves them out)
+
 TINY = SPECS / "inception_3a_tiny.yaml"
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
 
