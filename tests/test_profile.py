@@ -7,6 +7,7 @@ No assertion here is about time: timings on a shared CI machine are noise.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -45,7 +46,17 @@ def test_table_shows_every_branch_and_the_naive_block(analysis):
     assert any(line.strip().startswith("b3 naive") for line in lines)  # 5x5 reduce removed
     row = next(line for line in lines if line.startswith(block.name + " "))
     assert f"{block.naive.macs / block.cost.macs:.2f}x" in row.split()
-    assert "machine:" in r.stdout
+    assert_machine_line(r.stdout)
+
+
+def assert_machine_line(stdout):
+    """The machine line names this machine's core count and the TF and Keras that ran."""
+    import keras
+    import tensorflow as tf
+
+    (line,) = [line.strip() for line in stdout.splitlines() if line.strip().startswith("machine: ")]
+    assert f", {len(os.sched_getaffinity(0))} cores" in line
+    assert f"; TensorFlow {tf.__version__}, Keras {keras.__version__}" in line
 
 
 @pytest.mark.slow
@@ -61,7 +72,11 @@ def test_json_savings_and_naive_submodels_match_the_analysis(analysis, profiled_
     assert got["real"]["built_params"] == block.cost.params
     assert got["real"]["built_macs"] == block.cost.macs
     assert got["real"]["time"]["runs"] == got["naive"]["time"]["runs"] == 2
-    assert got["measured_saving"] > 0
+    real, naive = got["real"]["time"], got["naive"]["time"]
+    for t in (real, naive):
+        assert 0 < t["min_ms"] <= t["q1_ms"] <= t["median_ms"] <= t["q3_ms"] <= t["max_ms"]
+    # naive median / real median, from the medians the JSON reports (each rounded to 0.1 µs)
+    assert got["measured_saving"] == pytest.approx(naive["median_ms"] / real["median_ms"], rel=2e-3)
     by_name = {b["name"]: b for b in got["branches"]}
     assert list(by_name) == [b.name for b in block.branches]
     for br in block.branches:
@@ -111,10 +126,14 @@ def test_bad_options_exit_2(bad):
 
 
 @pytest.mark.slow
-def test_compare_quick_report_runs():
+def test_compare_report_section_counts_the_same_flops_as_the_profiler():
+    # benchmarks/compare.py's report section runs `report --format json` and TF's profiler on
+    # InceptionV3 in two processes; both counts must be the analysis' own, to the FLOP.
     r = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "compare.py"), "--quick", "--only", "report"],
         cwd=ROOT, capture_output=True, text=True, timeout=900,
     )
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "machine:" in r.stdout and "report" in r.stdout
+    flops = ik.validate(SPECS / "inception_v3.yaml").total.flops
+    assert f"  FLOPs: report {flops:,}, profiler {flops:,}: the same\n" in r.stdout
+    assert_machine_line(r.stdout)

@@ -237,7 +237,7 @@ RESUMABLE = r"""
 import os, sys, time
 import numpy as np, keras
 from inception_kit import train
-out, dump, pause = sys.argv[1], sys.argv[2], float(sys.argv[3])
+out, dump, hold = sys.argv[1], sys.argv[2], sys.argv[3] == "hold"
 os.makedirs(dump, exist_ok=True)
 
 def save(name, weights):
@@ -247,11 +247,14 @@ def save(name, weights):
 
 class Probe(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
         save(f"begin-{epoch}", self.model.get_weights())
     def on_epoch_end(self, epoch, logs=None):
         save(f"end-{epoch}", self.model.get_weights())
     def on_train_batch_end(self, batch, logs=None):
-        time.sleep(pause)  # a slow epoch, to be killed in the middle of
+        if hold and self.epoch == 2 and batch == 5:  # mid-epoch 2: say so, then wait to be killed
+            save("held-2", self.model.get_weights())
+            time.sleep(3600)
 
 r = train.fit("specs/inception_3a_tiny.yaml", "digits", epochs=4, batch_size=32, learning_rate=3e-3,
               seed=0, out=out, callbacks=[Probe()], verbose=2)
@@ -262,21 +265,15 @@ print("FIRST_EPOCH", r.initial_epoch, "RAN", len(r.history["loss"]))
 @pytest.mark.slow
 def test_a_run_killed_mid_epoch_resumes_from_its_backup(tmp_path):
     out, dump1, dump2 = tmp_path / "run", tmp_path / "first", tmp_path / "second"
-    # 1,438 training digits / 32 = 44 steps; at 0.05 s a step an epoch takes over 2 s.
-    first = subprocess.Popen([sys.executable, "-c", RESUMABLE, out, dump1, "0.05"], cwd=ROOT, env=ENV,
+    # The first run stops after batch 5 of epoch 2 (of 44) and writes held-2.npz: killed there.
+    first = subprocess.Popen([sys.executable, "-c", RESUMABLE, out, dump1, "hold"], cwd=ROOT, env=ENV,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    meta = out / "backup" / "training_metadata.json"
-    deadline = time.monotonic() + 180
+    held = dump1 / "held-2.npz"
+    deadline = time.monotonic() + 300  # a hung run fails the test instead of hanging it
     try:
-        while time.monotonic() < deadline and first.poll() is None:
-            try:
-                if json.loads(meta.read_text())["epoch"] >= 2:  # epochs 0 and 1 backed up
-                    break
-            except (OSError, ValueError, KeyError):
-                pass
+        while time.monotonic() < deadline and first.poll() is None and not held.exists():
             time.sleep(0.05)
-        time.sleep(0.5)  # well into epoch 2
-        assert first.poll() is None, first.stdout.read().decode()[-3000:]
+        assert held.exists() and first.poll() is None, first.stdout.read().decode()[-3000:]
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=30)
     finally:
@@ -289,7 +286,7 @@ def test_a_run_killed_mid_epoch_resumes_from_its_backup(tmp_path):
     assert [int(row["epoch"]) for row in before] == [0, 1]
 
     # The same command again: it continues at epoch 2 with the weights epoch 1 ended with.
-    second = subprocess.run([sys.executable, "-c", RESUMABLE, out, dump2, "0"], cwd=ROOT, env=ENV,
+    second = subprocess.run([sys.executable, "-c", RESUMABLE, out, dump2, "run"], cwd=ROOT, env=ENV,
                             capture_output=True, text=True, timeout=240)
     assert second.returncode == 0, second.stderr[-3000:]
     assert "FIRST_EPOCH 2 RAN 2" in second.stdout
