@@ -19,6 +19,7 @@ from .errors import SpecError
 from .files import DestinationExists
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+SUMMARY_WIDTH = 100  # `build`'s Keras summary, like the cost report: at most 100 columns
 # Packages some commands need, and the extra of setup.cfg that installs each.
 _OPTIONAL = {"tensorflow": "tensorflow", "keras": "tensorflow", "numpy": "tensorflow", "graphviz": "pictures",
              "matplotlib": "pictures", "sklearn": "train", "tf2onnx": "onnx", "onnxruntime": "onnx"}
@@ -96,7 +97,10 @@ def cmd_build(args: argparse.Namespace) -> int:
     from .builder import build_model
 
     model = build_model(analysis.plan, args.precision)
-    model.summary(line_length=100, print_fn=lambda line, **_: print(line))
+    # Keras draws the summary with rich, which is as wide as COLUMNS says, else 80 columns when
+    # stdout is not a terminal, whatever line_length asks: a pipe would get the table cut at 80.
+    os.environ["COLUMNS"] = str(SUMMARY_WIDTH)
+    model.summary(line_length=SUMMARY_WIDTH, print_fn=lambda line, **_: print(line))
     print()
     print(render(analysis, "table"))
     if args.out:

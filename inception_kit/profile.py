@@ -272,7 +272,8 @@ class _Progress:
         self.done = 0
         tty = hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
         with contextlib.redirect_stdout(sys.stderr):
-            self.bar = keras.utils.Progbar(total, verbose=1 if tty else 2, unit_name="call")
+            # In a pipe, nothing: Progbar's verbose=2 would add a lone "368/368 - 5s - 10ms/call".
+            self.bar = keras.utils.Progbar(total, verbose=1 if tty else 0, unit_name="call")
 
     def step(self) -> None:
         self.done += 1

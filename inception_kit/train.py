@@ -110,7 +110,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backup-every", default="epoch", metavar="epoch|N",
                         help="back up for resuming after each epoch (default) or every N batches")
     parser.add_argument("--verbose", choices=["auto", "0", "1", "2"], default="auto",
-                        help="Keras' progress output: 1 a bar, 2 a line per epoch, 0 none (default auto)")
+                        help="Keras' progress output: 1 a bar, 2 a line per epoch, 0 none "
+                             "(default auto: a bar on a terminal, a line per epoch into a pipe or file)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -131,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         backup_every=_backup_every(args.backup_every),
         budget=Budget(args.max_params, args.max_activation_bytes),
-        verbose=args.verbose if args.verbose == "auto" else int(args.verbose),
+        verbose=int(args.verbose) if args.verbose != "auto" else 1 if sys.stdout.isatty() else 2,
     )
     print(result.summary())
     return 0

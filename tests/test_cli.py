@@ -90,6 +90,16 @@ def test_five_by_five_report_shows_the_lecture_numbers():
     assert f"{120_422_400:,}" in r.stdout and f"{12_443_648:,}" in r.stdout
 
 
+@pytest.mark.slow
+def test_build_summary_keeps_its_width_in_a_pipe():
+    r = run("build", SPECS / "inception_3a_tiny.yaml")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    header = next(line for line in lines if "Layer (type)" in line)
+    assert header.split() == ["┃", "Layer", "(type)", "┃", "Output", "Shape", "┃", "Param", "#", "┃", "Connected", "to", "┃"]
+    assert len(header) == 100 and max(len(line) for line in lines) == 100
+
+
 def test_a_missing_optional_package_names_its_extra(tmp_path):
     # Simulate an install without the keras extra: `import keras` fails in the subprocess.
     code = ("import sys; sys.modules['keras'] = None; sys.modules['tensorflow'] = None\n"

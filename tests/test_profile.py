@@ -36,6 +36,7 @@ def profiled_json():
 def test_table_shows_every_branch_and_the_naive_block(analysis):
     r = run("profile", SPEC, *TINY)
     assert r.returncode == 0, r.stderr
+    assert "/call" not in r.stderr  # no progress into a pipe, not even Progbar's closing line
     lines = r.stdout.splitlines()
     assert max(len(line) for line in lines) <= 100
     (block,) = analysis.blocks
