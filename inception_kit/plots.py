@@ -80,7 +80,8 @@ def savings_figure(analysis: Analysis) -> Any:
             ax.spines[side].set_visible(False)
     axes[0].set_yticks(ys, [name for name, _, _ in entries])
     axes[0].invert_yaxis()  # first block on top
-    axes[0].legend(loc="lower right", fontsize=9, frameon=False)
+    # Below both panels, outside the axes: inside one it would cover the longest bars.
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=9, frameon=False)
     a = analysis
     mr, pr = saving(a.total.macs, a.naive.macs)[0], saving(a.total.params, a.naive.params)[0]
     fig.suptitle(

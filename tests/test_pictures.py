@@ -175,6 +175,21 @@ def test_savings_chart_labels_each_bar_with_its_saving():
     assert bars == sorted([b.cost.macs for b in a.blocks] + [b.naive.macs for b in a.blocks])
 
 
+@pytest.mark.parametrize("spec", ["googlenet.yaml", "inception_v3.yaml", "one_by_one.yaml"])
+def test_savings_chart_legend_covers_no_bar_and_no_label(spec):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = plots.savings_figure(ik.validate(SPECS / spec))
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    (legend,) = [*fig.legends, *(ax.get_legend() for ax in fig.axes if ax.get_legend())]
+    box = legend.get_window_extent(renderer)
+    drawn = [a for ax in fig.axes for a in (*ax.patches, *ax.texts)]
+    assert len(drawn) >= 4
+    covered = [a for a in drawn if box.overlaps(a.get_window_extent(renderer))]
+    assert covered == []
+
+
 @needs_dot
 def test_make_figures_script_writes_both_figures(tmp_path):
     r = subprocess.run([sys.executable, ROOT / "scripts" / "make_figures.py", "--out-dir", tmp_path],
