@@ -55,7 +55,12 @@ def assert_machine_line(stdout):
     import keras
     import tensorflow as tf
 
-    (line,) = [line.strip() for line in stdout.splitlines() if line.strip().startswith("machine: ")]
+    lines = stdout.splitlines()
+    (i,) = [i for i, line in enumerate(lines) if line.startswith("machine: ")]
+    wrapped = [lines[i]]  # the table wraps it at 100 columns, indenting what follows by two spaces
+    while i + len(wrapped) < len(lines) and lines[i + len(wrapped)].startswith("  "):
+        wrapped.append(lines[i + len(wrapped)])
+    line = " ".join(part.strip() for part in wrapped)
     assert f", {len(os.sched_getaffinity(0))} cores" in line
     assert f"; TensorFlow {tf.__version__}, Keras {keras.__version__}" in line
 
