@@ -168,7 +168,7 @@ def parser() -> argparse.ArgumentParser:
 
     def command(name: str, fn: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_)
-        p.set_defaults(fn=fn)
+        p.set_defaults(fn=fn, command_parser=p)
         return p
 
     p = command("validate", cmd_validate, "check a spec: fields, shapes and resource budget")
@@ -224,7 +224,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args, unknown = parser().parse_known_args(argv)
+    if unknown:  # argparse would show the top level's usage; the subcommand's is the one that helps
+        args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return args.fn(args)
     except SpecError as err:
@@ -233,8 +235,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in err.problems:
             print(f"  {problem}", file=sys.stderr)
         return _debug(args, EXIT_USAGE)
-    except DestinationExists as err:
-        print(f"error: {err}", file=sys.stderr)
+    except DestinationExists as err:  # files.py speaks Python (overwrite=True); here, the flag
+        print(f"error: {err.path} already exists; pass --overwrite to replace it", file=sys.stderr)
         return _debug(args, EXIT_USAGE)
     except ModuleNotFoundError as err:
         if (err.name or "").split(".")[0] not in _OPTIONAL:

@@ -35,11 +35,16 @@ def test_missing_file_and_directory_exit_2(target, tmp_path):
     assert ("does not exist" if target != "." else "a directory") in r.stderr
 
 
-def test_usage_error_exits_2():
-    r = run("report")
-    assert r.returncode == 2 and "usage:" in r.stderr
-    r = run("report", SPECS / "one_by_one.yaml", "--format", "pdf")
+@pytest.mark.parametrize(("args", "error"), [
+    ([], "error: the following arguments are required: spec"),
+    ([SPECS / "one_by_one.yaml", "--format", "pdf"], "error: argument --format: invalid choice: 'pdf' (choose from "),
+    ([SPECS / "one_by_one.yaml", "--bogus"], "error: unrecognized arguments: --bogus"),
+], ids=["missing", "bad choice", "unknown"])
+def test_usage_error_exits_2_with_the_subcommands_usage(args, error):
+    r = run("report", *args)
     assert r.returncode == 2
+    assert r.stderr.startswith("usage: inception-kit report [-h]") and "Traceback" not in r.stderr
+    assert r.stderr.splitlines()[-1].startswith(error)
 
 
 def test_report_json_to_file_is_atomic_and_refuses_to_overwrite(tmp_path):
@@ -51,7 +56,7 @@ def test_report_json_to_file_is_atomic_and_refuses_to_overwrite(tmp_path):
     assert data["model"]["naive_macs"] == 28 * 28 * 32 * 25 * 192
     out.write_text("precious")
     r = run("report", SPECS / "one_by_one.yaml", "--format", "json", "--out", out)
-    assert r.returncode == 2 and "already exists" in r.stderr
+    assert r.returncode == 2 and r.stderr == f"error: {out} already exists; pass --overwrite to replace it\n"
     assert out.read_text() == "precious"
     r = run("report", SPECS / "one_by_one.yaml", "--format", "json", "--out", out, "--overwrite")
     assert r.returncode == 0 and json.loads(out.read_text())["model"]["name"] == "one_by_one"
