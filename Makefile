@@ -16,12 +16,13 @@ PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c const
 # Graphviz's dot draws diagrams; installed with the system's package manager when missing.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-# The venv is rebuilt when the declared dependencies or their pins change.
+# The venv is rebuilt when the declared dependencies or their pins change. pip's output goes
+# to .venv/install.log, shown only if the install fails.
 $(VENV)/.installed: setup.cfg pyproject.toml constraints.txt
 	@echo "installing inception-kit[$(EXTRAS)] and $(TENSORFLOW) into $(VENV) (versions from constraints.txt)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(PIP) --upgrade pip
-	@$(PIP) $(TENSORFLOW) -e ".[$(EXTRAS)]"
+	@{ $(PIP) --upgrade pip && $(PIP) $(TENSORFLOW) -e ".[$(EXTRAS)]"; } > $(VENV)/install.log 2>&1 \
+	  || { cat $(VENV)/install.log; echo "the install failed; its log: $(VENV)/install.log"; exit 1; }
 	@touch $@
 
 setup: $(VENV)/.installed
