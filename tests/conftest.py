@@ -22,9 +22,12 @@ needs_dot = pytest.mark.skipif(shutil.which("dot") is None,
 
 
 def run(*args, cwd=ROOT, env=None, timeout=300) -> subprocess.CompletedProcess:
-    """`inception-kit ARGS...` in a subprocess; stdout and stderr captured as text."""
-    return subprocess.run([*CLI, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    """`inception-kit ARGS...` in a subprocess; stdout and stderr captured as text.
+
+    Paths may be bytes (file names that are not UTF-8); other arguments are passed as str().
+    """
+    argv = [os.fsdecode(a) if isinstance(a, (bytes, os.PathLike)) else str(a) for a in args]
+    return subprocess.run([*CLI, *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(autouse=True)
