@@ -32,9 +32,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -424,7 +425,7 @@ def section_gflops(cfg: Config) -> None:
         out = out[0] if isinstance(out, (list, tuple)) else out
         print(f"  {name} output vs graph mode: max abs diff {float(np.abs(np.asarray(out) - ref).max()):.3g}")
     mm, mm_flops = matmul_fn()
-    times = alternate({"graph": lambda: graph(x), "xla": lambda: xla(x), "frozen": lambda: frozen(x), "matmul": mm},
+    times = alternate({"graph": lambda: graph(x), "xla": lambda: xla(x), "frozen": lambda: frozen(x), "matmul": mm},  # noqa: F821 (called before the del below)
                       1, cfg.n(5, 2))
     for name, label in (("graph", "tf.function (graph)"), ("xla", "jit_compile=True (XLA)"),
                         ("frozen", "weights frozen into constants")):
@@ -514,7 +515,6 @@ def section_bf16(cfg: Config) -> None:
 
 
 def machine() -> str:
-    import keras
     import tensorflow as tf  # noqa: F401  (machine_info reads its version)
 
     from inception_kit.profile import machine_info, machine_line

@@ -18,15 +18,15 @@ from .report import render, report_data
 from .shapes import Plan, plan
 from .spec import Block, Layer, Model, from_data, load_spec, loads_spec
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
+    "KINDS",
+    "MERGES",
     "Analysis",
     "Block",
     "Budget",
-    "KINDS",
     "Layer",
-    "MERGES",
     "Model",
     "Plan",
     "SpecError",

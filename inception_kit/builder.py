@@ -8,7 +8,8 @@ Only standard Keras layers are used: a saved `.keras` file reloads without custo
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .kinds import KINDS, MERGES
 from .shapes import BlockPlan, Plan, Step, plan

@@ -13,15 +13,17 @@ import os
 import re
 import sys
 import traceback
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from .cost import DEFAULT_BUDGET, Budget
 from .errors import SpecError
 from .files import DestinationExists, UnsafeDestination
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+SUMMARY_WIDTH = 100  # `build`'s Keras summary, like the cost report: at most 100 columns
 # Packages some commands need, and the extra of setup.cfg that installs each.
-_OPTIONAL = {"tensorflow": "keras", "keras": "keras", "numpy": "keras", "graphviz": "pictures",
+_OPTIONAL = {"tensorflow": "tensorflow", "keras": "tensorflow", "numpy": "tensorflow", "graphviz": "pictures",
              "matplotlib": "pictures", "sklearn": "train", "tf2onnx": "onnx", "onnxruntime": "onnx"}
 
 
@@ -120,7 +122,10 @@ def cmd_build(args: argparse.Namespace) -> int:
     from .builder import build_model
 
     model = build_model(analysis.plan, args.precision)
-    model.summary(line_length=100, print_fn=lambda line, **_: print(line))
+    # Keras draws the summary with rich, which is as wide as COLUMNS says, else 80 columns when
+    # stdout is not a terminal, whatever line_length asks: a pipe would get the table cut at 80.
+    os.environ["COLUMNS"] = str(SUMMARY_WIDTH)
+    model.summary(line_length=SUMMARY_WIDTH, print_fn=lambda line, **_: print(line))
     print()
     print(render(analysis, "table"))
     if args.out:
@@ -188,7 +193,7 @@ def parser() -> argparse.ArgumentParser:
 
     def command(name: str, fn: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_)
-        p.set_defaults(fn=fn)
+        p.set_defaults(fn=fn, command_parser=p)
         return p
 
     p = command("validate", cmd_validate, "check a spec: fields, shapes and resource budget")
@@ -248,7 +253,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 prints as escapes
         with contextlib.suppress(AttributeError, ValueError):
             stream.reconfigure(errors="backslashreplace")
-    args = parser().parse_args(argv)
+    args, unknown = parser().parse_known_args(argv)
+    if unknown:  # argparse would show the top level's usage; the subcommand's is the one that helps
+        args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return args.fn(args)
     except SpecError as err:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from .errors import Mark, Problem, SpecError
 from .kinds import KINDS, MERGES, Cost, activation_cost, fmt_shape, scale_cost
@@ -34,7 +35,7 @@ class Row:
     branch: str | None = None
     removed_in_naive: bool = False
     mark: Mark | None = None
-    args: dict = field(default_factory=dict)  # resolved arguments (what was built)
+    args: dict[str, Any] = field(default_factory=dict)  # resolved arguments (what was built)
 
 
 @dataclass

@@ -31,9 +31,10 @@ TensorFlow, so the CLI answers a typo in a fraction of a second; `load` builds t
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from .errors import Problem, SpecError
 
@@ -301,7 +302,7 @@ def _folder_pipelines(source: Source, input_shape: Sequence[int], validation_spl
         )
     else:
         train, val = keras.utils.image_dataset_from_directory(source.name, **common), None
-    scale = lambda img, label: (img / 255.0, label)  # noqa: E731
+    scale = lambda img, label: (img / 255.0, label)
     batches = train.map(scale).batch(batch_size, drop_remainder=True)
 
     def train_from(first_epoch: int) -> Any:

@@ -21,8 +21,9 @@ import argparse
 import html
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from .cost import Analysis, Row, saving
 from .errors import SpecError, did_you_mean

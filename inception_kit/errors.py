@@ -12,8 +12,8 @@ in Python have only the path.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ class SpecError(ValueError):
         received: str | None = None,
         mark: Mark | None = None,
         hint: str | None = None,
-    ) -> "SpecError":
+    ) -> SpecError:
         return cls([Problem(path, expected, received, mark, hint)])
 
 

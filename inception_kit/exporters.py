@@ -93,15 +93,15 @@ import stat
 import sys
 import tempfile
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from .builder import INPUT_NAME, PRECISIONS
 from .cost import DEFAULT_BUDGET, Budget
 from .errors import SpecError
 from .files import (
-    UnsafeDestination,
     check_file_destination,
     check_folder_destination,
     read_bounded,
@@ -125,8 +125,8 @@ ONNX_OPSET = 17
 INSPECT_FORMATS = ("table", "markdown", "csv", "json", "yaml")
 
 __all__ = [
-    "ExportResult",
     "FORMATS",
+    "ExportResult",
     "MissingDependency",
     "VerificationError",
     "export",

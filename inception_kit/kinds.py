@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, cast
 
 Shape = tuple[int, ...]
 
@@ -59,7 +60,7 @@ def _is_int(v: Any) -> bool:
 def _pos_int(v: Any) -> int:
     if not _is_int(v) or v < 1:
         raise Bad("a positive integer")
-    return v
+    return cast(int, v)
 
 
 def _size2(v: Any) -> tuple[int, int]:
@@ -133,7 +134,7 @@ def _choice(*values: str) -> FieldType:
     def check(v: Any) -> str:
         if v not in values:
             raise Bad("one of " + ", ".join(values), choices=values)
-        return v
+        return cast(str, v)
 
     return FieldType("choice", check, {"enum": list(values)})
 
@@ -194,7 +195,7 @@ class Cost:
     params: int = 0
     trainable: int = 0
     macs: int = 0
-    flops_by_op: Counter = field(default_factory=Counter)
+    flops_by_op: Counter[str] = field(default_factory=Counter)
 
     @property
     def flops(self) -> int:
@@ -204,7 +205,7 @@ class Cost:
     def non_trainable(self) -> int:
         return self.params - self.trainable
 
-    def __add__(self, other: "Cost") -> "Cost":
+    def __add__(self, other: Cost) -> Cost:
         return Cost(
             self.params + other.params,
             self.trainable + other.trainable,
@@ -265,7 +266,7 @@ def _spatial(kind: str, shape: Shape) -> tuple[int, int, int]:
             f"a (height, width, channels) input for '{kind}'",
             f"a flat input of {shape[0]:,} features (gap, flatten or dense came before it)",
         )
-    return shape  # type: ignore[return-value]
+    return shape
 
 
 def _window(size: int, k: int, s: int, padding: str, axis: str, field_: str) -> int:
@@ -310,7 +311,7 @@ class Kind:
     shorthand: str | None = None
     convolution: bool = False  # a k×k kind that a 1×1 bottleneck may feed
 
-    def resolve(self, args: dict[str, Any]) -> tuple[dict[str, Any], list["FieldBad"]]:
+    def resolve(self, args: dict[str, Any]) -> tuple[dict[str, Any], list[FieldBad]]:
         """Fills in field defaults (normalised); returns the arguments and every bad field."""
         out, bad_fields = {}, []
         for key, spec in self.fields.items():

@@ -25,7 +25,7 @@ REAL_COLOR = "#2f6db5"
 
 def chart_size(n_bars: int) -> tuple[int, int]:
     """Width and height in pixels of a chart of `n_bars` blocks (one bar pair each)."""
-    return int(WIDTH_IN * DPI), int(round(_height_in(n_bars) * DPI))
+    return int(WIDTH_IN * DPI), round(_height_in(n_bars) * DPI)
 
 
 def _height_in(n_bars: int) -> float:
@@ -87,7 +87,8 @@ def _savings_figure(analysis: Analysis) -> Any:
             ax.spines[side].set_visible(False)
     axes[0].set_yticks(ys, [name for name, _, _ in entries])
     axes[0].invert_yaxis()  # first block on top
-    axes[0].legend(loc="lower right", fontsize=9, frameon=False)
+    # Below both panels, outside the axes: inside one it would cover the longest bars.
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=9, frameon=False)
     a = analysis
     mr, pr = saving(a.total.macs, a.naive.macs)[0], saving(a.total.params, a.naive.params)[0]
     fig.suptitle(

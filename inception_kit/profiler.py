@@ -16,6 +16,7 @@ def profile_flops(model: Any, batch: int = 1) -> Counter:
     from tensorflow.python.framework.convert_to_constants import (
         convert_variables_to_constants_v2,
     )
+    from tensorflow.python.util import deprecation
 
     spec = tf.TensorSpec((batch, *model.input_shape[1:]), tf.float32)
     fn = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
@@ -25,7 +26,8 @@ def profile_flops(model: Any, batch: int = 1) -> Counter:
         tf.graph_util.import_graph_def(graph_def, name="")
     options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
     options["output"] = "none"
-    result = tf.compat.v1.profiler.profile(graph, cmd="op", options=options)
+    with deprecation.silence():  # the v1 profiler's own calls of deprecated TF functions: not the user's
+        result = tf.compat.v1.profiler.profile(graph, cmd="op", options=options)
     # The "op" view nests op types as a chain, so totals repeat: sum each node's own count.
     counts: Counter = Counter()
     stack = list(result.children)

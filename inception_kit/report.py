@@ -144,7 +144,7 @@ def config_text(kind: str, args: dict[str, Any]) -> str:
         words = [f"dropout {args['rate']:g}"]
     elif kind == "scale":
         words = [f"scale {args['scale']:g}"]
-    strides = args.get("strides") or args.get("pool")
+    strides: Any = args.get("strides") or args.get("pool")
     if kind in ("conv", "sepconv", "maxpool", "avgpool") and tuple(strides) != (1, 1):
         words[0] += f"/{strides[0]}" if strides[0] == strides[1] else f"/{window(strides)}"
     if args.get("padding") == "valid":

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass, field
-from typing import Any, Iterator, Union
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 from .errors import UNSET, Mark, Problems, did_you_mean
 from .kinds import ACTIVATION, KINDS, MERGES, Bad, FieldBad, Shape, ShapeError, fmt_shape
@@ -61,7 +62,7 @@ class BlockPlan:
     merge: str
     scale: float | None
     activation: str | None
-    branches: dict[str, list["Step"]]
+    branches: dict[str, list[Step]]
     input_shape: Shape
     output_shape: Shape
     mark: Mark | None = None
@@ -71,7 +72,7 @@ class BlockPlan:
         return f"{self.name}_{self.merge}"
 
 
-Step = Union[Op, BlockPlan]
+Step = Op | BlockPlan
 
 
 @dataclass
@@ -204,7 +205,7 @@ class _Planner:
         self.all_names[name] = path
         return name
 
-    def auto_name(self, base: str, names: "_Names") -> str:
+    def auto_name(self, base: str, names: _Names) -> str:
         """The next free generated name: never one a user or an earlier layer took."""
         name = names.take(base)
         while name in self.all_names:

@@ -13,15 +13,16 @@ from __future__ import annotations
 import copy
 import os
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, NamedTuple, Union
+from typing import Any, NamedTuple
 
 from .errors import Mark, Problems, SpecError, closest, did_you_mean
-from .kinds import KINDS, MERGES
+from .kinds import KINDS
 from .yaml_io import YDict, YList, dump_yaml, key_mark_of, load_yaml, mark_of, plain, read_text
 
 # Where a field's value came from, for error messages: its mark and an optional note.
-Origin = tuple[Union[Mark, None], Union[str, None]]
+Origin = tuple[Mark | None, str | None]
 
 
 class Layer:
@@ -60,7 +61,7 @@ class Block:
     """
 
     name: str | None
-    branches: dict[str, list["Node"]]
+    branches: dict[str, list[Node]]
     merge: str = "concat"
     scale: float | None = None
     activation: str | None = None
@@ -80,7 +81,7 @@ class Block:
         return {"block": body}
 
 
-Node = Union[Layer, Block]
+Node = Layer | Block
 
 
 @dataclass(eq=True)
@@ -402,7 +403,7 @@ class _Parser:
         self.p.add(path, "a layer kind, 'block', 'inception' or a template: " + ", ".join(choices), kind, key_mark_of(item, kind), "; ".join(hints) or None)
         return []
 
-    def repeat(self, body: YDict, path: str) -> "Repeat":
+    def repeat(self, body: YDict, path: str) -> Repeat:
         """`repeat: N` or `repeat: {times: N, first: K}` (copies named NAME_K, NAME_K+1, ...)."""
         value = body.get("repeat", 1)
         where, mark = _join(path, "repeat"), mark_of(body, "repeat")
@@ -456,7 +457,7 @@ class _Parser:
             out.append(layer)
         return out
 
-    def block(self, body: YDict, path: str, mark: Mark | None, note: str | None, times: "Repeat | None" = None) -> list[Node]:
+    def block(self, body: YDict, path: str, mark: Mark | None, note: str | None, times: Repeat | None = None) -> list[Node]:
         """A general block, repeated as `times` says (read from the body when None)."""
         suggested = self.unknown_keys(body, BLOCK_KEYS, path, "block", note)
         name = body.get("name")

@@ -72,9 +72,10 @@ import os
 import re
 import shutil
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from .cost import DEFAULT_BUDGET, Budget
 from .errors import Problem, SpecError
@@ -121,7 +122,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backup-every", default="epoch", metavar="epoch|N",
                         help="back up for resuming after each epoch (default) or every N batches")
     parser.add_argument("--verbose", choices=["auto", "0", "1", "2"], default="auto",
-                        help="Keras' progress output: 1 a bar, 2 a line per epoch, 0 none (default auto)")
+                        help="Keras' progress output: 1 a bar, 2 a line per epoch, 0 none "
+                             "(default auto: a bar on a terminal, a line per epoch into a pipe or file)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -142,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         backup_every=_backup_every(args.backup_every),
         budget=Budget(args.max_params, args.max_activation_bytes),
-        verbose=args.verbose if args.verbose == "auto" else int(args.verbose),
+        verbose=int(args.verbose) if args.verbose != "auto" else 1 if sys.stdout.isatty() else 2,
     )
     print(result.summary())
     return 0
@@ -292,7 +294,7 @@ def fit(
             folder.release()
 
 
-def _train(target: "_Target", source: Any, folder: "_RunFolder | None", settings: dict[str, Any], strategy: Any,
+def _train(target: _Target, source: Any, folder: _RunFolder | None, settings: dict[str, Any], strategy: Any,
            strategy_name: str, *, epochs: int, batch_size: int, seed: int, validation_split: float,
            learning_rate: float, backup_every: str | int, callbacks: Sequence[Any], verbose: Any) -> TrainResult:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -403,7 +405,7 @@ class TrainingFailed(RuntimeError):
     """Training stopped: a non-finite loss, unreadable data, or an error inside Keras."""
 
 
-def _fail_run(folder: "_RunFolder", run_info: dict[str, Any], rows: list[dict[str, float]], monitor: str,
+def _fail_run(folder: _RunFolder, run_info: dict[str, Any], rows: list[dict[str, float]], monitor: str,
               reason: str) -> None:
     """Marks the run failed in run.json; the weights of the last good epoch stay where they are."""
     best = max((r for r in rows if monitor in r and math.isfinite(r.get("loss", math.nan))),
@@ -492,7 +494,7 @@ class _Target:
         self.where, self.mark = where, mark
 
     @classmethod
-    def of(cls, spec_or_model: Any, budget: Budget) -> "_Target":
+    def of(cls, spec_or_model: Any, budget: Budget) -> _Target:
         from .spec import Model
 
         if isinstance(spec_or_model, (Model, str, os.PathLike)):
@@ -503,7 +505,7 @@ class _Target:
                             type(spec_or_model).__name__)
 
     @classmethod
-    def _of_spec(cls, spec: Any, budget: Budget) -> "_Target":
+    def _of_spec(cls, spec: Any, budget: Budget) -> _Target:
         from . import validate
         from .shapes import iter_ops
 
@@ -530,7 +532,7 @@ class _Target:
                    where=f"{dense.path}.units" if dense.kind == "dense" else dense.path, mark=dense.mark)
 
     @classmethod
-    def _of_keras(cls, model: Any) -> "_Target":
+    def _of_keras(cls, model: Any) -> _Target:
         out = model.output_shape
         if not isinstance(out, tuple) or len(out) != 2 or out[1] is None:
             raise SpecError.one("model", "a Keras model with one output of shape (batch, classes)", str(out))
@@ -703,7 +705,7 @@ class _RunFolder:
             self.decision = "new"
 
     @classmethod
-    def open(cls, path: Path, settings: dict[str, Any], overwrite: bool) -> "_RunFolder":
+    def open(cls, path: Path, settings: dict[str, Any], overwrite: bool) -> _RunFolder:
         _decide(path, settings, overwrite)  # refuse before touching anything
         created = not path.exists()
         path.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,8 @@ import inception_kit as ik
 from conftest import ROOT, SHIPPED, SPECS
 from inception_kit.shapes import iter_ops
 
+pytestmark = pytest.mark.slow  # every test here starts TensorFlow (make check leaves them out)
+
 SMALL = [p for p in SHIPPED if p.stem not in ("inception_v3", "inception_resnet_v2", "xception")]
 
 

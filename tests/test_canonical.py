@@ -9,17 +9,14 @@ scaling) layers in order, and must share their name prefix with that block's Ker
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
+import keras
 import pytest
 
 import inception_kit
-import keras
+from conftest import SPECS
 from inception_kit.shapes import BlockPlan
 
-
-
-SPECS = Path(__file__).resolve().parent.parent / "specs"
 NETWORKS = {
     "inception_v3": "InceptionV3",
     "inception_resnet_v2": "InceptionResNetV2",

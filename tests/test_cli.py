@@ -6,11 +6,7 @@ import sys
 
 import pytest
 
-from conftest import CLI, ROOT, SHIPPED, SPECS
-
-
-def run(*args, cwd=ROOT):
-    return subprocess.run([*CLI, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=300)
+from conftest import ROOT, SHIPPED, SPECS, run
 
 
 def test_validate_ok_exits_0():
@@ -39,11 +35,16 @@ def test_missing_file_and_directory_exit_2(target, tmp_path):
     assert ("does not exist" if target != "." else "a directory") in r.stderr
 
 
-def test_usage_error_exits_2():
-    r = run("report")
-    assert r.returncode == 2 and "usage:" in r.stderr
-    r = run("report", SPECS / "one_by_one.yaml", "--format", "pdf")
+@pytest.mark.parametrize(("args", "error"), [
+    ([], "error: the following arguments are required: spec"),
+    ([SPECS / "one_by_one.yaml", "--format", "pdf"], "error: argument --format: invalid choice: 'pdf' (choose from "),
+    ([SPECS / "one_by_one.yaml", "--bogus"], "error: unrecognized arguments: --bogus"),
+], ids=["missing", "bad choice", "unknown"])
+def test_usage_error_exits_2_with_the_subcommands_usage(args, error):
+    r = run("report", *args)
     assert r.returncode == 2
+    assert r.stderr.startswith("usage: inception-kit report [-h]") and "Traceback" not in r.stderr
+    assert r.stderr.splitlines()[-1].startswith(error)
 
 
 def test_report_json_to_file_is_atomic_and_refuses_to_overwrite(tmp_path):
@@ -55,7 +56,7 @@ def test_report_json_to_file_is_atomic_and_refuses_to_overwrite(tmp_path):
     assert data["model"]["naive_macs"] == 28 * 28 * 32 * 25 * 192
     out.write_text("precious")
     r = run("report", SPECS / "one_by_one.yaml", "--format", "json", "--out", out)
-    assert r.returncode == 2 and "already exists" in r.stderr
+    assert r.returncode == 2 and r.stderr == f"error: {out} already exists; pass --overwrite to replace it\n"
     assert out.read_text() == "precious"
     r = run("report", SPECS / "one_by_one.yaml", "--format", "json", "--out", out, "--overwrite")
     assert r.returncode == 0 and json.loads(out.read_text())["model"]["name"] == "one_by_one"
@@ -94,10 +95,20 @@ def test_five_by_five_report_shows_the_lecture_numbers():
     assert f"{120_422_400:,}" in r.stdout and f"{12_443_648:,}" in r.stdout
 
 
+@pytest.mark.slow
+def test_build_summary_keeps_its_width_in_a_pipe():
+    r = run("build", SPECS / "inception_3a_tiny.yaml")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    header = next(line for line in lines if "Layer (type)" in line)
+    assert header.split() == ["┃", "Layer", "(type)", "┃", "Output", "Shape", "┃", "Param", "#", "┃", "Connected", "to", "┃"]
+    assert len(header) == 100 and max(len(line) for line in lines) == 100
+
+
 def test_a_missing_optional_package_names_its_extra(tmp_path):
     # Simulate an install without the keras extra: `import keras` fails in the subprocess.
     code = ("import sys; sys.modules['keras'] = None; sys.modules['tensorflow'] = None\n"
             "from inception_kit.cli import main; sys.exit(main(['build', 'specs/one_by_one.yaml']))")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 1
-    assert "pip install 'inception-kit[keras]'" in r.stderr and "Traceback" not in r.stderr
+    assert "pip install 'inception-kit[tensorflow]'" in r.stderr and "Traceback" not in r.stderr

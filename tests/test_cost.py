@@ -5,7 +5,7 @@ import math
 import pytest
 
 import inception_kit as ik
-from conftest import SPECS
+from conftest import ROOT, SPECS
 
 
 def test_one_by_one_example_counts_every_channel_at_every_position():
@@ -103,6 +103,21 @@ def test_naive_keeps_one_by_ones_that_do_not_reduce():
     a = ik.validate(spec)
     assert a.naive.macs == a.total.macs
     assert [r.removed_in_naive for r in a.rows] == [False] * 4
+
+
+def test_naive_rule_covers_any_kernel_but_1x1_as_the_readme_states():
+    # A 1×1 reduction before a factorised 7×1 goes (InceptionV3's 17×17 blocks); before a 1×1 it stays.
+    spec = ik.Model("m", (17, 17, 192), [
+        ik.Layer("conv", filters=64, kernel=1), ik.Layer("conv", filters=96, kernel=[7, 1], padding="same"),
+        ik.Layer("conv", filters=32, kernel=1), ik.Layer("conv", filters=16, kernel=1),
+    ])
+    a = ik.validate(spec)
+    assert [r.removed_in_naive for r in a.rows] == [True, False, False, False]
+    hw = 17 * 17
+    assert a.total.macs == hw * (192 * 64 + 7 * 64 * 96 + 96 * 32 + 32 * 16)
+    assert a.naive.macs == hw * (7 * 192 * 96 + 96 * 32 + 32 * 16)
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert "any kernel other than 1×1 (3×3 and 5×5, and the factorised 1×7 and 7×1 alike)" in readme
 
 
 def test_naive_needs_a_following_kxk_conv():

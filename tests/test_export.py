@@ -24,15 +24,20 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from inception_kit import load_spec, render, validate  # noqa: E402
-from inception_kit import exporters  # noqa: E402
-from inception_kit.errors import SpecError  # noqa: E402
-from inception_kit.files import DestinationExists  # noqa: E402
+from conftest import CLI, SPECS
+from inception_kit import (
+    exporters,
+    load_spec,
+    render,
+    validate,
+)
+from inception_kit.errors import SpecError
+from inception_kit.files import DestinationExists
 
-ROOT = Path(__file__).resolve().parents[1]
-BLOCK = ROOT / "specs" / "inception_3a.yaml"
-GOOGLENET = ROOT / "specs" / "googlenet.yaml"
-CLI = Path(sys.executable).with_name("inception-kit")
+pytestmark = pytest.mark.slow  # every test here starts TensorFlow (make check leaves them out)
+
+BLOCK = SPECS / "inception_3a.yaml"
+GOOGLENET = SPECS / "googlenet.yaml"
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 # The documented contract (module docstring of inception_kit.exporters).
@@ -338,7 +343,7 @@ def test_sigkill_mid_export_leaves_destination_as_it_was(existing, tmp_path):
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([str(CLI), *args], cwd=cwd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([*CLI, *args], cwd=cwd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 @pytest.mark.slow
@@ -355,7 +360,7 @@ def test_concurrent_exporters_one_wins_whole(suffix, tmp_path):
     results = [(p.wait(timeout=300), *p.communicate()) for p in procs]
     codes = sorted(r[0] for r in results)
     assert codes == [0, 2], results
-    winner = [i for i, r in enumerate(results) if r[0] == 0][0]
+    winner = next(i for i, r in enumerate(results) if r[0] == 0)
     loser = results[1 - winner]
     assert "already exists" in loser[2]
     assert results[winner][1].count("\n") == 1 and results[winner][1].startswith(f"Wrote {out}")
@@ -487,7 +492,7 @@ def test_inspect_refuses_what_it_cannot_vouch_for(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["inception_v3", "inception_resnet_v2", "xception"])
 def test_big_networks_export_as_savedmodel(name, tmp_path):
-    spec = ROOT / "specs" / f"{name}.yaml"
+    spec = SPECS / f"{name}.yaml"
     out = tmp_path / name
     result = exporters.export(spec, out)  # verified against Keras inside export
     raw = validate(spec).total.params * 4  # float32 bytes; params equal Keras' (test_canonical)

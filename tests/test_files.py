@@ -14,10 +14,9 @@ from inception_kit.files import DestinationExists, UnsafeDestination, staged_dir
 def test_exception_leaves_destination_and_no_temporary(tmp_path):
     dest = tmp_path / "report.txt"
     dest.write_text("precious")
-    with pytest.raises(RuntimeError):
-        with staged_file(dest, overwrite=True) as tmp:
-            tmp.write_text("half")
-            raise RuntimeError("disk full, say")
+    with pytest.raises(RuntimeError), staged_file(dest, overwrite=True) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("disk full, say")
     assert dest.read_text() == "precious"
     assert [p.name for p in tmp_path.iterdir()] == ["report.txt"]
 
@@ -87,9 +86,9 @@ def test_overwriting_a_folder_swaps_it_whole(tmp_path):
     dest = tmp_path / "saved"
     with staged_dir(dest) as tmp:
         (tmp / "old.pb").write_text("old")
-    with pytest.raises(UnsafeDestination):  # a folder without its writer's marker stays
-        with staged_dir(dest, overwrite=True, marker="new.pb") as tmp:
-            (tmp / "new.pb").write_text("new")
+    # a folder without its writer's marker stays
+    with pytest.raises(UnsafeDestination), staged_dir(dest, overwrite=True, marker="new.pb") as tmp:
+        (tmp / "new.pb").write_text("new")
     assert [p.name for p in dest.iterdir()] == ["old.pb"]
     with staged_dir(dest, overwrite=True, marker="old.pb") as tmp:
         (tmp / "new.pb").write_text("new")

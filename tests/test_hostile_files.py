@@ -16,17 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CLI, ROOT, SPECS
+from conftest import ROOT, SPECS, run
 from inception_kit import exporters
 from inception_kit.files import UnsafeDestination, child_path, staged_dir
 
 TINY = SPECS / "one_by_one.yaml"
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-
-
-def run(*args, cwd=ROOT, env=ENV, timeout=300):
-    return subprocess.run([*CLI, *map(os.fsdecode, args)], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=env)
 
 
 def snapshot(folder: Path) -> dict[str, bytes | None]:
@@ -89,9 +84,11 @@ def test_staged_dir_replaces_only_what_carries_its_marker(tmp_path):
     dest = tmp_path / "artifact"
     dest.mkdir()
     (dest / "precious").write_text("x")
-    with pytest.raises(UnsafeDestination, match="no manifest.json inside"):
-        with staged_dir(dest, overwrite=True, marker="manifest.json") as tmp:
-            (tmp / "manifest.json").write_text("new")
+    with (
+        pytest.raises(UnsafeDestination, match=r"no manifest\.json inside"),
+        staged_dir(dest, overwrite=True, marker="manifest.json") as tmp,
+    ):
+        (tmp / "manifest.json").write_text("new")
     assert (dest / "precious").read_text() == "x"
     (dest / "manifest.json").write_text("old")
     with staged_dir(dest, overwrite=True, marker="manifest.json") as tmp:

@@ -9,7 +9,6 @@ import json
 import os
 
 import keras
-import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

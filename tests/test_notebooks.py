@@ -4,9 +4,9 @@ Each notebook is executed in a temporary copy (the committed file is never touch
 the `python3` kernel, which must be this interpreter (the venv's), not another Python.
 """
 
+import re
 import shutil
 import sys
-import time
 
 import pytest
 
@@ -16,14 +16,7 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-NAMES = [
-    "01_one_by_one_convolutions.ipynb",
-    "02_yaml_spec_to_model.ipynb",
-    "03_what_bottlenecks_buy.ipynb",
-    "04_training_a_small_inception_net.ipynb",
-]
-CELL_TIMEOUT_S = 300
-BUDGET_S = 180  # each takes well under 60 s on two CPU cores; this catches a runaway
+CELL_TIMEOUT_S = 300  # a runaway cell fails (nbclient raises), whatever the machine's speed
 
 
 def execute(nb, cwd):
@@ -32,8 +25,11 @@ def execute(nb, cwd):
     return nb
 
 
-def test_all_notebooks_are_here():
-    assert [p.name for p in NOTEBOOKS] == NAMES
+def test_readme_lists_every_notebook_in_order():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Notebooks\n", 1)[1].split("\n## ", 1)[0]
+    listed = re.findall(r"^\d+\. `(\w+)`", section, flags=re.MULTILINE)
+    assert NOTEBOOKS and listed == [p.stem for p in NOTEBOOKS]
 
 
 def test_kernel_is_this_python(tmp_path):
@@ -67,12 +63,9 @@ def test_notebook_runs_top_to_bottom(path, tmp_path):
     for cell in nb.cells:  # run from scratch: no output of the committed run is visible
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
-    start = time.perf_counter()
     try:
         execute(nb, tmp_path)  # a failing assert cell raises CellExecutionError
     except nbclient.exceptions.CellExecutionError as err:
         pytest.fail(f"{path.name}: a cell failed:\n{err}", pytrace=False)
-    seconds = time.perf_counter() - start
-    assert seconds < BUDGET_S, f"{path.name} took {seconds:.0f}s"
     assert all(c.execution_count is not None for c in nb.cells if c.cell_type == "code")
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # wrote nothing beside it

@@ -1,7 +1,6 @@
 """Pictures: `inception-kit diagram` (Graphviz), the savings chart, scripts/make_figures.py."""
 
 import os
-import shutil
 import struct
 import subprocess
 import sys
@@ -10,17 +9,11 @@ import xml.etree.ElementTree as ET
 import pytest
 
 import inception_kit as ik
-from conftest import CLI, ROOT, SPECS
+from conftest import ROOT, SPECS, needs_dot, run
 from inception_kit import diagram, plots
 from inception_kit.errors import SpecError
 
-needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed (apt-get install graphviz)")
-
 SVG = "{http://www.w3.org/2000/svg}"
-
-
-def run(*args, cwd=ROOT):
-    return subprocess.run([*CLI, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
 def svg_texts(path):
@@ -150,8 +143,7 @@ def test_existing_output_is_kept_unless_overwrite_and_bad_suffix_exits_2(tmp_pat
 
 def test_missing_dot_is_a_clear_error_exit_1(tmp_path):
     env = {**os.environ, "PATH": str(tmp_path)}  # no dot on it
-    r = subprocess.run([*CLI, "diagram", SPECS / "inception_3a.yaml", "-o", tmp_path / "x.svg"],
-                       cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    r = run("diagram", SPECS / "inception_3a.yaml", "-o", tmp_path / "x.svg", env=env)
     assert r.returncode == 1
     assert "GraphvizMissing" in r.stderr and "apt-get install graphviz" in r.stderr
 
@@ -181,6 +173,21 @@ def test_savings_chart_labels_each_bar_with_its_saving():
     assert [t.get_text() for t in params.texts] == [f"{b.naive.params / b.cost.params:.1f}x" for b in a.blocks]
     bars = sorted(p.get_width() for p in macs.patches)
     assert bars == sorted([b.cost.macs for b in a.blocks] + [b.naive.macs for b in a.blocks])
+
+
+@pytest.mark.parametrize("spec", ["googlenet.yaml", "inception_v3.yaml", "one_by_one.yaml"])
+def test_savings_chart_legend_covers_no_bar_and_no_label(spec):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = plots.savings_figure(ik.validate(SPECS / spec))
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    (legend,) = [*fig.legends, *(ax.get_legend() for ax in fig.axes if ax.get_legend())]
+    box = legend.get_window_extent(renderer)
+    drawn = [a for ax in fig.axes for a in (*ax.patches, *ax.texts)]
+    assert len(drawn) >= 4
+    covered = [a for a in drawn if box.overlaps(a.get_window_extent(renderer))]
+    assert covered == []
 
 
 @needs_dot

@@ -18,6 +18,8 @@ from conftest import CLI, ROOT, SHIPPED, SPECS, TEST_SPECS
 from inception_kit.profiler import profile_flops
 from inception_kit.verify import compare
 
+pytestmark = pytest.mark.slow  # every test here starts TensorFlow (make check leaves them out)
+
 BIG = ("inception_v3", "inception_resnet_v2", "xception")
 
 
@@ -63,6 +65,7 @@ def test_report_verify_prints_both_columns():
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "analytic" in r.stderr and "measured" in r.stderr and " NO" not in r.stderr
+    assert "deprecated" not in r.stderr  # TensorFlow's warnings about its own profiler stay quiet
 
 
 # ---------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import re
 from conftest import ROOT
 
 
-def test_readme_python_example_runs(monkeypatch):
+def test_readme_python_example_prints_what_its_comment_says(monkeypatch):
     monkeypatch.chdir(ROOT)
     text = (ROOT / "README.md").read_text()
     (code,) = re.findall(r"```python\n(.*?)```", text, re.S)

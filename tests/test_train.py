@@ -12,27 +12,22 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
+from sklearn.datasets import load_digits
 
 import inception_kit as ik
+from conftest import CLI, ROOT, SPECS
+from conftest import run as cli  # `run` names a training run here
 from inception_kit import train
 from inception_kit.files import DestinationExists
 
-from conftest import CLI, ROOT, SPECS
-
-import keras  # noqa: E402
-from sklearn.datasets import load_digits
+pytestmark = pytest.mark.slow  # every test here starts TensorFlow (make check leaves them out)
 
 TINY = SPECS / "inception_3a_tiny.yaml"
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
-
-
-def cli(*args, env=None, timeout=300):
-    return subprocess.run([*CLI, *map(str, args)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, env=env or ENV)
 
 
 def python(code, *args, env=None, timeout=300):
@@ -98,7 +93,7 @@ def test_short_training_on_digits_reaches_the_accuracy_bar(tmp_path):
 
     # best.weights.h5 holds the epoch with the best val_accuracy; final.weights.h5 the last.
     best_epoch = max(rows, key=lambda row: float(row["val_accuracy"]))
-    for name, want in (("best.weights.h5", best_epoch), ("final.weights.h5", rows[-1])):
+    for name, _want in (("best.weights.h5", best_epoch), ("final.weights.h5", rows[-1])):
         model = ik.build_model(TINY)
         model.load_weights(out / name)
         model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
@@ -242,7 +237,7 @@ RESUMABLE = r"""
 import os, sys, time
 import numpy as np, keras
 from inception_kit import train
-out, dump, pause = sys.argv[1], sys.argv[2], float(sys.argv[3])
+out, dump, hold = sys.argv[1], sys.argv[2], sys.argv[3] == "hold"
 os.makedirs(dump, exist_ok=True)
 
 def save(name, weights):
@@ -252,11 +247,14 @@ def save(name, weights):
 
 class Probe(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
         save(f"begin-{epoch}", self.model.get_weights())
     def on_epoch_end(self, epoch, logs=None):
         save(f"end-{epoch}", self.model.get_weights())
     def on_train_batch_end(self, batch, logs=None):
-        time.sleep(pause)  # a slow epoch, to be killed in the middle of
+        if hold and self.epoch == 2 and batch == 5:  # mid-epoch 2: say so, then wait to be killed
+            save("held-2", self.model.get_weights())
+            time.sleep(3600)
 
 r = train.fit("specs/inception_3a_tiny.yaml", "digits", epochs=4, batch_size=32, learning_rate=3e-3,
               seed=0, out=out, callbacks=[Probe()], verbose=2)
@@ -267,21 +265,15 @@ print("FIRST_EPOCH", r.initial_epoch, "RAN", len(r.history["loss"]))
 @pytest.mark.slow
 def test_a_run_killed_mid_epoch_resumes_from_its_backup(tmp_path):
     out, dump1, dump2 = tmp_path / "run", tmp_path / "first", tmp_path / "second"
-    # 1,438 training digits / 32 = 44 steps; at 0.05 s a step an epoch takes over 2 s.
-    first = subprocess.Popen([sys.executable, "-c", RESUMABLE, out, dump1, "0.05"], cwd=ROOT, env=ENV,
+    # The first run stops after batch 5 of epoch 2 (of 44) and writes held-2.npz: killed there.
+    first = subprocess.Popen([sys.executable, "-c", RESUMABLE, out, dump1, "hold"], cwd=ROOT, env=ENV,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    meta = out / "backup" / "training_metadata.json"
-    deadline = time.monotonic() + 180
+    held = dump1 / "held-2.npz"
+    deadline = time.monotonic() + 300  # a hung run fails the test instead of hanging it
     try:
-        while time.monotonic() < deadline and first.poll() is None:
-            try:
-                if json.loads(meta.read_text())["epoch"] >= 2:  # epochs 0 and 1 backed up
-                    break
-            except (OSError, ValueError, KeyError):
-                pass
+        while time.monotonic() < deadline and first.poll() is None and not held.exists():
             time.sleep(0.05)
-        time.sleep(0.5)  # well into epoch 2
-        assert first.poll() is None, first.stdout.read().decode()[-3000:]
+        assert held.exists() and first.poll() is None, first.stdout.read().decode()[-3000:]
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=30)
     finally:
@@ -294,7 +286,7 @@ def test_a_run_killed_mid_epoch_resumes_from_its_backup(tmp_path):
     assert [int(row["epoch"]) for row in before] == [0, 1]
 
     # The same command again: it continues at epoch 2 with the weights epoch 1 ended with.
-    second = subprocess.run([sys.executable, "-c", RESUMABLE, out, dump2, "0"], cwd=ROOT, env=ENV,
+    second = subprocess.run([sys.executable, "-c", RESUMABLE, out, dump2, "run"], cwd=ROOT, env=ENV,
                             capture_output=True, text=True, timeout=240)
     assert second.returncode == 0, second.stderr[-3000:]
     assert "FIRST_EPOCH 2 RAN 2" in second.stdout
@@ -408,8 +400,11 @@ def test_training_on_an_image_folder(tmp_path):
     data["head"][-1]["dense"]["units"] = 3
     spec.write_text(json.dumps(data))  # JSON is YAML
     out = tmp_path / "run"
-    r = cli("train", spec, "--data", folder, "--epochs", "3", "--batch-size", "6", "--out", out, "--verbose", "2")
+    r = cli("train", spec, "--data", folder, "--epochs", "3", "--batch-size", "6", "--out", out)
     assert r.returncode == 0, r.stderr[-3000:]
+    # Into a pipe, Keras writes a line per epoch (verbose=2): no progress bars, no ANSI codes.
+    assert "\x1b[" not in r.stdout and "━" not in r.stdout
+    assert [line for line in r.stdout.splitlines() if line.startswith("Epoch ")] == ["Epoch 1/3", "Epoch 2/3", "Epoch 3/3"]
     run = json.loads((out / "run.json").read_text())
     n = 3 * 8
     assert run["classes"] == sorted(colours)  # Keras numbers class folders alphabetically
