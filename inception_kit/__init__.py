@@ -12,6 +12,7 @@ import os
 from typing import Any
 
 from .cost import DEFAULT_BUDGET, Analysis, Budget, analyse, check_budget
+from .diff import Diff, diff
 from .errors import SpecError
 from .kinds import KINDS, MERGES
 from .report import render, report_data
@@ -24,6 +25,7 @@ __all__ = [
     "Analysis",
     "Block",
     "Budget",
+    "Diff",
     "KINDS",
     "Layer",
     "MERGES",
@@ -33,6 +35,7 @@ __all__ = [
     "analyse",
     "apply_block",
     "build_model",
+    "diff",
     "export",
     "from_data",
     "load_spec",

@@ -133,6 +133,18 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_diff(args: argparse.Namespace) -> int:
+    from . import validate
+    from .diff import diff
+
+    d = diff(validate(args.a, _budget(args)), validate(args.b, _budget(args)))
+    _emit(d.render(args.format), args.out, args.overwrite)
+    if args.plot:
+        _module("plots").diff_chart(d, args.plot, overwrite=args.overwrite)
+        print(f"wrote {args.plot}", file=sys.stderr)
+    return EXIT_OK
+
+
 def _module(name: str) -> Any:
     import importlib
 
@@ -178,6 +190,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--verify", action="store_true",
                    help="build the model and compare with Keras' param count and TensorFlow's profiler")
     p.add_argument("--plot", metavar="PNG", help="also draw MACs and params per block, naive against bottleneck")
+    _add_budget(p)
+
+    p = command("diff", cmd_diff, "costs of two specs side by side: model, blocks and branches (B - A)")
+    p.add_argument("a", help="spec A (the baseline)")
+    p.add_argument("b", help="spec B (the change)")
+    p.add_argument("--format", choices=["table", "markdown", "csv", "json"], default="table")
+    p.add_argument("--out", "-o", help="write to this file instead of stdout")
+    p.add_argument("--overwrite", action="store_true", help="replace --out and --plot if they exist")
+    p.add_argument("--plot", metavar="PNG", help="also draw MACs and params per block, A against B")
     _add_budget(p)
 
     p = command("schema", cmd_schema, "print the JSON Schema of the spec language")
