@@ -185,7 +185,7 @@ def sweep_chart(points: list[Any], title: str, path: str | os.PathLike[str], ove
     xs = [p.scale for p in points]
     for ax, what, key, limit in ((axes[0], "MACs (multiply-adds)", "macs", budget[0]),
                                  (axes[1], "parameters", "params", budget[1])):
-        ax.plot(xs, [getattr(p, key) for p in points], marker="o", color=REAL_COLOR, drawstyle="steps-post")
+        ax.plot(xs, [getattr(p, key) for p in points], marker="o", color=REAL_COLOR)
         if limit is not None:
             ax.axhline(limit, color="#c0392b", linestyle="--", label=f"budget {human(limit)}")
             ax.legend(loc="lower right", fontsize=9, frameon=False)

@@ -16,6 +16,10 @@ d = ik.diff("specs/googlenet.yaml", "specs/inception_3a.yaml")
 for fmt in ("table", "markdown", "csv", "json"):
     d.render(fmt)
 cli.main(["diff", "specs/googlenet.yaml", "specs/inception_3a.yaml", "--format", "csv"])
+from inception_kit.fit import fit, sweep
+fit("specs/inception_v3.yaml", macs="5G").diff.render("table")
+cli.main(["fit", "specs/googlenet.yaml", "--macs", "1.2G"])
+cli.main(["fit", "specs/googlenet.yaml", "--sweep"])
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "numpy"))
 print("HEAVY", heavy)
 """
