@@ -14,6 +14,7 @@ from typing import Any
 from .cost import DEFAULT_BUDGET, Analysis, Budget, analyse, check_budget
 from .diff import Diff, diff
 from .errors import SpecError
+from .importer import from_keras
 from .kinds import KINDS, MERGES
 from .report import render, report_data
 from .shapes import Plan, plan
@@ -38,6 +39,7 @@ __all__ = [
     "diff",
     "export",
     "from_data",
+    "from_keras",
     "load_spec",
     "loads_spec",
     "plan",

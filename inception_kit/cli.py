@@ -187,6 +187,18 @@ def cmd_fit(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    _quiet_tensorflow()
+    from . import validate
+    from .importer import import_keras, load_keras
+
+    imported = import_keras(load_keras(args.model))
+    _emit(imported.to_yaml(), args.out, args.overwrite)
+    a = validate(imported.model, _budget(args))
+    print(f"{args.model}: {a.total.params:,} params, {a.total.macs:,} MACs, {len(a.blocks)} blocks", file=sys.stderr)
+    return EXIT_OK
+
+
 def _module(name: str) -> Any:
     import importlib
 
@@ -255,6 +267,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--sweep", action="store_true", help="print MACs and params over the scale factor instead")
     p.add_argument("--steps", type=int, default=10, metavar="N", help="--sweep at 1/N, 2/N, ..., 1 (default 10)")
     p.add_argument("--plot", metavar="PNG", help="draw MACs and params over the scale factor")
+    _add_budget(p)
+
+    p = command("import", cmd_import, "turn a Keras 3 model (.keras) into a spec: report, diff and fit then work on it")
+    p.add_argument("model", help="a .keras file of a functional or Sequential CNN")
+    p.add_argument("--out", "-o", help="write the spec here instead of stdout")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     _add_budget(p)
 
     p = command("schema", cmd_schema, "print the JSON Schema of the spec language")
