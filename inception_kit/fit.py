@@ -254,6 +254,8 @@ def fit(spec: Source, macs: int | str | None = None, params: int | str | None = 
         else:
             k_hi = mid - 1
     scale = k_lo / GRID
+    if scale < 1:  # the widths are edited in place: `before` keeps a copy of the original
+        f.before.plan.model = copy.deepcopy(model)
     changes = []
     for r in f.reductions:
         new = r.width_at(scale)

@@ -63,6 +63,8 @@ def test_googlenet_macs_budget_largest_scale_that_fits():
     olds = [b.branches[br][0].args["filters"] for b in inception_blocks(original) for br in ("b2", "b3")]
     assert [(c.old, c.new) for c in r.changes] == [(w, rule(w, r.scale)) for w in olds if rule(w, r.scale) != w]
     assert all(c.new % 8 == 0 and c.new < c.old for c in r.changes)
+    assert r.before.plan.model == ik.load_spec(GOOGLENET) != r.model  # the original is kept
+    assert ik.validate(r.before.plan.model).total.macs == GOOGLENET_MACS
     # every block keeps its output width, every other layer its arguments
     assert [b.output_shape for b in r.after.blocks] == [b.output_shape for b in r.before.blocks]
     changed = {c.name for c in r.changes}

@@ -21,6 +21,7 @@ NAMES = [
     "02_yaml_spec_to_model.ipynb",
     "03_what_bottlenecks_buy.ipynb",
     "04_training_a_small_inception_net.ipynb",
+    "05_fitting_a_budget.ipynb",
 ]
 CELL_TIMEOUT_S = 300
 BUDGET_S = 180  # each takes well under 60 s on two CPU cores; this catches a runaway
