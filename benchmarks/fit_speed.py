@@ -25,8 +25,22 @@ CASES = {"googlenet": ("googlenet.yaml", "1.2G"), "inception_v3": ("inception_v3
 
 def whole_process(spec: Path, macs: str, out: Path) -> float:
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "inception_kit.cli", "fit", str(spec), "--macs", macs, "-o", str(out),
-                    "--overwrite"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "inception_kit.cli",
+            "fit",
+            str(spec),
+            "--macs",
+            macs,
+            "-o",
+            str(out),
+            "--overwrite",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return time.perf_counter() - start
 
 
@@ -45,8 +59,11 @@ def main() -> int:
                 fit(spec, macs=macs)
                 inner.append(time.perf_counter() - start)
             med = statistics.median(times)
-            print(f"{name:<14} {med:>14.3f} s ({min(times):.3f}-{max(times):.3f}) {1e3 * statistics.median(inner):>15.1f} ms"
-                  f"  < 1 s: {'yes' if med < 1 else 'NO'} ({1 / med:.1f}x margin)")
+            print(
+                f"{name:<14} {med:>14.3f} s ({min(times):.3f}-{max(times):.3f})"
+                f" {1e3 * statistics.median(inner):>15.1f} ms"
+                f"  < 1 s: {'yes' if med < 1 else 'NO'} ({1 / med:.1f}x margin)"
+            )
     return 0
 
 

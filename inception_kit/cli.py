@@ -159,7 +159,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
     name = os.path.splitext(os.path.basename(args.spec))[0]
     if args.sweep or args.plot:
-        points = sweep(args.spec, args.steps, args.blocks, args.multiple, args.macs, args.params, _budget(args))
+        points = sweep(args.spec, args.steps, args.blocks, args.multiple, args.macs, args.params,
+                       _budget(args))
         if args.sweep:
             print(f"{name}: MACs and params with every selected 1x1 reduction width x scale "
                   f"(multiples of {args.multiple})")
@@ -173,7 +174,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
     if args.macs is None and args.params is None:
         raise SpecError.one("budget", "--macs and/or --params (or --sweep)", "neither")
     result = fit(args.spec, args.macs, args.params, args.blocks, args.multiple, _budget(args))
-    print(f"scale {result.scale:g} on {result.model.name}'s 1x1 reduction widths (multiples of {args.multiple}); "
+    print(f"scale {result.scale:g} on {result.model.name}'s 1x1 reduction widths "
+          f"(multiples of {args.multiple}); "
           f"{len(result.changes)} widths changed:")
     print(result.table())
     print()
@@ -195,7 +197,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     imported = import_keras(load_keras(args.model))
     _emit(imported.to_yaml(), args.out, args.overwrite)
     a = validate(imported.model, _budget(args))
-    print(f"{args.model}: {a.total.params:,} params, {a.total.macs:,} MACs, {len(a.blocks)} blocks", file=sys.stderr)
+    print(f"{args.model}: {a.total.params:,} params, {a.total.macs:,} MACs, {len(a.blocks)} blocks",
+          file=sys.stderr)
     return EXIT_OK
 
 
@@ -260,16 +263,20 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("spec")
     p.add_argument("--macs", type=_count, metavar="N", help="at most this many MACs (suffixes K, M, G: 1.2G)")
     p.add_argument("--params", type=_count, metavar="N", help="at most this many parameters (5M)")
-    p.add_argument("--blocks", metavar="GLOB", help="only reductions in top-level blocks matching this ('inc4*')")
-    p.add_argument("--multiple", type=int, default=8, metavar="N", help="round widths to multiples of N (default 8)")
+    p.add_argument("--blocks", metavar="GLOB",
+                   help="only reductions in top-level blocks matching this ('inc4*')")
+    p.add_argument("--multiple", type=int, default=8, metavar="N",
+                   help="round widths to multiples of N (default 8)")
     p.add_argument("--out", "-o", help="write the fitted spec here (a comment per changed width)")
     p.add_argument("--overwrite", action="store_true", help="replace --out and --plot if they exist")
     p.add_argument("--sweep", action="store_true", help="print MACs and params over the scale factor instead")
-    p.add_argument("--steps", type=int, default=10, metavar="N", help="--sweep at 1/N, 2/N, ..., 1 (default 10)")
+    p.add_argument("--steps", type=int, default=10, metavar="N",
+                   help="--sweep at 1/N, 2/N, ..., 1 (default 10)")
     p.add_argument("--plot", metavar="PNG", help="draw MACs and params over the scale factor")
     _add_budget(p)
 
-    p = command("import", cmd_import, "turn a Keras 3 model (.keras) into a spec: report, diff and fit then work on it")
+    p = command("import", cmd_import,
+                "turn a Keras 3 model (.keras) into a spec: report, diff and fit then work on it")
     p.add_argument("model", help="a .keras file of a functional or Sequential CNN")
     p.add_argument("--out", "-o", help="write the spec here instead of stdout")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")

@@ -25,7 +25,15 @@ from .spec import Model
 Source = Union[Analysis, Model, str, "os.PathLike[str]"]
 
 # The figures compared, in the order the formats show them.
-METRICS = ("macs", "flops", "params", "naive_macs", "naive_params", "macs_saving_ratio", "params_saving_ratio")
+METRICS = (
+    "macs",
+    "flops",
+    "params",
+    "naive_macs",
+    "naive_params",
+    "macs_saving_ratio",
+    "params_saving_ratio",
+)
 MODEL_METRICS = (*METRICS, "peak_activation_bytes")
 STATUSES = ("same", "changed", "added", "removed")
 
@@ -69,16 +77,23 @@ class Diff:
 
     def data(self) -> dict[str, Any]:
         """Plain data (the JSON format)."""
+
         def side(analysis: Analysis) -> dict[str, Any]:
             return {"name": analysis.plan.model.name, "source": analysis.plan.model.source}
 
         rows = []
         for e in self.entries:
             metrics = MODEL_METRICS if e.level == "model" else METRICS
-            rows.append({
-                "level": e.level, "name": e.name, "status": e.status, "a": e.a, "b": e.b,
-                "delta": {m: e.delta(m) for m in metrics},
-            })
+            rows.append(
+                {
+                    "level": e.level,
+                    "name": e.name,
+                    "status": e.status,
+                    "a": e.a,
+                    "b": e.b,
+                    "delta": {m: e.delta(m) for m in metrics},
+                }
+            )
         return {"a": side(self.a), "b": side(self.b), "delta": "b - a", "rows": rows}
 
     def render(self, fmt: str = "table") -> str:
@@ -133,7 +148,9 @@ def diff(a: Source, b: Source) -> Diff:
             last = key
     for key in order:
         level = (ka.get(key) or kb[key])[0]
-        entries.append(Entry(level, key, ka[key][1] if key in ka else None, kb[key][1] if key in kb else None))
+        entries.append(
+            Entry(level, key, ka[key][1] if key in ka else None, kb[key][1] if key in kb else None)
+        )
     return Diff(aa, ab, entries)
 
 
@@ -150,8 +167,18 @@ _LABELS = {
     "params_saving_ratio": "params saving vs naive",
     "peak_activation_bytes": "peak activation bytes",
 }
-ROW_HEADER = ["block / branch", "status", "MACs A", "MACs B", "Δ MACs", "params A", "params B", "Δ params",
-              "saving A", "saving B"]
+ROW_HEADER = [
+    "block / branch",
+    "status",
+    "MACs A",
+    "MACs B",
+    "Δ MACs",
+    "params A",
+    "params B",
+    "Δ params",
+    "saving A",
+    "saving B",
+]
 
 
 def _num(v: int | float | None, short: bool, signed: bool = False) -> str:
@@ -183,12 +210,20 @@ def _entry_rows(data: dict[str, Any], short: bool) -> list[list[str]]:
     for r in data["rows"][1:]:
         a, b, d = r["a"] or {}, r["b"] or {}, r["delta"]
         name = f"  {r['name'].split('/', 1)[1]}" if r["level"] == "branch" else r["name"]
-        rows.append([
-            name, r["status"],
-            _num(a.get("macs"), short), _num(b.get("macs"), short), _num(d["macs"], short, True),
-            _num(a.get("params"), short), _num(b.get("params"), short), _num(d["params"], short, True),
-            _num(a.get("macs_saving_ratio"), short), _num(b.get("macs_saving_ratio"), short),
-        ])
+        rows.append(
+            [
+                name,
+                r["status"],
+                _num(a.get("macs"), short),
+                _num(b.get("macs"), short),
+                _num(d["macs"], short, True),
+                _num(a.get("params"), short),
+                _num(b.get("params"), short),
+                _num(d["params"], short, True),
+                _num(a.get("macs_saving_ratio"), short),
+                _num(b.get("macs_saving_ratio"), short),
+            ]
+        )
     return rows
 
 
@@ -219,8 +254,13 @@ def render_data(data: dict[str, Any], fmt: str = "table") -> str:
     model = data["rows"][0]
     head = ["model", "A", "B", "Δ (B − A)", "Δ %"]
     if fmt == "markdown":
-        parts = [f"# diff: {data['a']['name']} → {data['b']['name']}", "", *_title(data).splitlines(),
-                 "", markdown_table(head, _summary_rows(model, False))]
+        parts = [
+            f"# diff: {data['a']['name']} → {data['b']['name']}",
+            "",
+            *_title(data).splitlines(),
+            "",
+            markdown_table(head, _summary_rows(model, False)),
+        ]
         if len(data["rows"]) > 1:
             parts += ["", "## Blocks and branches", "", markdown_table(ROW_HEADER, _entry_rows(data, False))]
         return "\n".join([*parts, ""])

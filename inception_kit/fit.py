@@ -128,7 +128,11 @@ class FitResult:
 
 
 class _Fitter:
-    def __init__(self, model: Model, blocks: str | None, multiple: int, budget: Budget = DEFAULT_BUDGET) -> None:
+    def __init__(
+        self, model: Model, blocks: str | None, multiple: int, budget: Budget = DEFAULT_BUDGET
+    ) -> None:
+        if multiple < 1:
+            raise SpecError.one("--multiple", "a positive integer", str(multiple))
         self.model = model
         self.before = analyse(plan(model))
         check_budget(self.before, budget)
@@ -140,8 +144,11 @@ class _Fitter:
         if not self.reductions:
             names = ", ".join(b.name for b in self.before.blocks) or "none"
             raise SpecError.one(
-                "--blocks", "blocks holding 1x1 reductions (a 1x1 conv narrowing the channels before a kxk conv)",
-                repr(blocks) if blocks else "a spec without such reductions", hint=f"blocks: {names}")
+                "--blocks",
+                "blocks holding 1x1 reductions (a 1x1 conv narrowing the channels before a kxk conv)",
+                repr(blocks) if blocks else "a spec without such reductions",
+                hint=f"blocks: {names}",
+            )
         self._cache: dict[tuple[int, int], Cost] = {}
         self.base = self.before.total
         for i, r in enumerate(self.reductions):
@@ -189,9 +196,18 @@ def _model(spec: Source) -> Model:
     return copy.deepcopy(spec) if isinstance(spec, Model) else load_spec(spec)
 
 
-def sweep(spec: Source, steps: int = 10, blocks: str | None = None, multiple: int = 8,
-          macs: int | None = None, params: int | None = None, budget: Budget = DEFAULT_BUDGET) -> list[SweepPoint]:
+def sweep(
+    spec: Source,
+    steps: int = 10,
+    blocks: str | None = None,
+    multiple: int = 8,
+    macs: int | None = None,
+    params: int | None = None,
+    budget: Budget = DEFAULT_BUDGET,
+) -> list[SweepPoint]:
     """MACs and params at s = 1/steps, 2/steps, ..., 1 under the fitting rule."""
+    if steps < 1:
+        raise SpecError.one("--steps", "a positive integer", str(steps))
     f = _Fitter(_model(spec), blocks, multiple, budget)
     points = []
     for k in range(1, steps + 1):
@@ -203,13 +219,31 @@ def sweep(spec: Source, steps: int = 10, blocks: str | None = None, multiple: in
 
 def render_sweep(points: list[SweepPoint]) -> str:
     """The sweep as a terminal table."""
-    rows = [[f"{p.scale:.2f}", human(p.macs), f"{p.macs:,}", human(p.params), f"{p.params:,}",
-             "" if p.fits is None else ("yes" if p.fits else "no")] for p in points]
-    return _table(["scale", "MACs", "MACs (exact)", "params", "params (exact)", "fits"], rows, {0, 1, 2, 3, 4}) + "\n"
+    rows = [
+        [
+            f"{p.scale:.2f}",
+            human(p.macs),
+            f"{p.macs:,}",
+            human(p.params),
+            f"{p.params:,}",
+            "" if p.fits is None else ("yes" if p.fits else "no"),
+        ]
+        for p in points
+    ]
+    return (
+        _table(["scale", "MACs", "MACs (exact)", "params", "params (exact)", "fits"], rows, {0, 1, 2, 3, 4})
+        + "\n"
+    )
 
 
-def fit(spec: Source, macs: int | str | None = None, params: int | str | None = None, blocks: str | None = None,
-        multiple: int = 8, budget: Budget = DEFAULT_BUDGET) -> FitResult:
+def fit(
+    spec: Source,
+    macs: int | str | None = None,
+    params: int | str | None = None,
+    blocks: str | None = None,
+    multiple: int = 8,
+    budget: Budget = DEFAULT_BUDGET,
+) -> FitResult:
     """Scales the selected 1×1 reduction widths so the model meets the budget (the module's rule).
 
     Args:
@@ -227,8 +261,6 @@ def fit(spec: Source, macs: int | str | None = None, params: int | str | None = 
     budget_params = None if params is None else parse_count(params)
     if budget_macs is None and budget_params is None:
         raise SpecError.one("budget", "--macs and/or --params", "neither")
-    if multiple < 1:
-        raise SpecError.one("--multiple", "a positive integer", str(multiple))
     model = _model(spec)
     f = _Fitter(model, blocks, multiple, budget)
     lo = f.total(1 / GRID)
@@ -239,11 +271,17 @@ def fit(spec: Source, macs: int | str | None = None, params: int | str | None = 
         if budget_params is not None and lo.params > budget_params:
             wanted.append(("--params", f"at least {lo.params:,} params", f"{budget_params:,}"))
         where = f"blocks matching {blocks!r}" if blocks else "the model"
-        raise SpecError([
-            _problem(flag, f"{exp}: the smallest reachable, with every 1x1 reduction of {where} at its narrowest"
-                     f" ({len(f.reductions)} reductions, multiples of {multiple})", got)
-            for flag, exp, got in wanted
-        ])
+        raise SpecError(
+            [
+                _problem(
+                    flag,
+                    f"{exp}: the smallest reachable, with every 1x1 reduction of {where} at its narrowest"
+                    f" ({len(f.reductions)} reductions, multiples of {multiple})",
+                    got,
+                )
+                for flag, exp, got in wanted
+            ]
+        )
     k_lo, k_hi = 1, GRID  # largest k with total(k / GRID) within budget: bisection (monotone)
     if _fits(f.total(1.0), budget_macs, budget_params):
         k_lo = GRID
@@ -260,15 +298,20 @@ def fit(spec: Source, macs: int | str | None = None, params: int | str | None = 
     for r in f.reductions:
         new = r.width_at(scale)
         if new != r.width:
-            changes.append(Change(r.op.name, r.layer.paths.get("filters", f"{r.op.path}.filters"), r.width, new))
+            changes.append(
+                Change(r.op.name, r.layer.paths.get("filters", f"{r.op.path}.filters"), r.width, new)
+            )
             r.layer.args["filters"] = new
     after = analyse(plan(model))
     if after.total.macs != f.total(scale).macs or after.total.params != f.total(scale).params:
         raise AssertionError("fit: the incremental cost disagrees with the analysis")  # a bug, never input
-    header = (f"# Fitted by inception-kit fit ({_budget_words(budget_macs, budget_params)}"
-              f"{', blocks ' + blocks if blocks else ''}): 1x1 reduction widths x{scale:g}, multiples of {multiple}.\n"
-              f"# MACs {after.total.macs:,} (was {f.before.total.macs:,}); "
-              f"params {after.total.params:,} (was {f.before.total.params:,}).\n")
+    header = (
+        f"# Fitted by inception-kit fit ({_budget_words(budget_macs, budget_params)}"
+        f"{', blocks ' + blocks if blocks else ''}): "
+        f"1x1 reduction widths x{scale:g}, multiples of {multiple}.\n"
+        f"# MACs {after.total.macs:,} (was {f.before.total.macs:,}); "
+        f"params {after.total.params:,} (was {f.before.total.params:,}).\n"
+    )
     text, rewritten = _rewrite(model, f.reductions, changes, after.plan)
     model.source = None  # the fitted model is not what the file says (until written)
     return FitResult(scale, changes, model, f.before, after, header + text, rewritten)
@@ -289,7 +332,9 @@ def _budget_words(macs: int | None, params: int | None) -> str:
     return " and ".join(words)
 
 
-def _rewrite(model: Model, reductions: list[Reduction], changes: list[Change], target: Plan) -> tuple[str, bool]:
+def _rewrite(
+    model: Model, reductions: list[Reduction], changes: list[Change], target: Plan
+) -> tuple[str, bool]:
     """The fitted spec as text: the original file with each changed number replaced in place
     and commented (templates, table rows and comments kept), when that yields exactly the
     fitted model; otherwise the expanded spec with one comment line per change."""
@@ -337,7 +382,7 @@ def _edit_source(model: Model, reductions: list[Reduction]) -> str | None:
             m = re.compile(r"\d+").match(body, col - 1)
             if not m or int(m.group()) != old:
                 return None
-            body = body[: m.start()] + str(new) + body[m.end():]
+            body = body[: m.start()] + str(new) + body[m.end() :]
             notes.append(f"{label} {old} -> {new}")
         note = "fit: " + ", ".join(reversed(notes))
         body = body + (f" ({note})" if "#" in body else f"  # {note}")
@@ -350,5 +395,3 @@ def write(result: FitResult, out: str | os.PathLike[str], overwrite: bool = Fals
     from .files import write_text
 
     write_text(out, result.text, overwrite)
-
-

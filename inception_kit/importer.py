@@ -35,9 +35,24 @@ import yaml
 from .errors import Problem, SpecError
 from .spec import TABLE_COLUMNS, Model, from_data
 
-SUPPORTED = ("InputLayer", "Conv2D", "SeparableConv2D", "BatchNormalization", "Activation", "ReLU", "MaxPooling2D",
-             "AveragePooling2D", "GlobalAveragePooling2D", "Flatten", "Dropout", "Dense", "Concatenate", "Add",
-             "Rescaling", "CustomScaleLayer")
+SUPPORTED = (
+    "InputLayer",
+    "Conv2D",
+    "SeparableConv2D",
+    "BatchNormalization",
+    "Activation",
+    "ReLU",
+    "MaxPooling2D",
+    "AveragePooling2D",
+    "GlobalAveragePooling2D",
+    "Flatten",
+    "Dropout",
+    "Dense",
+    "Concatenate",
+    "Add",
+    "Rescaling",
+    "CustomScaleLayer",
+)
 MERGE_CLASSES = ("Concatenate", "Add", "CustomScaleLayer")
 ACTIVATIONS = ("relu", "relu6", "sigmoid", "tanh", "softmax", "linear")
 BN_DEFAULTS = {"scale": True, "epsilon": 1e-3, "momentum": 0.99}  # the spec's (and Keras') defaults
@@ -83,21 +98,30 @@ class _Graph:
             for lc in cfg["layers"]:
                 name, nodes = lc["name"], lc.get("inbound_nodes", [])
                 if len(nodes) > 1:
-                    self.fail(name, "a layer used once (a shared layer has no place in a spec)",
-                              f"{self.cls[name]} called {len(nodes)} times")
+                    self.fail(
+                        name,
+                        "a layer used once (a shared layer has no place in a spec)",
+                        f"{self.cls[name]} called {len(nodes)} times",
+                    )
                 self.inputs[name] = [h[0] for h in _histories(nodes[0])] if nodes else []
             ins, outs = _triples(cfg["input_layers"]), _triples(cfg["output_layers"])
             if len(ins) != 1 or len(outs) != 1:
-                raise SpecError.one("<model>", "a model with one input and one output",
-                                    f"{len(ins)} inputs and {len(outs)} outputs")
+                raise SpecError.one(
+                    "<model>",
+                    "a model with one input and one output",
+                    f"{len(ins)} inputs and {len(outs)} outputs",
+                )
             self.input, self.output = ins[0][0], outs[0][0]
         self.consumers: Counter[str] = Counter(i for ins in self.inputs.values() for i in ins)
         self.users: dict[str, list[str]] = {}
         for user, ins in self.inputs.items():
             for i in ins:
                 self.users.setdefault(i, []).append(user)
-        unsupported = [Problem(self.where(name), "a layer inception-kit can express: " + ", ".join(SUPPORTED[1:]), cls)
-                       for name, cls in self.cls.items() if cls not in SUPPORTED]
+        unsupported = [
+            Problem(self.where(name), "a layer inception-kit can express: " + ", ".join(SUPPORTED[1:]), cls)
+            for name, cls in self.cls.items()
+            if cls not in SUPPORTED
+        ]
         if unsupported:  # all of them at once
             raise SpecError(unsupported)
         self._ancestors: dict[str, frozenset[str]] = {}
@@ -197,7 +221,9 @@ def _check_closed(g: _Graph, merge: str, branches: list[list[Any]]) -> None:
     for name in region:
         for user in g.users.get(name, []):
             if user not in inside:
-                g.fail(name, f"a layer used only inside the block that {merge!r} closes", f"also feeds {user!r}")
+                g.fail(
+                    name, f"a layer used only inside the block that {merge!r} closes", f"also feeds {user!r}"
+                )
 
 
 # ---------------------------------------------------------------------------------------
@@ -237,9 +263,16 @@ def _bn(g: _Graph, name: str) -> dict[str, Any]:
     axis = cfg.get("axis", -1)
     axis = axis[0] if isinstance(axis, (list, tuple)) and len(axis) == 1 else axis
     if axis not in (-1, 3) or not cfg.get("center", True) or cfg.get("renorm") or cfg.get("synchronized"):
-        g.fail(name, "batch norm over the channels with a beta (axis -1, center true, no renorm)",
-               f"axis {cfg.get('axis')}, center {cfg.get('center')}")
-    return {"scale": bool(cfg.get("scale", True)), "epsilon": float(cfg["epsilon"]), "momentum": float(cfg["momentum"])}
+        g.fail(
+            name,
+            "batch norm over the channels with a beta (axis -1, center true, no renorm)",
+            f"axis {cfg.get('axis')}, center {cfg.get('center')}",
+        )
+    return {
+        "scale": bool(cfg.get("scale", True)),
+        "epsilon": float(cfg["epsilon"]),
+        "momentum": float(cfg["momentum"]),
+    }
 
 
 class _Writer:
@@ -247,16 +280,25 @@ class _Writer:
         self.g = g
         self.sources: list[dict[str, str]] = []
 
-    def sequence(self, items: list[Any], parent: str | None) -> list[tuple[dict[str, Any], list[dict[str, str]]]]:
+    def sequence(
+        self, items: list[Any], parent: str | None
+    ) -> list[tuple[dict[str, Any], list[dict[str, str]]]]:
         """[(layer or block data, its sources in build order)], conv+bn+activation fused."""
         g, out, i = self.g, [], 0
         while i < len(items):
             kind, name = items[i][0], items[i][1]
             nxt = items[i + 1] if i + 1 < len(items) else None
             if kind == "block":
-                after = nxt[1] if nxt and nxt[0] == "layer" and g.cls[nxt[1]] in ("Activation", "ReLU") else None
+                after = (
+                    nxt[1] if nxt and nxt[0] == "layer" and g.cls[nxt[1]] in ("Activation", "ReLU") else None
+                )
                 data, src = self.block(items[i], parent, after)
-                if nxt and nxt[0] == "layer" and g.cls[nxt[1]] in ("Activation", "ReLU") and "activation" not in data["block"]:
+                if (
+                    nxt
+                    and nxt[0] == "layer"
+                    and g.cls[nxt[1]] in ("Activation", "ReLU")
+                    and "activation" not in data["block"]
+                ):
                     act = self.act_layer(nxt[1])
                     if act is not None:
                         data["block"]["activation"] = act
@@ -279,16 +321,26 @@ class _Writer:
                 body["bias"] = bool(cfg["use_bias"])
                 act = _activation(g, name, cfg.get("activation"))
                 body["batchnorm"] = False
-                if act is None and nxt and nxt[0] == "layer" and g.cls[nxt[1]] == "BatchNormalization" \
-                        and g.consumers[name] == 1:
+                if (
+                    act is None
+                    and nxt
+                    and nxt[0] == "layer"
+                    and g.cls[nxt[1]] == "BatchNormalization"
+                    and g.consumers[name] == 1
+                ):
                     bn = _bn(g, nxt[1])
                     changed = {k: v for k, v in bn.items() if BN_DEFAULTS[k] != v}  # only what differs
                     body["batchnorm"] = changed or True
                     src["bn"] = nxt[1]
                     i += 1
                     nxt = items[i + 1] if i + 1 < len(items) else None
-                if act is None and nxt and nxt[0] == "layer" and g.cls[nxt[1]] in ("Activation", "ReLU") \
-                        and g.consumers[items[i][1]] == 1:
+                if (
+                    act is None
+                    and nxt
+                    and nxt[0] == "layer"
+                    and g.cls[nxt[1]] in ("Activation", "ReLU")
+                    and g.consumers[items[i][1]] == 1
+                ):
                     act = self.act_layer(nxt[1])
                     i += 1
                 body["activation"] = act
@@ -318,11 +370,25 @@ class _Writer:
                     g.fail(name, "dropout without noise_shape", repr(cfg["noise_shape"]))
                 out.append(({"dropout": {"rate": float(cfg["rate"])}}, [src]))
             elif cls == "Dense":
-                out.append(({"dense": {"units": cfg["units"], "activation": _activation(g, name, cfg.get("activation")),
-                                       "bias": bool(cfg["use_bias"])}}, [src]))
+                out.append(
+                    (
+                        {
+                            "dense": {
+                                "units": cfg["units"],
+                                "activation": _activation(g, name, cfg.get("activation")),
+                                "bias": bool(cfg["use_bias"]),
+                            }
+                        },
+                        [src],
+                    )
+                )
             elif cls == "Rescaling":
-                g.fail(name, "Rescaling only as the scale ending every residual branch of an add "
-                       "(the spec language has no rescaling layer)", f"scale {cfg.get('scale')}, offset {cfg.get('offset')}")
+                g.fail(
+                    name,
+                    "Rescaling only as the scale ending every residual branch of an add "
+                    "(the spec language has no rescaling layer)",
+                    f"scale {cfg.get('scale')}, offset {cfg.get('offset')}",
+                )
             else:  # a merge outside a block cannot happen; any other class was refused earlier
                 g.fail(name, "a layer inception-kit can express", cls)
             i += 1
@@ -333,7 +399,11 @@ class _Writer:
         if cls == "Activation":
             return _activation(self.g, name, cfg["activation"])
         if cfg.get("negative_slope", 0) or cfg.get("threshold", 0):
-            self.g.fail(name, "ReLU with negative_slope 0 and threshold 0", f"{cfg.get('negative_slope')}, {cfg.get('threshold')}")
+            self.g.fail(
+                name,
+                "ReLU with negative_slope 0 and threshold 0",
+                f"{cfg.get('negative_slope')}, {cfg.get('threshold')}",
+            )
         top = cfg.get("max_value")
         if top is None:
             return "relu"
@@ -342,14 +412,19 @@ class _Writer:
         self.g.fail(name, "ReLU with max_value none or 6", repr(top))
         return None
 
-    def block(self, item: Any, parent: str | None, after: str | None = None) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    def block(
+        self, item: Any, parent: str | None, after: str | None = None
+    ) -> tuple[dict[str, Any], list[dict[str, str]]]:
         g = self.g
         _, merge, branch_items = item
         cls, cfg = g.cls[merge], g.config[merge]
         name = merge
         if _auto(merge, cls):  # Keras' own name (add_3): the prefix the block's named layers share
-            named = [n for n in [*_names([x for b in branch_items for x in b]), *([after] if after else [])]
-                     if not _auto(n, g.cls[n])]
+            named = [
+                n
+                for n in [*_names([x for b in branch_items for x in b]), *([after] if after else [])]
+                if not _auto(n, g.cls[n])
+            ]
             prefix = _common_prefix(named)
             name = prefix or merge
         name = _block_name(name, parent)
@@ -365,12 +440,19 @@ class _Writer:
             body["merge"] = "add"
             if cls == "CustomScaleLayer":
                 if branch_items[0]:
-                    g.fail(merge, "x + scale * residual with x the block's input", "a first input with layers of its own")
+                    g.fail(
+                        merge,
+                        "x + scale * residual with x the block's input",
+                        "a first input with layers of its own",
+                    )
                 scale = float(cfg["scale"])
             else:  # our own builder's residual scale: a Rescaling ending every non-identity branch
                 ends = [b[-1] for b in branch_items if b]
                 if ends and all(e[0] == "layer" and g.cls[e[1]] == "Rescaling" for e in ends):
-                    scales = {(float(g.config[e[1]]["scale"]), float(g.config[e[1]].get("offset", 0.0))) for e in ends}
+                    scales = {
+                        (float(g.config[e[1]]["scale"]), float(g.config[e[1]].get("offset", 0.0)))
+                        for e in ends
+                    }
                     if len(scales) == 1 and next(iter(scales))[1] == 0.0:
                         scale = next(iter(scales))[0]
                         branch_items = [b[:-1] if b else b for b in branch_items]
@@ -415,8 +497,8 @@ def _block_name(merge: str, parent: str | None) -> str:
             name = name[: -len(suffix)]
     if parent:  # nested names are prefixed by the builder: keep them relative
         for prefix in _prefixes(parent):
-            if name.startswith(prefix + "_") and name[len(prefix) + 1:][:1].isalpha():
-                return name[len(prefix) + 1:]
+            if name.startswith(prefix + "_") and name[len(prefix) + 1 :][:1].isalpha():
+                return name[len(prefix) + 1 :]
     return name
 
 
@@ -440,7 +522,7 @@ def _walk_layers(nodes: list[Any]) -> Any:
     for node in nodes:
         if isinstance(node, str):  # gap, flatten
             continue
-        (kind, body), = node.items()
+        ((kind, body),) = node.items()
         if kind == "block":
             for branch in body["branches"].values():
                 yield from _walk_layers(branch)
@@ -450,8 +532,12 @@ def _walk_layers(nodes: list[Any]) -> Any:
 
 def _defaults(layers: list[Any]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
-    for kind, keys in (("conv", CONV_DEFAULT_KEYS), ("sepconv", CONV_DEFAULT_KEYS),
-                       ("maxpool", ("padding",)), ("avgpool", ("padding",))):
+    for kind, keys in (
+        ("conv", CONV_DEFAULT_KEYS),
+        ("sepconv", CONV_DEFAULT_KEYS),
+        ("maxpool", ("padding",)),
+        ("avgpool", ("padding",)),
+    ):
         bodies = [b for k, b in _walk_layers(layers) if k == kind]
         if not bodies:
             continue
@@ -469,7 +555,7 @@ def _strip(nodes: list[Any], defaults: dict[str, dict[str, Any]]) -> None:
     for node in nodes:
         if isinstance(node, str):
             continue
-        (kind, body), = node.items()
+        ((kind, body),) = node.items()
         if kind == "block":
             for branch in body["branches"].values():
                 _strip(branch, defaults)
@@ -477,7 +563,11 @@ def _strip(nodes: list[Any], defaults: dict[str, dict[str, Any]]) -> None:
             for key, value in list(body.items()):
                 if key in defaults.get(kind, {}) and defaults[kind][key] == value:
                     del body[key]
-            if kind.endswith("pool") and "padding" not in defaults.get(kind, {}) and body.get("padding") == "same":
+            if (
+                kind.endswith("pool")
+                and "padding" not in defaults.get(kind, {})
+                and body.get("padding") == "same"
+            ):
                 del body["padding"]  # the built-in default
             if kind == "dense":
                 if body.get("activation") is None:
@@ -497,7 +587,9 @@ def _table_row(node: dict[str, Any]) -> dict[str, Any] | None:
 
     def conv(n: Any, k: int) -> int | None:
         c = n.get("conv") if isinstance(n, dict) else None
-        return c["filters"] if c is not None and set(c) == {"filters", "kernel"} and c["kernel"] == k else None
+        return (
+            c["filters"] if c is not None and set(c) == {"filters", "kernel"} and c["kernel"] == k else None
+        )
 
     shapes = [(br["b1"], (1,)), (br["b2"], (1, 3)), (br["b3"], (1, 5))]
     cols: list[int | None] = []
@@ -510,7 +602,7 @@ def _table_row(node: dict[str, Any]) -> dict[str, Any] | None:
         return None
     if not isinstance(b4[0], dict):
         return None
-    (pkind, pbody), = b4[0].items()
+    ((pkind, pbody),) = b4[0].items()
     if pkind not in ("maxpool", "avgpool") or pbody != {"pool": 3, "strides": 1}:
         return None
     cols.append(conv(b4[1], 1))
@@ -534,15 +626,22 @@ def _repeats(nodes: list[Any]) -> list[Any]:
             rest = {k: v for k, v in body.items() if k != "name"}
             while j < len(nodes):
                 k2, b2 = next(iter(nodes[j].items())) if isinstance(nodes[j], dict) else (nodes[j], {})
-                if k2 != kind or {k: v for k, v in b2.items() if k != "name"} != rest \
-                        or b2.get("name") != f"{m.group(1)}{int(m.group(2)) + j - i}":
+                if (
+                    k2 != kind
+                    or {k: v for k, v in b2.items() if k != "name"} != rest
+                    or b2.get("name") != f"{m.group(1)}{int(m.group(2)) + j - i}"
+                ):
                     break
                 j += 1
         if j - i > 1 and m:
             prefix, first = m.group(1), int(m.group(2))
             name = prefix[:-1] if prefix.endswith("_") and prefix[:-1] else prefix + "{i}"
-            times: Any = j - i if (first == 1 and not name.endswith("{i}")) else {"times": j - i, "first": first}
-            out.append({kind: {"name": name, "repeat": times, **{k: v for k, v in body.items() if k != "name"}}})
+            times: Any = (
+                j - i if (first == 1 and not name.endswith("{i}")) else {"times": j - i, "first": first}
+            )
+            out.append(
+                {kind: {"name": name, "repeat": times, **{k: v for k, v in body.items() if k != "name"}}}
+            )
         else:
             out.append(nodes[i])
             j = i + 1
@@ -558,7 +657,9 @@ class _Dumper(yaml.SafeDumper):
     pass
 
 
-_Dumper.add_representer(_Flow, lambda d, data: d.represent_mapping("tag:yaml.org,2002:map", data.items(), flow_style=True))
+_Dumper.add_representer(
+    _Flow, lambda d, data: d.represent_mapping("tag:yaml.org,2002:map", data.items(), flow_style=True)
+)
 
 
 def _represent_list(dumper: yaml.SafeDumper, data: list) -> Any:
@@ -572,11 +673,15 @@ _Dumper.add_representer(list, _represent_list)
 def _node(node: Any) -> Any:
     if not isinstance(node, dict):
         return node  # gap, flatten
-    (kind, body), = node.items()
+    ((kind, body),) = node.items()
     if kind != "block":
         return {kind: _Flow(body) if isinstance(body, dict) else body}
-    return {"block": {k: ({b: [_node(x) for x in items] for b, items in v.items()} if k == "branches" else v)
-                      for k, v in body.items()}}
+    return {
+        "block": {
+            k: ({b: [_node(x) for x in items] for b, items in v.items()} if k == "branches" else v)
+            for k, v in body.items()
+        }
+    }
 
 
 def _dump(data: dict[str, Any]) -> str:

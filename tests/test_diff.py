@@ -27,7 +27,9 @@ def test_lesson_numbers_naive_against_bottleneck():
     assert m.a["flops"] == 2 * NAIVE_5X5 + 28 * 28 * 32  # 2 per MAC and the bias add
     # both have the same naive network: the bottleneck's saving is against the naive spec
     assert m.a["naive_macs"] == m.b["naive_macs"] == NAIVE_5X5
-    assert m.a["macs_saving_ratio"] == 1.0 and m.b["macs_saving_ratio"] == round(NAIVE_5X5 / BOTTLENECK_5X5, 4)
+    assert m.a["macs_saving_ratio"] == 1.0 and m.b["macs_saving_ratio"] == round(
+        NAIVE_5X5 / BOTTLENECK_5X5, 4
+    )
     # peak activation: input + output of the largest layer, float32
     assert m.a["peak_activation_bytes"] == 4 * (28 * 28 * 192 + 28 * 28 * 32)
     assert m.status == "changed" and len(d.entries) == 1  # no blocks
@@ -79,13 +81,19 @@ def test_formats_carry_the_same_numbers():
     assert rows[0]["a_macs"] == str(NAIVE_5X5) and rows[0]["b_macs"] == str(BOTTLENECK_5X5)
     assert rows[0]["delta_macs"] == str(BOTTLENECK_5X5 - NAIVE_5X5)
     md = d.render("markdown")
-    assert f"| MACs (multiply-adds) | {NAIVE_5X5:,} | {BOTTLENECK_5X5:,} | -{NAIVE_5X5 - BOTTLENECK_5X5:,} | -89.7% |" in md
+    saved = NAIVE_5X5 - BOTTLENECK_5X5
+    assert (
+        f"| MACs (multiply-adds) | {NAIVE_5X5:,} | {BOTTLENECK_5X5:,} | -{saved:,} | -89.7% |"
+        in md
+    )
     table = d.render("table")
     assert "120.42M" in table and "12.44M" in table and "-107.98M" in table
 
 
 def test_cli_diff_json_exit_0_and_bad_spec_exit_2(tmp_path):
-    r = run("diff", SPECS / "five_by_five_naive.yaml", SPECS / "five_by_five_bottleneck.yaml", "--format", "json")
+    r = run(
+        "diff", SPECS / "five_by_five_naive.yaml", SPECS / "five_by_five_bottleneck.yaml", "--format", "json"
+    )
     assert r.returncode == 0, r.stderr
     model = json.loads(r.stdout)["rows"][0]
     assert (model["a"]["macs"], model["b"]["macs"]) == (NAIVE_5X5, BOTTLENECK_5X5)
@@ -99,7 +107,17 @@ def test_cli_diff_json_exit_0_and_bad_spec_exit_2(tmp_path):
 
 def test_cli_diff_out_and_plot_refuse_to_overwrite(tmp_path):
     out, png = tmp_path / "d.md", tmp_path / "d.png"
-    r = run("diff", SPECS / "inception_3a.yaml", SPECS / "googlenet.yaml", "--format", "markdown", "-o", out, "--plot", png)
+    r = run(
+        "diff",
+        SPECS / "inception_3a.yaml",
+        SPECS / "googlenet.yaml",
+        "--format",
+        "markdown",
+        "-o",
+        out,
+        "--plot",
+        png,
+    )
     assert r.returncode == 0, r.stderr
     assert out.read_text().startswith("# diff: inception_3a → googlenet")
     data = png.read_bytes()

@@ -29,7 +29,11 @@ def rule(w, s, step=8):
 
 
 def inception_blocks(model, pattern=""):
-    return [b for b in model.layers if isinstance(b, ik.Block) and b.name.startswith(pattern) and "b3" in b.branches]
+    return [
+        b
+        for b in model.layers
+        if isinstance(b, ik.Block) and b.name.startswith(pattern) and "b3" in b.branches
+    ]
 
 
 def googlenet_at(scale, pattern=""):
@@ -61,7 +65,9 @@ def test_googlenet_macs_budget_largest_scale_that_fits():
     # 18 reductions, each changed by the rule, nothing else changed
     original = ik.load_spec(GOOGLENET)
     olds = [b.branches[br][0].args["filters"] for b in inception_blocks(original) for br in ("b2", "b3")]
-    assert [(c.old, c.new) for c in r.changes] == [(w, rule(w, r.scale)) for w in olds if rule(w, r.scale) != w]
+    assert [(c.old, c.new) for c in r.changes] == [
+        (w, rule(w, r.scale)) for w in olds if rule(w, r.scale) != w
+    ]
     assert all(c.new % 8 == 0 and c.new < c.old for c in r.changes)
     assert r.before.plan.model == ik.load_spec(GOOGLENET) != r.model  # the original is kept
     assert ik.validate(r.before.plan.model).total.macs == GOOGLENET_MACS
@@ -163,5 +169,9 @@ def test_multiple_one_on_the_tiny_spec_and_no_reductions_is_an_error():
 
 def test_usage_errors_exit_2():
     assert run("fit", GOOGLENET).returncode == 2  # no budget
+    r = run("fit", GOOGLENET, "--macs", "1G", "--multiple", "0")
+    assert r.returncode == 2 and "--multiple: expected a positive integer; received 0" in r.stderr
+    r = run("fit", GOOGLENET, "--sweep", "--steps", "0")
+    assert r.returncode == 2 and "--steps: expected a positive integer; received 0" in r.stderr
     r = run("fit", GOOGLENET, "--macs", "1.2X")
     assert r.returncode == 2 and "expected a count such as 1.2G" in r.stderr

@@ -16,7 +16,11 @@ from conftest import CLI, ROOT, SHIPPED, SPECS
 from inception_kit.importer import copy_weights, import_keras
 from inception_kit.report import report_data
 
-APPLICATIONS = {"InceptionV3": "inception_v3", "InceptionResNetV2": "inception_resnet_v2", "Xception": "xception"}
+APPLICATIONS = {
+    "InceptionV3": "inception_v3",
+    "InceptionResNetV2": "inception_resnet_v2",
+    "Xception": "xception",
+}
 L = keras.layers
 
 
@@ -69,8 +73,17 @@ def test_small_model_reads_as_a_table_row_and_a_residual_block():
     data = imported.data
     assert data["input"] == [16, 16, 8]
     layers = data["layers"]
-    assert layers[1] == {"inception": {"name": "inc", "1x1": 8, "3x3_reduce": 6, "3x3": 8, "5x5_reduce": 2, "5x5": 4,
-                                       "pool_proj": 4}}
+    assert layers[1] == {
+        "inception": {
+            "name": "inc",
+            "1x1": 8,
+            "3x3_reduce": 6,
+            "3x3": 8,
+            "5x5_reduce": 2,
+            "5x5": 4,
+            "pool_proj": 4,
+        }
+    }
     res = layers[2]["block"]
     assert res["name"] == "res" and res["merge"] == "add" and res["activation"] == "relu"
     assert list(res["branches"]) == ["shortcut", "residual"] and res["branches"]["shortcut"] == []
@@ -78,15 +91,28 @@ def test_small_model_reads_as_a_table_row_and_a_residual_block():
     assert ik.loads_spec(imported.to_yaml()) == imported.model  # the YAML reads back as the spec
     a = ik.validate(imported.model)
     assert a.total.params == model.count_params()
-    conv_macs = (16 * 16 * 16 * 9 * 8 + 16 * 16 * (8 * 16 + 6 * 16 + 8 * 9 * 6 + 2 * 16 + 4 * 25 * 2 + 4 * 16)
-                 + 16 * 16 * (9 * 24 + 24 * 24) + 7 * 7 * 32 * 9 * (24 // 4) + 32 * 10)
+    conv_macs = (
+        16 * 16 * 16 * 9 * 8
+        + 16 * 16 * (8 * 16 + 6 * 16 + 8 * 9 * 6 + 2 * 16 + 4 * 25 * 2 + 4 * 16)
+        + 16 * 16 * (9 * 24 + 24 * 24)
+        + 7 * 7 * 32 * 9 * (24 // 4)
+        + 32 * 10
+    )
     assert a.total.macs == conv_macs
     assert same_outputs(model, imported, (16, 16, 8)) == 0.0
 
 
 def test_sequential_model():
-    model = keras.Sequential([keras.Input((8, 8, 1)), L.Conv2D(4, 3, activation="relu"), L.MaxPooling2D(2),
-                              L.Flatten(), L.Dense(3)], name="seq")
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            L.Conv2D(4, 3, activation="relu"),
+            L.MaxPooling2D(2),
+            L.Flatten(),
+            L.Dense(3),
+        ],
+        name="seq",
+    )
     imported = import_keras(model)
     assert imported.data["layers"] == [{"conv": {"filters": 4, "kernel": 3}}, {"maxpool": {"pool": 2}}]
     assert imported.data["head"] == ["flatten", {"dense": {"units": 3}}]
@@ -110,14 +136,23 @@ def test_unsupported_layers_are_named_with_class_and_position():
 def test_what_a_spec_cannot_state_is_an_error(case):
     x = keras.Input((8, 8, 3))
     if case == "dilation":
-        model, where = keras.Model(x, L.Conv2D(4, 3, dilation_rate=2, name="d")(x)), "'d' (Conv2D): expected no dilation"
+        model, where = (
+            keras.Model(x, L.Conv2D(4, 3, dilation_rate=2, name="d")(x)),
+            "'d' (Conv2D): expected no dilation",
+        )
     elif case == "shared":
         conv = L.Conv2D(3, 1, name="s")
         model, where = keras.Model(x, conv(conv(x))), "'s' (Conv2D): expected a layer used once"
     elif case == "two_outputs":
-        model, where = keras.Model(x, [L.Conv2D(2, 1)(x), L.Conv2D(2, 1)(x)]), "expected a model with one input and one output"
+        model, where = (
+            keras.Model(x, [L.Conv2D(2, 1)(x), L.Conv2D(2, 1)(x)]),
+            "expected a model with one input and one output",
+        )
     else:
-        model, where = keras.Model(x, L.ReLU(negative_slope=0.1, name="lk")(x)), "'lk' (ReLU): expected ReLU with negative_slope 0"
+        model, where = (
+            keras.Model(x, L.ReLU(negative_slope=0.1, name="lk")(x)),
+            "'lk' (ReLU): expected ReLU with negative_slope 0",
+        )
     with pytest.raises(ik.SpecError, match=None) as err:
         ik.from_keras(model)
     assert where in str(err.value)
@@ -165,9 +200,14 @@ def test_round_trip_every_shipped_spec(path):
     model = ik.build_model(a.plan)
     b = ik.validate(ik.from_keras(model))
     ma, mb = report_data(a)["model"], report_data(b)["model"]
-    ma.pop("peak_activation_bytes"), mb.pop("peak_activation_bytes")  # an estimate: fused activations count once
+    (
+        ma.pop("peak_activation_bytes"),
+        mb.pop("peak_activation_bytes"),
+    )  # an estimate: fused activations count once
     assert ma == mb
-    assert [(x.name, x.output_shape, totals_of(x)) for x in a.blocks] == [(x.name, x.output_shape, totals_of(x)) for x in b.blocks]
+    assert [(x.name, x.output_shape, totals_of(x)) for x in a.blocks] == [
+        (x.name, x.output_shape, totals_of(x)) for x in b.blocks
+    ]
 
 
 def totals_of(block):
