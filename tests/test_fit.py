@@ -175,3 +175,16 @@ def test_usage_errors_exit_2():
     assert r.returncode == 2 and "--steps: expected a positive integer; received 0" in r.stderr
     r = run("fit", GOOGLENET, "--macs", "1.2X")
     assert r.returncode == 2 and "expected a count such as 1.2G" in r.stderr
+
+
+def test_sweep_plot_and_help(tmp_path):
+    png = tmp_path / "sweep.png"
+    r = run("fit", GOOGLENET, "--sweep", "--steps", "4", "--macs", "1.2G", "--plot", png)
+    assert r.returncode == 0, r.stderr
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    r = run("fit", GOOGLENET, "--sweep", "--plot", png)
+    assert r.returncode == 2 and "already exists" in r.stderr
+    for command in ("fit", "diff", "import"):
+        r = run(command, "--help")
+        assert r.returncode == 0 and "usage: inception-kit " + command in r.stdout
