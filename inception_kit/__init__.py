@@ -12,7 +12,9 @@ import os
 from typing import Any
 
 from .cost import DEFAULT_BUDGET, Analysis, Budget, analyse, check_budget
+from .diff import Diff, diff
 from .errors import SpecError
+from .importer import from_keras
 from .kinds import KINDS, MERGES
 from .report import render, report_data
 from .shapes import Plan, plan
@@ -26,6 +28,7 @@ __all__ = [
     "Analysis",
     "Block",
     "Budget",
+    "Diff",
     "Layer",
     "Model",
     "Plan",
@@ -33,8 +36,10 @@ __all__ = [
     "analyse",
     "apply_block",
     "build_model",
+    "diff",
     "export",
     "from_data",
+    "from_keras",
     "load_spec",
     "loads_spec",
     "plan",

@@ -163,6 +163,75 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_diff(args: argparse.Namespace) -> int:
+    from . import validate
+    from .diff import diff
+
+    d = diff(validate(args.a, _budget(args)), validate(args.b, _budget(args)))
+    _emit(d.render(args.format), args.out, args.overwrite)
+    if args.plot:
+        _module("plots").diff_chart(d, args.plot, overwrite=args.overwrite)
+        print(f"wrote {args.plot}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _count(text: str) -> int:
+    from .fit import parse_count
+
+    try:
+        return parse_count(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from .fit import fit, render_sweep, sweep, write
+
+    name = os.path.splitext(os.path.basename(args.spec))[0]
+    if args.sweep or args.plot:
+        points = sweep(args.spec, args.steps, args.blocks, args.multiple, args.macs, args.params,
+                       _budget(args))
+        if args.sweep:
+            print(f"{name}: MACs and params with every selected 1x1 reduction width x scale "
+                  f"(multiples of {args.multiple})")
+            print(render_sweep(points), end="")
+        if args.plot:
+            _module("plots").sweep_chart(points, f"{name}: fitting the 1×1 reduction widths", args.plot,
+                                         overwrite=args.overwrite, budget=(args.macs, args.params))
+            print(f"wrote {args.plot}", file=sys.stderr)
+        if args.sweep:
+            return EXIT_OK
+    if args.macs is None and args.params is None:
+        raise SpecError.one("budget", "--macs and/or --params (or --sweep)", "neither")
+    result = fit(args.spec, args.macs, args.params, args.blocks, args.multiple, _budget(args))
+    print(f"scale {result.scale:g} on {result.model.name}'s 1x1 reduction widths "
+          f"(multiples of {args.multiple}); "
+          f"{len(result.changes)} widths changed:")
+    print(result.table())
+    print()
+    print(result.diff.render("table"), end="")
+    if args.out:
+        write(result, args.out, args.overwrite)
+        how = "the original YAML edited in place" if result.rewritten else "the expanded spec"
+        print(f"wrote {args.out} ({how}, a comment per changed width)", file=sys.stderr)
+    else:
+        print("(nothing written: pass -o FILE to write the fitted spec)", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    _quiet_tensorflow()
+    from . import validate
+    from .importer import import_keras, load_keras
+
+    imported = import_keras(load_keras(args.model))
+    _emit(imported.to_yaml(), args.out, args.overwrite)
+    a = validate(imported.model, _budget(args))
+    print(f"{args.model}: {a.total.params:,} params, {a.total.macs:,} MACs, {len(a.blocks)} blocks",
+          file=sys.stderr)
+    return EXIT_OK
+
+
 def _module(name: str) -> Any:
     import importlib
 
@@ -208,6 +277,39 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--verify", action="store_true",
                    help="build the model and compare with Keras' param count and TensorFlow's profiler")
     p.add_argument("--plot", metavar="PNG", help="also draw MACs and params per block, naive against bottleneck")
+    _add_budget(p)
+
+    p = command("diff", cmd_diff, "costs of two specs side by side: model, blocks and branches (B - A)")
+    p.add_argument("a", help="spec A (the baseline)")
+    p.add_argument("b", help="spec B (the change)")
+    p.add_argument("--format", choices=["table", "markdown", "csv", "json"], default="table")
+    p.add_argument("--out", "-o", help="write to this file instead of stdout")
+    p.add_argument("--overwrite", action="store_true", help="replace --out and --plot if they exist")
+    p.add_argument("--plot", metavar="PNG", help="also draw MACs and params per block, A against B")
+    _add_budget(p)
+
+    p = command("fit", cmd_fit, "choose the 1x1 reduction widths that meet a MACs/params budget; "
+                "block outputs keep their widths")
+    p.add_argument("spec")
+    p.add_argument("--macs", type=_count, metavar="N", help="at most this many MACs (suffixes K, M, G: 1.2G)")
+    p.add_argument("--params", type=_count, metavar="N", help="at most this many parameters (5M)")
+    p.add_argument("--blocks", metavar="GLOB",
+                   help="only reductions in top-level blocks matching this ('inc4*')")
+    p.add_argument("--multiple", type=int, default=8, metavar="N",
+                   help="round widths to multiples of N (default 8)")
+    p.add_argument("--out", "-o", help="write the fitted spec here (a comment per changed width)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out and --plot if they exist")
+    p.add_argument("--sweep", action="store_true", help="print MACs and params over the scale factor instead")
+    p.add_argument("--steps", type=int, default=10, metavar="N",
+                   help="--sweep at 1/N, 2/N, ..., 1 (default 10)")
+    p.add_argument("--plot", metavar="PNG", help="draw MACs and params over the scale factor")
+    _add_budget(p)
+
+    p = command("import", cmd_import,
+                "turn a Keras 3 model (.keras) into a spec: report, diff and fit then work on it")
+    p.add_argument("model", help="a .keras file of a functional or Sequential CNN")
+    p.add_argument("--out", "-o", help="write the spec here instead of stdout")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     _add_budget(p)
 
     p = command("schema", cmd_schema, "print the JSON Schema of the spec language")

@@ -117,3 +117,91 @@ def savings_chart(analysis: Analysis, path: str | os.PathLike[str], overwrite: b
     with staged_file(path, overwrite) as tmp:
         fig.savefig(tmp, format="png", dpi=DPI, metadata={"Software": None})  # reproducible bytes
     return path
+
+
+A_COLOR = "#b8b8b8"  # the first design of a diff, drawn like the naive bars
+B_COLOR = REAL_COLOR
+
+
+def _write_png(fig: Any, path: str | os.PathLike[str], overwrite: bool) -> Path:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from .files import staged_file
+
+    FigureCanvasAgg(fig)
+    with staged_file(path, overwrite) as tmp:
+        fig.savefig(tmp, format="png", dpi=DPI, metadata={"Software": None})  # reproducible bytes
+    return Path(path)
+
+
+def _refuse_existing(path: str | os.PathLike[str], overwrite: bool) -> None:
+    from .files import DestinationExists
+
+    if Path(path).exists() and not overwrite:
+        raise DestinationExists(Path(path))  # before drawing: nothing is wasted
+
+
+def diff_chart(d: Any, path: str | os.PathLike[str], overwrite: bool = False) -> Path:
+    """Writes MACs and params per block of two designs (a `diff.Diff`) as a PNG bar chart."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
+
+    _refuse_existing(path, overwrite)
+    entries = [e for e in d.entries if e.level == "block"] or [d.model]
+    names = [e.name for e in entries]
+    n = len(entries)
+    fig = Figure(figsize=(WIDTH_IN, _height_in(n)), dpi=DPI, layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
+    ys = list(range(n))
+    h = 0.38
+    an, bn = d.a.plan.model.name, d.b.plan.model.name
+    for ax, what, key in ((axes[0], "MACs (multiply-adds)", "macs"), (axes[1], "parameters", "params")):
+        a = [(e.a or {}).get(key, 0) for e in entries]
+        b = [(e.b or {}).get(key, 0) for e in entries]
+        ax.barh([y - h / 2 for y in ys], a, h, color=A_COLOR, label=f"A: {an}")
+        ax.barh([y + h / 2 for y in ys], b, h, color=B_COLOR, label=f"B: {bn}")
+        top = max([*a, *b, 1])
+        for y, va, vb, e in zip(ys, a, b, entries):
+            text = e.status if e.status in ("added", "removed") else f"{vb / va:.2f}x" if va else "-"
+            ax.text(max(va, vb) + top * 0.01, y, text, va="center", ha="left", fontsize=9)
+        ax.set_xlim(0, top * 1.14)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: human(v)))
+        ax.set_title(f"{what} per block: B / A written by each pair", fontsize=11)
+        ax.set_xlabel(what)
+        ax.grid(axis="x", color="#e4e4e4")
+        ax.set_axisbelow(True)
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+    axes[0].set_yticks(ys, names)
+    axes[0].invert_yaxis()
+    axes[0].legend(loc="lower right", fontsize=9, frameon=False)
+    m = d.model
+    fig.suptitle(f"{an} → {bn}: {human(m.a['macs'])} → {human(m.b['macs'])} MACs; "
+                 f"{human(m.a['params'])} → {human(m.b['params'])} parameters", fontsize=12)
+    return _write_png(fig, path, overwrite)
+
+
+def sweep_chart(points: list[Any], title: str, path: str | os.PathLike[str], overwrite: bool = False,
+                budget: tuple[int | None, int | None] = (None, None)) -> Path:
+    """Writes MACs and params over the fit's scale factor (`fit.SweepPoint`s) as a PNG."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
+
+    _refuse_existing(path, overwrite)
+    fig = Figure(figsize=(WIDTH_IN, 4.0), dpi=DPI, layout="constrained")
+    axes = fig.subplots(1, 2)
+    xs = [p.scale for p in points]
+    for ax, what, key, limit in ((axes[0], "MACs (multiply-adds)", "macs", budget[0]),
+                                 (axes[1], "parameters", "params", budget[1])):
+        ax.plot(xs, [getattr(p, key) for p in points], marker="o", color=REAL_COLOR)
+        if limit is not None:
+            ax.axhline(limit, color="#c0392b", linestyle="--", label=f"budget {human(limit)}")
+            ax.legend(loc="lower right", fontsize=9, frameon=False)
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: human(v)))
+        ax.set_xlabel("scale factor on the 1×1 reduction widths")
+        ax.set_title(what, fontsize=11)
+        ax.grid(color="#e4e4e4")
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+    fig.suptitle(title, fontsize=12)
+    return _write_png(fig, path, overwrite)

@@ -128,6 +128,13 @@ def _table(header: list[str], rows: list[list[str]], right: set[int]) -> str:
     return "\n".join([line(header), rule, *(line(r) for r in rows)])
 
 
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    """A GitHub Markdown table; '|' inside cells escaped."""
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
 def config_text(kind: str, args: dict[str, Any]) -> str:
     """The resolved arguments in a few words: `conv 3x3/2 valid bn relu`."""
     def window(size: Any) -> str:
@@ -223,11 +230,7 @@ def render_data(data: dict[str, Any], fmt: str = "table") -> str:
         return buf.getvalue()
     m = data["model"]
     if fmt == "markdown":
-        def md(header: list[str], rows: list[list[str]]) -> str:
-            out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-            out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
-            return "\n".join(out)
-
+        md = markdown_table
         parts = [f"# {m['name']}", "", md(["", "value"], [[k, v] for k, v in _summary(m, False)])]
         if data["blocks"]:
             parts += ["", "## Blocks", "", md(BLOCK_HEADER, _block_rows(data, False))]
