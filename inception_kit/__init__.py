@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from .catalog import list_presets
 from .cost import DEFAULT_BUDGET, Analysis, Budget, analyse, check_budget
 from .errors import SpecError
 from .kinds import KINDS, MERGES
@@ -36,6 +37,7 @@ __all__ = [
     "export",
     "from_data",
     "load_spec",
+    "list_presets",
     "loads_spec",
     "plan",
     "report",

@@ -122,8 +122,12 @@ TEMPLATE_KEYS = ("args", "branches", "merge", "scale", "activation")
 
 
 def load_spec(path: str | os.PathLike[str]) -> Model:
-    """Reads, expands and validates a YAML spec file. Raises SpecError with every problem."""
-    name = os.fspath(path)
+    """Reads, expands and validates a YAML spec file, or a preset by name ("googlenet").
+
+    Raises SpecError with every problem."""
+    from .catalog import resolve
+
+    name = resolve(path)
     return loads_spec(read_text(name), file=name)
 
 
