@@ -7,29 +7,36 @@ Only standard Keras layers are used: a saved `.keras` file reloads without custo
 
 from __future__ import annotations
 
+import copy
 import os
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
+from .errors import SpecError
 from .kinds import KINDS, MERGES
+from .knobs import knobs_given
 from .shapes import BlockPlan, Plan, Step, plan
-from .spec import Block, Layer, Model, Node, load_spec
+from .spec import Block, Layer, Model, Node
 
 INPUT_NAME = "image"
 
 
-def _as_plan(spec: Model | Plan | str | os.PathLike[str]) -> Plan:
+def _as_plan(spec: Model | Plan | str | os.PathLike[str], **knobs: Any) -> Plan:
+    from . import load_spec  # the one that applies the knobs
+
     if isinstance(spec, Plan):
-        return spec
-    if isinstance(spec, Model):
-        return plan(spec)
-    return plan(load_spec(spec))
+        return plan(load_spec(spec.model, **knobs)) if knobs_given(**knobs) else spec
+    return plan(load_spec(spec, **knobs))
 
 
 PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16"}  # -> Keras dtype policy
 
 
-def build_model(spec: Model | Plan | str | os.PathLike[str], precision: str | None = None) -> Any:
-    """Builds a `keras.Model` from a spec (object, plan or YAML path).
+def build_model(spec: Model | Plan | str | os.PathLike[str], precision: str | None = None, **knobs: Any) -> Any:
+    """Builds a `keras.Model` from a spec (object, plan, YAML path or preset name).
+
+    `knobs` are keras.applications' (`input_shape`, `include_top`, `pooling`, `classes`,
+    `classifier_activation`), applied to the spec first: `build_model("inception_v3",
+    include_top=False, pooling="avg")`.
 
     `precision=None` follows Keras' global dtype policy, as Keras layers do;
     "float32" or "bfloat16" set it for this model only. "bfloat16" computes in bfloat16 with float32 weights (Keras' mixed_bfloat16
@@ -41,7 +48,7 @@ def build_model(spec: Model | Plan | str | os.PathLike[str], precision: str | No
 
     if precision is not None and precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; received {precision!r}")
-    p = _as_plan(spec)
+    p = _as_plan(spec, **knobs)
     previous = keras.config.dtype_policy()
     if precision is not None:
         keras.config.set_dtype_policy(PRECISIONS[precision])  # layers take it when created
@@ -59,16 +66,73 @@ def apply_block(
     node: Node | Sequence[Node],
     x: Any,
     defaults: dict[str, dict[str, Any]] | None = None,
+    name: str | None = None,
 ) -> Any:
     """Applies a Block, a Layer or a list of them to a Keras tensor inside your own model.
 
+    Take blocks from a spec with `spec.block("inc4a")`: they carry the spec's defaults, so
+    the layers are the ones its report counts. `defaults` adds more (a node's own values win).
+    `name` renames a single Block or Layer (its layers' names follow), to apply it twice.
     The spec is validated against the tensor's shape first, so mistakes are SpecErrors
     with paths, not Keras tracebacks. Layer names come from the spec, as in build_model.
+
+    Raises:
+        SpecError: `x` is not an image tensor the nodes accept, or a layer name is taken.
     """
     nodes = [node] if isinstance(node, (Block, Layer)) else list(node)
-    shape = tuple(int(d) for d in x.shape[1:])
-    p = plan(Model("applied", shape, nodes, defaults=dict(defaults or {})))
+    if name is not None:
+        if len(nodes) != 1:
+            raise SpecError.one("name", "a single Block or Layer to rename", f"{len(nodes)} nodes")
+        nodes = [_renamed(nodes[0], name)]
+    what = " and ".join(repr(n.name) if n.name else n.kind if isinstance(n, Layer) else "a block" for n in nodes[:2])
+    shape = getattr(x, "shape", None)
+    if shape is None or any(d is None for d in shape[1:]):
+        raise SpecError.one("x", f"a Keras tensor with a known shape (batch, height, width, channels) for {what}",
+                            f"{type(x).__name__} of shape {shape}")
+    shape = tuple(int(d) for d in shape[1:])
+    try:
+        p = plan(Model("applied", shape, nodes, defaults=dict(defaults or {})))
+    except SpecError:
+        if len(shape) != 3 and isinstance(nodes[0], Block):
+            raise SpecError.one("x", f"a rank-4 tensor (batch, height, width, channels) for block {what}",
+                                f"a rank-{len(shape) + 1} tensor of shape {tuple(x.shape)}") from None
+        raise
+    taken = _upstream_names(x) & set(_step_names(p.steps))
+    if taken:
+        raise SpecError.one("name", f"layer names not already in the graph of x (applying {what} twice? pass name=)",
+                            ", ".join(sorted(taken)[:3]))
     return _apply(p.steps, x)
+
+
+def _renamed(node: Node, name: str) -> Node:
+    out = copy.copy(node)
+    out.name = name
+    return out
+
+
+def _step_names(steps: list[Step]) -> Iterator[str]:
+    """The name of every layer and merge of a plan (a conv's batch norm and activation take
+    its name with a suffix, so a clash of these is a clash of those too)."""
+    for step in steps:
+        yield step.name
+        if isinstance(step, BlockPlan):
+            yield step.merge_name
+            for branch in step.branches.values():
+                yield from _step_names(branch)
+
+
+def _upstream_names(x: Any) -> set[str]:
+    """Names of the layers that x was computed by (Keras 3's graph history of a symbolic tensor)."""
+    names: set[str] = set()
+    stack, seen = [x], set()
+    while stack:
+        history = getattr(stack.pop(), "_keras_history", None)
+        if history is None or id(history.operation) in seen:
+            continue
+        seen.add(id(history.operation))
+        names.add(history.operation.name)
+        stack.extend(history.operation._inbound_nodes[history.node_index].input_tensors)
+    return names
 
 
 def _apply(steps: list[Step], x: Any) -> Any:

@@ -52,7 +52,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from . import validate
 
     a = validate(args.spec, _budget(args))
-    print(f"{args.spec}: ok ({a.plan.model.name}: {a.total.params:,} params, {a.total.macs:,} MACs, {a.total.flops:,} FLOPs)")
+    print(f"{args.spec_source}: ok ({a.plan.model.name}: {a.total.params:,} params, {a.total.macs:,} MACs, {a.total.flops:,} FLOPs)")
     return EXIT_OK
 
 
@@ -149,6 +149,39 @@ def _add_precision(p: argparse.ArgumentParser) -> None:
                    help="bfloat16: compute in bfloat16, weights and outputs float32 (Keras mixed_bfloat16)")
 
 
+def _shape(text: str) -> tuple[int, int, int]:
+    parts = text.lower().split("x")
+    if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTHxCHANNELS, e.g. 150x150x3; received {text!r}")
+    return tuple(int(p) for p in parts)  # type: ignore[return-value]
+
+
+def _add_knobs(p: argparse.ArgumentParser) -> None:
+    """keras.applications' knobs, on every command that takes a spec (see knobs.py)."""
+    g = p.add_argument_group("keras.applications knobs (applied to the spec before anything else)")
+    g.add_argument("--input", type=_shape, metavar="HxWxC", dest="input_shape", help="input shape, e.g. 150x150x3")
+    g.add_argument("--no-top", action="store_false", dest="include_top", help="drop the spec's head (its classifier)")
+    g.add_argument("--pooling", choices=["avg", "max"], help="with --no-top: global average or max pooling")
+    g.add_argument("--classes", type=int, metavar="N", help="units of the head's last dense layer")
+    g.add_argument("--classifier-activation", metavar="NAME",
+                   help="activation of that layer: softmax, sigmoid, linear, ... ('none' for linear)")
+
+
+def _apply_knobs(args: argparse.Namespace) -> None:
+    """Reads the spec with the knobs applied: commands then see one transformed spec."""
+    from . import load_spec
+    from .knobs import KEEP
+
+    activation = args.classifier_activation
+    if activation is None:
+        activation = KEEP
+    elif activation.lower() in ("none", "null"):
+        activation = None
+    args.spec_source = args.spec
+    args.spec = load_spec(args.spec, input_shape=args.input_shape, include_top=args.include_top,
+                          pooling=args.pooling, classes=args.classes, classifier_activation=activation)
+
+
 def _add_budget(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-params", type=int, default=DEFAULT_BUDGET.max_params, metavar="N",
                    help=f"refuse specs with more parameters (default {DEFAULT_BUDGET.max_params:,})")
@@ -169,6 +202,7 @@ def parser() -> argparse.ArgumentParser:
     p = command("validate", cmd_validate, "check a spec: fields, shapes and resource budget")
     p.add_argument("spec")
     _add_budget(p)
+    _add_knobs(p)
 
     p = command("report", cmd_report, "cost report: params, MACs, FLOPs, naive vs bottleneck")
     p.add_argument("spec")
@@ -179,6 +213,7 @@ def parser() -> argparse.ArgumentParser:
                    help="build the model and compare with Keras' param count and TensorFlow's profiler")
     p.add_argument("--plot", metavar="PNG", help="also draw MACs and params per block, naive against bottleneck")
     _add_budget(p)
+    _add_knobs(p)
 
     p = command("schema", cmd_schema, "print the JSON Schema of the spec language")
     p.add_argument("--out", "-o")
@@ -190,6 +225,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", "-o", help="also save it as a .keras file")
     p.add_argument("--overwrite", action="store_true")
     _add_budget(p)
+    _add_knobs(p)
 
     p = command("export", cmd_export, "build and export (SavedModel, .keras, TFLite, ONNX), verified")
     p.add_argument("spec")
@@ -201,6 +237,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--no-verify", action="store_true", help="skip reloading and comparing outputs")
     _add_budget(p)
+    _add_knobs(p)
 
     p = command("inspect", cmd_inspect, "show the spec and cost report stored in an exported artifact")
     p.add_argument("artifact")
@@ -215,12 +252,15 @@ def parser() -> argparse.ArgumentParser:
         p = command(name, _delegate(module), help_)
         _module(module).add_arguments(p)
         _add_budget(p)
+        _add_knobs(p)
     return root
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
+        if hasattr(args, "include_top"):
+            _apply_knobs(args)
         return args.fn(args)
     except SpecError as err:
         where = " in the spec" if any(p.mark for p in err.problems) else ""

@@ -114,9 +114,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from .spec import load_spec
+    from .spec import Model, load_spec
 
-    out = args.out or os.path.join("runs", load_spec(args.spec).name)
+    spec = args.spec if isinstance(args.spec, Model) else load_spec(args.spec)  # the CLI passes a Model
+    out = args.out or os.path.join("runs", spec.name)
     result = fit(
         args.spec,
         args.data,
