@@ -108,6 +108,12 @@ class Model:
     def to_yaml(self) -> str:
         return dump_yaml(self.to_data())
 
+    def block(self, name: str) -> "Block":
+        """The block named `name`, carrying this spec's defaults, for `apply_block`."""
+        from .blocks import find_block
+
+        return find_block(self, name)
+
 
 # ---------------------------------------------------------------------------------------
 # Loading
