@@ -99,11 +99,12 @@ def cmd_build(args: argparse.Namespace) -> int:
     print()
     print(render(analysis, "table"))
     if args.out:
-        from .files import staged_file
+        # Written by export, so the file gets its sidecar (spec, report, manifest): `inspect` reads it.
+        from .exporters import export
 
-        with staged_file(args.out, args.overwrite, suffix=".keras") as tmp:
-            model.save(str(tmp))
-        print(f"wrote {args.out}", file=sys.stderr)
+        result = export(analysis.plan.model, args.out, format="keras", overwrite=args.overwrite,
+                        budget=_budget(args), precision=args.precision)
+        print(result.summary(), file=sys.stderr)
     return EXIT_OK
 
 
@@ -222,7 +223,7 @@ def parser() -> argparse.ArgumentParser:
     p = command("build", cmd_build, "build the Keras model; print its summary and the cost report")
     p.add_argument("spec")
     _add_precision(p)
-    p.add_argument("--out", "-o", help="also save it as a .keras file")
+    p.add_argument("--out", "-o", help="also save it as a .keras file, with the spec and report beside it (as export does)")
     p.add_argument("--overwrite", action="store_true")
     _add_budget(p)
     _add_knobs(p)
