@@ -31,8 +31,17 @@ def _as_plan(spec: Model | Plan | str | os.PathLike[str], **knobs: Any) -> Plan:
 PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16"}  # -> Keras dtype policy
 
 
-def build_model(spec: Model | Plan | str | os.PathLike[str], precision: str | None = None, **knobs: Any) -> Any:
+def build_model(
+    spec: Model | Plan | str | os.PathLike[str],
+    precision: str | None = None,
+    weights: str | os.PathLike[str] | None = None,
+    **knobs: Any,
+) -> Any:
     """Builds a `keras.Model` from a spec (object, plan, YAML path or preset name).
+
+    `weights` is None (Keras' initializers), a keras.applications weight file (legacy HDF5,
+    as Keras caches under ~/.keras/models) or "imagenet" (Keras downloads it) for the presets
+    inception_v3, inception_resnet_v2 and xception; see `inception_kit.weights`.
 
     `knobs` are keras.applications' (`input_shape`, `include_top`, `pooling`, `classes`,
     `classifier_activation`), applied to the spec first: `build_model("inception_v3",
@@ -59,7 +68,12 @@ def build_model(spec: Model | Plan | str | os.PathLike[str], precision: str | No
             outputs = keras.layers.Activation("linear", dtype="float32", name="output_float32")(outputs)
     finally:
         keras.config.set_dtype_policy(previous)
-    return keras.Model(inputs, outputs, name=p.model.name)
+    model = keras.Model(inputs, outputs, name=p.model.name)
+    if weights is not None:
+        from .weights import load_application_weights
+
+        load_application_weights(model, weights, p.model.name)
+    return model
 
 
 def apply_block(

@@ -94,16 +94,23 @@ def cmd_build(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
     from .builder import build_model
 
-    model = build_model(analysis.plan, args.precision)
+    model = build_model(analysis.plan, args.precision, weights=args.weights)
     model.summary(line_length=100, print_fn=lambda line, **_: print(line))
     print()
     print(render(analysis, "table"))
     if args.out:
         # Written by export, so the file gets its sidecar (spec, report, manifest): `inspect` reads it.
+        import tempfile
+
         from .exporters import export
 
-        result = export(analysis.plan.model, args.out, format="keras", overwrite=args.overwrite,
-                        budget=_budget(args), precision=args.precision)
+        with tempfile.TemporaryDirectory() as tmp:
+            weights = None
+            if args.weights:  # export loads Keras 3 weight files: hand it this model's
+                weights = os.path.join(tmp, "built.weights.h5")
+                model.save_weights(weights)
+            result = export(analysis.plan.model, args.out, format="keras", weights=weights,
+                            overwrite=args.overwrite, budget=_budget(args), precision=args.precision)
         print(result.summary(), file=sys.stderr)
     return EXIT_OK
 
@@ -223,6 +230,8 @@ def parser() -> argparse.ArgumentParser:
     p = command("build", cmd_build, "build the Keras model; print its summary and the cost report")
     p.add_argument("spec")
     _add_precision(p)
+    p.add_argument("--weights", metavar="FILE|imagenet",
+                   help="a keras.applications weight file (legacy .h5), or imagenet (Keras downloads it)")
     p.add_argument("--out", "-o", help="also save it as a .keras file, with the spec and report beside it (as export does)")
     p.add_argument("--overwrite", action="store_true")
     _add_budget(p)
