@@ -33,8 +33,12 @@ def find_block(model: Model, name: str) -> Block:
         if block.name == name:
             return with_defaults(block, model.defaults)
     names = [b.name for b in blocks if b.name]
-    hint = did_you_mean(name, names) or ("blocks: " + ", ".join(names[:12]) + (", ..." if len(names) > 12 else ""))
-    raise SpecError.one("block", f"the name of a block in model '{model.name}'", repr(name), hint=hint if names else None)
+    hint = did_you_mean(name, names) or (
+        "blocks: " + ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+    )
+    raise SpecError.one(
+        "block", f"the name of a block in model '{model.name}'", repr(name), hint=hint if names else None
+    )
 
 
 def with_defaults(node: Node, defaults: dict[str, dict[str, Any]]) -> Any:

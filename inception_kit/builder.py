@@ -98,11 +98,15 @@ def apply_block(
         if len(nodes) != 1:
             raise SpecError.one("name", "a single Block or Layer to rename", f"{len(nodes)} nodes")
         nodes = [_renamed(nodes[0], name)]
-    what = " and ".join(repr(n.name) if n.name else n.kind if isinstance(n, Layer) else "a block" for n in nodes[:2])
+    what = " and ".join(
+        repr(n.name) if n.name else n.kind if isinstance(n, Layer) else "a block" for n in nodes[:2]
+    )
     shape = getattr(x, "shape", None)
     if shape is None or any(d is None for d in shape[1:]):
-        raise SpecError.one("x", f"a Keras tensor with a known shape (batch, height, width, channels) for {what}",
-                            f"{type(x).__name__} of shape {shape}")
+        raise SpecError.one(
+            "x", f"a Keras tensor with a known shape (batch, height, width, channels) for {what}",
+            f"{type(x).__name__} of shape {shape}",
+        )
     shape = tuple(int(d) for d in shape[1:])
     try:
         p = plan(Model("applied", shape, nodes, defaults=dict(defaults or {})))
@@ -113,8 +117,10 @@ def apply_block(
         raise
     taken = _upstream_names(x) & set(_step_names(p.steps))
     if taken:
-        raise SpecError.one("name", f"layer names not already in the graph of x (applying {what} twice? pass name=)",
-                            ", ".join(sorted(taken)[:3]))
+        raise SpecError.one(
+            "name", f"layer names not already in the graph of x (applying {what} twice? pass name=)",
+            ", ".join(sorted(taken)[:3]),
+        )
     return _apply(p.steps, x)
 
 

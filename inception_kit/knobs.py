@@ -58,9 +58,14 @@ def apply_knobs(
     if include_top:
         out.head = _top(out, pooling, classes, classifier_activation)
     else:
-        for knob, value, unset in (("classes", classes, None), ("classifier_activation", classifier_activation, KEEP)):
+        for knob, value, unset in (
+            ("classes", classes, None),
+            ("classifier_activation", classifier_activation, KEEP),
+        ):
             if value is not unset:
-                raise SpecError.one(knob, f"no {knob} with include_top=False (the classifier is dropped)", show(value))
+                raise SpecError.one(
+                    knob, f"no {knob} with include_top=False (the classifier is dropped)", show(value)
+                )
         out.head = [Layer(POOLINGS[pooling])] if pooling else []
     _check_fits(out, input_shape is not None)
     return out
@@ -68,8 +73,12 @@ def apply_knobs(
 
 def _top(model: Model, pooling: str | None, classes: int | None, classifier_activation: Any) -> list[Node]:
     if pooling is not None:
-        raise SpecError.one("pooling", "no pooling with include_top (the top pools already)", show(pooling),
-                            hint="pooling is for include_top=False, as in keras.applications")
+        raise SpecError.one(
+            "pooling",
+            "no pooling with include_top (the top pools already)",
+            show(pooling),
+            hint="pooling is for include_top=False, as in keras.applications",
+        )
     if classes is not None or classifier_activation is not KEEP:
         return _set_classifier(model, classes, classifier_activation)
     return list(model.head)
@@ -88,7 +97,9 @@ def _check_fits(model: Model, new_input: bool) -> None:
         first = err.problems[0]  # in build order: the first layer whose output vanishes
         where = f"{first.mark}: " if first.mark else ""
         raise SpecError.one(
-            "input_shape", "an input large enough for every layer", fmt_shape(model.input_shape),
+            "input_shape",
+            "an input large enough for every layer",
+            fmt_shape(model.input_shape),
             hint=f"it vanishes at {where}{first.path}: {first.expected}; received {first.received}",
         ) from None
 
@@ -113,11 +124,17 @@ def _set_classifier(model: Model, classes: int | None, activation: Any) -> list[
         except Bad as bad:
             raise SpecError.one("classifier_activation", bad.expected, show(activation)) from None
     head = list(model.head)
-    at = next((i for i in reversed(range(len(head))) if isinstance(head[i], Layer) and head[i].kind == "dense"), None)
+    at = next(
+        (i for i in reversed(range(len(head))) if isinstance(head[i], Layer) and head[i].kind == "dense"),
+        None,
+    )
     if at is None:
         knob = "classes" if classes is not None else "classifier_activation"
-        raise SpecError.one(knob, "a spec whose head has a dense layer (the classifier)",
-                            f"model '{model.name}' with no dense layer in its head")
+        raise SpecError.one(
+            knob,
+            "a spec whose head has a dense layer (the classifier)",
+            f"model '{model.name}' with no dense layer in its head",
+        )
     dense = copy.copy(head[at])
     dense.args = dict(dense.args)
     if classes is not None:
@@ -130,10 +147,14 @@ def _set_classifier(model: Model, classes: int | None, activation: Any) -> list[
 
 def knobs_given(**knobs: Any) -> dict[str, Any]:
     """The knobs that differ from 'as the spec says' (for passing on only what was set)."""
-    defaults = {"input_shape": None, "include_top": True, "pooling": None, "classes": None,
-                "classifier_activation": KEEP}
+    defaults = {
+        "input_shape": None,
+        "include_top": True,
+        "pooling": None,
+        "classes": None,
+        "classifier_activation": KEEP,
+    }
     unknown = [k for k in knobs if k not in defaults]
     if unknown:
         raise TypeError(f"unknown knob {unknown[0]!r}; the knobs are: {', '.join(KNOBS)}")
     return {k: v for k, v in knobs.items() if v is not defaults[k]}
-

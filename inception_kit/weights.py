@@ -20,10 +20,16 @@ from typing import Any
 from .errors import SpecError
 
 # preset name -> keras.applications builder, for weights="imagenet"
-KERAS_APPS = {"inception_v3": "InceptionV3", "inception_resnet_v2": "InceptionResNetV2", "xception": "Xception"}
+KERAS_APPS = {
+    "inception_v3": "InceptionV3",
+    "inception_resnet_v2": "InceptionResNetV2",
+    "xception": "Xception",
+}
 
 
-def load_application_weights(model: Any, weights: str | os.PathLike[str], spec_name: str | None = None) -> None:
+def load_application_weights(
+    model: Any, weights: str | os.PathLike[str], spec_name: str | None = None
+) -> None:
     """Loads a keras.applications weight file, or "imagenet", into a built model, in place.
 
     Args:
@@ -60,8 +66,12 @@ def _read_file(path: Path) -> list[tuple[str, list[tuple[str, Any]]]]:
         group = f["model_weights"] if "layer_names" not in f.attrs and "model_weights" in f else f
         names = load_attributes_from_hdf5_group(group, "layer_names")
         if not names:
-            raise SpecError.one("weights", wanted, f"{path}, which has no layer_names (a Keras 3 .weights.h5?)",
-                                hint="Keras 3 .weights.h5 files load with model.load_weights or export --weights")
+            raise SpecError.one(
+                "weights",
+                wanted,
+                f"{path}, which has no layer_names (a Keras 3 .weights.h5?)",
+                hint="Keras 3 .weights.h5 files load with model.load_weights or export --weights",
+            )
         out = []
         for name in names:
             weight_names = load_attributes_from_hdf5_group(group[name], "weight_names")
@@ -76,8 +86,12 @@ def _imagenet(model: Any, spec_name: str | None) -> list[tuple[str, list[tuple[s
     import keras
 
     if spec_name not in KERAS_APPS:
-        raise SpecError.one("weights", f"'imagenet' only for the presets {', '.join(KERAS_APPS)}", repr(spec_name),
-                            hint="for other specs pass a weight file")
+        raise SpecError.one(
+            "weights",
+            f"'imagenet' only for the presets {', '.join(KERAS_APPS)}",
+            repr(spec_name),
+            hint="for other specs pass a weight file",
+        )
     builder = getattr(keras.applications, KERAS_APPS[spec_name])
     has_top = any(type(layer).__name__ == "Dense" for layer in model.layers)
     kwargs: dict[str, Any] = {"include_top": has_top, "input_shape": tuple(model.input.shape[1:])}
@@ -86,16 +100,22 @@ def _imagenet(model: Any, spec_name: str | None) -> list[tuple[str, list[tuple[s
     try:
         app = builder(weights="imagenet", **kwargs)
     except ValueError as err:  # Keras' own rules: 1000 classes, 299x299x3 with the top, ...
-        raise SpecError.one("weights", f"knobs that Keras' imagenet {KERAS_APPS[spec_name]} accepts", str(err)) from None
+        raise SpecError.one(
+            "weights", f"knobs that Keras' imagenet {KERAS_APPS[spec_name]} accepts", str(err)
+        ) from None
     except Exception as err:  # the download: URL errors and Keras' "URL fetch failure"
         raise RuntimeError(
-            f"could not download the imagenet weights of {KERAS_APPS[spec_name]} ({type(err).__name__}: {err}); "
+            f"could not download the imagenet weights of {KERAS_APPS[spec_name]} "
+            f"({type(err).__name__}: {err}); "
             "offline, put Keras' weight file in ~/.keras/models or pass its path as the weights"
         ) from None
     from keras.src.legacy.saving.legacy_h5_format import _legacy_weights  # the order files are written in
 
-    return [(layer.name, [(w.path, w.numpy()) for w in _legacy_weights(layer)])
-            for layer in app.layers if _legacy_weights(layer)]
+    return [
+        (layer.name, [(w.path, w.numpy()) for w in _legacy_weights(layer)])
+        for layer in app.layers
+        if _legacy_weights(layer)
+    ]
 
 
 def _assign(model: Any, arrays: list[tuple[str, list[tuple[str, Any]]]], source: str) -> None:
@@ -106,18 +126,25 @@ def _assign(model: Any, arrays: list[tuple[str, list[tuple[str, Any]]]], source:
         ours = _legacy_weights(layer)
         if len(ours) != len(theirs):
             raise SpecError.one(
-                "weights", f"{len(ours)} arrays for layer #{i} '{layer.name}' ({type(layer).__name__})",
-                f"{len(theirs)} from {source}'s layer '{their_name}'")
+                "weights",
+                f"{len(ours)} arrays for layer #{i} '{layer.name}' ({type(layer).__name__})",
+                f"{len(theirs)} from {source}'s layer '{their_name}'",
+            )
         for variable, (weight_name, value) in zip(ours, theirs):
             if tuple(variable.shape) != tuple(value.shape):
                 raise SpecError.one(
-                    "weights", f"shape {tuple(variable.shape)} for '{variable.path}' (layer #{i})",
+                    "weights",
+                    f"shape {tuple(variable.shape)} for '{variable.path}' (layer #{i})",
                     f"shape {tuple(value.shape)} from {source}'s '{weight_name}'",
-                    hint="is the spec the application, with the same knobs (include_top, classes, input channels)?")
+                    hint="the same include_top, classes and input channels as the application?",
+                )
     if len(layers) != len(arrays):
-        raise SpecError.one("weights", f"{len(layers)} layers with weights, as model '{model.name}' has",
-                            f"{len(arrays)} in {source}",
-                            hint="with the top or without it? include_top must match the file")
+        raise SpecError.one(
+            "weights",
+            f"{len(layers)} layers with weights, as model '{model.name}' has",
+            f"{len(arrays)} in {source}",
+            hint="with the top or without it? include_top must match the file",
+        )
     for layer, (_, theirs) in zip(layers, arrays):
         for variable, (_, value) in zip(_legacy_weights(layer), theirs):
             variable.assign(value)

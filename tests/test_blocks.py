@@ -11,8 +11,16 @@ def _report_blocks(preset):
     return {row["name"]: row for row in ik.report_data(ik.validate(preset))["blocks"]}
 
 
-@pytest.mark.parametrize("preset,name", [("googlenet", "inc4a"), ("googlenet", "inc5b"), ("inception_v3", "mixed0"),
-                                         ("inception_v3", "mixed9"), ("xception", "block4")])
+@pytest.mark.parametrize(
+    "preset,name",
+    [
+        ("googlenet", "inc4a"),
+        ("googlenet", "inc5b"),
+        ("inception_v3", "mixed0"),
+        ("inception_v3", "mixed9"),
+        ("xception", "block4"),
+    ],
+)
 def test_a_block_from_a_spec_counts_what_the_report_counts(preset, name):
     spec = ik.load_spec(preset)
     row = _report_blocks(preset)[name]
@@ -40,7 +48,11 @@ def test_one_block_applied_twice_under_two_names():
     block = ik.load_spec("inception_3a").block("inc3a")
     x = keras.Input((28, 28, 192))
     y = ik.apply_block(block, x)  # (B, 28, 28, 256)
-    with pytest.raises(ik.SpecError, match=r"^name: expected layer names not already in the graph of x \(applying 'inc3a' twice\? pass name=\); received inc3a_b1"):
+    with pytest.raises(
+        ik.SpecError,
+        match=r"^name: expected layer names not already in the graph of x "
+        r"\(applying 'inc3a' twice\? pass name=\); received inc3a_b1",
+    ):
         ik.apply_block(block, y)
     z = ik.apply_block(block, y, name="inc3a_again")
     model = keras.Model(x, z)
@@ -55,15 +67,23 @@ def test_a_wrong_rank_speaks_of_the_tensor():
     flat = keras.layers.Flatten()(keras.Input((14, 14, 480)))
     with pytest.raises(ik.SpecError) as err:
         ik.apply_block(block, flat)
-    assert str(err.value) == ("x: expected a rank-4 tensor (batch, height, width, channels) for block 'inc4a'; "
-                              "received a rank-2 tensor of shape (None, 94080)")
+    assert str(err.value) == (
+        "x: expected a rank-4 tensor (batch, height, width, channels) for block 'inc4a'; "
+        "received a rank-2 tensor of shape (None, 94080)"
+    )
 
 
 def test_an_unknown_block_name_gets_a_did_you_mean():
-    with pytest.raises(ik.SpecError, match=r"^block: expected the name of a block in model 'googlenet'; received 'inc4' \(did you mean 'inc4"):
+    with pytest.raises(
+        ik.SpecError,
+        match=r"^block: expected the name of a block in model 'googlenet'; "
+        r"received 'inc4' \(did you mean 'inc4",
+    ):
         ik.load_spec("googlenet").block("inc4")
 
 
 def test_name_renames_only_one_node():
-    with pytest.raises(ik.SpecError, match="name: expected a single Block or Layer to rename; received 2 nodes"):
+    with pytest.raises(
+        ik.SpecError, match="name: expected a single Block or Layer to rename; received 2 nodes"
+    ):
         ik.apply_block([ik.Layer("conv", filters=2, kernel=1)] * 2, keras.Input((4, 4, 3)), name="x")

@@ -20,7 +20,9 @@ def test_classes_resizes_the_classifier():
     assert a.plan.output_shape == (10,)
 
 
-@pytest.mark.parametrize("pooling,kind,shape", [(None, None, (7, 7, 1024)), ("avg", "gap", (1024,)), ("max", "gmp", (1024,))])
+@pytest.mark.parametrize(
+    "pooling,kind,shape", [(None, None, (7, 7, 1024)), ("avg", "gap", (1024,)), ("max", "gmp", (1024,))]
+)
 def test_no_top_drops_the_head_and_pooling_ends_the_model(pooling, kind, shape):
     spec = ik.load_spec("googlenet", include_top=False, pooling=pooling)
     assert [layer.kind for layer in spec.head] == ([kind] if kind else [])
@@ -53,18 +55,34 @@ def test_too_small_an_input_names_the_first_layer_it_vanishes_at():
     text = str(err.value)
     assert text.startswith("input_shape: expected an input large enough for every layer; received 74×74×3")
     assert "inception_v3.yaml:75:42: layers[14].branches.b3x3[1].kernel" in text
-    assert ik.validate("inception_v3", input_shape=(75, 75, 3), include_top=False).plan.output_shape == (1, 1, 2048)
+    assert ik.validate("inception_v3", input_shape=(75, 75, 3), include_top=False).plan.output_shape == (
+        1,
+        1,
+        2048,
+    )
 
 
-@pytest.mark.parametrize("knobs,message", [
-    ({"pooling": "avg"}, "pooling: expected no pooling with include_top (the top pools already); received 'avg'"),
-    ({"include_top": False, "pooling": "mean"}, "pooling: expected one of avg, max or None; received 'mean'"),
-    ({"include_top": False, "classes": 3}, "classes: expected no classes with include_top=False"),
-    ({"classes": 0}, "classes: expected a positive whole number; received 0"),
-    ({"classifier_activation": "softmaxx"}, "classifier_activation: expected one of relu"),
-    ({"input_shape": (3, 3)}, "input_shape: expected (height, width, channels) as positive integers; received (3, 3)"),
-    ({"include_top": "no"}, "include_top: expected true or false; received 'no'"),
-])
+@pytest.mark.parametrize(
+    "knobs,message",
+    [
+        (
+            {"pooling": "avg"},
+            "pooling: expected no pooling with include_top (the top pools already); received 'avg'",
+        ),
+        (
+            {"include_top": False, "pooling": "mean"},
+            "pooling: expected one of avg, max or None; received 'mean'",
+        ),
+        ({"include_top": False, "classes": 3}, "classes: expected no classes with include_top=False"),
+        ({"classes": 0}, "classes: expected a positive whole number; received 0"),
+        ({"classifier_activation": "softmaxx"}, "classifier_activation: expected one of relu"),
+        (
+            {"input_shape": (3, 3)},
+            "input_shape: expected (height, width, channels) as positive integers; received (3, 3)",
+        ),
+        ({"include_top": "no"}, "include_top: expected true or false; received 'no'"),
+    ],
+)
 def test_bad_knobs_are_spec_errors(knobs, message):
     with pytest.raises(SpecError) as err:
         ik.load_spec("googlenet", **knobs)
@@ -95,11 +113,14 @@ def test_cli_flags_equal_the_python_knobs():
     assert f"{GOOGLENET_PARAMS - 1024 * 990 - 990:,} params" in r.stdout
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--input", "96x96"], "argument --input: expected HEIGHTxWIDTHxCHANNELS"),
-    (["--no-top", "--classes", "3"], "classes: expected no classes with include_top=False"),
-    (["--input", "8x8x3", "--no-top"], None),  # same padding everywhere: GoogLeNet never vanishes
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--input", "96x96"], "argument --input: expected HEIGHTxWIDTHxCHANNELS"),
+        (["--no-top", "--classes", "3"], "classes: expected no classes with include_top=False"),
+        (["--input", "8x8x3", "--no-top"], None),  # same padding everywhere: GoogLeNet never vanishes
+    ],
+)
 def test_cli_knob_errors_exit_2(args, message):
     r = run("validate", "googlenet", *args)
     if message is None:
@@ -110,7 +131,11 @@ def test_cli_knob_errors_exit_2(args, message):
     assert "Traceback" not in r.stderr
 
 
-KERAS_APPS = {"inception_v3": "InceptionV3", "inception_resnet_v2": "InceptionResNetV2", "xception": "Xception"}
+KERAS_APPS = {
+    "inception_v3": "InceptionV3",
+    "inception_resnet_v2": "InceptionResNetV2",
+    "xception": "Xception",
+}
 COMBOS = [
     {"classes": 10},
     {"include_top": True, "input_shape": (150, 150, 3), "classes": 7, "classifier_activation": None},
@@ -135,4 +160,8 @@ def test_knobs_give_keras_applications_param_counts(preset, knobs):
     assert ours.output.shape[1:] == theirs.output.shape[1:]
     if knobs.get("include_top", True):
         wanted = knobs.get("classifier_activation", "softmax")
-        assert ours.layers[-1].get_config()["activation"] == theirs.layers[-1].get_config()["activation"] == (wanted or "linear")
+        assert (
+            ours.layers[-1].get_config()["activation"]
+            == theirs.layers[-1].get_config()["activation"]
+            == (wanted or "linear")
+        )

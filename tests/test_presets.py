@@ -31,7 +31,10 @@ def test_a_preset_name_loads_the_same_spec_as_its_path(path):
 def test_an_unknown_preset_name_gets_a_did_you_mean():
     with pytest.raises(SpecError) as err:
         ik.load_spec("googlent")
-    assert str(err.value) == "<spec>: expected a spec file or a preset name; received 'googlent' (did you mean 'googlenet'?)"
+    assert (
+        str(err.value)
+        == "<spec>: expected a spec file or a preset name; received 'googlent' (did you mean 'googlenet'?)"
+    )
 
 
 def test_a_path_is_never_taken_for_a_preset(tmp_path):
@@ -40,7 +43,9 @@ def test_a_path_is_never_taken_for_a_preset(tmp_path):
         with pytest.raises(SpecError, match="an existing spec file; received a path that does not exist"):
             ik.load_spec(arg)
     # A file in the working folder named like a preset wins over the preset.
-    (tmp_path / "googlenet").write_text("name: mine\ninput: [8, 8, 3]\nlayers: [{conv: {filters: 4, kernel: 1}}]\n")
+    (tmp_path / "googlenet").write_text(
+        "name: mine\ninput: [8, 8, 3]\nlayers: [{conv: {filters: 4, kernel: 1}}]\n"
+    )
     r = run("validate", "googlenet", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "mine: 16 params" in r.stdout  # 4 filters of 1x1x3, plus 4 biases
@@ -78,29 +83,51 @@ def test_a_wheel_installed_in_a_fresh_venv_ships_the_presets(tmp_path):
         shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
     wheels = tmp_path / "wheels"
     pip = [sys.executable, "-m", "pip"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", wheels, src], check=True,
-                   capture_output=True, timeout=300)
-    wheel, = wheels.glob("inception_kit-*.whl")
+    subprocess.run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", wheels, src],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (wheel,) = wheels.glob("inception_kit-*.whl")
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True, timeout=120)
     python = venv / "bin" / "python"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # only the wheel's copy, from here on
-    subprocess.run([*pip, "--python", python, "install", "--no-deps", "--no-index", "-q", wheel], check=True,
-                   capture_output=True, timeout=300, env=env)
-    site = Path(subprocess.check_output([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                                        text=True).strip())
+    subprocess.run(
+        [*pip, "--python", python, "install", "--no-deps", "--no-index", "-q", wheel],
+        check=True,
+        capture_output=True,
+        timeout=300,
+        env=env,
+    )
+    site = Path(
+        subprocess.check_output(
+            [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], text=True
+        ).strip()
+    )
     (site / "main_deps.pth").write_text(sysconfig.get_path("purelib") + "\n")
 
     work = _mkdir(tmp_path / "elsewhere")  # no specs/ folder here, no repository above
-    report = subprocess.run([venv / "bin" / "inception-kit", "report", "googlenet", "--format", "csv"], cwd=work,
-                            env=env, capture_output=True, text=True, timeout=300)
+    report = subprocess.run(
+        [venv / "bin" / "inception-kit", "report", "googlenet", "--format", "csv"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert report.returncode == 0, report.stderr
     assert report.stdout == run("report", "googlenet", "--format", "csv").stdout
 
-    code = ("import inception_kit as ik; m = ik.build_model('inception_3a_tiny'); "
-            "print(ik.__file__); print(ik.list_presets()); print(m.count_params())")
-    built = subprocess.run([python, "-c", code], cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    code = (
+        "import inception_kit as ik; m = ik.build_model('inception_3a_tiny'); "
+        "print(ik.__file__); print(ik.list_presets()); print(m.count_params())"
+    )
+    built = subprocess.run(
+        [python, "-c", code], cwd=work, env=env, capture_output=True, text=True, timeout=300
+    )
     assert built.returncode == 0, built.stderr
     where, presets, params = built.stdout.strip().splitlines()[-3:]
     assert Path(where).is_relative_to(site)

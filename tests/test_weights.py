@@ -29,8 +29,9 @@ def _application_file(preset, path, **knobs):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("knobs", [{}, {"include_top": False, "input_shape": (96, 96, 3), "pooling": "avg"}],
-                         ids=["top", "no-top"])
+@pytest.mark.parametrize(
+    "knobs", [{}, {"include_top": False, "input_shape": (96, 96, 3), "pooling": "avg"}], ids=["top", "no-top"]
+)
 @pytest.mark.parametrize("preset", sorted(APPS))
 def test_application_weights_give_the_applications_outputs(preset, knobs, tmp_path):
     path = tmp_path / f"{preset}.h5"
@@ -48,11 +49,21 @@ def test_the_first_mismatch_is_named(tmp_path):
     with pytest.raises(SpecError) as err:
         ik.build_model("inception_v3", weights=path, classes=10)
     text = str(err.value)
-    assert text.startswith("weights: expected shape (2048, 10) for 'dense/kernel' (layer #188); received shape (2048, 1000)")
-    with pytest.raises(SpecError, match=r"^weights: expected 188 layers with weights, as model 'inception_v3' has; received 189"):
+    assert text.startswith(
+        "weights: expected shape (2048, 10) for 'dense/kernel' (layer #188); received shape (2048, 1000)"
+    )
+    with pytest.raises(
+        SpecError,
+        match=r"^weights: expected 188 layers with weights, as model 'inception_v3' has; received 189",
+    ):
         ik.build_model("inception_v3", weights=path, include_top=False)
-    r = subprocess.run([*CLI, "build", "inception_v3", "--classes", "10", "--weights", path], cwd=ROOT,
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [*CLI, "build", "inception_v3", "--classes", "10", "--weights", path],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 2 and "expected shape (2048, 10)" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -74,5 +85,7 @@ def test_imagenet_offline_says_what_to_do(monkeypatch):
         raise Exception("URL fetch failure on https://storage.googleapis.com/...: None -- [Errno -3]")
 
     monkeypatch.setattr(keras.applications, "InceptionV3", offline)
-    with pytest.raises(RuntimeError, match=r"could not download the imagenet weights of InceptionV3 .*~/.keras/models"):
+    with pytest.raises(
+        RuntimeError, match=r"could not download the imagenet weights of InceptionV3 .*~/.keras/models"
+    ):
         ik.build_model("inception_v3", weights="imagenet", include_top=False, input_shape=(75, 75, 3))
