@@ -519,10 +519,10 @@ _register(
 )
 _register(
     Kind(
-        "gmp",
+        "gmaxpool",
         "global max pooling to (channels,)",
         {},
-        lambda args, inp: (_spatial("gmp", inp)[2],),
+        lambda args, inp: (_spatial("gmaxpool", inp)[2],),
         # TensorFlow's profiler has no FLOP rule for Max; like Relu it counts none.
         lambda args, inp, out: Cost(),
         _keras_plain("GlobalMaxPooling2D"),

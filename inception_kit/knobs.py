@@ -6,7 +6,7 @@ the report, the diagrams, training and export all see the same network.
 
 A spec's **top** is its `head:` section (for the presets: global pooling, maybe dropout, and
 the classifier, a dense layer). `include_top=False` drops the head; `pooling` then appends
-`gap` ("avg") or `gmp` ("max"), or nothing (None: the feature map is the output).
+`gap` ("avg") or `gmaxpool` ("max"), or nothing (None: the feature map is the output).
 `classes` and `classifier_activation` set the units and activation of the head's last dense
 layer. Plain Python: no TensorFlow here.
 """
@@ -21,7 +21,7 @@ from .errors import SpecError, show
 from .kinds import ACTIVATION, Bad, fmt_shape
 from .spec import Layer, Model, Node
 
-POOLINGS = {"avg": "gap", "max": "gmp"}  # Keras' pooling= -> the layer kind appended
+POOLINGS = {"avg": "gap", "max": "gmaxpool"}  # Keras' pooling= -> the layer kind appended
 KEEP: Any = type("Keep", (), {"__repr__": lambda self: "KEEP"})()  # "as the spec says"
 KNOBS = ("input_shape", "include_top", "pooling", "classes", "classifier_activation")
 

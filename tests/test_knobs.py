@@ -21,7 +21,7 @@ def test_classes_resizes_the_classifier():
 
 
 @pytest.mark.parametrize(
-    "pooling,kind,shape", [(None, None, (7, 7, 1024)), ("avg", "gap", (1024,)), ("max", "gmp", (1024,))]
+    "pooling,kind,shape", [(None, None, (7, 7, 1024)), ("avg", "gap", (1024,)), ("max", "gmaxpool", (1024,))]
 )
 def test_no_top_drops_the_head_and_pooling_ends_the_model(pooling, kind, shape):
     spec = ik.load_spec("googlenet", include_top=False, pooling=pooling)
