@@ -35,6 +35,7 @@ def build_model(
     spec: Model | Plan | str | os.PathLike[str],
     precision: str | None = None,
     weights: str | os.PathLike[str] | None = None,
+    aux: bool = False,
     **knobs: Any,
 ) -> Any:
     """Builds a `keras.Model` from a spec (object, plan, YAML path or preset name).
@@ -42,6 +43,8 @@ def build_model(
     `weights` is None (Keras' initializers), a keras.applications weight file (legacy HDF5,
     as Keras caches under ~/.keras/models) or "imagenet" (Keras downloads it) for the presets
     inception_v3, inception_resnet_v2 and xception; see `inception_kit.weights`.
+    `aux=True` adds the spec's auxiliary heads (training only) as outputs: the model then
+    returns a dict, {"output": ..., "aux1": ..., ...}; without them it is the inference graph.
 
     `knobs` are keras.applications' (`input_shape`, `include_top`, `pooling`, `classes`,
     `classifier_activation`), applied to the spec first: `build_model("inception_v3",
@@ -63,9 +66,18 @@ def build_model(
         keras.config.set_dtype_policy(PRECISIONS[precision])  # layers take it when created
     try:
         inputs = keras.Input(shape=tuple(p.model.input_shape), name=INPUT_NAME)
-        outputs = _apply(p.steps, inputs)  # (B, *plan.output_shape)
+        taps: dict[str, Any] = {}  # top-level outputs by name, where aux heads attach
+        outputs = _apply(p.steps, inputs, taps)  # (B, *plan.output_shape)
+        if aux and p.model.aux:
+            from .aux import plan_aux
+
+            heads = {name: _apply([a.block], taps[a.at]) for name, a in plan_aux(p).items()}
+            outputs = {"output": outputs, **heads}
         if keras.config.dtype_policy().compute_dtype != "float32":  # float32 outputs for all
-            outputs = keras.layers.Activation("linear", dtype="float32", name="output_float32")(outputs)
+            named = outputs if isinstance(outputs, dict) else {"output": outputs}
+            cast = {k: keras.layers.Activation("linear", dtype="float32", name=f"{k}_float32")(t)
+                    for k, t in named.items()}
+            outputs = cast if isinstance(outputs, dict) else cast["output"]
     finally:
         keras.config.set_dtype_policy(previous)
     model = keras.Model(inputs, outputs, name=p.model.name)
@@ -155,13 +167,15 @@ def _upstream_names(x: Any) -> set[str]:
     return names
 
 
-def _apply(steps: list[Step], x: Any) -> Any:
+def _apply(steps: list[Step], x: Any, taps: dict[str, Any] | None = None) -> Any:
     for step in steps:
         if isinstance(step, BlockPlan):
             x = _block(step, x)
         else:
             for layer in KINDS[step.kind].keras(step.args, step.name):
                 x = layer(x)
+        if taps is not None:
+            taps[step.name] = x
     return x
 
 

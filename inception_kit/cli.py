@@ -94,7 +94,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
     from .builder import build_model
 
-    model = build_model(analysis.plan, args.precision, weights=args.weights)
+    model = build_model(analysis.plan, args.precision, weights=args.weights, aux=args.aux)
     model.summary(line_length=100, print_fn=lambda line, **_: print(line))
     print()
     print(render(analysis, "table"))
@@ -230,6 +230,8 @@ def parser() -> argparse.ArgumentParser:
     p = command("build", cmd_build, "build the Keras model; print its summary and the cost report")
     p.add_argument("spec")
     _add_precision(p)
+    p.add_argument("--aux", action="store_true",
+                   help="add the spec's auxiliary heads as outputs (training only; --out saves without them)")
     p.add_argument("--weights", metavar="FILE|imagenet",
                    help="a keras.applications weight file (legacy .h5), or imagenet (Keras downloads it)")
     p.add_argument("--out", "-o", help="also save it as a .keras file, with the spec and report beside it (as export does)")

@@ -57,6 +57,7 @@ def apply_knobs(
         raise SpecError.one("pooling", "one of avg, max or None", show(pooling))
     if include_top:
         out.head = _top(out, pooling, classes, classifier_activation)
+        out.aux = {name: _aux_head(out, name, classes, classifier_activation) for name in out.aux}
     else:
         for knob, value, unset in (
             ("classes", classes, None),
@@ -67,6 +68,7 @@ def apply_knobs(
                     knob, f"no {knob} with include_top=False (the classifier is dropped)", show(value)
                 )
         out.head = [Layer(POOLINGS[pooling])] if pooling else []
+        out.aux = {}  # side classifiers go with the top
     _check_fits(out, input_shape is not None)
     return out
 
@@ -82,6 +84,15 @@ def _top(model: Model, pooling: str | None, classes: int | None, classifier_acti
     if classes is not None or classifier_activation is not KEEP:
         return _set_classifier(model, classes, classifier_activation)
     return list(model.head)
+
+
+def _aux_head(model: Model, name: str, classes: int | None, activation: Any) -> Any:
+    """An auxiliary head classifies like the top: the same classes and activation."""
+    head = model.aux[name]
+    if classes is None and activation is KEEP:
+        return head
+    layers = _set_classifier(replace(model, head=list(head.layers)), classes, activation)
+    return replace(head, layers=layers)
 
 
 def _check_fits(model: Model, new_input: bool) -> None:
