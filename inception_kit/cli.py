@@ -173,6 +173,8 @@ def _add_knobs(p: argparse.ArgumentParser) -> None:
     g.add_argument("--classes", type=int, metavar="N", help="units of the head's last dense layer")
     g.add_argument("--classifier-activation", metavar="NAME",
                    help="activation of that layer: softmax, sigmoid, linear, ... ('none' for linear)")
+    g.add_argument("--no-aux", action="store_false", dest="include_aux",
+                   help="drop the spec's auxiliary heads (aux:), e.g. for inputs too small for them")
 
 
 def _apply_knobs(args: argparse.Namespace) -> None:
@@ -187,7 +189,8 @@ def _apply_knobs(args: argparse.Namespace) -> None:
         activation = None
     args.spec_source = args.spec
     args.spec = load_spec(args.spec, input_shape=args.input_shape, include_top=args.include_top,
-                          pooling=args.pooling, classes=args.classes, classifier_activation=activation)
+                          pooling=args.pooling, classes=args.classes, classifier_activation=activation,
+                          include_aux=args.include_aux)
 
 
 def _add_budget(p: argparse.ArgumentParser) -> None:

@@ -23,7 +23,7 @@ from .spec import Layer, Model, Node
 
 POOLINGS = {"avg": "gap", "max": "gmaxpool"}  # Keras' pooling= -> the layer kind appended
 KEEP: Any = type("Keep", (), {"__repr__": lambda self: "KEEP"})()  # "as the spec says"
-KNOBS = ("input_shape", "include_top", "pooling", "classes", "classifier_activation")
+KNOBS = ("input_shape", "include_top", "pooling", "classes", "classifier_activation", "include_aux")
 
 
 def apply_knobs(
@@ -34,6 +34,7 @@ def apply_knobs(
     pooling: str | None = None,
     classes: int | None = None,
     classifier_activation: str | None = KEEP,
+    include_aux: bool = True,
 ) -> Model:
     """The spec with keras.applications' knobs applied; a new Model, `model` is untouched.
 
@@ -43,6 +44,7 @@ def apply_knobs(
         pooling: with include_top=False, "avg" or "max" global pooling, or None.
         classes: units of the head's last dense layer; None keeps the spec's.
         classifier_activation: that layer's activation (None is linear); KEEP keeps it.
+        include_aux: False drops the spec's auxiliary heads (`aux:`; not a Keras knob).
 
     Raises:
         SpecError: a knob's value is wrong, or the spec has no classifier to change.
@@ -51,8 +53,9 @@ def apply_knobs(
     if input_shape is not None:
         out.input_shape = _input_shape(input_shape)
         out.origins.pop("input", None)  # the spec file's line no longer holds the value
-    if not isinstance(include_top, bool):
-        raise SpecError.one("include_top", "true or false", show(include_top))
+    for knob, value in (("include_top", include_top), ("include_aux", include_aux)):
+        if not isinstance(value, bool):
+            raise SpecError.one(knob, "true or false", show(value))
     if pooling not in (None, *POOLINGS):
         raise SpecError.one("pooling", "one of avg, max or None", show(pooling))
     if include_top:
@@ -69,6 +72,8 @@ def apply_knobs(
                 )
         out.head = [Layer(POOLINGS[pooling])] if pooling else []
         out.aux = {}  # side classifiers go with the top
+    if not include_aux:
+        out.aux = {}
     _check_fits(out, input_shape is not None)
     return out
 
@@ -98,20 +103,21 @@ def _aux_head(model: Model, name: str, classes: int | None, activation: Any) -> 
 def _check_fits(model: Model, new_input: bool) -> None:
     """Plans the changed spec. A spec valid as written that fails with a new input has an
     input too small for one of its windows: one error, naming the first layer it fails at."""
+    from .aux import plan_aux
     from .shapes import plan
 
     try:
-        plan(model)
+        plan_aux(plan(model))
     except SpecError as err:
         if not new_input:
             raise
         first = err.problems[0]  # in build order: the first layer whose output vanishes
         where = f"{first.mark}: " if first.mark else ""
+        hint = f"it vanishes at {where}{first.path}: {first.expected}; received {first.received}"
+        if first.path.startswith("aux."):
+            hint += "; include_aux=False (--no-aux) drops the auxiliary heads"
         raise SpecError.one(
-            "input_shape",
-            "an input large enough for every layer",
-            fmt_shape(model.input_shape),
-            hint=f"it vanishes at {where}{first.path}: {first.expected}; received {first.received}",
+            "input_shape", "an input large enough for every layer", fmt_shape(model.input_shape), hint=hint
         ) from None
 
 
@@ -164,6 +170,7 @@ def knobs_given(**knobs: Any) -> dict[str, Any]:
         "pooling": None,
         "classes": None,
         "classifier_activation": KEEP,
+        "include_aux": True,
     }
     unknown = [k for k in knobs if k not in defaults]
     if unknown:

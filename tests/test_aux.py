@@ -169,3 +169,15 @@ def test_googlenet_trains_with_weighted_aux_losses_and_exports_without_them(tmp_
     served = tf.saved_model.load(str(saved)).signatures["serving_default"]
     assert list(served.structured_outputs) == ["output"]
     assert served.structured_outputs["output"].shape.as_list() == [None, 3]
+
+
+def test_an_input_too_small_for_an_aux_head_says_how_to_drop_them():
+    # 32 -> 16 -> 8 -> 8 -> 4 -> inc3 4 -> pool 2: inc4a is 2x2, too small for the 5x5 pool
+    with pytest.raises(SpecError) as err:
+        ik.validate("googlenet", input_shape=(32, 32, 3))
+    text = str(err.value)
+    assert "aux.aux1.layers[0].pool: a pool no larger than the input height (2) with padding valid" in text
+    assert text.endswith("include_aux=False (--no-aux) drops the auxiliary heads)")
+    spec = ik.load_spec("googlenet", input_shape=(32, 32, 3), include_aux=False)
+    assert spec.aux == {}
+    assert ik.validate(spec).total.params == ik.validate("googlenet").total.params
