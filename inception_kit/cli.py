@@ -8,14 +8,16 @@ on stderr; `--debug` adds the traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import re
 import sys
 import traceback
 from typing import Any, Callable, Sequence
 
 from .cost import DEFAULT_BUDGET, Budget
 from .errors import SpecError
-from .files import DestinationExists
+from .files import DestinationExists, UnsafeDestination
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 # Packages some commands need, and the extra of setup.cfg that installs each.
@@ -38,21 +40,44 @@ def _budget(args: argparse.Namespace) -> Budget:
     return Budget(args.max_params, args.max_activation_bytes)
 
 
+# C0 and C1 control characters but tab, newline and carriage return, and lone surrogates
+# (bytes of a file name that are not UTF-8): text from a spec, an artifact or a file name
+# never drives the terminal.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _safe(text: object) -> str:
+    """`text` with every control character shown as an escape (\\x1b), never sent raw."""
+
+    def escape(m: re.Match[str]) -> str:
+        c = ord(m.group())
+        return f"\\x{c - 0xDC00:02x}" if 0xDC80 <= c <= 0xDCFF else f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+
+    return _CONTROL.sub(escape, str(text))
+
+
 def _emit(text: str, out: str | None, overwrite: bool) -> None:
-    if out:
+    if out and out != "-":
         from .files import write_text
 
         write_text(out, text, overwrite)
-        print(f"wrote {out}", file=sys.stderr)
+        if not _is_stream(out):
+            print(f"wrote {_safe(out)}", file=sys.stderr)
     else:
         sys.stdout.write(text)
+
+
+def _is_stream(path: str) -> bool:
+    from .files import is_stream
+
+    return is_stream(path)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from . import validate
 
     a = validate(args.spec, _budget(args))
-    print(f"{args.spec_source}: ok ({a.plan.model.name}: {a.total.params:,} params, {a.total.macs:,} MACs, {a.total.flops:,} FLOPs)")
+    print(f"{_safe(args.spec_source)}: ok ({a.plan.model.name}: {a.total.params:,} params, {a.total.macs:,} MACs, {a.total.flops:,} FLOPs)")
     return EXIT_OK
 
 
@@ -63,7 +88,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     _emit(render(analysis, args.format), args.out, args.overwrite)
     if args.plot:
         _module("plots").savings_chart(analysis, args.plot, overwrite=args.overwrite)
-        print(f"wrote {args.plot}", file=sys.stderr)
+        print(f"wrote {_safe(args.plot)}", file=sys.stderr)
     if not args.verify:
         return EXIT_OK
     _quiet_tensorflow()
@@ -130,14 +155,14 @@ def cmd_export(args: argparse.Namespace) -> int:
         budget=_budget(args),
         precision=args.precision,
     )
-    print(result.summary())
+    print(_safe(result.summary()))
     return EXIT_OK
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     from .exporters import inspect_artifact
 
-    print(inspect_artifact(args.artifact, fmt=args.format), end="")
+    print(_safe(inspect_artifact(args.artifact, fmt=args.format)), end="")  # an artifact's text is untrusted
     return EXIT_OK
 
 
@@ -263,6 +288,7 @@ def parser() -> argparse.ArgumentParser:
         ("train", "train", "train a spec on an image folder or a packaged data set (tf.distribute)"),
         ("diagram", "diagram", "draw a block or a whole model (SVG or PNG)"),
         ("profile", "profile", "measure real time per block and branch beside MACs"),
+        ("deploy", "deploy", "export through every runtime here, measure them, keep the fastest within tolerance"),
     ):
         p = command(name, _delegate(module), help_)
         _module(module).add_arguments(p)
@@ -272,6 +298,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 prints as escapes
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="backslashreplace")
     args = parser().parse_args(argv)
     try:
         if hasattr(args, "include_top"):
@@ -281,10 +310,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = " in the spec" if any(p.mark for p in err.problems) else ""
         print(f"error: {len(err.problems)} problem{'s' if len(err.problems) != 1 else ''}{where}", file=sys.stderr)
         for problem in err.problems:
-            print(f"  {problem}", file=sys.stderr)
+            print(f"  {_safe(problem)}", file=sys.stderr)
         return _debug(args, EXIT_USAGE)
     except DestinationExists as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {_safe(err.path)} already exists; pass --overwrite to replace it", file=sys.stderr)
+        return _debug(args, EXIT_USAGE)
+    except UnsafeDestination as err:
+        print(f"error: {_safe(err)}", file=sys.stderr)
         return _debug(args, EXIT_USAGE)
     except ModuleNotFoundError as err:
         if (err.name or "").split(".")[0] not in _OPTIONAL:
@@ -296,8 +328,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted (files are written whole or not at all; a training run resumes from its backup)", file=sys.stderr)
         return 130
     except Exception as err:  # the CLI contract: one message, traceback on --debug
-        print(f"error: {type(err).__name__}: {err}", file=sys.stderr)
-        if not args.debug:
+        ours = type(err).__name__ == "TrainingFailed"  # its message is the whole story
+        print(f"error: {'' if ours else type(err).__name__ + ': '}{_safe(err)}", file=sys.stderr)
+        if not args.debug and not ours:
             print("(run with --debug for the traceback)", file=sys.stderr)
         return _debug(args, EXIT_FAIL)
 

@@ -316,3 +316,21 @@ def _finish(ds: Any) -> Any:
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
+
+
+def first_unreadable_image(folder: Path) -> Path | None:
+    """The first image under `folder` (sorted) that TensorFlow cannot decode, or None.
+
+    Run only after a training pipeline failed: Keras' own error names no file."""
+    import tensorflow as tf
+
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        for name in sorted(files):
+            if name.lower().endswith(IMAGE_SUFFIXES):
+                path = Path(root) / name
+                try:
+                    tf.io.decode_image(tf.io.read_file(str(path)), expand_animations=False)
+                except (tf.errors.InvalidArgumentError, tf.errors.UnknownError, tf.errors.DataLossError):
+                    return path
+    return None

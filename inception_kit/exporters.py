@@ -65,14 +65,15 @@ weights were not available to measure; the int8 bound is 5.6x the worst seen. A 
 
 Safety. Everything is written to temporary siblings of the destination and moved into place
 only after verification (`inception_kit.files`). An existing destination (or sidecar) is
-kept unless ``overwrite=True`` (`DestinationExists`). An error or a kill while writing or
+kept unless ``overwrite=True`` (`DestinationExists`), and even then a SavedModel folder is
+replaced only if an earlier export wrote it (its manifest proves it) and it holds neither
+the working folder nor the spec (`UnsafeDestination`). An error or a kill while writing or
 verifying leaves the destination as it was; a kill may leave a hidden ``.NAME.*.tmp``
-sibling, never a half artifact at the destination. Only the final renames are not one
-step: replacing an existing SavedModel folder takes two (old aside, new in), and a one-file
-artifact's sidecar folder is moved before the file. The sidecar goes first, by a rename
-that fails if it exists, so of two concurrent exporters to the same path one wins whole and
-the other fails with `DestinationExists`. The manifest's sha256 lets `inspect_artifact`
-refuse a sidecar that does not belong to the file beside it.
+sibling, never a half artifact at the destination. A one-file artifact and its sidecar are
+replaced as a pair (`place_pair`): at every instant `inspect_artifact` reads either the old
+pair or the new one. The sidecar goes first, by a rename that fails if it exists, so of two
+concurrent exporters to the same path one wins whole and the other fails with
+`DestinationExists`.
 
 TensorFlow's and the converters' console output is captured (file-descriptor level) while
 exporting, so a user sees only the summary line; when something fails, the captured tail is
@@ -82,11 +83,13 @@ attached to the exception as a note (shown with ``--debug``).
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import json
 import os
 import shutil
+import stat
 import sys
 import tempfile
 import warnings
@@ -97,7 +100,14 @@ from typing import Any, Callable, Iterator
 from .builder import INPUT_NAME, PRECISIONS
 from .cost import DEFAULT_BUDGET, Budget
 from .errors import SpecError
-from .files import DestinationExists, staged_dir, staged_file
+from .files import (
+    UnsafeDestination,
+    check_file_destination,
+    check_folder_destination,
+    read_bounded,
+    staged_dir,
+    staged_file,
+)
 from .report import render
 from .spec import Model
 
@@ -107,6 +117,8 @@ SIGNATURE = "serving_default"
 META_DIR = Path("assets.extra") / "inception_kit"
 SIDECAR_SUFFIX = ".inception-kit"
 SPEC_FILE, REPORT_FILE, MANIFEST_FILE = "spec.yaml", "report.json", "manifest.json"
+PREVIOUS_DIR = "previous"  # the old pair's metadata, inside a sidecar while its file is replaced
+MAX_META_BYTES = 16_000_000  # spec.yaml, report.json or manifest.json (InceptionResNetV2's report: ~0.5 MB)
 VERIFY_BATCH, VERIFY_SEED = 2, 0
 TOLERANCE = {"float32": 1e-5, "bfloat16": 1e-5, "int8": 5e-2}  # artifact vs its own Keras model
 ONNX_OPSET = 17
@@ -215,9 +227,14 @@ def export(
         raise SpecError.one("out", "a path ending in .keras (Keras loads only such files)", str(out))
     analysis = validate(spec, budget)
     meta = metadata_dir(out, format)
-    for dest in (out, meta) if format != "savedmodel" else (out,):
-        if dest.exists() and not overwrite:  # fail before any work; staging checks again
-            raise DestinationExists(dest)
+    keep = [spec] if isinstance(spec, (str, os.PathLike)) else []
+    # Fail before any work (staging checks again): a file replaces only a file, a folder
+    # only an artifact that export wrote, never a folder holding the spec or the work.
+    if format == "savedmodel":
+        check_folder_destination(out, overwrite, META_DIR / MANIFEST_FILE, keep)
+    else:
+        check_file_destination(out, overwrite)
+        check_folder_destination(meta, overwrite, MANIFEST_FILE, keep)
     if format == "onnx":
         _require_onnx()
 
@@ -239,28 +256,28 @@ def export(
         model, manifest["weights"] = _model(analysis.plan, weights, precision)
         x, check, tolerance = _checker(model, in_shape, kind, f"the {format} artifact", out) if verify else (None, None, None)
         if format == "savedmodel":
-            with staged_dir(out, overwrite) as tmp:
+            with staged_dir(out, overwrite, META_DIR / MANIFEST_FILE, keep) as tmp:
                 extra = write(model, tmp, x, check, quantize)
                 diff = extra.pop("max_abs_diff", None)
                 _write_meta(tmp / META_DIR, texts, {**manifest, **extra}, diff, kind, tolerance)
                 size = _tree_bytes(tmp)
         else:
-            # The file is staged first and moved last; the sidecar folder's rename in
-            # between is the atomic claim on the destination (see the module doc).
-            placed = False
+            def write_file(tmp: Path) -> None:
+                nonlocal diff, size
+                extra = write(model, tmp, x, check, quantize)
+                diff = extra.pop("max_abs_diff", None)
+                size = tmp.stat().st_size
+                extra["artifact"] = {"file": out.name, "bytes": size, "sha256": _sha256(tmp)}
+                folder = Path(tempfile.mkdtemp(prefix=".meta.", dir=tmp.parent))
+                written.append(folder)
+                _write_meta(folder, texts, {**manifest, **extra}, diff, kind, tolerance)
+
+            diff, size, written = None, 0, []
             try:
-                with staged_file(out, overwrite, suffix=out.suffix) as tmp:  # Keras wants .keras
-                    with staged_dir(meta, overwrite) as tmp_meta:
-                        extra = write(model, tmp, x, check, quantize)
-                        diff = extra.pop("max_abs_diff", None)
-                        size = tmp.stat().st_size
-                        extra["artifact"] = {"file": out.name, "bytes": size, "sha256": _sha256(tmp)}
-                        _write_meta(tmp_meta, texts, {**manifest, **extra}, diff, kind, tolerance)
-                    placed = True
-            except BaseException:
-                if placed and not overwrite:  # the file's move failed after the sidecar's
-                    shutil.rmtree(meta, ignore_errors=True)
-                raise
+                place_pair(out, meta, write_file, lambda: written[-1], overwrite, keep, suffix=out.suffix)
+            finally:
+                for folder in written:
+                    shutil.rmtree(folder, ignore_errors=True)
     return ExportResult(
         path=out,
         format=format,
@@ -275,6 +292,54 @@ def export(
         max_abs_diff=diff,
         tolerance=tolerance,
     )
+
+
+def place_pair(
+    out: Path,
+    meta: Path,
+    write_file: Callable[[Path], None],
+    new_meta: Callable[[], Path],
+    overwrite: bool,
+    keep: list[Any],
+    suffix: str = "",
+) -> None:
+    """Writes a one-file artifact and its sidecar so that at every instant, a kill included,
+    the pair `inspect_artifact` reads is whole: the old pair or the new one, never a mix.
+
+    1. `write_file(tmp)` writes (and verifies) the file at a temporary beside `out`, then
+       `new_meta()` is the folder holding its spec.yaml, report.json and manifest.json;
+    2. a new sidecar, holding those plus the old pair's metadata under `previous/`, takes
+       the old sidecar's place in one exchange (on a new destination: a rename that fails
+       if the sidecar appeared meanwhile, the atomic claim on it);
+    3. the file is moved onto `out` in one rename;
+    4. the sidecar is exchanged once more for one without `previous/`.
+    Between 2 and 3 the new manifest's sha256 does not match the old file, and `previous/`,
+    which does, is what inspect reads.
+    """
+    claimed = False
+    try:
+        with staged_file(out, overwrite, suffix=suffix) as tmp:  # moves the file when the block ends
+            write_file(tmp)
+            source = new_meta()
+            old = meta if out.is_file() and (meta / MANIFEST_FILE).is_file() else None
+            with staged_dir(meta, overwrite, MANIFEST_FILE, keep) as tmp_meta:
+                _copy_meta(source, tmp_meta)
+                if old is not None:
+                    _copy_meta(old, tmp_meta / PREVIOUS_DIR)
+            claimed = old is None
+    except BaseException:
+        if claimed:  # a new sidecar whose file could not follow it
+            shutil.rmtree(meta, ignore_errors=True)
+        raise
+    if old is not None:
+        with staged_dir(meta, True, MANIFEST_FILE, keep) as tmp_meta:
+            _copy_meta(source, tmp_meta)
+
+
+def _copy_meta(source: Path, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in (SPEC_FILE, REPORT_FILE, MANIFEST_FILE):
+        (folder / name).write_bytes(read_bounded(source / name, MAX_META_BYTES, inside=source))
 
 
 def _checker(model: Any, in_shape: tuple[int, ...], kind: str, what: str, out: Path) -> tuple[Any, Callable[[Any], float], float]:
@@ -354,7 +419,15 @@ def _load_weights(model: Any, path: Path) -> None:
     except OSError:
         raise SpecError.one("weights", "a Keras .weights.h5 file (HDF5)", f"{path}, which is not an HDF5 file") from None
     with f:
-        saved = _saved_layers(f)
+        link = _first_link(f)
+        if link is not None:  # h5py and Keras would follow it into another file
+            raise SpecError.one(
+                "weights", "a Keras .weights.h5 file without HDF5 links", f"{path}, which links '{link}' elsewhere"
+            )
+        try:
+            saved = _saved_layers(f)
+        except ValueError as err:
+            raise SpecError.one("weights", "a Keras .weights.h5 file", f"{path}, which is malformed ({err})") from None
         if saved is None:  # no layer names recorded: let Keras match by position
             try:
                 model.load_weights(path)
@@ -392,6 +465,22 @@ def _shapes(shapes: list[tuple[int, ...]] | None) -> str:
     return ", ".join(str(tuple(s)) for s in shapes)
 
 
+def _first_link(group: Any, prefix: str = "") -> str | None:
+    """The path of the first soft or external link under an HDF5 group, or None."""
+    import h5py
+
+    for key in group:
+        link = group.get(key, getlink=True)
+        if isinstance(link, (h5py.SoftLink, h5py.ExternalLink)):
+            return f"{prefix}/{key}"
+        item = group.get(key)
+        if isinstance(item, h5py.Group):
+            found = _first_link(item, f"{prefix}/{key}")
+            if found:
+                return found
+    return None
+
+
 def _saved_layers(f: Any) -> dict[str, list[Any]] | None:
     """{layer name: [its datasets in order]} from a Keras 3 weights file, or None."""
     import h5py
@@ -407,6 +496,8 @@ def _saved_layers(f: Any) -> dict[str, list[Any]] | None:
             return None
         name = vars_.attrs["name"]
         name = name.decode() if isinstance(name, bytes) else str(name)
+        if not all(k.isdigit() for k in vars_):
+            raise ValueError(f"layers/{key}/vars holds keys other than 0, 1, 2, ...: {sorted(vars_)[:3]}")
         found[name] = [vars_[k] for k in sorted(vars_, key=int)]
     return found
 
@@ -535,15 +626,25 @@ def _onnx(model: Any, tmp: Path, x: Any, check: Callable[[Any], float] | None, q
 
 
 def _sha256(path: Path) -> str:
+    """The sha256 of a regular file, read without following a link or blocking on a FIFO."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", os.fspath(path))
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
 
 
 def _tree_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    """Bytes of the regular files under `folder`, links not followed."""
+    total = 0
+    for top, _, files in os.walk(folder):
+        for name in files:
+            st = os.lstat(os.path.join(top, name))
+            total += st.st_size if stat.S_ISREG(st.st_mode) else 0
+    return total
 
 
 class _Log:
@@ -602,53 +703,136 @@ def inspect_artifact(path: str | os.PathLike[str], fmt: str = "table") -> str:
 
     `path` is a SavedModel folder, a file written by `export` (its sidecar is beside it)
     or a metadata folder itself. Imports no TensorFlow. "json" and "yaml" return the stored
-    files unchanged; the other formats render the stored report.
+    files unchanged; the other formats render the stored report. Only regular files inside
+    the artifact are read (never through a link that leads out of it), each of at most
+    `MAX_META_BYTES`.
 
     Raises:
-        SpecError: not an artifact, or a sidecar that does not match its file.
+        SpecError: not an artifact, malformed metadata, or a sidecar that does not match its file.
     """
     if fmt not in INSPECT_FORMATS:
         raise SpecError.one("format", f"one of {', '.join(INSPECT_FORMATS)}", repr(fmt))
-    path = Path(path)
-    meta, artifact = _find_meta(path)
-    try:
-        manifest = json.loads((meta / MANIFEST_FILE).read_text(encoding="utf-8"))
-        spec_text = (meta / SPEC_FILE).read_text(encoding="utf-8")
-        report_text = (meta / REPORT_FILE).read_text(encoding="utf-8")
-    except (OSError, ValueError) as err:
-        raise SpecError.one(str(meta), "spec.yaml, report.json and manifest.json written by inception-kit export", str(err)) from None
+    path = Path(os.path.abspath(path))
+    meta, artifact, root = _find_meta(path)
+    manifest, spec_text, report_text, report = _read_meta(meta, root)
     stamp = manifest.get("artifact")
-    if stamp:
-        if artifact is None or not artifact.is_file() or artifact.stat().st_size != stamp["bytes"] or _sha256(artifact) != stamp["sha256"]:
+    if stamp and not _is_stamped(artifact, stamp):
+        previous = meta / PREVIOUS_DIR  # an export replacing this pair was cut short
+        older = _read_meta(previous, root) if (previous / MANIFEST_FILE).is_file() else None
+        if older is None or not _is_stamped(artifact, older[0].get("artifact") or {}):
             raise SpecError.one(
                 str(artifact),
                 f"the file that {meta} describes (sha256 {stamp['sha256'][:12]}..., {stamp['bytes']:,} bytes)",
                 "a different or missing file; the two were not written together",
             )
+        manifest, spec_text, report_text, report = older
     if fmt == "yaml":
         return spec_text
     if fmt == "json":
         return report_text
     from .report import render_data
 
-    body = render_data(json.loads(report_text), fmt)  # the stored report, as it was written
+    try:
+        body = render_data(report, fmt)  # the stored report, as it was written
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
+        raise SpecError.one(
+            str(meta / REPORT_FILE), "a cost report written by inception-kit", f"a report without {err}"
+        ) from None
     if fmt == "csv":
         return body
     return _artifact_header(manifest, artifact or path, meta, fmt) + body
 
 
-def _find_meta(path: Path) -> tuple[Path, Path | None]:
+def _find_meta(path: Path) -> tuple[Path, Path | None, Path]:
+    """The metadata folder, the artifact it describes, and the folder reads must stay in."""
     if (path / META_DIR / MANIFEST_FILE).is_file():
-        return path / META_DIR, path
-    sidecar = path.with_name(path.name + SIDECAR_SUFFIX)
-    if (sidecar / MANIFEST_FILE).is_file():
-        return sidecar, path
-    if (path / MANIFEST_FILE).is_file():  # the metadata folder itself
+        return path / META_DIR, path, path
+    if path.name:
+        sidecar = path.with_name(path.name + SIDECAR_SUFFIX)
+        if not sidecar.is_symlink() and (sidecar / MANIFEST_FILE).is_file():
+            return sidecar, path, sidecar
+    if (path / MANIFEST_FILE).is_file() and not path.is_symlink():  # the metadata folder itself
         if path.name.endswith(SIDECAR_SUFFIX):
-            return path, path.with_name(path.name[: -len(SIDECAR_SUFFIX)])
-        return path, path.parents[1] if path.parts[-2:] == META_DIR.parts else None
-    received = "no such file or folder" if not path.exists() else f"no {META_DIR}/ inside and no {sidecar.name}/ beside it"
+            return path, path.with_name(path.name[: -len(SIDECAR_SUFFIX)]), path
+        if path.parts[-2:] == META_DIR.parts:
+            return path, path.parents[1], path.parents[1]
+        return path, None, path
+    if not path.exists():
+        received = "no such file or folder"
+    else:
+        received = f"no {META_DIR}/ inside" + (f" and no {path.name}{SIDECAR_SUFFIX}/ beside it" if path.name else "")
     raise SpecError.one(str(path), "an artifact written by inception-kit export", received)
+
+
+def _read_meta(meta: Path, root: Path) -> tuple[dict[str, Any], str, str, dict[str, Any]]:
+    """manifest (checked), spec text, report text and report (parsed) of a metadata folder."""
+    texts = {}
+    for name in (MANIFEST_FILE, SPEC_FILE, REPORT_FILE):
+        try:
+            texts[name] = read_bounded(meta / name, MAX_META_BYTES, inside=root).decode("utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            what = err.strerror if isinstance(err, OSError) and err.strerror else type(err).__name__
+            raise SpecError.one(
+                str(meta / name), f"a {name} written by inception-kit export (a UTF-8 file inside the artifact)", what
+            ) from None
+    manifest = _json(meta / MANIFEST_FILE, texts[MANIFEST_FILE])
+    report = _json(meta / REPORT_FILE, texts[REPORT_FILE])
+    problem = _manifest_problem(manifest)
+    if problem:
+        raise SpecError.one(str(meta / MANIFEST_FILE), "a manifest written by inception-kit export", problem)
+    return manifest, texts[SPEC_FILE], texts[REPORT_FILE], report
+
+
+def _json(path: Path, text: str) -> dict[str, Any]:
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise SpecError.one(str(path), "JSON written by inception-kit export", "JSON nested too deep") from None
+    except ValueError as err:
+        raise SpecError.one(str(path), "JSON written by inception-kit export", f"invalid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise SpecError.one(str(path), "a JSON object written by inception-kit export", f"a JSON {type(data).__name__}")
+    return data
+
+
+def _manifest_problem(m: dict[str, Any]) -> str | None:
+    """What is wrong with a manifest's shape (what inspect reads from it), or None."""
+
+    def tensor(t: Any) -> bool:
+        return (isinstance(t, dict) and isinstance(t.get("name"), str) and isinstance(t.get("dtype"), str)
+                and isinstance(t.get("shape"), list)
+                and all(d is None or (isinstance(d, int) and not isinstance(d, bool)) for d in t["shape"]))
+
+    def number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    if not isinstance(m.get("format"), str):
+        return "no 'format' text"
+    for key in ("input", "output"):
+        if not tensor(m.get(key)):
+            return f"no '{key}' with a name, a dtype and a shape list"
+    w = m.get("weights")
+    if not (isinstance(w, str) or (isinstance(w, dict) and isinstance(w.get("file"), str))):
+        return "no 'weights' text or {file: ...}"
+    v = m.get("verification")
+    if v is not None and not (isinstance(v, dict) and number(v.get("max_abs_diff")) and number(v.get("tolerance"))):
+        return "a 'verification' without numbers max_abs_diff and tolerance"
+    a = m.get("artifact")
+    if a is not None and not (isinstance(a, dict) and isinstance(a.get("bytes"), int) and isinstance(a.get("sha256"), str)):
+        return "an 'artifact' without bytes and sha256"
+    if not isinstance(m.get("versions", {}), dict):
+        return "'versions' that is not a mapping"
+    return None
+
+
+def _is_stamped(artifact: Path | None, stamp: dict[str, Any]) -> bool:
+    """Whether `artifact` is the regular file of `stamp`'s size and sha256."""
+    if artifact is None or not isinstance(stamp.get("bytes"), int) or not isinstance(stamp.get("sha256"), str):
+        return False
+    try:
+        return artifact.lstat().st_size == stamp["bytes"] and _sha256(artifact) == stamp["sha256"]
+    except OSError:
+        return False
 
 
 def _artifact_header(manifest: dict[str, Any], artifact: Path, meta: Path, fmt: str) -> str:

@@ -10,6 +10,14 @@ the final move stays on one file system) and moved into place only when complete
   `os.replace`, a folder by an atomic exchange (`renameat2(RENAME_EXCHANGE)` on Linux;
   elsewhere two renames, with the old one put back if the second fails).
 
+What may be replaced (the overwrite rule, the same for every command): a regular file that
+the caller names; a folder only when it holds the marker file its writer always writes
+(an exported SavedModel's manifest, a run folder's run.json), and never `/`, the home
+folder, the working folder or a folder above it or above a path the caller protects (the
+spec being built, say). A symbolic link is followed: its target is what gets replaced, the
+link stays. A stream (a FIFO, a character device such as /dev/stdout) is written to, never
+replaced.
+
 Temporaries are named `.NAME.PID.*.tmp` (plus a suffix a writer needs); a kill can leave one behind, never a half
 destination, and the next write to the same destination removes those whose process is
 gone. Results get the modes the umask allows (temporaries start private).
@@ -22,17 +30,134 @@ import ctypes
 import errno
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 
 class DestinationExists(FileExistsError):
     """The destination exists and overwrite was not asked for."""
 
     def __init__(self, path: Path):
-        super().__init__(f"{path} already exists; pass --overwrite (or overwrite=True) to replace it")
+        super().__init__(f"{path} already exists and replacing it was not asked for")
         self.path = path
+
+
+class UnsafeDestination(PermissionError):
+    """A destination that no write may replace, overwrite or not (see the module doc)."""
+
+    def __init__(self, path: Path, reason: str):
+        super().__init__(f"refusing to replace {path}: {reason}; nothing was changed")
+        self.path, self.reason = path, reason
+
+
+def protected_reason(dest: str | os.PathLike[str], keep: Iterable[str | os.PathLike[str]] = ()) -> str | None:
+    """Why `dest` must never be replaced as a folder, or None.
+
+    `/`, the home folder, and any folder that is (or holds) the working folder or a path
+    in `keep` are protected."""
+    target = Path(os.path.realpath(dest))
+    if target == Path(target.anchor):
+        return "it is the root of the file system"
+    if target == Path(os.path.realpath(Path.home())):
+        return "it is the home folder"
+    for what, path in (("the working folder", Path.cwd()), *(("the input " + os.fspath(k), Path(k)) for k in keep)):
+        inside = Path(os.path.realpath(path))
+        if inside == target or target in inside.parents:
+            return f"it is or holds {what}"
+    return None
+
+
+def child_path(base: str | os.PathLike[str], name: str) -> Path:
+    """`base/name` for a name that comes from a spec: one plain path component, checked.
+
+    Raises:
+        UnsafeDestination: the name is empty, `.`, `..`, or holds a separator or a NUL.
+    """
+    bad = not name or name in (".", "..") or any(c in name for c in ("/", "\\", "\0")) or name != name.strip()
+    if bad:
+        raise UnsafeDestination(Path(base) / "?", f"the name {name!r} is not a plain file name")
+    return Path(base) / name
+
+
+def _real(dest: Path) -> Path:
+    """Where a write to `dest` lands: a symbolic link's final target, else `dest`."""
+    return Path(os.path.realpath(dest)) if dest.is_symlink() else dest
+
+
+def is_stream(path: str | os.PathLike[str]) -> bool:
+    """A FIFO, socket or character device (`/dev/stdout`): written to, never replaced."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISSOCK(mode)
+
+
+def check_file_destination(dest: str | os.PathLike[str], overwrite: bool) -> Path:
+    """The real path a file write to `dest` replaces; refuses what a file must not replace."""
+    path = _real(Path(dest))
+    if path.is_dir():
+        raise UnsafeDestination(path, "it is a folder, and a file never replaces a folder")
+    if path.exists() and not overwrite:
+        raise DestinationExists(Path(dest))
+    return path
+
+
+def check_folder_destination(
+    dest: str | os.PathLike[str], overwrite: bool, marker: str | os.PathLike[str] | None,
+    keep: Iterable[str | os.PathLike[str]] = (),
+) -> Path:
+    """The real path a folder write to `dest` replaces; refuses what it must not replace.
+
+    An existing `dest` is replaced only with `overwrite`, only if it is a folder holding
+    the regular file `marker` (relative to it: the proof that this writer wrote it) and
+    only if `protected_reason` has nothing against it."""
+    path = _real(Path(dest))
+    if not (path.exists() or path.is_symlink()):
+        return path
+    if not overwrite:
+        raise DestinationExists(Path(dest))
+    if not path.is_dir():
+        raise UnsafeDestination(path, "it is not a folder, and a folder replaces only a folder it wrote")
+    reason = protected_reason(path, keep)
+    if reason:
+        raise UnsafeDestination(path, reason)
+    proof = path / marker if marker is not None else None
+    if proof is None or proof.is_symlink() or not proof.is_file():
+        raise UnsafeDestination(
+            path, f"inception-kit did not write it (no {marker} inside)" if marker else "it is a folder"
+        )
+    return path
+
+
+def read_bounded(path: str | os.PathLike[str], limit: int, inside: str | os.PathLike[str] | None = None) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes, read without following a link
+    out of `inside` (when given) and without blocking on FIFOs or devices.
+
+    Raises:
+        OSError: with a message saying what the path is instead.
+    """
+    path = Path(path)
+    if inside is not None:
+        root = Path(os.path.realpath(inside))
+        real = Path(os.path.realpath(path))
+        if real != root and root not in real.parents:
+            raise OSError(errno.EACCES, f"a link that leads out of {inside}", os.fspath(path))
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise OSError(err.errno, "a symbolic link", os.fspath(path)) from None
+        raise
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", os.fspath(path))
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(errno.EFBIG, f"larger than {limit:,} bytes", os.fspath(path))
+    return data
 
 
 def _umask() -> int:
@@ -58,17 +183,23 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _remove(path: Path) -> None:
+    """Removes a temporary: a link as a link (never what it points to), a folder whole."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
 def _sweep(dest: Path) -> None:
     """Removes temporaries of `dest` left by killed writers (their process is gone)."""
     for stale in dest.parent.glob(f".{dest.name}.*.tmp*"):
         parts = stale.name[len(dest.name) + 2 :].split(".")
         if parts and parts[0].isdigit() and not _alive(int(parts[0])):
-            shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
+            _remove(stale)
 
 
-def _prepare(dest: Path, overwrite: bool) -> str:
-    if dest.exists() and not overwrite:
-        raise DestinationExists(dest)
+def _prepare(dest: Path) -> str:
     dest.parent.mkdir(parents=True, exist_ok=True)
     _sweep(dest)
     return f".{dest.name}.{os.getpid()}."
@@ -79,9 +210,14 @@ def staged_file(dest: str | os.PathLike[str], overwrite: bool = False, suffix: s
     """Yields a temporary path beside `dest`; moves it onto `dest` if the block succeeds.
 
     `suffix` ends the temporary's name, for writers that insist on one (Keras: `.keras`,
-    `.weights.h5`)."""
-    dest = Path(dest)
-    fd, name = tempfile.mkstemp(prefix=_prepare(dest, overwrite), suffix=".tmp" + suffix, dir=dest.parent)
+    `.weights.h5`).
+
+    Raises:
+        DestinationExists: `dest` exists and overwrite is False.
+        UnsafeDestination: `dest` is a folder.
+    """
+    dest = check_file_destination(dest, overwrite)
+    fd, name = tempfile.mkstemp(prefix=_prepare(dest), suffix=".tmp" + suffix, dir=dest.parent)
     os.close(fd)
     tmp = Path(name)
     try:
@@ -123,10 +259,16 @@ def _exchange(a: Path, b: Path) -> bool:
 
 
 @contextlib.contextmanager
-def staged_dir(dest: str | os.PathLike[str], overwrite: bool = False) -> Iterator[Path]:
-    """Yields an empty temporary folder beside `dest`; moves it onto `dest` on success."""
-    dest = Path(dest)
-    tmp = Path(tempfile.mkdtemp(prefix=_prepare(dest, overwrite), suffix=".tmp", dir=dest.parent))
+def staged_dir(
+    dest: str | os.PathLike[str], overwrite: bool = False, marker: str | os.PathLike[str] | None = None,
+    keep: Iterable[str | os.PathLike[str]] = (),
+) -> Iterator[Path]:
+    """Yields an empty temporary folder beside `dest`; moves it onto `dest` on success.
+
+    An existing `dest` is replaced only as `check_folder_destination(dest, overwrite,
+    marker, keep)` allows; it is checked again just before the exchange."""
+    dest = check_folder_destination(dest, overwrite, marker, keep)
+    tmp = Path(tempfile.mkdtemp(prefix=_prepare(dest), suffix=".tmp", dir=dest.parent))
     try:
         yield tmp
         _publish_modes(tmp)
@@ -137,8 +279,7 @@ def staged_dir(dest: str | os.PathLike[str], overwrite: bool = False) -> Iterato
             except OSError as err:
                 if err.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
                     raise
-        if not overwrite:
-            raise DestinationExists(dest)
+        check_folder_destination(dest, overwrite, marker, keep)  # what appeared meanwhile
         if not _exchange(tmp, dest):  # tmp now holds the old artifact, removed below
             old = tmp.with_name(tmp.name + ".old")
             os.rename(dest, old)
@@ -149,10 +290,14 @@ def staged_dir(dest: str | os.PathLike[str], overwrite: bool = False) -> Iterato
                 raise
             os.rename(old, tmp)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+        _remove(tmp)
 
 
 def write_text(dest: str | os.PathLike[str], text: str, overwrite: bool = False) -> None:
-    """Writes a text file atomically."""
+    """Writes a text file atomically; a stream (`/dev/stdout`, a FIFO) is written to as it is."""
+    if is_stream(dest):
+        with open(dest, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        return
     with staged_file(dest, overwrite) as tmp:
         tmp.write_text(text, encoding="utf-8")

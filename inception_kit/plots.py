@@ -48,6 +48,13 @@ def _entries(analysis: Analysis) -> list[tuple[str, Any, Any]]:
 
 def savings_figure(analysis: Analysis) -> Any:
     """The chart as a `matplotlib.figure.Figure` (not attached to pyplot)."""
+    import matplotlib
+
+    with matplotlib.rc_context({"text.parse_math": False}):  # a name like "$x$" is text, not TeX
+        return _savings_figure(analysis)
+
+
+def _savings_figure(analysis: Analysis) -> Any:
     from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter
 

@@ -62,10 +62,12 @@ file system that keeps writers apart; on separate disks each machine has its own
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import shutil
@@ -76,7 +78,15 @@ from typing import Any, Sequence
 
 from .cost import DEFAULT_BUDGET, Budget
 from .errors import Problem, SpecError
-from .files import DestinationExists, staged_file, write_text
+from .files import (
+    DestinationExists,
+    UnsafeDestination,
+    check_folder_destination,
+    child_path,
+    read_bounded,
+    staged_file,
+    write_text,
+)
 
 STRATEGIES = ("default", "mirrored", "multi-worker")
 RUN_FILES = ("run.json", "report.json", "spec.yaml", "log.csv", "best.weights.h5", "final.weights.h5", "backup")
@@ -84,6 +94,8 @@ RUN_FILES = ("run.json", "report.json", "spec.yaml", "log.csv", "best.weights.h5
 IDENTITY = ("model", "spec_sha256", "data", "batch_size", "learning_rate", "validation_split", "seed")
 _WORKER_DIR = re.compile(r"^(chief|worker)-\d+$")
 _BEST_STAGING = ".best.staging.weights.h5"
+MAX_RUN_JSON_BYTES = 1_000_000
+MAX_SEED = 2**32 - 1  # numpy's and keras.utils.set_random_seed's range
 
 
 # ---------------------------------------------------------------------------------------
@@ -121,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     from .spec import Model, load_spec
 
     spec = args.spec if isinstance(args.spec, Model) else load_spec(args.spec)  # the CLI passes a Model
-    out = args.out or os.path.join("runs", spec.name)
+    out = args.out or child_path("runs", spec.name)
     result = fit(
         args.spec,
         args.data,
@@ -262,7 +274,7 @@ def fit(
         SpecError: a bad spec, data, setting, or an unfinished run with other settings.
         DestinationExists: `out` holds a finished run or other files, without overwrite.
     """
-    _check_settings(epochs, batch_size, learning_rate, backup_every)
+    _check_settings(epochs, batch_size, learning_rate, backup_every, seed)
     target = _Target.of(spec_or_model, budget)
     heads = target.aux_heads(aux, aux_weight)
     from . import data as data_mod
@@ -373,9 +385,28 @@ def _train(target: "_Target", source: Any, folder: "_RunFolder | None", settings
         names = ["output", *heads]
         train_ds, val_ds = (None if ds is None else ds.map(lambda x, y: (x, {k: y for k in names}))
                             for ds in (train_ds, val_ds))
-    history = model.fit(train_ds, steps_per_epoch=loaded.steps_per_epoch, validation_data=val_ds,
-                        epochs=epochs, callbacks=[*own, *callbacks], verbose=verbose,
-                        shuffle=False)  # the pipeline shuffles
+    finite = _finite_loss_callback(keras)
+    try:
+        history = model.fit(train_ds, steps_per_epoch=loaded.steps_per_epoch, validation_data=val_ds,
+                            epochs=epochs, callbacks=[finite, *own, *callbacks], verbose=verbose,
+                            shuffle=False)  # the pipeline shuffles
+        if finite.stopped is not None:
+            epoch, batch, loss = finite.stopped
+            raise TrainingFailed(
+                f"the training loss became {loss} at epoch {epoch + 1}, batch {batch + 1}; training stopped "
+                f"(a learning rate of {learning_rate:g} may be too high)"
+            )
+    except Exception as err:
+        # A diverged run or an unreadable image is marked failed (resuming it repeats the
+        # failure until the data or the settings change); anything else, a crash or an
+        # interrupt, leaves the run "running", to resume from its backup.
+        reason = str(err) if isinstance(err, TrainingFailed) else _unreadable_data(err, source)
+        if reason is None:
+            raise
+        if folder is not None:
+            _fail_run(folder, run_info, log.rows, monitor, reason)
+            reason += f"; the run folder {folder.path} is marked failed"
+        raise TrainingFailed(reason) from err
     rows = log.rows
     first = log.first_epoch if log.first_epoch is not None else epochs
     paths: dict[str, Path] = {}
@@ -402,13 +433,59 @@ def _train(target: "_Target", source: Any, folder: "_RunFolder | None", settings
     )
 
 
-def _check_settings(epochs: int, batch_size: int, learning_rate: float, backup_every: Any) -> None:
+class TrainingFailed(RuntimeError):
+    """Training stopped: a non-finite loss, unreadable data, or an error inside Keras."""
+
+
+def _fail_run(folder: "_RunFolder", run_info: dict[str, Any], rows: list[dict[str, float]], monitor: str,
+              reason: str) -> None:
+    """Marks the run failed in run.json; the weights of the last good epoch stay where they are."""
+    best = max((r for r in rows if monitor in r and math.isfinite(r.get("loss", math.nan))),
+               key=lambda r: r[monitor], default=None)
+    kept = "best.weights.h5 (the best finite epoch) and backup/ keep the last good weights"
+    _write_json(folder.path / "run.json", {**run_info, "status": "failed", "error": reason, "best": best,
+                                            "weights": kept if (folder.path / "best.weights.h5").exists() else None})
+
+
+def _unreadable_data(err: Exception, source: Any) -> str | None:
+    """When reading an image folder failed, which image TensorFlow cannot decode (its own
+    error names none); None when the error is something else."""
+    if source.kind != "folder" or type(err).__name__ not in ("InvalidArgumentError", "UnknownError", "DataLossError"):
+        return None
+    from . import data as data_mod
+
+    bad = data_mod.first_unreadable_image(Path(source.name))
+    return None if bad is None else f"the image {bad} cannot be read as an image (corrupt, or not the format its name says)"
+
+
+def _finite_loss_callback(keras: Any) -> Any:
+    class FiniteLoss(keras.callbacks.Callback):
+        """Stops at the first batch whose loss is NaN or infinite (TerminateOnNaN, remembering where)."""
+
+        stopped: tuple[int, int, float] | None = None
+        epoch = 0
+
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            loss = (logs or {}).get("loss")
+            if loss is not None and not math.isfinite(float(loss)):
+                self.stopped = (self.epoch, batch, float(loss))
+                self.model.stop_training = True
+
+    return FiniteLoss()
+
+
+def _check_settings(epochs: int, batch_size: int, learning_rate: float, backup_every: Any, seed: int = 0) -> None:
     if not isinstance(epochs, int) or epochs < 1:
         raise SpecError.one("--epochs", "a positive whole number of epochs", repr(epochs))
     if not isinstance(batch_size, int) or batch_size < 1:
         raise SpecError.one("--batch-size", "a positive whole number (the global batch)", repr(batch_size))
-    if not learning_rate > 0:
-        raise SpecError.one("--learning-rate", "a positive number", repr(learning_rate))
+    if not (isinstance(seed, int) and 0 <= seed <= MAX_SEED):
+        raise SpecError.one("--seed", f"a whole number from 0 to {MAX_SEED}", repr(seed))
+    if not (isinstance(learning_rate, (int, float)) and 0 < learning_rate < math.inf):
+        raise SpecError.one("--learning-rate", "a positive finite number", repr(learning_rate))
     if backup_every != "epoch" and not (isinstance(backup_every, int) and backup_every > 0):
         raise SpecError.one("--backup-every", "'epoch' or a positive number of batches", repr(backup_every))
 
@@ -688,12 +765,15 @@ class _RunFolder:
     @classmethod
     def open(cls, path: Path, settings: dict[str, Any], overwrite: bool) -> "_RunFolder":
         _decide(path, settings, overwrite)  # refuse before touching anything
+        created = not path.exists()
         path.mkdir(parents=True, exist_ok=True)
         lock = _lock(path)
         try:
             decision = _decide(path, settings, overwrite)  # again, now that no one else can start
             rows = _read_log(path / "log.csv") if decision == "resume" else []
-            return cls(path, decision, rows, lock)
+            folder = cls(path, decision, rows, lock)
+            folder.created = created
+            return folder
         except BaseException:
             _unlock(lock)
             raise
@@ -706,9 +786,16 @@ class _RunFolder:
         except (OSError, ValueError, KeyError, TypeError):
             return 0
 
+    created = False  # this run made the folder
+
     def release(self) -> None:
+        """Unlocks; a folder this run made and never wrote to is removed again."""
         _unlock(self._lock)
         self._lock = None
+        if self.created and [e.name for e in self.path.iterdir()] in ([], [".lock"]):
+            (self.path / ".lock").unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                self.path.rmdir()
 
 
 def _decide(path: Path, settings: dict[str, Any], overwrite: bool) -> str:
@@ -720,13 +807,17 @@ def _decide(path: Path, settings: dict[str, Any], overwrite: bool) -> str:
     entries = [e for e in path.iterdir() if not e.name.startswith(".") and not _WORKER_DIR.match(e.name)]
     if not entries:
         return "new"
-    if overwrite:
-        return "overwrite"
     try:
-        previous = json.loads((path / "run.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        previous = json.loads(read_bounded(path / "run.json", MAX_RUN_JSON_BYTES).decode("utf-8"))
+    except (OSError, ValueError, RecursionError):
         previous = None
-    if not isinstance(previous, dict) or previous.get("status") != "running":
+    if overwrite:
+        # The run folder's rule (inception_kit.files): only a folder a run wrote is cleared.
+        check_folder_destination(path, True, "run.json")
+        if not isinstance(previous, dict) or "model" not in previous:
+            raise UnsafeDestination(path, "its run.json was not written by inception-kit train")
+        return "overwrite"
+    if not isinstance(previous, dict) or previous.get("status") not in ("running", "failed"):
         raise DestinationExists(path)
     different = [k for k in IDENTITY if previous.get(k) != settings[k]]
     if different:
@@ -852,6 +943,8 @@ def _best_weights_callback(keras: Any, dest: Path, log: Any, monitor: str, infer
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             if staging.exists():
                 staging.unlink()
+            if not math.isfinite(float((logs or {}).get("loss", 0.0))):
+                return  # weights from a diverged epoch are never "best"
             super().on_epoch_end(epoch, logs)
             if staging.exists():
                 with staged_file(dest, overwrite=True) as tmp:

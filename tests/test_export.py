@@ -113,12 +113,15 @@ def listing(folder: Path) -> dict[str, bytes | None]:
 
 
 def old_artifact(path: Path) -> dict[str, bytes | None]:
-    """Stands in for a user's existing artifact at `path`."""
+    """Stands in for an artifact an earlier export wrote at `path` (a folder carries the
+    manifest that proves it, or --overwrite would refuse to replace it)."""
     if path.suffix:
         path.write_bytes(b"the user's previous model")
     else:
         path.mkdir()
         (path / "saved_model.pb").write_bytes(b"the user's previous model")
+        (path / exporters.META_DIR).mkdir(parents=True)
+        (path / exporters.META_DIR / exporters.MANIFEST_FILE).write_text("{}")
     return listing(path.parent)
 
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from conftest import ROOT
-from inception_kit.files import DestinationExists, staged_dir, staged_file, write_text
+from inception_kit.files import DestinationExists, UnsafeDestination, staged_dir, staged_file, write_text
 
 
 def test_exception_leaves_destination_and_no_temporary(tmp_path):
@@ -87,7 +87,11 @@ def test_overwriting_a_folder_swaps_it_whole(tmp_path):
     dest = tmp_path / "saved"
     with staged_dir(dest) as tmp:
         (tmp / "old.pb").write_text("old")
-    with staged_dir(dest, overwrite=True) as tmp:
+    with pytest.raises(UnsafeDestination):  # a folder without its writer's marker stays
+        with staged_dir(dest, overwrite=True, marker="new.pb") as tmp:
+            (tmp / "new.pb").write_text("new")
+    assert [p.name for p in dest.iterdir()] == ["old.pb"]
+    with staged_dir(dest, overwrite=True, marker="old.pb") as tmp:
         (tmp / "new.pb").write_text("new")
     assert [p.name for p in dest.iterdir()] == ["new.pb"]
     assert [p.name for p in tmp_path.iterdir()] == ["saved"]

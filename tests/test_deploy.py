@@ -1,0 +1,392 @@
+"""Deploy (issue 15): every path measured, the choice rule, skipped runtimes, an atomic DIR.
+
+Reference outputs and accuracies are computed here, from a Keras model this file builds and
+whose weights it saves and passes to `deploy(weights=...)`; the held-out split is computed
+with data.py's documented rule (numpy RandomState(seed) permutation, the last int(split * n)).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from inception_kit import deploy as dp  # noqa: E402
+from inception_kit.errors import SpecError  # noqa: E402
+from inception_kit.files import DestinationExists  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "specs" / "inception_3a_tiny.yaml"
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+CLI = [sys.executable, "-m", "inception_kit.cli"]
+
+
+def fake(
+    name: str,
+    ms: float,
+    deviation: float,
+    accuracy: float | None = None,
+    verified: bool = True,
+    batch: int = 8,
+) -> dp.Candidate:
+    c = dp.Candidate(name, name, verified=verified, deviation=deviation, max_abs=deviation, accuracy=accuracy)
+    c.times[batch] = [ms / 1e3 * f for f in (0.9, 1.0, 1.2)]  # median = ms
+    return c
+
+
+# --------------------------------------------------------------------------- the choice rule (pure)
+
+
+def test_a_slower_path_with_lower_deviation_loses():
+    base = fake("savedmodel", 10.0, 0.0)
+    exact_slow = fake("frozen", 9.0, 1e-9)
+    close_fast = fake("onnxruntime", 7.5, 3e-5)
+    win, why = dp.choose([base, exact_slow, close_fast], dp.parse_tolerance("1e-4"), 8)
+    assert win is close_fast
+    assert "1.33x the SavedModel's 10 ms" in why  # 10 / 7.5
+
+
+def test_a_path_outside_tolerance_is_never_chosen():
+    base = fake("savedmodel", 10.0, 0.0)
+    bf16 = fake("bfloat16", 5.0, 1e-2)
+    int8 = fake("litert-int8", 2.0, 5e-2)
+    unverified = fake("openvino", 1.0, 0.0, verified=False)
+    win, why = dp.choose([base, bf16, int8, unverified], dp.parse_tolerance("deviation:1e-4"), 8)
+    assert win is base
+    assert (
+        "bfloat16 (deviation 0.01)" in why
+        and "litert-int8 (deviation 0.05)" in why
+        and "openvino (not verified" in why
+    )
+    # A looser deviation bound admits bf16 but still not int8.
+    assert dp.choose([base, bf16, int8], dp.parse_tolerance("2e-2"), 8)[0] is bf16
+    # Nothing within: no winner.
+    assert dp.choose([bf16, int8], dp.parse_tolerance("1e-4"), 8)[0] is None
+
+
+def test_accuracy_tolerance_counts_points_lost():
+    base = fake("savedmodel", 10.0, 0.0, accuracy=0.95)
+    int8 = fake("litert-int8", 2.0, 5e-2, accuracy=0.945)  # 0.5 points lost
+    worse = fake("bfloat16", 1.0, 1e-2, accuracy=0.93)  # 2 points lost
+    tol = dp.parse_tolerance("accuracy:0.01")
+    assert dp.choose([base, int8, worse], tol, 8, reference_accuracy=0.95)[0] is int8
+    assert (
+        dp.choose([base, int8, worse], dp.parse_tolerance("accuracy:0.001"), 8, reference_accuracy=0.95)[0]
+        is base
+    )
+
+
+def test_the_largest_batch_decides():
+    a, b = fake("savedmodel", 10.0, 0.0, batch=8), fake("onnxruntime", 12.0, 0.0, batch=8)
+    a.times[1], b.times[1] = [0.005], [0.001]  # b wins at batch 1, loses at batch 8
+    assert dp.choose([a, b], dp.parse_tolerance("1e-4"), 8)[0] is a
+    assert dp.choose([a, b], dp.parse_tolerance("1e-4"), 1)[0] is b
+
+
+@pytest.mark.parametrize("text", ["", "fast", "accuracy:", "accuracy:-1", "speed:0.1", "nan", "inf"])
+def test_bad_tolerance_is_a_spec_error(text):
+    with pytest.raises(SpecError) as err:
+        dp.parse_tolerance(text)
+    assert err.value.problems[0].path == "--tolerance"
+
+
+def test_batches():
+    assert dp.parse_batches("1,8") == (1, 8)
+    assert dp.parse_batches(" 32 ") == (32,)
+    for bad in ("", "0", "1,,8", "1,x", "-1", "8,8", "1.5"):
+        with pytest.raises(SpecError):
+            dp.parse_batches(bad)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--batch", "1,x"],
+        ["--batch", "0"],
+        ["--tolerance", "accuracy:0.01"],
+        ["--tolerance", "loose"],
+        ["--paths", "savedmodel,tensorrt"],
+    ],
+)
+def test_cli_bad_input_exits_2(argv, tmp_path):
+    proc = subprocess.run(
+        [*CLI, "deploy", str(TINY), "--out", str(tmp_path / "d"), *argv],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "d").exists()
+
+
+def test_progress_is_plain_lines_in_a_pipe():
+    out = io.StringIO()  # not a TTY
+    bar = dp._Bar(out)
+    for i, what in enumerate(["exporting savedmodel", "batch 1: round 1/2", "batch 1: round 2/2", "done"]):
+        bar(i, 3, what)
+    assert out.getvalue().splitlines() == [
+        "deploy [0/3] exporting savedmodel",
+        "deploy [1/3] batch 1: round 1/2",
+        "deploy [3/3] done",
+    ]
+
+
+# --------------------------------------------------------------------------- missing runtimes
+
+
+def test_a_missing_runtime_is_skipped_with_its_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "openvino", None)  # `import openvino` now raises ImportError
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    assert dp.available("openvino").endswith("pip install 'inception-kit[onnx,openvino]'")
+    assert dp.available("onnxruntime").endswith("pip install 'inception-kit[onnx]'")
+    assert dp.available("litert") is None and dp.available("savedmodel") is None
+    monkeypatch.setattr(dp, "_cpu_has_bf16", lambda: False)
+    assert "no bfloat16 instructions" in dp.available("bfloat16")
+
+
+def untrained_weights(folder: Path):
+    """The tiny spec built here, and its weights saved for deploy."""
+    from inception_kit.builder import build_model
+
+    model = build_model(TINY)
+    path = folder / "tiny.weights.h5"
+    model.save_weights(str(path))
+    return model, path
+
+
+@pytest.mark.slow
+def test_deploy_lists_skipped_runtimes_and_still_chooses(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    monkeypatch.setattr(dp, "_cpu_has_bf16", lambda: False)
+    _, weights = untrained_weights(tmp_path)
+    r = dp.deploy(
+        TINY,
+        tmp_path / "d",
+        weights=weights,
+        batches=(2,),
+        repeats=1,
+        warmup=0,
+        paths=["savedmodel", "bfloat16", "onnxruntime", "openvino"],
+    )
+    status = {c.name: (c.status, c.reason) for c in r.candidates}
+    assert status["savedmodel"] == ("measured", "")
+    assert status["bfloat16"][0] == status["onnxruntime"][0] == status["openvino"][0] == "skipped"
+    assert "pip install 'inception-kit[onnx" in status["onnxruntime"][1]
+    assert r.winner.name == "savedmodel"
+    saved = json.loads((tmp_path / "d" / "deploy.json").read_text())
+    assert [(p["name"], p["status"]) for p in saved["paths"]] == [
+        ("savedmodel", "measured"),
+        ("bfloat16", "skipped"),
+        ("onnxruntime", "skipped"),
+        ("openvino", "skipped"),
+    ]
+    assert "skipped: needs onnxruntime" in (tmp_path / "d" / "deploy.md").read_text()
+
+
+# --------------------------------------------------------------------------- every path, for real
+
+
+def expected_paths() -> set[str]:
+    """What this machine can run, found independently of deploy.available."""
+    have = lambda *mods: all(importlib.util.find_spec(m) is not None for m in mods)  # noqa: E731
+    flags = Path("/proc/cpuinfo").read_text().split()
+    paths = {"savedmodel", "frozen", "litert", "litert-int8"}
+    if "avx512_bf16" in flags or "amx_bf16" in flags:
+        paths.add("bfloat16")
+    if have("tf2onnx", "onnx", "onnxruntime"):
+        paths.add("onnxruntime")
+    if have("tf2onnx", "onnx", "openvino"):
+        paths.add("openvino")
+    return paths
+
+
+def run_artifact(path: Path, x):
+    """Runs a written artifact with its own runtime, without inception_kit."""
+    import numpy as np
+
+    if path.suffix == ".tflite":
+        import tensorflow as tf
+
+        with warnings.catch_warnings():  # tf.lite.Interpreter is deprecated (still works)
+            warnings.simplefilter("ignore")
+            runner = tf.lite.Interpreter(model_path=str(path)).get_signature_runner("serving_default")
+        return runner(image=x)["output"]
+    if path.suffix == ".onnx":
+        import onnxruntime
+
+        return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
+            None, {"image": x}
+        )[0]
+    if (path / "model.xml").exists():
+        import openvino as ov
+
+        return ov.Core().compile_model(str(path / "model.xml"), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})(
+            x
+        )[0]
+    import tensorflow as tf
+
+    return np.asarray(
+        tf.saved_model.load(str(path)).signatures["serving_default"](image=tf.constant(x))["output"]
+    )
+
+
+@pytest.mark.slow
+def test_deploy_covers_every_available_path(tmp_path):
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    from inception_kit import inspect_artifact
+
+    model, weights = untrained_weights(tmp_path)
+    out = tmp_path / "d"
+    r = dp.deploy(TINY, out, weights=weights, batches=(1, 4), data="digits", repeats=3, warmup=1)
+
+    measured = {c.name for c in r.candidates if c.status == "measured"}
+    assert measured == expected_paths(), [(c.name, c.status, c.reason) for c in r.candidates]
+    by = {c.name: c for c in r.candidates}
+    for name in measured:
+        c = by[name]
+        assert sorted(c.times) == [1, 4] and all(len(t) == 3 for t in c.times.values())
+        assert c.bytes > 0
+    for name in measured & {"savedmodel", "frozen", "onnxruntime", "openvino", "litert"}:  # float32 paths
+        assert by[name].verified and by[name].deviation < 1e-5, (name, by[name].deviation)
+    assert by["litert-int8"].reason.startswith("full-integer, calibrated on 128")
+
+    # Held-out accuracy of the Keras model, computed here by data.py's documented split.
+    d = load_digits()
+    x = (d.images / 16.0).astype("float32")[..., None]
+    order = np.random.RandomState(0).permutation(len(x))
+    held = order[len(x) - int(0.2 * len(x)) :]
+    keras_acc = float(np.mean(model.predict(x[held], verbose=0).argmax(1) == d.target[held]))
+    assert r.reference_accuracy == pytest.approx(keras_acc, abs=1e-12)
+    assert by["savedmodel"].accuracy == pytest.approx(keras_acc, abs=1e-12)
+
+    # The winner: fastest at batch 4 among verified paths within 1e-4, re-derived from deploy.json.
+    saved = json.loads((out / "deploy.json").read_text())
+    ok = [p for p in saved["paths"] if p["status"] == "measured" and p["verified"] and p["deviation"] <= 1e-4]
+    assert saved["chosen"] == min(ok, key=lambda p: p["median_ms"]["4"])["name"] == r.winner.name
+    # It is in DIR, alone, and reproduces the Keras model on inputs of our own.
+    art = out / dp.ARTIFACTS[r.winner.name]
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        {art.name, dp.DEPLOY_JSON, dp.DEPLOY_MD} | ({art.name + ".inception-kit"} if art.is_file() else set())
+    )
+    xs = np.random.default_rng(5).uniform(0, 1, (3, 8, 8, 1)).astype("float32")
+    np.testing.assert_allclose(run_artifact(art, xs), model.predict(xs, verbose=0), atol=1e-5)
+    assert "inception_3a_tiny" in inspect_artifact(art, "yaml")
+    assert "Chosen: **" + r.winner.name in (out / dp.DEPLOY_MD).read_text()
+
+
+# --------------------------------------------------------------------------- atomicity of DIR
+
+
+def test_an_existing_dir_is_kept_without_overwrite(tmp_path):
+    out = tmp_path / "d"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep me")
+    with pytest.raises(DestinationExists):
+        dp.deploy(TINY, out, paths=["savedmodel"])
+    assert [p.name for p in out.iterdir()] == ["mine.txt"] and (out / "mine.txt").read_text() == "keep me"
+
+
+@pytest.mark.slow
+def test_a_failure_midway_leaves_nothing(tmp_path, monkeypatch):
+    def boom(*a, **k):
+        raise RuntimeError("killed while choosing")
+
+    monkeypatch.setattr(dp, "choose", boom)  # after every artifact is written and timed
+    with pytest.raises(RuntimeError):
+        dp.deploy(TINY, tmp_path / "new", paths=["savedmodel", "litert"], batches=(1,), repeats=1, warmup=0)
+    assert list(tmp_path.iterdir()) == []  # no DIR, no temporaries
+
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "deploy.json").write_text("{}")
+    with pytest.raises(RuntimeError):
+        dp.deploy(TINY, old, overwrite=True, paths=["savedmodel"], batches=(1,), repeats=1, warmup=0)
+    assert [p.name for p in tmp_path.iterdir()] == ["old"] and (old / "deploy.json").read_text() == "{}"
+
+
+@pytest.mark.slow
+def test_cli_deploy_replaces_only_with_overwrite(tmp_path):
+    args = [
+        *CLI,
+        "deploy",
+        str(TINY),
+        "--out",
+        "d",
+        "--paths",
+        "savedmodel,litert",
+        "--batch",
+        "2",
+        "--repeats",
+        "1",
+        "--warmup",
+        "0",
+    ]
+    first = subprocess.run(args, capture_output=True, text=True, env=ENV, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "| savedmodel |" in first.stdout and "Chose " in first.stdout
+    assert "deploy [" in first.stderr  # plain progress lines: stderr is a pipe
+    before = (tmp_path / "d" / "deploy.json").read_text()
+    again = subprocess.run(args, capture_output=True, text=True, env=ENV, cwd=tmp_path)
+    assert again.returncode == 2 and "already exists" in again.stderr
+    assert (tmp_path / "d" / "deploy.json").read_text() == before
+    third = subprocess.run([*args, "--overwrite"], capture_output=True, text=True, env=ENV, cwd=tmp_path)
+    assert third.returncode == 0, third.stderr
+
+
+def test_accuracy_needs_one_output_per_class(tmp_path):
+    import numpy as np
+
+    weights = tmp_path / "w.weights.h5"
+    weights.write_bytes(b"not read: the check comes first")
+    images = np.zeros((20, 8, 8, 1), np.float32)
+    labels = np.arange(20, dtype=np.int32) % 12  # 12 classes for a 10-unit head
+    with pytest.raises(SpecError) as err:
+        dp.deploy(TINY, tmp_path / "d", weights=weights, data=(images, labels))
+    assert "at least 12 units" in str(err.value.problems[0]) and "received 10 units" in str(
+        err.value.problems[0]
+    )
+    assert not (tmp_path / "d").exists()
+
+
+def test_progress_is_a_bar_on_a_terminal():
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out = Terminal()
+    bar = dp._Bar(out)
+    bar(0, 4, "exporting savedmodel")
+    bar(2, 4, "batch 1: round 1/2")
+    bar(4, 4, "done")
+    frames = out.getvalue().split("\r")[1:]
+    assert [f[:36] for f in frames] == [
+        "[" + "." * 30 + "] 0/4",
+        "[" + "#" * 15 + "." * 15 + "] 2/4",
+        "[" + "#" * 30 + "] 4/4",
+    ]
+    assert out.getvalue().endswith("\n") and out.getvalue().count("\n") == 1
+
+
+def test_overwrite_replaces_only_a_deploy_folder(tmp_path):
+    from inception_kit.files import UnsafeDestination
+
+    out = tmp_path / "d"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep me")  # no deploy.json: not written by deploy
+    with pytest.raises(UnsafeDestination):
+        dp.deploy(TINY, out, overwrite=True, paths=["savedmodel"])
+    assert [p.name for p in out.iterdir()] == ["mine.txt"]
