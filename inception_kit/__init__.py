@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from .catalog import list_presets
 from .cost import DEFAULT_BUDGET, Analysis, Budget, analyse, check_budget
 from .diff import Diff, diff
 from .errors import SpecError
@@ -18,7 +19,9 @@ from .importer import from_keras
 from .kinds import KINDS, MERGES
 from .report import render, report_data
 from .shapes import Plan, plan
-from .spec import Block, Layer, Model, from_data, load_spec, loads_spec
+from .knobs import apply_knobs, knobs_given
+from .spec import Block, Layer, Model, from_data, loads_spec
+from .spec import load_spec as _load_spec
 
 __version__ = "0.2.0"
 
@@ -34,6 +37,7 @@ __all__ = [
     "Plan",
     "SpecError",
     "analyse",
+    "apply_knobs",
     "apply_block",
     "build_model",
     "diff",
@@ -41,6 +45,7 @@ __all__ = [
     "from_data",
     "from_keras",
     "load_spec",
+    "list_presets",
     "loads_spec",
     "plan",
     "report",
@@ -49,24 +54,39 @@ __all__ = [
 ]
 
 
-def _model(spec: Model | str | os.PathLike[str]) -> Model:
-    return spec if isinstance(spec, Model) else load_spec(spec)
+def load_spec(source: str | os.PathLike[str], **knobs: Any) -> Model:
+    """Reads a spec file or a preset by name, with keras.applications' knobs applied
+    (`input_shape`, `include_top`, `pooling`, `classes`, `classifier_activation`).
+
+    Raises:
+        SpecError: with every problem found, each naming its path (and line, from YAML).
+    """
+    return _model(source, **knobs)
 
 
-def validate(spec: Model | str | os.PathLike[str], budget: Budget = DEFAULT_BUDGET) -> Analysis:
+def _model(spec: Model | str | os.PathLike[str], **knobs: Any) -> Model:
+    model = spec if isinstance(spec, Model) else _load_spec(spec)
+    given = knobs_given(**knobs)
+    if not given:
+        return model
+    return apply_knobs(model, **given)
+
+
+def validate(spec: Model | str | os.PathLike[str], budget: Budget = DEFAULT_BUDGET, **knobs: Any) -> Analysis:
     """Checks a spec completely (fields, shapes, resource budget) and returns its costs.
 
     Raises:
         SpecError: with every problem found, each naming its path (and line, from YAML).
     """
-    analysis = analyse(plan(_model(spec)))
+    analysis = analyse(plan(_model(spec, **knobs)))
     check_budget(analysis, budget)
     return analysis
 
 
-def report(spec: Model | str | os.PathLike[str], fmt: str = "table", budget: Budget = DEFAULT_BUDGET) -> str:
+def report(spec: Model | str | os.PathLike[str], fmt: str = "table", budget: Budget = DEFAULT_BUDGET,
+           **knobs: Any) -> str:
     """The cost report of a spec as text: 'table', 'markdown', 'csv' or 'json'."""
-    return render(validate(spec, budget), fmt)
+    return render(validate(spec, budget, **knobs), fmt)
 
 
 def __getattr__(name: str) -> Any:

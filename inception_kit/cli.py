@@ -79,7 +79,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from . import validate
 
     a = validate(args.spec, _budget(args))
-    print(f"{_safe(args.spec)}: ok ({a.plan.model.name}: {a.total.params:,} params, {a.total.macs:,} MACs, {a.total.flops:,} FLOPs)")
+    print(f"{_safe(args.spec_source)}: ok ({a.plan.model.name}: {a.total.params:,} params, {a.total.macs:,} MACs, {a.total.flops:,} FLOPs)")
     return EXIT_OK
 
 
@@ -121,7 +121,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
     from .builder import build_model
 
-    model = build_model(analysis.plan, args.precision)
+    model = build_model(analysis.plan, args.precision, weights=args.weights, aux=args.aux)
     # Keras draws the summary with rich, which is as wide as COLUMNS says, else 80 columns when
     # stdout is not a terminal, whatever line_length asks: a pipe would get the table cut at 80.
     os.environ["COLUMNS"] = str(SUMMARY_WIDTH)
@@ -129,11 +129,19 @@ def cmd_build(args: argparse.Namespace) -> int:
     print()
     print(render(analysis, "table"))
     if args.out:
-        from .files import staged_file
+        # Written by export, so the file gets its sidecar (spec, report, manifest): `inspect` reads it.
+        import tempfile
 
-        with staged_file(args.out, args.overwrite, suffix=".keras") as tmp:
-            model.save(str(tmp))
-        print(f"wrote {_safe(args.out)}", file=sys.stderr)
+        from .exporters import export
+
+        with tempfile.TemporaryDirectory() as tmp:
+            weights = None
+            if args.weights:  # export loads Keras 3 weight files: hand it this model's
+                weights = os.path.join(tmp, "built.weights.h5")
+                model.save_weights(weights)
+            result = export(analysis.plan.model, args.out, format="keras", weights=weights,
+                            overwrite=args.overwrite, budget=_budget(args), precision=args.precision)
+        print(result.summary(), file=sys.stderr)
     return EXIT_OK
 
 
@@ -248,6 +256,42 @@ def _add_precision(p: argparse.ArgumentParser) -> None:
                    help="bfloat16: compute in bfloat16, weights and outputs float32 (Keras mixed_bfloat16)")
 
 
+def _shape(text: str) -> tuple[int, int, int]:
+    parts = text.lower().split("x")
+    if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTHxCHANNELS, e.g. 150x150x3; received {text!r}")
+    return tuple(int(p) for p in parts)  # type: ignore[return-value]
+
+
+def _add_knobs(p: argparse.ArgumentParser) -> None:
+    """keras.applications' knobs, on every command that takes a spec (see knobs.py)."""
+    g = p.add_argument_group("keras.applications knobs (applied to the spec before anything else)")
+    g.add_argument("--input", type=_shape, metavar="HxWxC", dest="input_shape", help="input shape, e.g. 150x150x3")
+    g.add_argument("--no-top", action="store_false", dest="include_top", help="drop the spec's head (its classifier)")
+    g.add_argument("--pooling", choices=["avg", "max"], help="with --no-top: global average or max pooling")
+    g.add_argument("--classes", type=int, metavar="N", help="units of the head's last dense layer")
+    g.add_argument("--classifier-activation", metavar="NAME",
+                   help="activation of that layer: softmax, sigmoid, linear, ... ('none' for linear)")
+    g.add_argument("--no-aux", action="store_false", dest="include_aux",
+                   help="drop the spec's auxiliary heads (aux:), e.g. for inputs too small for them")
+
+
+def _apply_knobs(args: argparse.Namespace) -> None:
+    """Reads the spec with the knobs applied: commands then see one transformed spec."""
+    from . import load_spec
+    from .knobs import KEEP
+
+    activation = args.classifier_activation
+    if activation is None:
+        activation = KEEP
+    elif activation.lower() in ("none", "null"):
+        activation = None
+    args.spec_source = args.spec
+    args.spec = load_spec(args.spec, input_shape=args.input_shape, include_top=args.include_top,
+                          pooling=args.pooling, classes=args.classes, classifier_activation=activation,
+                          include_aux=args.include_aux)
+
+
 def _add_budget(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-params", type=int, default=DEFAULT_BUDGET.max_params, metavar="N",
                    help=f"refuse specs with more parameters (default {DEFAULT_BUDGET.max_params:,})")
@@ -268,6 +312,7 @@ def parser() -> argparse.ArgumentParser:
     p = command("validate", cmd_validate, "check a spec: fields, shapes and resource budget")
     p.add_argument("spec")
     _add_budget(p)
+    _add_knobs(p)
 
     p = command("report", cmd_report, "cost report: params, MACs, FLOPs, naive vs bottleneck")
     p.add_argument("spec")
@@ -278,6 +323,7 @@ def parser() -> argparse.ArgumentParser:
                    help="build the model and compare with Keras' param count and TensorFlow's profiler")
     p.add_argument("--plot", metavar="PNG", help="also draw MACs and params per block, naive against bottleneck")
     _add_budget(p)
+    _add_knobs(p)
 
     p = command("diff", cmd_diff, "costs of two specs side by side: model, blocks and branches (B - A)")
     p.add_argument("a", help="spec A (the baseline)")
@@ -319,9 +365,14 @@ def parser() -> argparse.ArgumentParser:
     p = command("build", cmd_build, "build the Keras model; print its summary and the cost report")
     p.add_argument("spec")
     _add_precision(p)
-    p.add_argument("--out", "-o", help="also save it as a .keras file")
+    p.add_argument("--aux", action="store_true",
+                   help="add the spec's auxiliary heads as outputs (training only; --out saves without them)")
+    p.add_argument("--weights", metavar="FILE|imagenet",
+                   help="a keras.applications weight file (legacy .h5), or imagenet (Keras downloads it)")
+    p.add_argument("--out", "-o", help="also save it as a .keras file, with the spec and report beside it (as export does)")
     p.add_argument("--overwrite", action="store_true")
     _add_budget(p)
+    _add_knobs(p)
 
     p = command("export", cmd_export, "build and export (SavedModel, .keras, TFLite, ONNX), verified")
     p.add_argument("spec")
@@ -333,6 +384,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--no-verify", action="store_true", help="skip reloading and comparing outputs")
     _add_budget(p)
+    _add_knobs(p)
 
     p = command("inspect", cmd_inspect, "show the spec and cost report stored in an exported artifact")
     p.add_argument("artifact")
@@ -348,6 +400,7 @@ def parser() -> argparse.ArgumentParser:
         p = command(name, _delegate(module), help_)
         _module(module).add_arguments(p)
         _add_budget(p)
+        _add_knobs(p)
     return root
 
 
@@ -359,6 +412,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:  # argparse would show the top level's usage; the subcommand's is the one that helps
         args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
+        if hasattr(args, "include_top"):
+            _apply_knobs(args)
         return args.fn(args)
     except SpecError as err:
         where = " in the spec" if any(p.mark for p in err.problems) else ""

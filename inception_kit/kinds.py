@@ -520,6 +520,17 @@ _register(
 )
 _register(
     Kind(
+        "gmaxpool",
+        "global max pooling to (channels,)",
+        {},
+        lambda args, inp: (_spatial("gmaxpool", inp)[2],),
+        # TensorFlow's profiler has no FLOP rule for Max; like Relu it counts none.
+        lambda args, inp, out: Cost(),
+        _keras_plain("GlobalMaxPooling2D"),
+    )
+)
+_register(
+    Kind(
         "flatten",
         "flatten to (features,)",
         {},

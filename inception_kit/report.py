@@ -91,7 +91,7 @@ def report_data(analysis: Analysis) -> dict[str, Any]:
         }
         for r in analysis.rows
     ]
-    return {
+    data: dict[str, Any] = {
         "conventions": {
             "macs": "multiply-accumulates of conv, depthwise, pointwise and dense layers",
             "flops": "TensorFlow profiler float ops of the frozen inference graph (2 per MAC, "
@@ -103,6 +103,20 @@ def report_data(analysis: Analysis) -> dict[str, Any]:
         "blocks": blocks,
         "layers": layers,
     }
+    if plan.model.aux:  # training-only cost, apart from the model's totals
+        from .aux import aux_analyses
+
+        data["aux"] = [
+            {
+                "name": name,
+                "at": plan.model.aux[name].at,
+                "loss_weight": plan.model.aux[name].weight,
+                "output_shape": list(a.plan.output_shape),
+                **_costs(a.total),
+            }
+            for name, a in aux_analyses(plan).items()
+        ]
+    return data
 
 
 def human(n: int) -> str:
@@ -207,6 +221,15 @@ def _summary(m: dict[str, Any], short: bool) -> list[tuple[str, str]]:
     ]
 
 
+AUX_HEADER = ["auxiliary head (training only)", "at", "output", "params", "MACs", "FLOPs"]
+
+
+def _aux_rows(data: dict[str, Any], short: bool) -> list[list[str]]:
+    n = human if short else (lambda v: f"{v:,}")
+    return [[h["name"], h["at"], fmt_shape(h["output_shape"]), n(h["params"]), n(h["macs"]), n(h["flops"])]
+            for h in data.get("aux", [])]
+
+
 BLOCK_HEADER = ["block / branch", "output", "params", "MACs", "naive MACs", "saving"]
 LAYER_HEADER = ["layer", "config (resolved)", "output", "params", "MACs", "FLOPs"]
 
@@ -232,6 +255,9 @@ def render_data(data: dict[str, Any], fmt: str = "table") -> str:
     if fmt == "markdown":
         md = markdown_table
         parts = [f"# {m['name']}", "", md(["", "value"], [[k, v] for k, v in _summary(m, False)])]
+        if data.get("aux"):
+            parts += ["", "## Auxiliary heads (training only, not in the totals)", "",
+                      md(AUX_HEADER, _aux_rows(data, False))]
         if data["blocks"]:
             parts += ["", "## Blocks", "", md(BLOCK_HEADER, _block_rows(data, False))]
         parts += ["", "## Layers", "", md(LAYER_HEADER, _layer_rows(data, False)), ""]
@@ -241,6 +267,8 @@ def render_data(data: dict[str, Any], fmt: str = "table") -> str:
     parts = [f"{m['name']}"]
     width = max(len(k) for k, _ in _summary(m, True))
     parts += [f"  {k.ljust(width)}  {v}" for k, v in _summary(m, True)]
+    if data.get("aux"):  # not in the totals above
+        parts += ["", _table(AUX_HEADER, _aux_rows(data, True), {3, 4, 5})]
     if data["blocks"]:
         parts += ["", _table(BLOCK_HEADER, _block_rows(data, True), {2, 3, 4, 5})]
     parts += ["", _table(LAYER_HEADER, _layer_rows(data, True), {3, 4, 5}), ""]

@@ -153,6 +153,20 @@ def spec_schema() -> dict[str, Any]:
             "templates": {"type": "object", "additionalProperties": template},
             "layers": {"type": "array", "items": {"$ref": "#/$defs/node"}},
             "head": {"type": "array", "items": {"$ref": "#/$defs/node"}},
+            "aux": {
+                "type": "object",
+                "description": "training-only side heads on the output of layer or block `at`",
+                "additionalProperties": {
+                    "type": "object",
+                    "properties": {
+                        "at": {"type": "string", "minLength": 1},
+                        "weight": {"type": "number", "minimum": 0},
+                        "layers": {"type": "array", "items": {"$ref": "#/$defs/node"}},
+                    },
+                    "required": ["at", "layers"],
+                    "additionalProperties": False,
+                },
+            },
         },
         "required": ["input", "layers"],
         "additionalProperties": False,

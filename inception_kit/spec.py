@@ -85,6 +85,20 @@ Node = Layer | Block
 
 
 @dataclass(eq=True)
+class AuxHead:
+    """A side head for training (GoogLeNet's auxiliary classifiers): `layers` applied to
+    the output of the top-level layer or block named `at`; its loss counts `weight` times."""
+
+    at: str
+    layers: list[Node]
+    weight: float = 0.3  # the paper's
+    origins: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)  # key -> Mark
+
+    def to_data(self) -> dict[str, Any]:
+        return {"at": self.at, "weight": self.weight, "layers": [n.to_data() for n in self.layers]}
+
+
+@dataclass(eq=True)
 class Model:
     """A whole network: input shape, defaults per kind, layers, and a head."""
 
@@ -95,6 +109,7 @@ class Model:
     defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
     source: str | None = field(default=None, compare=False)
     origins: dict[str, Origin] = field(default_factory=dict, compare=False, repr=False)
+    aux: dict[str, AuxHead] = field(default_factory=dict)  # training-only side heads, by name
 
     def to_data(self) -> dict[str, Any]:
         """The expanded spec as plain data (templates and table rows written out)."""
@@ -104,10 +119,18 @@ class Model:
         data["layers"] = [n.to_data() for n in self.layers]
         if self.head:
             data["head"] = [n.to_data() for n in self.head]
+        if self.aux:
+            data["aux"] = {name: head.to_data() for name, head in self.aux.items()}
         return data
 
     def to_yaml(self) -> str:
         return dump_yaml(self.to_data())
+
+    def block(self, name: str) -> "Block":
+        """The block named `name`, carrying this spec's defaults, for `apply_block`."""
+        from .blocks import find_block
+
+        return find_block(self, name)
 
 
 # ---------------------------------------------------------------------------------------
@@ -117,14 +140,19 @@ MAX_REPEAT = 1_000
 MAX_EXPANDED_NODES = 20_000  # InceptionResNetV2 has about 400
 NAME_RULE = "a name of letters, digits, '_', '-' or '.'"
 TABLE_COLUMNS = ("1x1", "3x3_reduce", "3x3", "5x5_reduce", "5x5", "pool_proj")
-MODEL_KEYS = ("name", "input", "defaults", "templates", "layers", "head")
+MODEL_KEYS = ("name", "input", "defaults", "templates", "layers", "head", "aux")
+AUX_KEYS = ("at", "layers", "weight")
 BLOCK_KEYS = ("name", "branches", "merge", "scale", "activation", "repeat")
 TEMPLATE_KEYS = ("args", "branches", "merge", "scale", "activation")
 
 
 def load_spec(path: str | os.PathLike[str]) -> Model:
-    """Reads, expands and validates a YAML spec file. Raises SpecError with every problem."""
-    name = os.fspath(path)
+    """Reads, expands and validates a YAML spec file, or a preset by name ("googlenet").
+
+    Raises SpecError with every problem."""
+    from .catalog import resolve
+
+    name = resolve(path)
     return loads_spec(read_text(name), file=name)
 
 
@@ -138,10 +166,14 @@ def _checked(data: Any, file: str) -> Model:
     structure is broken, shapes are not inferred: they would only repeat the damage."""
     from .shapes import plan  # validation is shape inference's first pass
 
+    from .aux import plan_aux
+
     problems = Problems()
     model = _Parser(problems, file).model(data)
     try:
-        plan(model, shapes=not problems)
+        p = plan(model, shapes=not problems)
+        if not problems:  # heads hang on planned layers
+            plan_aux(p)
     except SpecError as err:
         problems.extend(err.problems)
     problems.sort()
@@ -219,10 +251,40 @@ class _Parser:
             self.p.add("layers", "a list of layers and blocks", mark=doc.mark or top, hint="'layers' is missing")
         layers = self.nodes(doc.get("layers", YList()), "layers", mark_of(doc, "layers"), None)
         head = self.nodes(doc.get("head", YList()), "head", mark_of(doc, "head"), None)
-        model = Model(name, shape, layers, head, defaults, source=self.file)
+        aux = self.aux(doc.get("aux", YDict()), mark_of(doc, "aux"))
+        model = Model(name, shape, layers, head, defaults, source=self.file, aux=aux)
         model.origins = {k: (mark_of(doc, k), None) for k in doc}
         model.origins.update(self.default_marks)
         return model
+
+    def aux(self, data: Any, mark: Mark | None) -> dict[str, AuxHead]:
+        """`aux: {NAME: {at: LAYER, layers: [...], weight: 0.3}}` (names and shapes: aux.plan_aux)."""
+        data = self.mapping(data, "aux", mark, "a mapping of auxiliary head names to {at, layers, weight}")
+        out: dict[str, AuxHead] = {}
+        for name, body in (data or {}).items():
+            path = f"aux.{name}"
+            if not _valid_name(name):
+                self.p.add(path, NAME_RULE, name, key_mark_of(data, name))
+                continue
+            body = self.mapping(body, path, mark_of(data, name), "an auxiliary head: {at, layers, weight}")
+            if body is None:
+                continue
+            suggested = self.unknown_keys(body, AUX_KEYS, path, "auxiliary head")
+            for key in ("at", "layers"):
+                if key not in body and key not in suggested:
+                    self.p.add(path, f"an auxiliary head with '{key}'", mark=body.mark or mark,
+                               hint=f"'{key}' is missing")
+            at, weight = body.get("at", ""), body.get("weight", 0.3)
+            if "at" in body and (not isinstance(at, str) or not at):
+                self.p.add(f"{path}.at", "the name of a top-level layer or block", at, mark_of(body, "at"))
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1e6:
+                self.p.add(f"{path}.weight", "a loss weight, a number from 0", weight,
+                           mark_of(body, "weight"))
+                weight = 0.3
+            layers = self.nodes(body.get("layers", YList()), f"{path}.layers", mark_of(body, "layers"), None)
+            out[str(name)] = AuxHead(str(at) if isinstance(at, str) else "", layers, float(weight))
+            out[str(name)].origins = {k: mark_of(body, k) for k in body}
+        return out
 
     def input_shape(self, doc: YDict, suggested: set[str]) -> tuple[int, ...]:
         value = doc.get("input")

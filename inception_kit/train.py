@@ -121,6 +121,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run folder's files and start again")
     parser.add_argument("--backup-every", default="epoch", metavar="epoch|N",
                         help="back up for resuming after each epoch (default) or every N batches")
+    parser.add_argument("--aux", action="store_true",
+                        help="add the auxiliary heads' losses, weighted (0.3 each, or --aux-weight)")
+    parser.add_argument("--aux-weight", type=float, metavar="W",
+                        help="one loss weight for every auxiliary head")
     parser.add_argument("--verbose", choices=["auto", "0", "1", "2"], default="auto",
                         help="Keras' progress output: 1 a bar, 2 a line per epoch, 0 none "
                              "(default auto: a bar on a terminal, a line per epoch into a pipe or file)")
@@ -128,9 +132,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from .spec import load_spec
+    from .spec import Model, load_spec
 
-    out = args.out or child_path("runs", load_spec(args.spec).name)
+    spec = args.spec if isinstance(args.spec, Model) else load_spec(args.spec)  # the CLI passes a Model
+    out = args.out or child_path("runs", spec.name)
     result = fit(
         args.spec,
         args.data,
@@ -145,6 +150,8 @@ def run(args: argparse.Namespace) -> int:
         backup_every=_backup_every(args.backup_every),
         budget=Budget(args.max_params, args.max_activation_bytes),
         verbose=int(args.verbose) if args.verbose != "auto" else 1 if sys.stdout.isatty() else 2,
+        aux=args.aux,
+        aux_weight=args.aux_weight,
     )
     print(result.summary())
     return 0
@@ -245,6 +252,8 @@ def fit(
     budget: Budget = DEFAULT_BUDGET,
     callbacks: Sequence[Any] = (),
     verbose: Any = "auto",
+    aux: bool = False,
+    aux_weight: float | None = None,
 ) -> TrainResult:
     """Trains a spec or a Keras model; see the module docstring for the run folder.
 
@@ -259,6 +268,9 @@ def fit(
         out: the run folder; None trains without writing anything (no checkpoints, no backup).
         batch_size: the global batch; each replica gets batch_size / replicas.
         callbacks: more Keras callbacks, run after the run's own.
+        aux: train with the spec's auxiliary heads as extra outputs, their losses weighted by
+            each head's `weight` (0.3, the paper's) or by `aux_weight` for all. Metrics and the
+            saved weights are the main output's (the inference graph's, which export takes).
 
     Raises:
         SpecError: a bad spec, data, setting, or an unfinished run with other settings.
@@ -266,6 +278,7 @@ def fit(
     """
     _check_settings(epochs, batch_size, learning_rate, backup_every, seed)
     target = _Target.of(spec_or_model, budget)
+    heads = target.aux_heads(aux, aux_weight)
     from . import data as data_mod
 
     source = data_mod.inspect_source(data, target.input_shape)
@@ -283,12 +296,14 @@ def fit(
         "learning_rate": learning_rate,
         "validation_split": validation_split,
         "seed": seed,
+        **({"aux_loss_weights": {k: w for k, (w, _) in heads.items()}} if heads else {}),
     }
     folder = _RunFolder.open(run_dir, settings, overwrite) if run_dir is not None else None
     try:
         return _train(target, source, folder, settings, strategy, strategy_name, epochs=epochs,
                       batch_size=batch_size, seed=seed, validation_split=validation_split,
-                      learning_rate=learning_rate, backup_every=backup_every, callbacks=callbacks, verbose=verbose)
+                      learning_rate=learning_rate, backup_every=backup_every, callbacks=callbacks,
+                      verbose=verbose, heads=heads)
     finally:
         if folder is not None:
             folder.release()
@@ -296,7 +311,8 @@ def fit(
 
 def _train(target: _Target, source: Any, folder: _RunFolder | None, settings: dict[str, Any], strategy: Any,
            strategy_name: str, *, epochs: int, batch_size: int, seed: int, validation_split: float,
-           learning_rate: float, backup_every: str | int, callbacks: Sequence[Any], verbose: Any) -> TrainResult:
+           learning_rate: float, backup_every: str | int, callbacks: Sequence[Any], verbose: Any,
+           heads: dict[str, tuple[float, bool]] | None = None) -> TrainResult:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     strat = _make_strategy(strategy)  # first: MultiWorkerMirroredStrategy wants to precede other TF work
     import keras
@@ -311,12 +327,25 @@ def _train(target: _Target, source: Any, folder: _RunFolder | None, settings: di
     keras.utils.set_random_seed(seed)
     loaded = data_mod.load(source, target.input_shape, batch_size=batch_size, validation_split=validation_split, seed=seed)
     with strat.scope():
-        model = target.build(strat)
-        model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=target.from_logits),
-            metrics=["accuracy"],
-        )
+        model = target.build(strat, aux=bool(heads))
+        if heads:  # a dict of outputs: the main one, then each auxiliary head, one loss each
+            loss = {"output": keras.losses.SparseCategoricalCrossentropy(from_logits=target.from_logits)}
+            for k, (_, logits) in heads.items():
+                loss[k] = keras.losses.SparseCategoricalCrossentropy(from_logits=logits)
+            model.compile(
+                optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+                loss=loss,
+                loss_weights={"output": 1.0, **{k: w for k, (w, _) in heads.items()}},
+                metrics={"output": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]},
+            )
+        else:
+            model.compile(
+                optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=target.from_logits),
+                metrics=["accuracy"],
+            )
+    # What is saved and returned: the inference graph (the aux model's main output shares its layers).
+    inference = keras.Model(model.input, model.output["output"], name=model.name) if heads else model
     monitor = "val_accuracy" if loaded.val is not None else "accuracy"
     run_info = {
         **settings,
@@ -341,21 +370,26 @@ def _train(target: _Target, source: Any, folder: _RunFolder | None, settings: di
         )
 
     log = _epoch_log_callback(keras, folder.path / "log.csv" if folder else None, folder.rows if folder else [])
-    own: list[Any] = [log]
+    own: list[Any] = [_main_metrics_callback(keras), log] if heads else [log]
     if folder is not None:
         folder.prepare()  # --overwrite clears the old run only now, with everything checked
         for name, text in target.files().items():
             write_text(folder.path / name, text, overwrite=True)
         _write_json(folder.path / "run.json", run_info)
-        own.append(_best_weights_callback(keras, folder.path / "best.weights.h5", log, monitor))
+        own.append(_best_weights_callback(keras, folder.path / "best.weights.h5", log, monitor, inference))
         own.append(keras.callbacks.BackupAndRestore(str(folder.path / "backup"), save_freq=backup_every,
                                                     double_checkpoint=True))
     # The pipeline starts at the epoch BackupAndRestore will resume (in-memory data is
     # shuffled by epoch), and runs on without end: steps_per_epoch cuts it into epochs.
     start = folder.backup_epoch() if folder is not None and folder.resume else 0
+    train_ds, val_ds = loaded.train(start), loaded.val
+    if heads:  # every head learns the same labels
+        names = ["output", *heads]
+        train_ds, val_ds = (None if ds is None else ds.map(lambda x, y: (x, {k: y for k in names}))
+                            for ds in (train_ds, val_ds))
     finite = _finite_loss_callback(keras)
     try:
-        history = model.fit(loaded.train(start), steps_per_epoch=loaded.steps_per_epoch, validation_data=loaded.val,
+        history = model.fit(train_ds, steps_per_epoch=loaded.steps_per_epoch, validation_data=val_ds,
                             epochs=epochs, callbacks=[finite, *own, *callbacks], verbose=verbose,
                             shuffle=False)  # the pipeline shuffles
         if finite.stopped is not None:
@@ -379,14 +413,14 @@ def _train(target: _Target, source: Any, folder: _RunFolder | None, settings: di
     first = log.first_epoch if log.first_epoch is not None else epochs
     paths: dict[str, Path] = {}
     if folder is not None:
-        save_weights(model, folder.path / "final.weights.h5")
+        save_weights(inference, folder.path / "final.weights.h5")
         best = max((r for r in rows if monitor in r), key=lambda r: r[monitor], default=None)
         final = {k: v for k, v in rows[-1].items() if k != "epoch"} if rows else {}
         _write_json(folder.path / "run.json", {**run_info, "status": "finished", "final": final, "best": best})
         paths = {name: folder.path / name for name in RUN_FILES if name != "backup"}
         paths = {k: v for k, v in paths.items() if v.exists()}
     return TrainResult(
-        model=model,
+        model=inference,
         history={k: [float(v) for v in vs] for k, vs in history.history.items()},
         log=rows,
         out=folder.path if folder else None,
@@ -562,12 +596,38 @@ class _Target:
             )]
         return []
 
-    def build(self, strategy: Any) -> Any:
+    def aux_heads(self, aux: bool, weight: float | None) -> dict[str, tuple[float, bool]]:
+        """Auxiliary head -> (loss weight, from_logits), when training with them."""
+        if not aux:
+            if weight is not None:
+                raise SpecError.one("aux_weight", "aux=True (--aux) with it", str(weight))
+            return {}
+        bad = isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0
+        if weight is not None and bad:
+            raise SpecError.one("aux_weight", "a loss weight, a number from 0", repr(weight))
+        if self.analysis is None or not self.analysis.plan.model.aux:
+            raise SpecError.one("aux", "a spec with auxiliary heads (an aux: section)",
+                                f"'{self.name}', which has none")
+        from .aux import plan_aux
+
+        heads = {}
+        for name, a in plan_aux(self.analysis.plan).items():
+            last = a.steps[-1]
+            units = last.output_shape[-1]
+            if len(last.output_shape) != 1 or units != self.units:
+                raise SpecError.one(f"aux.{name}.layers",
+                                    f"a head ending in {self.units} units, as the model's",
+                                    f"an output of shape {last.output_shape}", last.mark)
+            logits = last.args.get("activation") != "softmax"
+            heads[name] = (float(weight if weight is not None else a.weight), logits)
+        return heads
+
+    def build(self, strategy: Any, aux: bool = False) -> Any:
         """The model, with its variables in `strategy`'s scope (call inside the scope)."""
         if self.analysis is not None:
             from .builder import build_model
 
-            return build_model(self.analysis.plan)
+            return build_model(self.analysis.plan, aux=aux)
         model = self.keras_model
         if all(strategy.extended.variable_created_in_scope(v.value) for v in model.weights):
             return model
@@ -850,13 +910,30 @@ def _epoch_log_callback(keras: Any, path: Path | None, rows: list[dict[str, floa
     return EpochLog()
 
 
-def _best_weights_callback(keras: Any, dest: Path, log: Any, monitor: str) -> Any:
+def _main_metrics_callback(keras: Any) -> Any:
+    """With auxiliary heads Keras names the main output's metrics output_accuracy, ...; the
+    log, the best-weights monitor and the result read them under their plain names."""
+
+    class MainMetrics(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            for key in list(logs or {}):
+                for prefix, plain_prefix in (("output_", ""), ("val_output_", "val_")):
+                    if key.startswith(prefix) and key.endswith("accuracy"):
+                        logs[plain_prefix + key[len(prefix):]] = logs[key]
+
+    return MainMetrics()
+
+
+def _best_weights_callback(keras: Any, dest: Path, log: Any, monitor: str, inference: Any = None) -> Any:
     staging = dest.with_name(_BEST_STAGING)
 
     class BestWeights(keras.callbacks.ModelCheckpoint):
         """ModelCheckpoint(save_best_only) into a staging file, renamed onto `dest` when it
         saved. On a resume, the best so far is taken from the log, so a worse epoch after
         the resume does not replace the best weights."""
+
+        def set_model(self, model: Any) -> None:  # the inference graph's weights, as final's
+            super().set_model(inference if inference is not None else model)
 
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
             super().on_epoch_begin(epoch, logs)

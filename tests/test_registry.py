@@ -17,6 +17,7 @@ EXAMPLES = {  # kind -> (layers before it, its arguments)
     "maxpool": ([], {"pool": 3, "strides": 2, "padding": "valid"}),
     "avgpool": ([], {"pool": [2, 3]}),
     "gap": ([], {}),
+    "gmaxpool": ([], {}),
     "flatten": ([], {}),
     "dropout": ([], {"rate": 0.3}),
     "activation": ([], {"activation": "softmax"}),

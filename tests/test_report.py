@@ -37,6 +37,8 @@ def test_readme_json_matches_the_googlenet_report():
     assert_documented(branch_doc, next(b for b in block["branches"] if b["name"] == branch_doc["name"]), "branch")
     layer_doc = doc["layers"][0]
     assert_documented(layer_doc, next(l for l in actual["layers"] if l["name"] == layer_doc["name"]), "layer")
+    aux_doc = doc["aux"][0]
+    assert_documented(aux_doc, next(h for h in actual["aux"] if h["name"] == aux_doc["name"]), "aux")
 
 
 def test_layers_add_up_to_the_model():

@@ -1,0 +1,178 @@
+"""keras.applications' knobs for every spec, as a transformation of the spec.
+
+`input_shape`, `include_top`, `pooling`, `classes` and `classifier_activation` mean what they
+mean in `keras.applications.InceptionV3(...)`. They rewrite the spec before it is planned, so
+the report, the diagrams, training and export all see the same network.
+
+A spec's **top** is its `head:` section (for the presets: global pooling, maybe dropout, and
+the classifier, a dense layer). `include_top=False` drops the head; `pooling` then appends
+`gap` ("avg") or `gmaxpool` ("max"), or nothing (None: the feature map is the output).
+`classes` and `classifier_activation` set the units and activation of the head's last dense
+layer. Plain Python: no TensorFlow here.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+from typing import Any, Sequence
+
+from .errors import SpecError, show
+from .kinds import ACTIVATION, Bad, fmt_shape
+from .spec import Layer, Model, Node
+
+POOLINGS = {"avg": "gap", "max": "gmaxpool"}  # Keras' pooling= -> the layer kind appended
+KEEP: Any = type("Keep", (), {"__repr__": lambda self: "KEEP"})()  # "as the spec says"
+KNOBS = ("input_shape", "include_top", "pooling", "classes", "classifier_activation", "include_aux")
+
+
+def apply_knobs(
+    model: Model,
+    *,
+    input_shape: Sequence[int] | None = None,
+    include_top: bool = True,
+    pooling: str | None = None,
+    classes: int | None = None,
+    classifier_activation: str | None = KEEP,
+    include_aux: bool = True,
+) -> Model:
+    """The spec with keras.applications' knobs applied; a new Model, `model` is untouched.
+
+    Args:
+        input_shape: (height, width, channels); None keeps the spec's.
+        include_top: False drops the spec's head (its classifier).
+        pooling: with include_top=False, "avg" or "max" global pooling, or None.
+        classes: units of the head's last dense layer; None keeps the spec's.
+        classifier_activation: that layer's activation (None is linear); KEEP keeps it.
+        include_aux: False drops the spec's auxiliary heads (`aux:`; not a Keras knob).
+
+    Raises:
+        SpecError: a knob's value is wrong, or the spec has no classifier to change.
+    """
+    out = replace(model, layers=list(model.layers), head=list(model.head), origins=dict(model.origins))
+    if input_shape is not None:
+        out.input_shape = _input_shape(input_shape)
+        out.origins.pop("input", None)  # the spec file's line no longer holds the value
+    for knob, value in (("include_top", include_top), ("include_aux", include_aux)):
+        if not isinstance(value, bool):
+            raise SpecError.one(knob, "true or false", show(value))
+    if pooling not in (None, *POOLINGS):
+        raise SpecError.one("pooling", "one of avg, max or None", show(pooling))
+    if include_top:
+        out.head = _top(out, pooling, classes, classifier_activation)
+        out.aux = {name: _aux_head(out, name, classes, classifier_activation) for name in out.aux}
+    else:
+        for knob, value, unset in (
+            ("classes", classes, None),
+            ("classifier_activation", classifier_activation, KEEP),
+        ):
+            if value is not unset:
+                raise SpecError.one(
+                    knob, f"no {knob} with include_top=False (the classifier is dropped)", show(value)
+                )
+        out.head = [Layer(POOLINGS[pooling])] if pooling else []
+        out.aux = {}  # side classifiers go with the top
+    if not include_aux:
+        out.aux = {}
+    _check_fits(out, input_shape is not None)
+    return out
+
+
+def _top(model: Model, pooling: str | None, classes: int | None, classifier_activation: Any) -> list[Node]:
+    if pooling is not None:
+        raise SpecError.one(
+            "pooling",
+            "no pooling with include_top (the top pools already)",
+            show(pooling),
+            hint="pooling is for include_top=False, as in keras.applications",
+        )
+    if classes is not None or classifier_activation is not KEEP:
+        return _set_classifier(model, classes, classifier_activation)
+    return list(model.head)
+
+
+def _aux_head(model: Model, name: str, classes: int | None, activation: Any) -> Any:
+    """An auxiliary head classifies like the top: the same classes and activation."""
+    head = model.aux[name]
+    if classes is None and activation is KEEP:
+        return head
+    layers = _set_classifier(replace(model, head=list(head.layers)), classes, activation)
+    return replace(head, layers=layers)
+
+
+def _check_fits(model: Model, new_input: bool) -> None:
+    """Plans the changed spec. A spec valid as written that fails with a new input has an
+    input too small for one of its windows: one error, naming the first layer it fails at."""
+    from .aux import plan_aux
+    from .shapes import plan
+
+    try:
+        plan_aux(plan(model))
+    except SpecError as err:
+        if not new_input:
+            raise
+        first = err.problems[0]  # in build order: the first layer whose output vanishes
+        where = f"{first.mark}: " if first.mark else ""
+        hint = f"it vanishes at {where}{first.path}: {first.expected}; received {first.received}"
+        if first.path.startswith("aux."):
+            hint += "; include_aux=False (--no-aux) drops the auxiliary heads"
+        raise SpecError.one(
+            "input_shape", "an input large enough for every layer", fmt_shape(model.input_shape), hint=hint
+        ) from None
+
+
+def _input_shape(value: Any) -> tuple[int, int, int]:
+    ok = (
+        isinstance(value, (list, tuple))
+        and len(value) == 3
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
+    )
+    if not ok:
+        raise SpecError.one("input_shape", "(height, width, channels) as positive integers", show(value))
+    return tuple(value)  # type: ignore[return-value]
+
+
+def _set_classifier(model: Model, classes: int | None, activation: Any) -> list[Node]:
+    if classes is not None and (isinstance(classes, bool) or not isinstance(classes, int) or classes < 1):
+        raise SpecError.one("classes", "a positive whole number", show(classes))
+    if activation is not KEEP:
+        try:
+            activation = ACTIVATION.check(activation)
+        except Bad as bad:
+            raise SpecError.one("classifier_activation", bad.expected, show(activation)) from None
+    head = list(model.head)
+    at = next(
+        (i for i in reversed(range(len(head))) if isinstance(head[i], Layer) and head[i].kind == "dense"),
+        None,
+    )
+    if at is None:
+        knob = "classes" if classes is not None else "classifier_activation"
+        raise SpecError.one(
+            knob,
+            "a spec whose head has a dense layer (the classifier)",
+            f"model '{model.name}' with no dense layer in its head",
+        )
+    dense = copy.copy(head[at])
+    dense.args = dict(dense.args)
+    if classes is not None:
+        dense.args["units"] = classes
+    if activation is not KEEP:
+        dense.args["activation"] = activation
+    head[at] = dense
+    return head
+
+
+def knobs_given(**knobs: Any) -> dict[str, Any]:
+    """The knobs that differ from 'as the spec says' (for passing on only what was set)."""
+    defaults = {
+        "input_shape": None,
+        "include_top": True,
+        "pooling": None,
+        "classes": None,
+        "classifier_activation": KEEP,
+        "include_aux": True,
+    }
+    unknown = [k for k in knobs if k not in defaults]
+    if unknown:
+        raise TypeError(f"unknown knob {unknown[0]!r}; the knobs are: {', '.join(KNOBS)}")
+    return {k: v for k, v in knobs.items() if v is not defaults[k]}

@@ -1,0 +1,183 @@
+"""Auxiliary heads: GoogLeNet's two side classifiers, training only."""
+
+import json
+import os
+import subprocess
+
+import numpy as np
+import pytest
+
+import inception_kit as ik
+from inception_kit.errors import SpecError
+
+from conftest import CLI, ROOT
+
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
+
+
+def aux_params(channels, side, classes):
+    """Paper, section 5: avg pool 5x5/3 (valid) -> 1x1 conv 128 + ReLU -> dense 1024 + ReLU ->
+    dropout -> dense classes; every layer with biases."""
+    pooled = (side - 5) // 3 + 1
+    return (channels * 128 + 128) + (pooled * pooled * 128 * 1024 + 1024) + (1024 * classes + classes)
+
+
+def test_googlenet_aux_heads_cost_what_the_paper_says():
+    data = ik.report_data(ik.validate("googlenet"))
+    heads = {h["name"]: h for h in data["aux"]}
+    # inc4a gives 14x14x512, inc4d 14x14x528 (table 1); 14x14 pools to 4x4.
+    assert heads["aux1"]["params"] == aux_params(512, 14, 1000) == 3_188_840
+    assert heads["aux2"]["params"] == aux_params(528, 14, 1000) == 3_190_888
+    assert (heads["aux1"]["at"], heads["aux2"]["at"]) == ("inc4a", "inc4d")
+    assert heads["aux1"]["loss_weight"] == heads["aux2"]["loss_weight"] == 0.3
+    # MACs: the 1x1 conv on 4x4, then the two dense layers.
+    assert heads["aux1"]["macs"] == 4 * 4 * 128 * 512 + 2048 * 1024 + 1024 * 1000
+    # Training-only: the model's totals leave them out (GoogLeNet's 6,998,552, tests/test_cost.py).
+    assert (
+        data["model"]["params"]
+        == ik.validate("googlenet", include_top=False).total.params + 1024 * 1000 + 1000
+    )
+
+
+def test_the_table_shows_them_apart():
+    text = ik.report("googlenet")
+    assert "auxiliary head (training only)" in text
+    assert "aux1                            inc4a  1000" in text
+
+
+def test_knobs_carry_to_the_aux_heads():
+    a = ik.report_data(ik.validate("googlenet", input_shape=(96, 96, 3), classes=10))
+    # at 96x96, inc4a and inc4d are 6x6: the 5x5/3 pool gives 1x1
+    assert [h["params"] for h in a["aux"]] == [aux_params(512, 6, 10), aux_params(528, 6, 10)]
+    assert "aux" not in ik.report_data(ik.validate("googlenet", include_top=False))
+
+
+def test_aux_round_trips_through_yaml():
+    spec = ik.load_spec("googlenet")
+    assert ik.loads_spec(spec.to_yaml()) == spec
+    assert list(spec.aux) == ["aux1", "aux2"]
+
+
+@pytest.mark.parametrize(
+    "aux,message",
+    [
+        (
+            "a1: {at: inc9, layers: [gap]}",
+            "aux.a1.at: expected the name of a top-level layer or block; received 'inc9'",
+        ),
+        (
+            "a1: {at: inc3a, layer: [gap]}",
+            "aux.a1.layer: expected one of the auxiliary head keys: at, layers, weight",
+        ),
+        (
+            "a1: {at: inc3a, layers: [{dense: 3}]}",
+            "aux.a1.layers[0]: expected a flat (features,) input for 'dense'",
+        ),
+        (
+            "a1: {at: inc3a, layers: [gap], weight: -1}",
+            "aux.a1.weight: expected a loss weight, a number from 0",
+        ),
+    ],
+)
+def test_bad_aux_heads_are_spec_errors(aux, message):
+    text = (
+        "name: t\ninput: [28, 28, 192]\nlayers:\n"
+        "  - inception: {name: inc3a, 1x1: 8, 3x3_reduce: 4, 3x3: 8, 5x5_reduce: 2, 5x5: 4, pool_proj: 4}\n"
+        f"aux:\n  {aux}\n"
+    )
+    with pytest.raises(SpecError) as err:
+        ik.loads_spec(text)
+    assert message in str(err.value)
+
+
+def test_build_with_aux_gives_one_output_per_head():
+    model = ik.build_model("googlenet", aux=True, input_shape=(96, 96, 3), classes=10)
+    assert {k: tuple(v.shape) for k, v in model.output.items()} == {
+        "output": (None, 10),
+        "aux1": (None, 10),
+        "aux2": (None, 10),
+    }
+    main = ik.validate("googlenet", input_shape=(96, 96, 3), classes=10).total.params
+    assert model.count_params() == main + aux_params(512, 6, 10) + aux_params(528, 6, 10)
+    assert ik.build_model("googlenet", input_shape=(96, 96, 3), classes=10).count_params() == main
+
+
+def write_pngs(folder, classes, per_class, size):
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    for c, colour in classes.items():
+        (folder / c).mkdir(parents=True)
+        for i in range(per_class):
+            img = np.clip(np.array(colour) + rng.normal(0, 20, (*size, 3)), 0, 255).astype("uint8")
+            tf.io.write_file(str(folder / c / f"{i}.png"), tf.io.encode_png(img))
+
+
+@pytest.mark.slow
+def test_googlenet_trains_with_weighted_aux_losses_and_exports_without_them(tmp_path):
+    folder = tmp_path / "images"
+    write_pngs(folder, {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}, 6, (96, 96))
+    out = tmp_path / "run"
+    common = ["googlenet", "--input", "96x96x3", "--classes", "3"]
+    r = subprocess.run(
+        [
+            *CLI,
+            "train",
+            *common,
+            "--data",
+            folder,
+            "--epochs",
+            "1",
+            "--batch-size",
+            "6",
+            "--aux",
+            "--aux-weight",
+            "0.25",
+            "--out",
+            out,
+            "--verbose",
+            "2",
+        ],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    run = json.loads((out / "run.json").read_text())
+    assert run["aux_loss_weights"] == {"aux1": 0.25, "aux2": 0.25}
+    assert "accuracy" in run["final"] and "val_accuracy" in run["final"]
+    # The total loss is the main loss plus 0.25 times each head's.
+    final = run["final"]
+    assert final["loss"] == pytest.approx(
+        final["output_loss"] + 0.25 * (final["aux1_loss"] + final["aux2_loss"]), rel=1e-4
+    )
+    # The saved weights are the inference graph's: export takes them, one output.
+    saved = tmp_path / "gn"
+    e = subprocess.run(
+        [*CLI, "export", *common, "--weights", out / "final.weights.h5", "--out", saved],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert e.returncode == 0, e.stderr[-3000:]
+    import tensorflow as tf
+
+    served = tf.saved_model.load(str(saved)).signatures["serving_default"]
+    assert list(served.structured_outputs) == ["output"]
+    assert served.structured_outputs["output"].shape.as_list() == [None, 3]
+
+
+def test_an_input_too_small_for_an_aux_head_says_how_to_drop_them():
+    # 32 -> 16 -> 8 -> 8 -> 4 -> inc3 4 -> pool 2: inc4a is 2x2, too small for the 5x5 pool
+    with pytest.raises(SpecError) as err:
+        ik.validate("googlenet", input_shape=(32, 32, 3))
+    text = str(err.value)
+    assert "aux.aux1.layers[0].pool: a pool no larger than the input height (2) with padding valid" in text
+    assert text.endswith("include_aux=False (--no-aux) drops the auxiliary heads)")
+    spec = ik.load_spec("googlenet", input_shape=(32, 32, 3), include_aux=False)
+    assert spec.aux == {}
+    assert ik.validate(spec).total.params == ik.validate("googlenet").total.params
