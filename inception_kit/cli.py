@@ -20,7 +20,8 @@ from .files import DestinationExists
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 # Packages some commands need, and the extra of setup.cfg that installs each.
 _OPTIONAL = {"tensorflow": "keras", "keras": "keras", "numpy": "keras", "graphviz": "pictures",
-             "matplotlib": "pictures", "sklearn": "train", "tf2onnx": "onnx", "onnxruntime": "onnx"}
+             "matplotlib": "pictures", "sklearn": "train", "tf2onnx": "onnx", "onnxruntime": "onnx",
+             "jax": "jax", "torch": "torch"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -159,6 +160,8 @@ def _add_budget(p: argparse.ArgumentParser) -> None:
 def parser() -> argparse.ArgumentParser:
     root = _Parser(prog="inception-kit", description="Design, cost, build and export Inception-style networks.")
     root.add_argument("--debug", action="store_true", help="show tracebacks")
+    root.add_argument("--backend", choices=["tensorflow", "jax", "torch"],
+                      help="Keras backend (sets KERAS_BACKEND before Keras loads; default: KERAS_BACKEND or tensorflow)")
     sub = root.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def command(name: str, fn: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
@@ -220,6 +223,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.backend:  # before anything imports Keras, which reads it once
+        os.environ["KERAS_BACKEND"] = args.backend
     try:
         return args.fn(args)
     except SpecError as err:
