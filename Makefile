@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test setup clean
 
-EXTRAS := keras,test,onnx,pictures,train,notebooks
+EXTRAS ?= keras,test,onnx,pictures,train,notebooks,jax,torch
 # Graphviz's dot draws diagrams; installed with the system's package manager when missing.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

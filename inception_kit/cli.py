@@ -161,7 +161,7 @@ def parser() -> argparse.ArgumentParser:
     root = _Parser(prog="inception-kit", description="Design, cost, build and export Inception-style networks.")
     root.add_argument("--debug", action="store_true", help="show tracebacks")
     root.add_argument("--backend", choices=["tensorflow", "jax", "torch"],
-                      help="Keras backend (sets KERAS_BACKEND before Keras loads; default: KERAS_BACKEND or tensorflow)")
+                      help="Keras backend: sets KERAS_BACKEND before Keras loads (default: KERAS_BACKEND, else tensorflow)")
     sub = root.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def command(name: str, fn: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:

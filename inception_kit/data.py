@@ -258,7 +258,8 @@ def _digits(input_shape: Sequence[int]) -> tuple[Any, Any]:
     if (h, w) != x.shape[1:3]:
         import keras  # the backend's own bilinear resize (half-pixel centres on all three)
 
-        x = keras.ops.convert_to_numpy(keras.ops.image.resize(x, (h, w), interpolation="bilinear")).clip(0.0, 1.0)
+        x = keras.ops.image.resize(x, (h, w), interpolation="bilinear")
+        x = keras.ops.convert_to_numpy(x).clip(0.0, 1.0)
     if c == 3:
         x = np.repeat(x, 3, axis=-1)
     return np.ascontiguousarray(x, dtype="float32"), d.target.astype("int32")
@@ -337,7 +338,8 @@ def numpy_batches(x: Any, y: Any, validation_split: float, seed: int, batch_size
         return Batches(xt, yt, first_epoch)
 
     va = va[: len(va) - len(va) % replicas]
-    return train_from, Batches(np.ascontiguousarray(x[va]), np.ascontiguousarray(y[va]), None) if len(va) else None
+    val = Batches(np.ascontiguousarray(x[va]), np.ascontiguousarray(y[va]), None) if len(va) else None
+    return train_from, val
 
 
 def _folder_pipelines(source: Source, input_shape: Sequence[int], validation_split: float, seed: int,

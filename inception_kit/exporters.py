@@ -221,9 +221,9 @@ def export(
     from .backends import current
 
     backend = current()
-    if backend != "tensorflow" and (format in ("savedmodel", "tflite") or (format == "onnx" and backend == "jax")):
-        return _export_in_tensorflow(analysis.plan.model, out, format, weights, quantize, overwrite, verify, budget,
-                                     precision, backend)
+    if backend != "tensorflow" and (format in ("savedmodel", "tflite") or (format, backend) == ("onnx", "jax")):
+        return _export_in_tensorflow(analysis.plan.model, out, format, weights, quantize, overwrite, verify,
+                                     budget, precision, backend)
     if format == "onnx":
         _require_onnx(backend)
 
@@ -554,8 +554,8 @@ def _onnx_keras(model: Any, tmp: Path, x: Any, check: Callable[[Any], float] | N
         node.output[:] = [OUTPUT_NAME if o == old else o for o in node.output]
     proto.graph.output[0].name = OUTPUT_NAME
     tmp.write_bytes(proto.SerializeToString())
-    extra: dict[str, Any] = {"opset": next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None),
-                             "exporter": "keras model.export(format='onnx')"}
+    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    extra: dict[str, Any] = {"opset": opset, "exporter": "keras model.export(format='onnx')"}
     if x is not None:
         session = onnxruntime.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
         names = ([i.name for i in session.get_inputs()], [o.name for o in session.get_outputs()])
@@ -582,21 +582,22 @@ def _export_in_tensorflow(spec: Model, out: Path, format: str, weights: Any, qua
 
     if importlib.util.find_spec("tensorflow") is None:
         raise MissingDependency(
-            f"format {format} is {_TF_FORMATS_WHY[format]}: under the {backend} backend it is written by TensorFlow "
-            "in a child process, and TensorFlow is not installed: pip install 'inception-kit[keras]'"
+            f"format {format} is {_TF_FORMATS_WHY[format]}: under the {backend} backend it is written by "
+            "TensorFlow in a child process, and TensorFlow is not installed: pip install 'inception-kit[keras]'"
         )
     with tempfile.TemporaryDirectory() as d:
         spec_file = Path(d) / "spec.yaml"
         spec_file.write_text(spec.to_yaml(), encoding="utf-8")
         job = {"spec": str(spec_file), "out": os.fspath(out), "format": format,
-               "weights": os.fspath(weights) if weights else None, "quantize": quantize, "overwrite": overwrite,
-               "verify": verify, "budget": [budget.max_params, budget.max_activation_bytes], "precision": precision}
-        package_root = str(Path(__file__).resolve().parent.parent)  # the child imports this very inception_kit
+               "weights": os.fspath(weights) if weights else None, "quantize": quantize,
+               "overwrite": overwrite, "verify": verify, "precision": precision,
+               "budget": [budget.max_params, budget.max_activation_bytes]}
+        package_root = str(Path(__file__).resolve().parent.parent)  # the child imports this inception_kit
         env = {**os.environ, "KERAS_BACKEND": "tensorflow",
                "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)}
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        proc = subprocess.run([sys.executable, "-c", "import sys; from inception_kit.exporters import _child; "
-                               "sys.exit(_child(sys.argv[1]))", json.dumps(job)],
+        code = "import sys; from inception_kit.exporters import _child; sys.exit(_child(sys.argv[1]))"
+        proc = subprocess.run([sys.executable, "-c", code, json.dumps(job)],
                               env=env, capture_output=True, text=True, check=False)
     lines = proc.stdout.strip().splitlines()
     try:
@@ -613,8 +614,8 @@ def _export_in_tensorflow(spec: Model, out: Path, format: str, weights: Any, qua
                              for p in answer["problems"]])
         if kind == "DestinationExists":
             raise DestinationExists(Path(answer["path"]))
-        raise {"VerificationError": VerificationError, "MissingDependency": MissingDependency}.get(kind, RuntimeError)(
-            message)
+        same = {"VerificationError": VerificationError, "MissingDependency": MissingDependency}
+        raise same.get(kind, RuntimeError)(message)
     fields = {f.name for f in dataclasses.fields(ExportResult)}
     result = {k: v for k, v in answer.items() if k in fields}
     for k in ("path", "metadata"):
@@ -630,17 +631,19 @@ def _child(job_json: str) -> int:
 
     job = json.loads(job_json)
     try:
-        result = export(job["spec"], job["out"], format=job["format"], weights=job["weights"], quantize=job["quantize"],
-                        overwrite=job["overwrite"], verify=job["verify"], budget=Budget(*job["budget"]),
-                        precision=job["precision"])
+        result = export(job["spec"], job["out"], format=job["format"], weights=job["weights"],
+                        quantize=job["quantize"], overwrite=job["overwrite"], verify=job["verify"],
+                        budget=Budget(*job["budget"]), precision=job["precision"])
     except SpecError as err:
-        answer = {"error": "SpecError", "message": str(err), "problems": [dataclasses.asdict(p) for p in err.problems]}
+        problems = [dataclasses.asdict(p) for p in err.problems]
+        answer = {"error": "SpecError", "message": str(err), "problems": problems}
     except DestinationExists as err:
         answer = {"error": "DestinationExists", "message": str(err), "path": os.fspath(err.path)}
     except Exception as err:  # noqa: BLE001  (re-raised by the parent with its message)
         answer = {"error": type(err).__name__, "message": str(err)}
     else:
-        answer = {k: (os.fspath(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(result).items()}
+        fields = dataclasses.asdict(result)
+        answer = {k: (os.fspath(v) if isinstance(v, Path) else v) for k, v in fields.items()}
     print(json.dumps(answer))
     return 0
 

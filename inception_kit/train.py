@@ -265,6 +265,7 @@ def fit(
     if problems:
         raise SpecError(problems)
     role = _role(strategy)
+    _check_backend(strategy)  # before the run folder is touched, and before Keras loads
     run_dir = None if out is None else (Path(out) if role.chief else Path(out) / role.name)
     strategy_name = strategy if isinstance(strategy, str) else type(strategy).__name__
     settings = {
@@ -601,12 +602,29 @@ class _KerasStrategy:
 
     def __init__(self, distribution: Any = None) -> None:
         self.distribution = distribution
-        self.num_replicas_in_sync = len(distribution.device_mesh.devices.flat) if distribution is not None else 1
+        mesh = distribution.device_mesh if distribution is not None else None
+        self.num_replicas_in_sync = len(mesh.devices.flat) if mesh is not None else 1
 
     def scope(self) -> Any:
         import contextlib
 
         return self.distribution.scope() if self.distribution is not None else contextlib.nullcontext()
+
+
+def _check_backend(strategy: Any) -> None:
+    """A strategy name the backend cannot run is a SpecError (the backend read without Keras)."""
+    from .backends import current
+
+    backend = current()
+    if not isinstance(strategy, str) or strategy == "default":
+        return
+    can = {"tensorflow": "default, mirrored or multi-worker", "jax": "default or data-parallel"}.get(backend, "default")
+    if strategy in TF_STRATEGIES and backend != "tensorflow":
+        raise SpecError.one("--strategy", f"{can} under the {backend} backend",
+                            f"{strategy!r}, a tf.distribute strategy (run it with --backend tensorflow)")
+    if strategy == "data-parallel" and backend != "jax":
+        raise SpecError.one("--strategy", f"{can} under the {backend} backend",
+                            "'data-parallel', which keras.distribution runs on JAX only (use --backend jax)")
 
 
 def _fit_scope(strat: Any) -> Any:
@@ -623,16 +641,11 @@ def _keras_strategy(strategy: Any, backend: str) -> _KerasStrategy:
     if not isinstance(strategy, str):
         if isinstance(strategy, keras.distribution.Distribution):
             return _KerasStrategy(strategy)
-        raise SpecError.one("strategy", f"'default', 'data-parallel' or a keras.distribution.Distribution under the {backend} "
-                            "backend (tf.distribute strategies need TensorFlow's)", type(strategy).__name__)
-    if strategy in TF_STRATEGIES:
-        raise SpecError.one("--strategy", f"default{' or data-parallel' if backend == 'jax' else ''} under the {backend} "
-                            "backend", f"{strategy!r}, a tf.distribute strategy (run it with --backend tensorflow)")
+        raise SpecError.one("strategy", "'default', 'data-parallel' or a keras.distribution.Distribution "
+                            f"under the {backend} backend (tf.distribute strategies need TensorFlow's)", type(strategy).__name__)
+    _check_backend(strategy)
     if strategy == "default":
         return _KerasStrategy()
-    if backend != "jax":
-        raise SpecError.one("--strategy", f"default under the {backend} backend", "'data-parallel', which "
-                            "keras.distribution runs on JAX only (use --backend jax, or mirrored under tensorflow)")
     # Every device JAX sees; Keras splits each global batch along its first axis over them.
     return _KerasStrategy(keras.distribution.DataParallel(devices=keras.distribution.list_devices()))
 

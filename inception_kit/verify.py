@@ -48,8 +48,9 @@ def compare(analysis: Analysis, model: Any, flops: Counter | None = None) -> lis
     if flops is None and current() != "tensorflow":
         from .errors import SpecError
 
-        raise SpecError.one("--verify", "the tensorflow backend: TensorFlow's profiler counts FLOPs on a TensorFlow "
-                            "graph (the cost report itself is the same on every backend)", f"the {current()} backend")
+        raise SpecError.one("--verify", "the tensorflow backend: TensorFlow's profiler counts FLOPs on a "
+                            "TensorFlow graph (the cost report itself is the same on every backend)",
+                            f"the {current()} backend")
     from .profiler import profile_flops
 
     measured = profile_flops(model) if flops is None else flops
