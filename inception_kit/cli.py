@@ -223,9 +223,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if args.backend:  # before anything imports Keras, which reads it once
-        os.environ["KERAS_BACKEND"] = args.backend
     try:
+        if args.backend:  # before anything imports Keras, which reads it once (refused if it already ran)
+            from .backends import select
+
+            select(args.backend)
         return args.fn(args)
     except SpecError as err:
         where = " in the spec" if any(p.mark for p in err.problems) else ""

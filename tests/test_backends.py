@@ -56,6 +56,10 @@ for path in sorted(Path("specs").glob("*.yaml")):
     result[path.stem] = {"params": [int(model.count_params()), trainable, int(model.count_params()) - trainable],
                          "report": render(analysis, "json")}
     keras.backend.clear_session()
+x = keras.Input((28, 28, 192))
+y = ik.apply_block(ik.Block("mine", {"a": [ik.Layer("conv", filters=16, kernel=1)],
+                                     "b": [ik.Layer("conv", filters=8, kernel=[1, 7])]}), x)
+result["apply_block"] = [int(keras.Model(x, y).count_params()), list(y.shape[1:])]
 print(json.dumps(result))
 """
 
@@ -128,6 +132,12 @@ def test_every_preset_builds_with_the_same_params_on_every_backend(backends_run,
     # TensorFlow's Keras count is the reference (tests/test_canonical.py ties it to keras.applications).
     assert [total, trainable, non_trainable] == written["tensorflow"][preset]["params"]
     assert total == ik.validate(SPECS / f"{preset}.yaml").total.params
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_apply_block_inside_your_own_model_on_every_backend(backends_run, backend):
+    # 1x1: 192*16 weights + 16 biases; 1x7: 192*8*7 + 8; concatenated: 16 + 8 channels.
+    assert backends_run[0][backend]["apply_block"] == [192 * 16 + 16 + 192 * 8 * 7 + 8, [28, 28, 24]]
 
 
 @pytest.mark.parametrize("preset", PRESETS)
