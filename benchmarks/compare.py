@@ -20,6 +20,12 @@ Sections (--only takes a comma-separated list of these names):
   gflops      achieved GFLOP/s of InceptionV3 inference at batch 8 against a 4096³ float32
               matmul; then XLA, frozen weights, thread settings and oneDNN options.
   bf16        mixed_bfloat16 inference against float32: speed-up and output deviation.
+  backends    InceptionV3 and GoogLeNet under Keras' JAX and PyTorch backends against TensorFlow:
+              build time and inference time at batch 1 and 8 (Keras' predict_on_batch on every
+              backend: JAX jit-compiles it, torch runs eagerly under no_grad, TensorFlow a
+              tf.function), as time ratios to TensorFlow (above 1: slower). Keras runs one backend
+              per process, so each backend runs in its own subprocess; the three run round-robin,
+              and a ratio is the median over rounds of backend median / TensorFlow median.
 """
 
 from __future__ import annotations
@@ -46,7 +52,10 @@ sys.path[:0] = [str(HERE), str(ROOT)]  # build_speed, and inception_kit from thi
 import build_speed  # noqa: E402  (the build benchmark's timing, reused)
 
 SPEC = build_speed.SPEC  # specs/inception_v3.yaml
-SECTIONS = ("report", "build", "inference", "savedmodel", "gflops", "bf16")
+SECTIONS = ("report", "build", "inference", "savedmodel", "gflops", "bf16", "backends")
+BACKENDS = ("tensorflow", "jax", "torch")
+BACKEND_SPECS = {"InceptionV3": ROOT / "specs" / "inception_v3.yaml", "GoogLeNet": ROOT / "specs" / "googlenet.yaml"}
+BACKEND_BATCHES = (1, 8)
 MATMUL_N = 4096
 GFLOPS_BATCH = 8
 HELD_UP = ">= 1.05x"  # a speed-up "holds up" when it beats the noise of alternating runs
@@ -511,6 +520,59 @@ def section_bf16(cfg: Config) -> None:
     keras.backend.clear_session()
 
 
+# --------------------------------------------------------------------------- backends
+
+
+def backend_worker(reps: int) -> None:
+    """Under KERAS_BACKEND (set by the parent): build and inference times per model, as JSON."""
+    import gc
+
+    import keras
+    import numpy as np
+
+    import inception_kit as ik
+
+    out: dict[str, Any] = {"backend": keras.backend.backend()}
+    for name, spec in BACKEND_SPECS.items():
+        plan = ik.validate(spec).plan
+        builds = []
+        for _ in range(min(reps, 3) + 1):  # the first build pays for imports and tracing: dropped
+            keras.backend.clear_session()
+            gc.collect()
+            start = time.perf_counter()
+            model = ik.build_model(plan)
+            builds.append(time.perf_counter() - start)
+        row: dict[str, Any] = {"build": builds[1:], "params": int(model.count_params())}
+        for batch in BACKEND_BATCHES:
+            x = np.random.default_rng(0).uniform(-1, 1, (batch, *plan.model.input_shape)).astype("float32")
+            row[f"batch {batch}"] = alternate({"call": lambda: model.predict_on_batch(x)}, 2, reps)["call"]
+        out[name] = row
+    print(json.dumps(out))
+
+
+def section_backends(cfg: Config) -> None:
+    _header("Keras backends: JAX and PyTorch against TensorFlow (build, inference at batch 1 and 8)")
+    rounds, reps = cfg.n(2, 1), cfg.n(5, 2)
+    runs: dict[str, list[dict[str, Any]]] = {b: [] for b in BACKENDS}
+    for _ in range(rounds):
+        for backend in BACKENDS:  # round-robin, so slow drift of the machine's load hits all three
+            env = {**_env(), "KERAS_BACKEND": backend}
+            text = _run([sys.executable, __file__, "--backend-worker", "--reps", str(reps)], env=env)
+            got = json.loads(text.strip().splitlines()[-1])
+            assert got["backend"] == backend, got["backend"]
+            runs[backend].append(got)
+    for name in BACKEND_SPECS:
+        params = {b: runs[b][0][name]["params"] for b in BACKENDS}
+        assert len(set(params.values())) == 1, f"{name}: params differ between backends: {params}"
+        for what, label in (("build", "build"), *((f"batch {b}", f"inference batch {b}") for b in BACKEND_BATCHES)):
+            medians = {b: [statistics.median(r[name][what]) for r in runs[b]] for b in BACKENDS}
+            print(f"  {name} {label}: " + ", ".join(f"{b} {_num(statistics.median(m) * 1000)} ms"
+                                                  for b, m in medians.items()))
+            for backend in BACKENDS[1:]:
+                result(Result(f"{name} {label}, {backend} / TensorFlow (time)",
+                              ratios(medians[backend], medians["tensorflow"]), note="above 1: slower than TF"))
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -549,7 +611,11 @@ def main() -> None:
     parser.add_argument("--inter", help=argparse.SUPPRESS)
     parser.add_argument("--reps", type=int, default=3, help=argparse.SUPPRESS)
     parser.add_argument("--logits", help=argparse.SUPPRESS)
+    parser.add_argument("--backend-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.backend_worker:
+        backend_worker(args.reps)
+        return
     if args.worker:
         worker(args)
         return

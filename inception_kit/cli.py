@@ -24,7 +24,8 @@ EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 SUMMARY_WIDTH = 100  # `build`'s Keras summary, like the cost report: at most 100 columns
 # Packages some commands need, and the extra of setup.cfg that installs each.
 _OPTIONAL = {"tensorflow": "tensorflow", "keras": "tensorflow", "numpy": "tensorflow", "graphviz": "pictures",
-             "matplotlib": "pictures", "sklearn": "train", "tf2onnx": "onnx", "onnxruntime": "onnx"}
+             "matplotlib": "pictures", "sklearn": "train", "tf2onnx": "onnx", "onnxruntime": "onnx",
+             "jax": "jax", "torch": "torch"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -302,6 +303,8 @@ def _add_budget(p: argparse.ArgumentParser) -> None:
 def parser() -> argparse.ArgumentParser:
     root = _Parser(prog="inception-kit", description="Design, cost, build and export Inception-style networks.")
     root.add_argument("--debug", action="store_true", help="show tracebacks")
+    root.add_argument("--backend", choices=["tensorflow", "jax", "torch"],
+                      help="Keras backend: sets KERAS_BACKEND before Keras loads (default: KERAS_BACKEND, else tensorflow)")
     sub = root.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def command(name: str, fn: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
@@ -412,6 +415,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:  # argparse would show the top level's usage; the subcommand's is the one that helps
         args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
+        if args.backend:  # before anything imports Keras, which reads it once (refused if it already ran)
+            from .backends import select
+
+            select(args.backend)
         if hasattr(args, "include_top"):
             _apply_knobs(args)
         return args.fn(args)

@@ -26,6 +26,13 @@ keeps its part of every batch; there are no files to shard by.
 
 Everything that can be wrong with a source is found by `inspect_source` without
 TensorFlow, so the CLI answers a typo in a fraction of a second; `load` builds the pipelines.
+
+Under the JAX and torch backends, in-memory data (`digits`, arrays) is served as numpy
+batches by a `keras.utils.PyDataset` instead (`numpy_batches`): the same split, whole
+training batches shuffled by (seed, epoch) alone (numpy's generator, so the order differs
+from TensorFlow's), and no TensorFlow in the process. Image folders are read by Keras'
+`image_dataset_from_directory`, a tf.data pipeline, on every backend (Keras converts its
+batches), so they need TensorFlow installed.
 """
 
 from __future__ import annotations
@@ -217,8 +224,11 @@ def load(
     batch_size: int,
     validation_split: float,
     seed: int,
+    backend: str = "tensorflow",
+    replicas: int = 1,
 ) -> Data:
-    """The training and validation pipelines of an inspected source."""
+    """The training and validation pipelines of an inspected source (tf.data under the
+    TensorFlow backend, or for folders; numpy batches for in-memory data under the others)."""
     n_train, n_val = split_sizes(source.count, validation_split)
     if n_train < batch_size:
         raise SpecError([_batch_problem(source, n_train, batch_size)])
@@ -226,7 +236,11 @@ def load(
         train_from, val = _folder_pipelines(source, input_shape, validation_split, seed, batch_size)
     else:
         x, y = source.arrays if source.kind == "arrays" else _digits(input_shape)
-        train_from, val = _array_pipelines(x, y, validation_split, seed, batch_size)
+        if backend == "tensorflow":
+            train_from, val = _array_pipelines(x, y, validation_split, seed, batch_size)
+        else:
+            train_from, val = numpy_batches(x, y, validation_split, seed, batch_size, replicas)
+            n_val -= n_val % replicas
     return Data(source, train_from, val, n_train, n_val, batch_size)
 
 
@@ -243,9 +257,10 @@ def _digits(input_shape: Sequence[int]) -> tuple[Any, Any]:
     x = (d.images / 16.0).astype("float32")[..., None]  # (n, 8, 8, 1), 0..16 -> [0, 1]
     h, w, c = input_shape
     if (h, w) != x.shape[1:3]:
-        import tensorflow as tf
+        import keras  # the backend's own bilinear resize (half-pixel centres on all three)
 
-        x = tf.image.resize(x, (h, w), method="bilinear").numpy().clip(0.0, 1.0)
+        x = keras.ops.image.resize(x, (h, w), interpolation="bilinear")
+        x = keras.ops.convert_to_numpy(x).clip(0.0, 1.0)
     if c == 3:
         x = np.repeat(x, 3, axis=-1)
     return np.ascontiguousarray(x, dtype="float32"), d.target.astype("int32")
@@ -277,6 +292,55 @@ def _array_pipelines(x: Any, y: Any, validation_split: float, seed: int, batch_s
 
     val = tf.data.Dataset.from_tensor_slices((x[va], y[va])).batch(batch_size) if n_val else None
     return train_from, None if val is None else _finish(val)
+
+
+def numpy_batches(x: Any, y: Any, validation_split: float, seed: int, batch_size: int,
+                  replicas: int = 1) -> tuple[Callable[[int], Any], Any]:
+    """`_array_pipelines` in numpy, for the JAX and torch backends: `keras.utils.PyDataset`s
+    of whole training batches, epoch e's order a permutation seeded by (seed, e), and
+    validation batches in order (the last one smaller). Same split as `_array_pipelines`.
+    keras.distribution splits every batch evenly over the replicas, so with R > 1 the
+    validation set's last `n_val % R` samples are left out (at most R - 1)."""
+    import keras
+    import numpy as np
+
+    order = np.random.RandomState(seed).permutation(len(x))
+    n_train, n_val = split_sizes(len(x), validation_split)
+    tr, va = order[:n_train], order[n_train:]
+    xt, yt = np.ascontiguousarray(x[tr]), np.ascontiguousarray(y[tr])
+
+    class Batches(keras.utils.PyDataset):
+        """Batches of (x, y); `epoch` advances when Keras ends an epoch, so each epoch draws its own
+        order, the same one after a resume (the first epoch is given)."""
+
+        def __init__(self, xs: Any, ys: Any, first_epoch: int | None) -> None:
+            super().__init__()  # one worker, no multiprocessing: batches are slices of memory
+            self.xs, self.ys, self.epoch = xs, ys, first_epoch
+            self.steps = len(xs) // batch_size if first_epoch is not None else -(-len(xs) // batch_size)
+            self._order: Any = None
+
+        def __len__(self) -> int:
+            return self.steps
+
+        def __getitem__(self, i: int) -> tuple[Any, Any]:
+            if self.epoch is None:  # validation: in order
+                idx = slice(i * batch_size, (i + 1) * batch_size)
+            else:
+                if self._order is None:
+                    self._order = np.random.default_rng([seed, self.epoch]).permutation(len(self.xs))
+                idx = self._order[i * batch_size: (i + 1) * batch_size]
+            return self.xs[idx], self.ys[idx]
+
+        def on_epoch_end(self) -> None:
+            if self.epoch is not None:
+                self.epoch, self._order = self.epoch + 1, None
+
+    def train_from(first_epoch: int) -> Any:
+        return Batches(xt, yt, first_epoch)
+
+    va = va[: len(va) - len(va) % replicas]
+    val = Batches(np.ascontiguousarray(x[va]), np.ascontiguousarray(y[va]), None) if len(va) else None
+    return train_from, val
 
 
 def _folder_pipelines(source: Source, input_shape: Sequence[int], validation_split: float, seed: int,

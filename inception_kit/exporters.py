@@ -235,11 +235,18 @@ def export(
     else:
         check_file_destination(out, overwrite)
         check_folder_destination(meta, overwrite, MANIFEST_FILE, keep)
+    from .backends import current
+
+    backend = current()
+    if backend != "tensorflow" and (format in ("savedmodel", "tflite") or (format, backend) == ("onnx", "jax")):
+        return _export_in_tensorflow(analysis.plan.model, out, format, weights, quantize, overwrite, verify,
+                                     budget, precision, backend)
     if format == "onnx":
-        _require_onnx()
+        _require_onnx(backend)
 
     texts = {SPEC_FILE: analysis.plan.model.to_yaml(), REPORT_FILE: render(analysis, "json")}
-    write = {"savedmodel": _savedmodel, "keras": _keras, "tflite": _tflite, "onnx": _onnx}[format]
+    write = {"savedmodel": _savedmodel, "keras": _keras, "tflite": _tflite,
+             "onnx": _onnx if backend == "tensorflow" else _onnx_keras}[format]
     kind = "int8" if quantize else precision
     in_shape = tuple(int(d) for d in analysis.plan.model.input_shape)
     out_shape = tuple(int(d) for d in analysis.plan.output_shape)
@@ -344,10 +351,11 @@ def _copy_meta(source: Path, folder: Path) -> None:
 
 def _checker(model: Any, in_shape: tuple[int, ...], kind: str, what: str, out: Path) -> tuple[Any, Callable[[Any], float], float]:
     """The reference batch, a function that checks outputs on it, and the tolerance used."""
+    import keras
     import numpy as np
 
     x = np.random.default_rng(VERIFY_SEED).uniform(-1.0, 1.0, (VERIFY_BATCH, *in_shape)).astype(np.float32)
-    expected = np.asarray(model(x, training=False))
+    expected = keras.ops.convert_to_numpy(model(x, training=False))
     tolerance = TOLERANCE[kind] * max(1.0, float(np.abs(expected).max()))
 
     def check(actual: Any) -> float:
@@ -371,10 +379,8 @@ def _write_meta(
     tolerance: float | None,
 ) -> None:
     """Writes spec.yaml, report.json and manifest.json (diff None: not verified)."""
-    import keras
-    import tensorflow as tf
-
     from . import __version__
+    from .backends import versions
 
     manifest = {
         **manifest,
@@ -388,7 +394,7 @@ def _write_meta(
         }
         if diff is not None
         else None,
-        "versions": {"inception_kit": __version__, "tensorflow": tf.__version__, "keras": keras.__version__},
+        "versions": {"inception_kit": __version__, **versions()},
     }
     folder.mkdir(parents=True, exist_ok=True)
     for name, text in texts.items():
@@ -556,7 +562,7 @@ def _keras(model: Any, tmp: Path, x: Any, check: Callable[[Any], float] | None, 
     extra: dict[str, Any] = {}
     if x is not None:
         loaded = keras.models.load_model(str(tmp))
-        extra["max_abs_diff"] = check(loaded(x, training=False))
+        extra["max_abs_diff"] = check(keras.ops.convert_to_numpy(loaded(x, training=False)))
     return extra
 
 
@@ -587,11 +593,13 @@ def _tflite(model: Any, tmp: Path, x: Any, check: Callable[[Any], float] | None,
     return extra
 
 
-def _require_onnx() -> None:
+def _require_onnx(backend: str = "tensorflow") -> None:
     try:
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
-        import tf2onnx  # noqa: F401
+
+        if backend == "tensorflow":
+            import tf2onnx  # noqa: F401
     except ImportError as err:
         raise MissingDependency(
             f"format onnx needs tf2onnx, onnx and onnxruntime ({err}); install them with: "
@@ -620,6 +628,115 @@ def _onnx(model: Any, tmp: Path, x: Any, check: Callable[[Any], float] | None, q
             raise VerificationError(f"unexpected ONNX inputs and outputs {names}")
         extra["max_abs_diff"] = check(session.run([OUTPUT_NAME], {INPUT_NAME: x})[0])
     return extra
+
+
+def _onnx_keras(model: Any, tmp: Path, x: Any, check: Callable[[Any], float] | None, quantize: bool) -> dict:
+    """Keras' own ONNX export (torch.onnx under the torch backend), checked with onnxruntime.
+    Keras names the input after the model's input layer ("image"); the output is renamed."""
+    import onnx
+    import onnxruntime
+
+    with tempfile.TemporaryDirectory() as d:
+        raw = Path(d) / "model.onnx"
+        model.export(str(raw), format="onnx", verbose=False)
+        proto = onnx.load(str(raw))
+    old = proto.graph.output[0].name
+    for node in proto.graph.node:
+        node.output[:] = [OUTPUT_NAME if o == old else o for o in node.output]
+    proto.graph.output[0].name = OUTPUT_NAME
+    tmp.write_bytes(proto.SerializeToString())
+    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    extra: dict[str, Any] = {"opset": opset, "exporter": "keras model.export(format='onnx')"}
+    if x is not None:
+        session = onnxruntime.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+        names = ([i.name for i in session.get_inputs()], [o.name for o in session.get_outputs()])
+        if names != ([INPUT_NAME], [OUTPUT_NAME]):
+            raise VerificationError(f"unexpected ONNX inputs and outputs {names}")
+        extra["max_abs_diff"] = check(session.run([OUTPUT_NAME], {INPUT_NAME: x})[0])
+    return extra
+
+
+# --------------------------------------------------------------------------- other backends
+
+_TF_FORMATS_WHY = {"savedmodel": "a TensorFlow format", "tflite": "converted by TensorFlow's TFLiteConverter",
+                   "onnx": "converted from TensorFlow by tf2onnx; Keras' JAX route needs jax2onnx"}
+
+
+def _export_in_tensorflow(spec: Model, out: Path, format: str, weights: Any, quantize: bool, overwrite: bool,
+                          verify: bool, budget: Budget, precision: str, backend: str) -> ExportResult:
+    """`export` in a child process on the TensorFlow backend: Keras runs one backend per process.
+    The child builds the same spec, loads the same weights file (weights move between backends:
+    tests/test_backends.py) and verifies the artifact against its own Keras model."""
+    import dataclasses
+    import importlib.util
+    import subprocess
+
+    if importlib.util.find_spec("tensorflow") is None:
+        raise MissingDependency(
+            f"format {format} is {_TF_FORMATS_WHY[format]}: under the {backend} backend it is written by "
+            "TensorFlow in a child process, and TensorFlow is not installed: pip install 'inception-kit[keras]'"
+        )
+    with tempfile.TemporaryDirectory() as d:
+        spec_file = Path(d) / "spec.yaml"
+        spec_file.write_text(spec.to_yaml(), encoding="utf-8")
+        job = {"spec": str(spec_file), "out": os.fspath(out), "format": format,
+               "weights": os.fspath(weights) if weights else None, "quantize": quantize,
+               "overwrite": overwrite, "verify": verify, "precision": precision,
+               "budget": [budget.max_params, budget.max_activation_bytes]}
+        package_root = str(Path(__file__).resolve().parent.parent)  # the child imports this inception_kit
+        env = {**os.environ, "KERAS_BACKEND": "tensorflow",
+               "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)}
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        code = "import sys; from inception_kit.exporters import _child; sys.exit(_child(sys.argv[1]))"
+        proc = subprocess.run([sys.executable, "-c", code, json.dumps(job)],
+                              env=env, capture_output=True, text=True, check=False)
+    lines = proc.stdout.strip().splitlines()
+    try:
+        answer = json.loads(lines[-1])
+    except (IndexError, ValueError):
+        raise RuntimeError(f"the TensorFlow export process failed (exit {proc.returncode}): "
+                           f"{proc.stderr.strip()[-2000:]}") from None
+    if "error" in answer:
+        kind, message = answer["error"], answer["message"]
+        if kind == "SpecError":
+            from .errors import Mark, Problem
+
+            raise SpecError([Problem(**{**p, "mark": Mark(**p["mark"]) if p["mark"] else None})
+                             for p in answer["problems"]])
+        if kind == "DestinationExists":
+            raise DestinationExists(Path(answer["path"]))
+        same = {"VerificationError": VerificationError, "MissingDependency": MissingDependency}
+        raise same.get(kind, RuntimeError)(message)
+    fields = {f.name for f in dataclasses.fields(ExportResult)}
+    result = {k: v for k, v in answer.items() if k in fields}
+    for k in ("path", "metadata"):
+        result[k] = Path(result[k])
+    for k in ("input_shape", "output_shape"):
+        result[k] = tuple(result[k])
+    return ExportResult(**result)
+
+
+def _child(job_json: str) -> int:
+    """The child of `_export_in_tensorflow`: one export, its result (or error) as JSON on the last line."""
+    import dataclasses
+
+    job = json.loads(job_json)
+    try:
+        result = export(job["spec"], job["out"], format=job["format"], weights=job["weights"],
+                        quantize=job["quantize"], overwrite=job["overwrite"], verify=job["verify"],
+                        budget=Budget(*job["budget"]), precision=job["precision"])
+    except SpecError as err:
+        problems = [dataclasses.asdict(p) for p in err.problems]
+        answer = {"error": "SpecError", "message": str(err), "problems": problems}
+    except DestinationExists as err:
+        answer = {"error": "DestinationExists", "message": str(err), "path": os.fspath(err.path)}
+    except Exception as err:  # noqa: BLE001  (re-raised by the parent with its message)
+        answer = {"error": type(err).__name__, "message": str(err)}
+    else:
+        fields = dataclasses.asdict(result)
+        answer = {k: (os.fspath(v) if isinstance(v, Path) else v) for k, v in fields.items()}
+    print(json.dumps(answer))
+    return 0
 
 
 # --------------------------------------------------------------------------- helpers

@@ -50,6 +50,17 @@ from .report import human as _human
 from .shapes import BlockPlan, Step
 
 TIMING = "concrete tf.function per sub-model (graph mode, no XLA, training=False)"
+# Under JAX and torch there is no tf.function: Keras' predict_on_batch (jit-compiled by JAX,
+# eager under torch.no_grad) on a numpy batch, its output back in numpy.
+TIMING_KERAS = "Keras predict_on_batch per sub-model ({backend} backend), numpy in and out"
+
+
+def timing_method() -> str:
+    """How `measure` calls the sub-models under the current Keras backend."""
+    from .backends import current
+
+    backend = current()
+    return TIMING if backend == "tensorflow" else TIMING_KERAS.format(backend=backend)
 WIDTH = 100
 
 
@@ -244,7 +255,6 @@ def built_macs(model: Any) -> int:
 
 def _build(unit: Unit, batch: int, rng: Any) -> None:
     import keras
-    import tensorflow as tf
 
     from .builder import _apply
 
@@ -257,6 +267,12 @@ def _build(unit: Unit, batch: int, rng: Any) -> None:
             f"the built {unit.label} has {unit.built_params:,} params and {unit.built_macs:,} MACs; "
             f"the analysis says {unit.cost.params:,} and {unit.cost.macs:,}"
         )
+    if keras.backend.backend() != "tensorflow":
+        xs = rng.standard_normal((batch, *unit.input_shape), dtype="float32")
+        unit.call = lambda: model.predict_on_batch(xs)
+        return
+    import tensorflow as tf
+
     spec = tf.TensorSpec((batch, *unit.input_shape), tf.float32)
     concrete = tf.function(lambda x: model(x, training=False), autograph=False).get_concrete_function(spec)
     x = tf.constant(rng.standard_normal((batch, *unit.input_shape), dtype="float32"))
@@ -340,7 +356,13 @@ def machine_info() -> dict[str, Any]:
         "vector": vector,
         "python": platform.python_version(),
     }
-    if "tensorflow" in sys.modules:
+    from .backends import current
+
+    if current() != "tensorflow" and "keras" in sys.modules:
+        from .backends import versions
+
+        info.update(versions())
+    elif "tensorflow" in sys.modules:
         import keras
         import tensorflow as tf
 
@@ -358,6 +380,8 @@ def machine_line(info: dict[str, Any]) -> str:
         parts.append(f"TensorFlow {info['tensorflow']}, Keras {info['keras']}")
         threads = (info["intra_op_threads"], info["inter_op_threads"])
         parts.append("TF's default threads" if threads == ("default", "default") else f"threads intra {threads[0]}, inter {threads[1]}")
+    elif info.get("backend"):
+        parts.append(f"Keras {info['keras']} on {info['backend']} {info[info['backend']]}")
     return "machine: " + "; ".join(parts)
 
 
@@ -411,7 +435,7 @@ def profile_data(analysis: Analysis, pairs: list[Pair], batch: int, repeats: int
         "batch": batch,
         "repeats": repeats,
         "warmup": warmup,
-        "timing": TIMING + "; units of one block run round-robin",
+        "timing": timing_method() + "; units of one block run round-robin",
         "conventions": {
             "flops": "TensorFlow profiler float ops per sample (see the report) x batch",
             "gflops_per_s": "flops / median time / 1e9",
@@ -482,7 +506,7 @@ def render_table(analysis: Analysis, pairs: list[Pair], batch: int, repeats: int
     out = _wrap(
         f"{analysis.plan.model.name}: real time at batch {batch}, median of {repeats} calls after "
         f"{warmup} warm-up{'s' if warmup != 1 else ''} (min–max beside it); each block, branch and naive "
-        f"counterpart timed as its own model: {TIMING}, on random input."
+        f"counterpart timed as its own model: {timing_method()}, on random input."
     )
     out += _wrap(machine_line(machine_info()), indent="  ")
     out += ["", line(HEADER), rule]

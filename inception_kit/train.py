@@ -18,6 +18,10 @@ GPU, or, without GPUs, every logical CPU device) and `multi-worker`
 (`tf.distribute.MultiWorkerMirroredStrategy`, cluster and task from `TF_CONFIG`). The model
 is built and compiled inside `strategy.scope()`. `--batch-size` is the GLOBAL batch: each of
 the R replicas gets batch/R of it (it must divide evenly).
+Under the JAX backend, `default` is one device and `data-parallel` is
+`keras.distribution.DataParallel` over every device JAX sees (on a CPU, as many as
+`XLA_FLAGS=--xla_force_host_platform_device_count=N` makes); under torch, `default` only
+(see `inception_kit.backends`). The run folder, resume and log work the same on all.
 
 The run folder (`--out`, default `runs/<model name>`):
 
@@ -89,7 +93,8 @@ from .files import (
     write_text,
 )
 
-STRATEGIES = ("default", "mirrored", "multi-worker")
+STRATEGIES = ("default", "mirrored", "multi-worker", "data-parallel")
+TF_STRATEGIES = ("mirrored", "multi-worker")  # tf.distribute: the TensorFlow backend only
 RUN_FILES = ("run.json", "report.json", "spec.yaml", "log.csv", "best.weights.h5", "final.weights.h5", "backup")
 # Settings a resumed run must share with the run it continues.
 IDENTITY = ("model", "spec_sha256", "data", "batch_size", "learning_rate", "validation_split", "seed")
@@ -116,7 +121,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed: weights, shuffles, the split (default 0)")
     parser.add_argument("--strategy", choices=STRATEGIES, default="default",
                         help="default: one device; mirrored: every GPU (or logical CPU device); "
-                             "multi-worker: MultiWorkerMirroredStrategy from TF_CONFIG")
+                             "multi-worker: MultiWorkerMirroredStrategy from TF_CONFIG (both TensorFlow); "
+                             "data-parallel: keras.distribution.DataParallel over JAX's devices (JAX)")
     parser.add_argument("--out", "-o", metavar="FOLDER", help="the run folder (default runs/<model name>)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run folder's files and start again")
     parser.add_argument("--backup-every", default="epoch", metavar="epoch|N",
@@ -286,6 +292,7 @@ def fit(
     if problems:
         raise SpecError(problems)
     role = _role(strategy)
+    _check_backend(strategy)  # before the run folder is touched, and before Keras loads
     run_dir = None if out is None else (Path(out) if role.chief else Path(out) / role.name)
     strategy_name = strategy if isinstance(strategy, str) else type(strategy).__name__
     settings = {
@@ -325,7 +332,8 @@ def _train(target: _Target, source: Any, folder: _RunFolder | None, settings: di
             "--batch-size", f"a multiple of the {replicas} replicas (the global batch is split evenly)", str(batch_size)
         )
     keras.utils.set_random_seed(seed)
-    loaded = data_mod.load(source, target.input_shape, batch_size=batch_size, validation_split=validation_split, seed=seed)
+    loaded = data_mod.load(source, target.input_shape, batch_size=batch_size, validation_split=validation_split, seed=seed,
+                           backend=keras.backend.backend(), replicas=replicas)
     with strat.scope():
         model = target.build(strat, aux=bool(heads))
         if heads:  # a dict of outputs: the main one, then each auxiliary head, one loss each
@@ -389,9 +397,10 @@ def _train(target: _Target, source: Any, folder: _RunFolder | None, settings: di
                             for ds in (train_ds, val_ds))
     finite = _finite_loss_callback(keras)
     try:
-        history = model.fit(train_ds, steps_per_epoch=loaded.steps_per_epoch, validation_data=val_ds,
-                            epochs=epochs, callbacks=[finite, *own, *callbacks], verbose=verbose,
-                            shuffle=False)  # the pipeline shuffles
+        with _fit_scope(strat):
+            history = model.fit(train_ds, steps_per_epoch=loaded.steps_per_epoch, validation_data=val_ds,
+                                epochs=epochs, callbacks=[finite, *own, *callbacks], verbose=verbose,
+                                shuffle=False)  # the pipeline shuffles
         if finite.stopped is not None:
             epoch, batch, loss = finite.stopped
             raise TrainingFailed(
@@ -629,7 +638,10 @@ class _Target:
 
             return build_model(self.analysis.plan, aux=aux)
         model = self.keras_model
-        if all(strategy.extended.variable_created_in_scope(v.value) for v in model.weights):
+        if isinstance(strategy, _KerasStrategy):
+            if strategy.distribution is None:
+                return model
+        elif all(strategy.extended.variable_created_in_scope(v.value) for v in model.weights):
             return model
         import keras
 
@@ -706,6 +718,11 @@ def _tf_config() -> tuple[dict[str, Any], str, int]:
 
 
 def _make_strategy(strategy: Any) -> Any:
+    from .backends import current
+
+    backend = current()
+    if backend != "tensorflow" or strategy == "data-parallel":
+        return _keras_strategy(strategy, backend)
     import tensorflow as tf
 
     if not isinstance(strategy, str):
@@ -716,6 +733,60 @@ def _make_strategy(strategy: Any) -> Any:
         devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
         return tf.distribute.MirroredStrategy([d.name for d in devices])
     return _multi_worker_strategy()
+
+
+class _KerasStrategy:
+    """What `_train` needs of a strategy, for the JAX and torch backends: the replica count and
+    a scope; `distribution` is the keras.distribution one (None: one device)."""
+
+    def __init__(self, distribution: Any = None) -> None:
+        self.distribution = distribution
+        mesh = distribution.device_mesh if distribution is not None else None
+        self.num_replicas_in_sync = len(mesh.devices.flat) if mesh is not None else 1
+
+    def scope(self) -> Any:
+        import contextlib
+
+        return self.distribution.scope() if self.distribution is not None else contextlib.nullcontext()
+
+
+def _check_backend(strategy: Any) -> None:
+    """A strategy name the backend cannot run is a SpecError (the backend read without Keras)."""
+    from .backends import current
+
+    backend = current()
+    if not isinstance(strategy, str) or strategy == "default":
+        return
+    can = {"tensorflow": "default, mirrored or multi-worker", "jax": "default or data-parallel"}.get(backend, "default")
+    if strategy in TF_STRATEGIES and backend != "tensorflow":
+        raise SpecError.one("--strategy", f"{can} under the {backend} backend",
+                            f"{strategy!r}, a tf.distribute strategy (run it with --backend tensorflow)")
+    if strategy == "data-parallel" and backend != "jax":
+        raise SpecError.one("--strategy", f"{can} under the {backend} backend",
+                            "'data-parallel', which keras.distribution runs on JAX only (use --backend jax)")
+
+
+def _fit_scope(strat: Any) -> Any:
+    """keras.distribution lays out the batches during fit too, so its scope stays open for it."""
+    import contextlib
+
+    return strat.scope() if isinstance(strat, _KerasStrategy) else contextlib.nullcontext()
+
+
+def _keras_strategy(strategy: Any, backend: str) -> _KerasStrategy:
+    """'default' on any backend, 'data-parallel' on JAX, or a keras.distribution.Distribution."""
+    import keras
+
+    if not isinstance(strategy, str):
+        if isinstance(strategy, keras.distribution.Distribution):
+            return _KerasStrategy(strategy)
+        raise SpecError.one("strategy", "'default', 'data-parallel' or a keras.distribution.Distribution "
+                            f"under the {backend} backend (tf.distribute strategies need TensorFlow's)", type(strategy).__name__)
+    _check_backend(strategy)
+    if strategy == "default":
+        return _KerasStrategy()
+    # Every device JAX sees; Keras splits each global batch along its first axis over them.
+    return _KerasStrategy(keras.distribution.DataParallel(devices=keras.distribution.list_devices()))
 
 
 def _multi_worker_strategy() -> Any:

@@ -8,6 +8,7 @@ before comparing (their bias adds run outside the function and are counted).
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -37,12 +38,24 @@ def expected_profile(analysis: Analysis) -> Counter:
 
 
 def compare(analysis: Analysis, model: Any, flops: Counter | None = None) -> list[Check]:
-    """Params, trainable params, each profiler op type and the FLOP total, side by side."""
+    """Params, trainable params, each profiler op type and the FLOP total, side by side.
+
+    Raises:
+        SpecError: Keras runs another backend than TensorFlow, whose profiler counts the FLOPs.
+    """
+    from .backends import current
+
+    if flops is None and current() != "tensorflow":
+        from .errors import SpecError
+
+        raise SpecError.one("--verify", "the tensorflow backend: TensorFlow's profiler counts FLOPs on a "
+                            "TensorFlow graph (the cost report itself is the same on every backend)",
+                            f"the {current()} backend")
     from .profiler import profile_flops
 
     measured = profile_flops(model) if flops is None else flops
     expected = expected_profile(analysis)
-    trainable = sum(int(w.numpy().size) for w in model.trainable_weights)
+    trainable = sum(math.prod(w.shape) for w in model.trainable_weights)
     checks = [
         Check("params", analysis.total.params, int(model.count_params())),
         Check("trainable params", analysis.total.trainable, trainable),
