@@ -17,9 +17,9 @@ from .diff import Diff, diff
 from .errors import SpecError
 from .importer import from_keras
 from .kinds import KINDS, MERGES
+from .knobs import apply_knobs, knobs_given
 from .report import render, report_data
 from .shapes import Plan, plan
-from .knobs import apply_knobs, knobs_given
 from .spec import Block, Layer, Model, from_data, loads_spec
 from .spec import load_spec as _load_spec
 
@@ -37,15 +37,15 @@ __all__ = [
     "Plan",
     "SpecError",
     "analyse",
-    "apply_knobs",
     "apply_block",
+    "apply_knobs",
     "build_model",
     "diff",
     "export",
     "from_data",
     "from_keras",
-    "load_spec",
     "list_presets",
+    "load_spec",
     "loads_spec",
     "plan",
     "report",

@@ -7,7 +7,8 @@ its layers, so that `apply_block` builds exactly what the spec's report counts. 
 from __future__ import annotations
 
 import copy
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from .errors import SpecError, did_you_mean
 from .spec import Block, Layer, Model, Node

@@ -305,7 +305,7 @@ def numpy_batches(x: Any, y: Any, validation_split: float, seed: int, batch_size
     import numpy as np
 
     order = np.random.RandomState(seed).permutation(len(x))
-    n_train, n_val = split_sizes(len(x), validation_split)
+    n_train, _n_val = split_sizes(len(x), validation_split)
     tr, va = order[:n_train], order[n_train:]
     xt, yt = np.ascontiguousarray(x[tr]), np.ascontiguousarray(y[tr])
 

@@ -64,9 +64,10 @@ import statistics
 import sys
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from .cost import DEFAULT_BUDGET, Budget
 from .errors import Problem, SpecError
@@ -387,7 +388,9 @@ def deploy(
     split, seed = _split_settings(weights, validation_split, seed)
     out = Path(out)
     # What DIR may never replace: the spec, the weights, the data (nor /, home, the working folder).
-    keep = [p for p in (spec, weights, data) if isinstance(p, (str, os.PathLike)) and os.path.exists(p)]
+    from .exporters import spec_files
+
+    keep = [*spec_files(spec), *(p for p in (weights, data) if isinstance(p, (str, os.PathLike)) and os.path.exists(p))]
     check_folder_destination(out, overwrite, DEPLOY_JSON, keep)  # before any work; staging checks again
     report = progress or (lambda done, total, what: None)
 

@@ -102,6 +102,8 @@ from .builder import INPUT_NAME, PRECISIONS
 from .cost import DEFAULT_BUDGET, Budget
 from .errors import SpecError
 from .files import (
+    DestinationExists,
+    UnsafeDestination,
     check_file_destination,
     check_folder_destination,
     read_bounded,
@@ -227,7 +229,7 @@ def export(
         raise SpecError.one("out", "a path ending in .keras (Keras loads only such files)", str(out))
     analysis = validate(spec, budget)
     meta = metadata_dir(out, format)
-    keep = [spec] if isinstance(spec, (str, os.PathLike)) else []
+    keep = spec_files(spec)
     # Fail before any work (staging checks again): a file replaces only a file, a folder
     # only an artifact that export wrote, never a folder holding the spec or the work.
     if format == "savedmodel":
@@ -299,6 +301,13 @@ def export(
         max_abs_diff=diff,
         tolerance=tolerance,
     )
+
+
+def spec_files(spec: Any) -> list[str | os.PathLike[str]]:
+    """The file a spec was read from (a path, or a loaded spec's `source`), which no
+    overwrite may replace a folder holding."""
+    path = spec if isinstance(spec, (str, os.PathLike)) else getattr(spec, "source", None)
+    return [path] if path and os.path.exists(path) else []
 
 
 def place_pair(
@@ -705,6 +714,8 @@ def _export_in_tensorflow(spec: Model, out: Path, format: str, weights: Any, qua
                              for p in answer["problems"]])
         if kind == "DestinationExists":
             raise DestinationExists(Path(answer["path"]))
+        if kind == "UnsafeDestination":
+            raise UnsafeDestination(Path(answer["path"]), answer["reason"])
         same = {"VerificationError": VerificationError, "MissingDependency": MissingDependency}
         raise same.get(kind, RuntimeError)(message)
     fields = {f.name for f in dataclasses.fields(ExportResult)}
@@ -730,7 +741,9 @@ def _child(job_json: str) -> int:
         answer = {"error": "SpecError", "message": str(err), "problems": problems}
     except DestinationExists as err:
         answer = {"error": "DestinationExists", "message": str(err), "path": os.fspath(err.path)}
-    except Exception as err:  # noqa: BLE001  (re-raised by the parent with its message)
+    except UnsafeDestination as err:
+        answer = {"error": "UnsafeDestination", "message": str(err), "path": os.fspath(err.path), "reason": err.reason}
+    except Exception as err:
         answer = {"error": type(err).__name__, "message": str(err)}
     else:
         fields = dataclasses.asdict(result)

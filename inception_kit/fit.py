@@ -56,7 +56,7 @@ def parse_count(text: str | int) -> int:
         value = float(m.group(1).replace(",", "").replace("_", "")) * SUFFIXES[m.group(2).upper()]
     if value < 1:
         raise ValueError(f"expected a positive count; received {text!r}")
-    return int(round(value))
+    return round(value)
 
 
 @dataclass

@@ -14,8 +14,9 @@ layer. Plain Python: no TensorFlow here.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, Sequence
+from typing import Any
 
 from .errors import SpecError, show
 from .kinds import ACTIVATION, Bad, fmt_shape

@@ -126,7 +126,7 @@ class Model:
     def to_yaml(self) -> str:
         return dump_yaml(self.to_data())
 
-    def block(self, name: str) -> "Block":
+    def block(self, name: str) -> Block:
         """The block named `name`, carrying this spec's defaults, for `apply_block`."""
         from .blocks import find_block
 
@@ -164,9 +164,8 @@ def loads_spec(text: str, file: str = "<string>") -> Model:
 def _checked(data: Any, file: str) -> Model:
     """Parses and plans, reporting structure and field problems together. Where the
     structure is broken, shapes are not inferred: they would only repeat the damage."""
-    from .shapes import plan  # validation is shape inference's first pass
-
     from .aux import plan_aux
+    from .shapes import plan  # validation is shape inference's first pass
 
     problems = Problems()
     model = _Parser(problems, file).model(data)

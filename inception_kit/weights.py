@@ -51,9 +51,9 @@ def load_application_weights(
 
 def _read_file(path: Path) -> list[tuple[str, list[tuple[str, Any]]]]:
     """(layer name, [(weight name, array)]) for every layer with weights, in the file's order."""
-    from keras.src.legacy.saving.legacy_h5_format import load_attributes_from_hdf5_group  # Keras' own reader
     import h5py
     import numpy as np
+    from keras.src.legacy.saving.legacy_h5_format import load_attributes_from_hdf5_group  # Keras' own reader
 
     wanted = "a keras.applications weight file (legacy HDF5 with layer_names)"
     if not path.is_file():

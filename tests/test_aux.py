@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 
 import inception_kit as ik
-from inception_kit.errors import SpecError
-
 from conftest import CLI, ROOT
+from inception_kit.errors import SpecError
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
 

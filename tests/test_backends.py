@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 
 import inception_kit as ik
-
 from conftest import CLI, ROOT, SHIPPED, SPECS
 
 pytestmark = pytest.mark.slow
@@ -200,7 +199,7 @@ def trainings(tmp_path_factory):
 def test_one_epoch_of_digits_from_the_cli(trainings, name):
     code, out, err, folder = trainings[name]
     assert code == 0, err[-3000:]
-    backend, strategy, _ = TRAININGS[name]
+    _backend, strategy, _ = TRAININGS[name]
     replicas = 2 if strategy == "data-parallel" else 1
     assert f"{strategy}, {replicas} replica" in out
     run = json.loads((folder / "run.json").read_text())

@@ -5,7 +5,6 @@ import subprocess
 import keras
 
 import inception_kit as ik
-
 from conftest import CLI, ROOT
 
 

@@ -20,9 +20,9 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from inception_kit import deploy as dp  # noqa: E402
-from inception_kit.errors import SpecError  # noqa: E402
-from inception_kit.files import DestinationExists  # noqa: E402
+from inception_kit import deploy as dp
+from inception_kit.errors import SpecError
+from inception_kit.files import DestinationExists
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "specs" / "inception_3a_tiny.yaml"
@@ -200,7 +200,7 @@ def test_deploy_lists_skipped_runtimes_and_still_chooses(tmp_path, monkeypatch):
 
 def expected_paths() -> set[str]:
     """What this machine can run, found independently of deploy.available."""
-    have = lambda *mods: all(importlib.util.find_spec(m) is not None for m in mods)  # noqa: E731
+    have = lambda *mods: all(importlib.util.find_spec(m) is not None for m in mods)
     flags = Path("/proc/cpuinfo").read_text().split()
     paths = {"savedmodel", "frozen", "litert", "litert-int8"}
     if "avx512_bf16" in flags or "amx_bf16" in flags:

@@ -7,11 +7,11 @@ after copying the weights.
 
 import subprocess
 
+import keras
 import numpy as np
 import pytest
 
 import inception_kit as ik
-import keras
 from conftest import CLI, ROOT, SHIPPED, SPECS
 from inception_kit.importer import copy_weights, import_keras
 from inception_kit.report import report_data

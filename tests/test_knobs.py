@@ -6,9 +6,8 @@ import subprocess
 import pytest
 
 import inception_kit as ik
-from inception_kit.errors import SpecError
-
 from conftest import CLI, ROOT
+from inception_kit.errors import SpecError
 
 GOOGLENET_PARAMS = ik.validate("googlenet").total.params
 

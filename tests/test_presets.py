@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 
 import inception_kit as ik
-from inception_kit.errors import SpecError
-
 from conftest import CLI, ROOT, SHIPPED
+from inception_kit.errors import SpecError
 
 
 def run(*args, cwd=ROOT):

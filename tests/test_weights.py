@@ -13,9 +13,8 @@ import pytest
 from keras.src.legacy.saving.legacy_h5_format import save_weights_to_hdf5_group
 
 import inception_kit as ik
-from inception_kit.errors import SpecError
-
 from conftest import CLI, ROOT
+from inception_kit.errors import SpecError
 
 APPS = {"inception_v3": "InceptionV3", "inception_resnet_v2": "InceptionResNetV2", "xception": "Xception"}
 
