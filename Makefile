@@ -35,8 +35,8 @@ graphviz:
 
 # The main job on a shipped spec: validate, cost report, build and export a verified SavedModel.
 demo: $(VENV)/.installed
-	@$(BIN)/inception-kit report specs/googlenet.yaml
-	@$(BIN)/inception-kit export specs/googlenet.yaml --out build/googlenet --overwrite
+	@$(BIN)/inception-kit report googlenet
+	@$(BIN)/inception-kit export googlenet --out build/googlenet --overwrite
 
 # pytest exits 5 when it collects no test; say so instead of failing silently or passing blind.
 test: $(VENV)/.installed graphviz
