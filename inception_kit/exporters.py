@@ -617,7 +617,6 @@ def _require_onnx(backend: str = "tensorflow") -> None:
 
 
 def _onnx(model: Any, tmp: Path, x: Any, check: Callable[[Any], float] | None, quantize: bool) -> dict:
-    import onnxruntime
     import tensorflow as tf
     import tf2onnx
 
@@ -631,19 +630,25 @@ def _onnx(model: Any, tmp: Path, x: Any, check: Callable[[Any], float] | None, q
     tmp.write_bytes(proto.SerializeToString())
     extra: dict[str, Any] = {"opset": ONNX_OPSET}
     if x is not None:
-        session = onnxruntime.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
-        names = ([i.name for i in session.get_inputs()], [o.name for o in session.get_outputs()])
-        if names != ([INPUT_NAME], [OUTPUT_NAME]):
-            raise VerificationError(f"unexpected ONNX inputs and outputs {names}")
-        extra["max_abs_diff"] = check(session.run([OUTPUT_NAME], {INPUT_NAME: x})[0])
+        extra["max_abs_diff"] = _check_onnx(tmp, x, check)
     return extra
+
+
+def _check_onnx(path: Path, x: Any, check: Callable[[Any], float]) -> float:
+    """Runs the ONNX file with onnxruntime on `x`; its names must be `image` -> `output`."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = ([i.name for i in session.get_inputs()], [o.name for o in session.get_outputs()])
+    if names != ([INPUT_NAME], [OUTPUT_NAME]):
+        raise VerificationError(f"unexpected ONNX inputs and outputs {names}")
+    return check(session.run([OUTPUT_NAME], {INPUT_NAME: x})[0])
 
 
 def _onnx_keras(model: Any, tmp: Path, x: Any, check: Callable[[Any], float] | None, quantize: bool) -> dict:
     """Keras' own ONNX export (torch.onnx under the torch backend), checked with onnxruntime.
     Keras names the input after the model's input layer ("image"); the output is renamed."""
     import onnx
-    import onnxruntime
 
     with tempfile.TemporaryDirectory() as d:
         raw = Path(d) / "model.onnx"
@@ -657,11 +662,7 @@ def _onnx_keras(model: Any, tmp: Path, x: Any, check: Callable[[Any], float] | N
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
     extra: dict[str, Any] = {"opset": opset, "exporter": "keras model.export(format='onnx')"}
     if x is not None:
-        session = onnxruntime.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
-        names = ([i.name for i in session.get_inputs()], [o.name for o in session.get_outputs()])
-        if names != ([INPUT_NAME], [OUTPUT_NAME]):
-            raise VerificationError(f"unexpected ONNX inputs and outputs {names}")
-        extra["max_abs_diff"] = check(session.run([OUTPUT_NAME], {INPUT_NAME: x})[0])
+        extra["max_abs_diff"] = _check_onnx(tmp, x, check)
     return extra
 
 

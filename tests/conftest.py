@@ -36,3 +36,16 @@ def _fresh_keras_session():
     yield
     if "keras" in sys.modules:  # without its gc.collect(): about a second a test once TF is loaded
         sys.modules["keras"].backend.clear_session(free_memory=False)
+
+
+def write_pngs(folder, classes, per_class, size=(32, 32)):
+    """Small RGB PNGs, one solid-ish colour per class, written with TensorFlow's encoder."""
+    import numpy as np
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    for c, colour in classes.items():
+        (folder / c).mkdir(parents=True)
+        for i in range(per_class):
+            img = np.clip(np.array(colour) + rng.normal(0, 20, (*size, 3)), 0, 255).astype("uint8")
+            tf.io.write_file(str(folder / c / f"{i}.png"), tf.io.encode_png(img))

@@ -4,11 +4,10 @@ import json
 import os
 import subprocess
 
-import numpy as np
 import pytest
 
 import inception_kit as ik
-from conftest import CLI, ROOT
+from conftest import CLI, ROOT, write_pngs
 from inception_kit.errors import SpecError
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
@@ -101,15 +100,6 @@ def test_build_with_aux_gives_one_output_per_head():
     assert ik.build_model("googlenet", input_shape=(96, 96, 3), classes=10).count_params() == main
 
 
-def write_pngs(folder, classes, per_class, size):
-    import tensorflow as tf
-
-    rng = np.random.default_rng(0)
-    for c, colour in classes.items():
-        (folder / c).mkdir(parents=True)
-        for i in range(per_class):
-            img = np.clip(np.array(colour) + rng.normal(0, 20, (*size, 3)), 0, 255).astype("uint8")
-            tf.io.write_file(str(folder / c / f"{i}.png"), tf.io.encode_png(img))
 
 
 @pytest.mark.slow

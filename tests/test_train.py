@@ -19,7 +19,7 @@ import pytest
 from sklearn.datasets import load_digits
 
 import inception_kit as ik
-from conftest import CLI, ROOT, SPECS
+from conftest import CLI, ROOT, SPECS, write_pngs
 from conftest import run as cli  # `run` names a training run here
 from inception_kit import train
 from inception_kit.files import DestinationExists
@@ -56,16 +56,6 @@ def digits_accuracy(model):
     return float(np.mean(model.predict(x, verbose=0).argmax(axis=1) == d.target))
 
 
-def write_pngs(folder, classes, per_class, size=(32, 32)):
-    """Small RGB PNGs, one solid-ish colour per class, written with TensorFlow's encoder."""
-    import tensorflow as tf
-
-    rng = np.random.default_rng(0)
-    for c, colour in classes.items():
-        (folder / c).mkdir(parents=True)
-        for i in range(per_class):
-            img = np.clip(np.array(colour) + rng.normal(0, 20, (*size, 3)), 0, 255).astype("uint8")
-            tf.io.write_file(str(folder / c / f"{i}.png"), tf.io.encode_png(img))
 
 
 # ---------------------------------------------------------------------------------------
