@@ -16,7 +16,7 @@ from typing import Any, Iterator, Union
 from .errors import UNSET, Mark, Problems, did_you_mean
 from .kinds import ACTIVATION, KINDS, MERGES, Bad, FieldBad, Shape, ShapeError, fmt_shape
 from .spec import Block, Layer, Model, Node
-from .yaml_io import YDict, mark_of
+from .yaml_io import YDict, mark_of, reads_as_number
 
 
 def _fields_wanted(kind: str) -> str:
@@ -27,16 +27,26 @@ def _fields_wanted(kind: str) -> str:
 
 
 def _yaml_hint(value: Any) -> str | None:
-    """Where text was received but a number was meant, say why it is text."""
+    """Where text was received but a number was meant, say why it is text and what to write."""
     if not isinstance(value, str):
         return None
-    if re.fullmatch(r"[+-]?\d+[eE][+-]?\d+", value):  # YAML 1.1 reads 1e-5 as a string
-        return f"YAML reads {value} as text; write it with a dot, e.g. {value.lower().replace('e', '.0e', 1)}"
     try:
-        float(value)
+        number = float(value)
     except ValueError:
         return None
-    return "a number in quotes is text; write it without quotes"
+    if reads_as_number(value):  # so it was quoted (or made in Python as a string)
+        return "a number in quotes is text; write it without quotes"
+    # YAML 1.1 floats need a dot and a signed exponent: 1e-5 and 1.0e2 are text.
+    form = re.fullmatch(r"([+-]?)([0-9]*\.?[0-9]*)[eE]([+-]?)([0-9]+)", value)
+    if form is None:
+        return None
+    sign, mantissa, exp_sign, exponent = form.groups()
+    why = "it has no dot" if "." not in mantissa else "its exponent has no sign"
+    if number.is_integer() and abs(number) < 1e15:
+        fixed = str(int(number))
+    else:
+        fixed = f"{sign}{mantissa if '.' in mantissa else mantissa + '.0'}e{exp_sign or '+'}{exponent}"
+    return f"YAML reads {value} as text: {why}; write {fixed}"
 
 
 @dataclass
