@@ -105,3 +105,94 @@ def test_budget_flags_must_be_positive(flag, value):
     r = run("validate", "specs/one_by_one.yaml", flag, value)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert f"argument {flag}: expected a positive whole number; received {value}" in r.stderr
+
+
+# -- items 2 and 11: names, in Python-made specs too ----------------------------------------
+
+@pytest.mark.parametrize("name", ["..", ".", "/tmp/x", "a\x00b", "-x", "x" * 65, ""])
+def test_python_made_specs_obey_the_name_rule(name):
+    model = ik.Model("ok", (8, 8, 3), [ik.Layer("conv", name=name or None, filters=4, kernel=1)])
+    model_named = ik.Model(name or "a b", (8, 8, 3), [ik.Layer("conv", filters=4, kernel=1)])
+    if name:
+        with pytest.raises(ik.SpecError, match=r"layers\[0\]\.name: expected a name of 1 to 64"):
+            ik.validate(model)
+    with pytest.raises(ik.SpecError, match=r"^name: expected a name of 1 to 64"):
+        ik.validate(model_named)
+
+
+# -- item 10: whatever validate accepts, build builds ----------------------------------------
+
+@pytest.mark.slow
+def test_the_deepest_spec_validate_accepts_builds_saves_and_reloads(tmp_path):
+    import keras
+
+    from inception_kit.shapes import MAX_KERAS_DEPTH
+
+    times = (MAX_KERAS_DEPTH - 1) // 2  # each conv adds itself and its relu; the input is one more
+    spec = ik.loads_spec(f"name: deep\ninput: [4, 4, 3]\nlayers:\n  - conv: {{filters: 3, kernel: 1, repeat: {times}}}\n")
+    model = ik.build_model(spec)
+    assert len(model.layers) == 1 + 2 * times
+    model.save(tmp_path / "deep.keras")
+    assert keras.saving.load_model(tmp_path / "deep.keras").count_params() == model.count_params() == times * 12
+    deeper = f"name: deep\ninput: [4, 4, 3]\nlayers:\n  - conv: {{filters: 3, kernel: 1, repeat: {times + 1}}}\n"
+    assert messages(deeper) == [
+        f"<string>:4:11: layers[0]: expected at most {MAX_KERAS_DEPTH} Keras layers from input to output; "
+        f"received {MAX_KERAS_DEPTH + 1} at this layer (Keras recurses once per layer)"
+    ]
+
+
+# -- item 11: a property: validate refuses, or build builds -------------------------------
+
+HOSTILE_NAMES = ["a", "image", "output_float32", "a_relu", "a_bn", "..", "a/b", "x" * 65, "b{i}", "blk_concat",
+                 "b_1", "-x", "ok.v2"]
+
+
+def _layer(draw, st):
+    body = {"filters": draw(st.integers(1, 4)), "kernel": 1, "name": draw(st.sampled_from(HOSTILE_NAMES))}
+    if draw(st.booleans()):
+        body["repeat"] = draw(st.integers(1, 3))
+    if draw(st.booleans()):
+        body["batchnorm"] = True
+    return {"conv": body}
+
+
+@pytest.mark.slow
+def test_hostile_specs_fail_validate_or_build_and_reload(tmp_path):
+    hypothesis = pytest.importorskip("hypothesis")
+    st = hypothesis.strategies
+
+    @st.composite
+    def specs(draw, depth=0):
+        items = []
+        for _ in range(draw(st.integers(1, 3))):
+            if depth < 2 and draw(st.booleans()):
+                branches = {draw(st.sampled_from(["a", "b", "c", "a/b"])): draw(specs(depth + 1))["layers"]}
+                block = {"name": draw(st.sampled_from(HOSTILE_NAMES)), "branches": branches}
+                if draw(st.booleans()):
+                    block["repeat"] = draw(st.integers(1, 2))
+                items.append({"block": block})
+            else:
+                items.append(_layer(draw, st))
+        return {"name": draw(st.sampled_from(HOSTILE_NAMES)), "input": [4, 4, 2], "layers": items}
+
+    built = []
+
+    @hypothesis.settings(max_examples=25, deadline=None, database=None)
+    @hypothesis.given(specs())
+    def check(data):
+        try:
+            analysis = ik.validate(ik.from_data(data))
+        except ik.SpecError:
+            return
+        import keras
+
+        model = ik.build_model(analysis.plan)
+        assert model.count_params() == analysis.total.params
+        if len(built) < 3:  # a few go through a save and a reload
+            path = tmp_path / f"m{len(built)}.keras"
+            model.save(path)
+            assert keras.saving.load_model(path).count_params() == model.count_params()
+        built.append(data)
+
+    check()
+    assert built, "no drawn spec was valid: the strategy tests nothing"
