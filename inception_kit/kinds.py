@@ -389,7 +389,8 @@ def _conv_cost(args: dict[str, Any], inp: Shape, out: Shape) -> Cost:
 
 def _post_names(args: dict[str, Any], name: str) -> list[str]:
     """Names of the batch norm and activation after a conv-like layer, in build order."""
-    return [f"{name}_bn"] * bool(args.get("batchnorm")) + [f"{name}_{args['activation']}"] * bool(args.get("activation"))
+    bn = [f"{name}_bn"] if args.get("batchnorm") else []
+    return bn + ([f"{name}_{args['activation']}"] if args.get("activation") else [])
 
 
 def _post_layers(args: dict[str, Any], name: str) -> list[Any]:

@@ -150,7 +150,10 @@ class _Names:
 # Names the builder gives layers that no spec names: reserved here, where every name is decided.
 INPUT_NAME = "image"  # the model's input layer
 OUTPUT_CAST_NAME = "output_float32"  # casts the output back to float32 under bfloat16
-RESERVED_NAMES = {INPUT_NAME: "the model's input", OUTPUT_CAST_NAME: "the float32 cast of the output under bfloat16"}
+RESERVED_NAMES = {
+    INPUT_NAME: "the model's input",
+    OUTPUT_CAST_NAME: "the float32 cast of the output under bfloat16",
+}
 # Keras builds a functional model recursively, about one Python frame per layer on the
 # longest path: 900 layers built and exported, 1,000 hit RecursionError (default limit 1,000).
 MAX_KERAS_DEPTH = 700
@@ -246,8 +249,11 @@ class _Planner:
         """Takes a name and the names Keras derives from it; a collision is reported once."""
         for taken in (name, *derived):
             if taken in self.all_names:
-                received = repr(taken) if taken == name else f"{taken!r}, the name Keras gives the {taken[len(name) + 1:]} after {name!r}"
-                self.problem(node, f"{path}.name", "name", f"a layer name not used before (also at {self.all_names[taken]})", received, raw=True)
+                received = repr(taken)
+                if taken != name:
+                    received += f", the name Keras gives the {taken[len(name) + 1:]} after {name!r}"
+                expected = f"a layer name not used before (also at {self.all_names[taken]})"
+                self.problem(node, f"{path}.name", "name", expected, received, raw=True)
                 break
         for taken in (name, *derived):
             self.all_names.setdefault(taken, path)
@@ -303,7 +309,8 @@ class _Planner:
         if layer.name:
             name = f"{prefix}_{layer.name}" if prefix else layer.name
         else:
-            name = self.auto_name(f"{prefix}_{desc}" if prefix else desc, names, lambda n: kind.derived(args, n))
+            base = f"{prefix}_{desc}" if prefix else desc
+            name = self.auto_name(base, names, lambda n: kind.derived(args, n))
         name = self.claim(name, path, layer, kind.derived(args, name))
         if shape is None:
             return None

@@ -488,8 +488,9 @@ class _Parser:
         if self.depth >= MAX_BLOCK_DEPTH:  # deeper nesting comes only through templates
             chain = list(self.expanding)
             shown = chain if len(chain) <= 5 else [*chain[:2], "...", *chain[-2:]]
-            self.p.add(path, f"blocks nested at most {MAX_BLOCK_DEPTH} deep (a template counts as a block)",
-                       "one nested deeper" + (", through " + " → ".join(shown) if chain else ""), mark, note, raw=True)
+            expected = f"blocks nested at most {MAX_BLOCK_DEPTH} deep (a template counts as a block)"
+            received = "one nested deeper" + (", through " + " → ".join(shown) if chain else "")
+            self.p.add(path, expected, received, mark, note, raw=True)
             raise SpecError(self.p.items)
         self.count(times.times, path, mark)
         out: list[Node] = []
@@ -502,7 +503,8 @@ class _Parser:
                     continue
                 self.depth += 1
                 try:
-                    branches[str(bname)] = self.nodes(nodes if nodes is not None else YList(), bpath, mark_of(branches_data, bname), note)
+                    items = nodes if nodes is not None else YList()
+                    branches[str(bname)] = self.nodes(items, bpath, mark_of(branches_data, bname), note)
                 finally:
                     self.depth -= 1
             block = Block(

@@ -92,10 +92,12 @@ class _Loader(yaml.SafeLoader):
         self.written += 1
         try:
             if self.depth > MAX_DEPTH + 1:  # the root is level 0, as in _Converter
-                raise SpecError.one("<file>", f"nesting at most {MAX_DEPTH} levels deep", "deeper nesting", mark)
+                raise SpecError.one("<file>", f"nesting at most {MAX_DEPTH} levels deep", "deeper nesting",
+                                    mark)
             if self.written > MAX_NODES:
                 raise SpecError.one(
-                    "<file>", f"at most {MAX_NODES:,} values in a spec", f"more (this is value {self.written:,})", mark
+                    "<file>", f"at most {MAX_NODES:,} values in a spec",
+                    f"more (this is value {self.written:,})", mark,
                 )
             return super().compose_node(parent, index)
         finally:
