@@ -59,6 +59,28 @@ def _safe(text: object) -> str:
     return _CONTROL.sub(escape, str(text))
 
 
+def _positive_int(text: str) -> int:
+    """argparse type of the budget flags: a limit of 0 or -1 would refuse every spec."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number; received {text}")
+    return value
+
+
+def _spec(path: str) -> Any:
+    """The spec argument: a path, or for '-' the spec read from stdin (bounded like files)."""
+    from .yaml_io import STDIN, decode, read_bounded
+
+    if path != STDIN:
+        return path
+    from .spec import loads_spec
+
+    return loads_spec(decode(read_bounded(sys.stdin.buffer), "<stdin>"), file="<stdin>")
+
+
 def _emit(text: str, out: str | None, overwrite: bool) -> None:
     if out and out != "-":
         from .files import write_text
@@ -80,14 +102,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from . import validate
 
     a = validate(args.spec, _budget(args))
-    print(f"{_safe(args.spec_source)}: ok ({a.plan.model.name}: {a.total.params:,} params, {a.total.macs:,} MACs, {a.total.flops:,} FLOPs)")
+    shown = "<stdin>" if args.spec_source == "-" else _safe(args.spec_source)
+    print(f"{shown}: ok ({a.plan.model.name}: {a.total.params:,} params, {a.total.macs:,} MACs, {a.total.flops:,} FLOPs)")
     return EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from . import render, validate
 
-    analysis = validate(args.spec, _budget(args))
+    analysis = validate(_spec(args.spec), _budget(args))
     _emit(render(analysis, args.format), args.out, args.overwrite)
     if args.plot:
         _module("plots").savings_chart(analysis, args.plot, overwrite=args.overwrite)
@@ -288,15 +311,15 @@ def _apply_knobs(args: argparse.Namespace) -> None:
     elif activation.lower() in ("none", "null"):
         activation = None
     args.spec_source = args.spec
-    args.spec = load_spec(args.spec, input_shape=args.input_shape, include_top=args.include_top,
+    args.spec = load_spec(_spec(args.spec), input_shape=args.input_shape, include_top=args.include_top,
                           pooling=args.pooling, classes=args.classes, classifier_activation=activation,
                           include_aux=args.include_aux)
 
 
 def _add_budget(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--max-params", type=int, default=DEFAULT_BUDGET.max_params, metavar="N",
+    p.add_argument("--max-params", type=_positive_int, default=DEFAULT_BUDGET.max_params, metavar="N",
                    help=f"refuse specs with more parameters (default {DEFAULT_BUDGET.max_params:,})")
-    p.add_argument("--max-activation-bytes", type=int, default=DEFAULT_BUDGET.max_activation_bytes, metavar="N",
+    p.add_argument("--max-activation-bytes", type=_positive_int, default=DEFAULT_BUDGET.max_activation_bytes, metavar="N",
                    help="refuse specs whose activations per sample exceed this (default 4 GiB)")
 
 
@@ -313,12 +336,12 @@ def parser() -> argparse.ArgumentParser:
         return p
 
     p = command("validate", cmd_validate, "check a spec: fields, shapes and resource budget")
-    p.add_argument("spec")
+    p.add_argument("spec", help="a YAML spec file, or - to read it from stdin")
     _add_budget(p)
     _add_knobs(p)
 
     p = command("report", cmd_report, "cost report: params, MACs, FLOPs, naive vs bottleneck")
-    p.add_argument("spec")
+    p.add_argument("spec", help="a YAML spec file, or - to read it from stdin")
     p.add_argument("--format", choices=["table", "markdown", "csv", "json"], default="table")
     p.add_argument("--out", "-o", help="write to this file instead of stdout")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")

@@ -310,6 +310,9 @@ class Kind:
     keras: Callable[[dict[str, Any], str], list[Any]]
     shorthand: str | None = None
     convolution: bool = False  # a k×k kind that a 1×1 bottleneck may feed
+    # Names of the Keras layers `keras` adds after the one named `name` (`X_bn`, `X_relu`):
+    # the planner reserves them, so that no spec name collides with one at build time.
+    derived: Callable[[dict[str, Any], str], list[str]] = lambda args, name: []
 
     def resolve(self, args: dict[str, Any]) -> tuple[dict[str, Any], list[FieldBad]]:
         """Fills in field defaults (normalised); returns the arguments and every bad field."""
@@ -385,19 +388,26 @@ def _conv_cost(args: dict[str, Any], inp: Shape, out: Shape) -> Cost:
     return Cost(weights, weights, macs, Counter(Conv2D=2 * macs)) + _post(args, out)
 
 
+def _post_names(args: dict[str, Any], name: str) -> list[str]:
+    """Names of the batch norm and activation after a conv-like layer, in build order."""
+    bn = [f"{name}_bn"] if args.get("batchnorm") else []
+    return bn + ([f"{name}_{args['activation']}"] if args.get("activation") else [])
+
+
 def _post_layers(args: dict[str, Any], name: str) -> list[Any]:
     from keras import layers
 
+    names = iter(_post_names(args, name))
     out = []
     if args.get("batchnorm"):
         bn = args["batchnorm"]
         out.append(
             layers.BatchNormalization(
-                scale=bn["scale"], epsilon=bn["epsilon"], momentum=bn["momentum"], name=f"{name}_bn"
+                scale=bn["scale"], epsilon=bn["epsilon"], momentum=bn["momentum"], name=next(names)
             )
         )
     if args.get("activation"):
-        out.append(layers.Activation(args["activation"], name=f"{name}_{args['activation']}"))
+        out.append(layers.Activation(args["activation"], name=next(names)))
     return out
 
 
@@ -431,6 +441,7 @@ _register(
         _conv_cost,
         _conv_keras("Conv2D", "groups"),
         convolution=True,
+        derived=_post_names,
     )
 )
 
@@ -460,6 +471,7 @@ _register(
         _sepconv_cost,
         _conv_keras("SeparableConv2D", "depth_multiplier"),
         convolution=True,
+        derived=_post_names,
     )
 )
 

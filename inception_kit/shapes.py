@@ -16,8 +16,8 @@ from typing import Any
 
 from .errors import UNSET, Mark, Problems, did_you_mean
 from .kinds import ACTIVATION, KINDS, MERGES, Bad, FieldBad, Shape, ShapeError, fmt_shape
-from .spec import Block, Layer, Model, Node
-from .yaml_io import YDict, mark_of
+from .spec import NAME_RULE, Block, Layer, Model, Node, valid_name
+from .yaml_io import YDict, mark_of, reads_as_number
 
 
 def _fields_wanted(kind: str) -> str:
@@ -28,16 +28,26 @@ def _fields_wanted(kind: str) -> str:
 
 
 def _yaml_hint(value: Any) -> str | None:
-    """Where text was received but a number was meant, say why it is text."""
+    """Where text was received but a number was meant, say why it is text and what to write."""
     if not isinstance(value, str):
         return None
-    if re.fullmatch(r"[+-]?\d+[eE][+-]?\d+", value):  # YAML 1.1 reads 1e-5 as a string
-        return f"YAML reads {value} as text; write it with a dot, e.g. {value.lower().replace('e', '.0e', 1)}"
     try:
-        float(value)
+        number = float(value)
     except ValueError:
         return None
-    return "a number in quotes is text; write it without quotes"
+    if reads_as_number(value):  # so it was quoted (or made in Python as a string)
+        return "a number in quotes is text; write it without quotes"
+    # YAML 1.1 floats need a dot and a signed exponent: 1e-5 and 1.0e2 are text.
+    form = re.fullmatch(r"([+-]?)([0-9]*\.?[0-9]*)[eE]([+-]?)([0-9]+)", value)
+    if form is None:
+        return None
+    sign, mantissa, exp_sign, exponent = form.groups()
+    why = "it has no dot" if "." not in mantissa else "its exponent has no sign"
+    if number.is_integer() and abs(number) < 1e15:
+        fixed = str(int(number))
+    else:
+        fixed = f"{sign}{mantissa if '.' in mantissa else mantissa + '.0'}e{exp_sign or '+'}{exponent}"
+    return f"YAML reads {value} as text: {why}; write {fixed}"
 
 
 @dataclass
@@ -110,6 +120,15 @@ def describe(kind: str, args: dict[str, Any]) -> str:
     return kind
 
 
+def keras_depth(step: Step) -> int:
+    """Keras layers a step adds to the longest path from the input."""
+    if isinstance(step, Op):
+        return 1 + len(KINDS[step.kind].derived(step.args, step.name))
+    inner = max((sum(keras_depth(s) for s in branch) for branch in step.branches.values()), default=0)
+    extra = (len(step.branches) > 1) + bool(step.activation) + (step.scale is not None)
+    return inner + extra
+
+
 def plan(model: Model, shapes: bool = True) -> Plan:
     """Validates a model and infers all shapes. Raises SpecError with every problem.
 
@@ -129,12 +148,24 @@ class _Names:
         return base if self.seen[base] == 1 else f"{base}_{self.seen[base]}"
 
 
+# Names the builder gives layers that no spec names: reserved here, where every name is decided.
+INPUT_NAME = "image"  # the model's input layer
+OUTPUT_CAST_NAME = "output_float32"  # casts the output back to float32 under bfloat16
+RESERVED_NAMES = {
+    INPUT_NAME: "the model's input",
+    OUTPUT_CAST_NAME: "the float32 cast of the output under bfloat16",
+}
+# Keras builds a functional model recursively, about one Python frame per layer on the
+# longest path: 900 layers built and exported, 1,000 hit RecursionError (default limit 1,000).
+MAX_KERAS_DEPTH = 700
+
+
 class _Planner:
     def __init__(self, model: Model, shapes: bool = True) -> None:
         self.model = model
         self.shapes = shapes
         self.p = Problems()
-        self.all_names: dict[str, str] = {}  # name -> path, to catch collisions
+        self.all_names: dict[str, str] = dict(RESERVED_NAMES)  # name -> path, to catch collisions
         self.unnamed: Counter[str] = Counter()  # unnamed blocks: block_1, block_2, ...
         self.defaults = self.check_defaults()
 
@@ -144,10 +175,26 @@ class _Planner:
         if self.shapes and not self.model.layers and not self.model.head:  # else parse said why
             mark = self.model.origins.get("layers", (None, None))[0]
             self.p.add("layers", "at least one layer or block", "an empty list", mark, raw=True)
+        if not valid_name(self.model.name):
+            mark = self.model.origins.get("name", (None, None))[0]
+            self.p.add("name", NAME_RULE, self.model.name, mark)
         layers, shape = self.sequence(self.model.layers, shape, "layers", "", top)
         head, shape = self.sequence(self.model.head, shape, "head", "", top)
         self.p.raise_if_any()
+        self.check_depth([*layers, *head])
+        self.p.raise_if_any()
         return Plan(self.model, layers, head, shape)  # type: ignore[arg-type]
+
+    def check_depth(self, steps: list[Step]) -> None:
+        """Refuses a plan deeper than Keras can build (see MAX_KERAS_DEPTH), at the step
+        where the longest path from the input passes the limit."""
+        depth = 1  # the input layer
+        for step in steps:
+            depth += keras_depth(step)
+            if depth > MAX_KERAS_DEPTH:
+                self.p.add(step.path, f"at most {MAX_KERAS_DEPTH} Keras layers from input to output",
+                           f"{depth} at this layer", step.mark, "Keras recurses once per layer", raw=True)
+                return
 
     # -- problems ----------------------------------------------------------------------
 
@@ -199,16 +246,25 @@ class _Planner:
                     self.p.add(path, bad.expected, value, mark, hint)
         return out
 
-    def claim(self, name: str, path: str, node: Node) -> str:
-        if name in self.all_names:
-            self.problem(node, f"{path}.name", "name", f"a layer name not used before (also at {self.all_names[name]})", name)
-        self.all_names[name] = path
+    def claim(self, name: str, path: str, node: Node, derived: list[str] = (), what: str = "") -> str:
+        """Takes a name and the names Keras derives from it; a collision is reported once."""
+        for taken in (name, *derived):
+            if taken in self.all_names:
+                received = repr(taken)
+                if taken != name:
+                    received += f", the name Keras gives the {taken[len(name) + 1:]} after {name!r}"
+                expected = f"a layer name not used before (also at {self.all_names[taken]})"
+                self.problem(node, f"{path}.name", "name", expected, received, raw=True)
+                break
+        for taken in (name, *derived):
+            self.all_names.setdefault(taken, path)
         return name
 
-    def auto_name(self, base: str, names: _Names) -> str:
-        """The next free generated name: never one a user or an earlier layer took."""
+    def auto_name(self, base: str, names: _Names, derived: Any = lambda name: []) -> str:
+        """The next free generated name (with the names Keras derives from it): never one
+        a user or an earlier layer took."""
         name = names.take(base)
-        while name in self.all_names:
+        while any(n in self.all_names for n in (name, *derived(name))):
             name = names.take(base)
         return name
 
@@ -248,11 +304,15 @@ class _Planner:
         if bad_fields:
             return None
         desc = describe(layer.kind, args)
+        if layer.name and not valid_name(layer.name):  # a spec made in Python; YAML's parser said it
+            self.problem(layer, f"{path}.name", "", NAME_RULE, layer.name)
+            return None
         if layer.name:
             name = f"{prefix}_{layer.name}" if prefix else layer.name
         else:
-            name = self.auto_name(f"{prefix}_{desc}" if prefix else desc, names)
-        name = self.claim(name, path, layer)
+            base = f"{prefix}_{desc}" if prefix else desc
+            name = self.auto_name(base, names, lambda n: kind.derived(args, n))
+        name = self.claim(name, path, layer, kind.derived(args, name))
         if shape is None:
             return None
         try:
@@ -284,6 +344,9 @@ class _Planner:
             activation, ok = None, False
         if not block.branches:
             self.problem(block, f"{path}.branches", "branches", "at least one branch", "none", raw=True)
+            ok = False
+        if block.name and not valid_name(block.name):
+            self.problem(block, f"{path}.name", "", NAME_RULE, block.name)
             ok = False
         if block.name:
             name = f"{prefix}_{block.name}" if prefix else block.name

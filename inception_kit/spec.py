@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -138,7 +139,9 @@ class Model:
 
 MAX_REPEAT = 1_000
 MAX_EXPANDED_NODES = 20_000  # InceptionResNetV2 has about 400
-NAME_RULE = "a name of letters, digits, '_', '-' or '.'"
+MAX_NAME_LENGTH = 64
+NAME_RULE = f"a name of 1 to {MAX_NAME_LENGTH} letters, digits, '_', '-' or '.', not starting with '-' or '.'"
+MAX_BLOCK_DEPTH = 16  # the YAML nesting limit allows about as many blocks written out
 TABLE_COLUMNS = ("1x1", "3x3_reduce", "3x3", "5x5_reduce", "5x5", "pool_proj")
 MODEL_KEYS = ("name", "input", "defaults", "templates", "layers", "head", "aux")
 AUX_KEYS = ("at", "layers", "weight")
@@ -199,6 +202,7 @@ class _Parser:
         self.broken: set[str] = set()  # templates with problems already reported
         self.expanding: list[str] = []  # templates being expanded, to catch recursion
         self.created = 0  # nodes made, bounded by MAX_EXPANDED_NODES
+        self.depth = 0  # blocks inside blocks, bounded by MAX_BLOCK_DEPTH
 
     # -- helpers ---------------------------------------------------------------------
 
@@ -236,9 +240,10 @@ class _Parser:
         if doc is None:
             raise SpecError(self.p.items)
         suggested = self.unknown_keys(doc, MODEL_KEYS, "", "model")
-        name = doc.get("name", os.path.splitext(os.path.basename(self.file))[0] or "model")
-        if not isinstance(name, str) or not name:
-            self.p.add("name", "a non-empty string", name, mark_of(doc, "name"))
+        stem = os.path.splitext(os.path.basename(self.file))[0]
+        name = doc.get("name", stem if valid_name(stem) else "model")
+        if not valid_name(name):
+            self.p.add("name", NAME_RULE, name, mark_of(doc, "name"))
             name = "model"
         shape = self.input_shape(doc, suggested)
         defaults = self.defaults(doc.get("defaults", YDict()), mark_of(doc, "defaults"))
@@ -325,6 +330,9 @@ class _Parser:
         path = f"templates.{name}"
         if name in KINDS or name in ("block", "inception"):
             self.p.add(path, "a template name that is not a layer kind, 'block' or 'inception'", name, key_mark)
+            return
+        if not valid_name(name):
+            self.p.add(path, NAME_RULE, name, key_mark)
             return
         self.broken.add(name)  # until it proves sound
         body = self.mapping(body, path, mark, "a template: args, branches and merge")
@@ -416,7 +424,7 @@ class _Parser:
         """Replaces every `$arg` in a template body (all checked to exist); marks follow."""
         for container, key, ref in list(_refs(value)):
             arg_value, arg_mark = values[ref[1:]]
-            container[key] = copy.deepcopy(arg_value)
+            container[key] = arg_value  # shared, like repeated layers' values
             if arg_mark is not None:
                 marks = container.value_marks if isinstance(container, YDict) else None
                 if marks is not None:
@@ -511,7 +519,8 @@ class _Parser:
         times = self.repeat(body, path)
         self.count(times.times, path, mark)
         for i in range(times.times):
-            layer = Layer(kind, name=times.name(name, i), **copy.deepcopy(args))
+            # copies share their values (nothing changes them), so a large value costs once
+            layer = Layer(kind, name=times.name(name, i), **args)
             # a field's value, or for a key the kind lacks, the key itself
             layer.origins = {k: (mark_of(body, k) if k in spec.fields else key_mark_of(body, k), note) for k in body}
             layer.origins[""] = (mark, note)
@@ -538,6 +547,13 @@ class _Parser:
             self.p.add(_join(path, "branches"), "at least one branch", "none", mark_of(body, "branches") or mark, raw=True)
             return []
         times = times or self.repeat(body, path)
+        if self.depth >= MAX_BLOCK_DEPTH:  # deeper nesting comes only through templates
+            chain = list(self.expanding)
+            shown = chain if len(chain) <= 5 else [*chain[:2], "...", *chain[-2:]]
+            expected = f"blocks nested at most {MAX_BLOCK_DEPTH} deep (a template counts as a block)"
+            received = "one nested deeper" + (", through " + " → ".join(shown) if chain else "")
+            self.p.add(path, expected, received, mark, note, raw=True)
+            raise SpecError(self.p.items)
         self.count(times.times, path, mark)
         out: list[Node] = []
         for i in range(times.times):
@@ -547,7 +563,12 @@ class _Parser:
                 if not _valid_name(bname):
                     self.p.add(bpath, NAME_RULE, bname, key_mark_of(branches_data, bname))
                     continue
-                branches[str(bname)] = self.nodes(nodes if nodes is not None else YList(), bpath, mark_of(branches_data, bname), note)
+                self.depth += 1
+                try:
+                    items = nodes if nodes is not None else YList()
+                    branches[str(bname)] = self.nodes(items, bpath, mark_of(branches_data, bname), note)
+                finally:
+                    self.depth -= 1
             block = Block(
                 times.name(name, i),
                 branches,
@@ -589,6 +610,7 @@ class _Parser:
 
         out: list[Node] = []
         times = self.repeat(body, path)
+        self.count(times.times * 8, path, mark)  # each row: a block of 7 layers
         name = body.get("name")
         if name is not None and not _valid_name(name):
             self.p.add(_join(path, "name"), NAME_RULE, name, mark_of(body, "name"))
@@ -666,11 +688,17 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _valid_name(name: Any) -> bool:
-    import re
+def valid_name(name: Any) -> bool:
+    """The one rule for model, block, branch, layer and template names. Names become Keras
+    layer names and parts of file names, so no '/', no NUL, no '.' or '..', no leading '-'."""
+    if not isinstance(name, str):
+        return False
+    name = name.replace("{i}", "0")  # `{i}` stands for the copy's number in repeated items
+    return len(name) <= MAX_NAME_LENGTH and _NAME.fullmatch(name) is not None
 
-    # `{i}` stands for the copy's number in repeated items (block{i} -> block5, block6, ...)
-    return isinstance(name, str) and re.fullmatch(r"[A-Za-z0-9_.\-]+", name.replace("{i}", "0")) is not None
+
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
+_valid_name = valid_name
 
 
 def from_data(data: Mapping[str, Any]) -> Model:
