@@ -15,10 +15,8 @@ from typing import Any
 from .errors import SpecError
 from .kinds import KINDS, MERGES
 from .knobs import knobs_given
-from .shapes import BlockPlan, Plan, Step, plan
+from .shapes import INPUT_NAME, BlockPlan, Plan, Step, plan
 from .spec import Block, Layer, Model, Node
-
-INPUT_NAME = "image"
 
 
 def _as_plan(spec: Model | Plan | str | os.PathLike[str], **knobs: Any) -> Plan:

@@ -46,6 +46,20 @@ def _entries(analysis: Analysis) -> list[tuple[str, Any, Any]]:
     return [(analysis.plan.model.name + " (no blocks)", analysis.total, analysis.naive)]
 
 
+def _style_bars(ax: Any, what: str, title: str, top: float) -> None:
+    """The look both bar charts share: room for the ratio labels, human-readable ticks."""
+    from matplotlib.ticker import FuncFormatter
+
+    ax.set_xlim(0, top * 1.14)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: human(v)))
+    ax.set_title(title, fontsize=11)
+    ax.set_xlabel(what)
+    ax.grid(axis="x", color="#e4e4e4")
+    ax.set_axisbelow(True)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+
+
 def savings_figure(analysis: Analysis) -> Any:
     """The chart as a `matplotlib.figure.Figure` (not attached to pyplot)."""
     import matplotlib
@@ -56,7 +70,6 @@ def savings_figure(analysis: Analysis) -> Any:
 
 def _savings_figure(analysis: Analysis) -> Any:
     from matplotlib.figure import Figure
-    from matplotlib.ticker import FuncFormatter
 
     entries = _entries(analysis)
     n = len(entries)
@@ -77,14 +90,7 @@ def _savings_figure(analysis: Analysis) -> Any:
             ratio = saving(r, nv)[0]
             ax.text(max(r, nv) + top * 0.01, y, f"{ratio:.1f}x", va="center", ha="left", fontsize=9,
                     fontweight="bold" if ratio > 1.005 else "normal", color="#1d3f6b" if ratio > 1.005 else "#666666")
-        ax.set_xlim(0, top * 1.14)
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: human(v)))
-        ax.set_title(f"{what} per block: naive against bottleneck", fontsize=11)
-        ax.set_xlabel(what)
-        ax.grid(axis="x", color="#e4e4e4")
-        ax.set_axisbelow(True)
-        for side in ("top", "right"):
-            ax.spines[side].set_visible(False)
+        _style_bars(ax, what, f"{what} per block: naive against bottleneck", top)
     axes[0].set_yticks(ys, [name for name, _, _ in entries])
     axes[0].invert_yaxis()  # first block on top
     # Below both panels, outside the axes: inside one it would cover the longest bars.
@@ -144,7 +150,6 @@ def _refuse_existing(path: str | os.PathLike[str], overwrite: bool) -> None:
 def diff_chart(d: Any, path: str | os.PathLike[str], overwrite: bool = False) -> Path:
     """Writes MACs and params per block of two designs (a `diff.Diff`) as a PNG bar chart."""
     from matplotlib.figure import Figure
-    from matplotlib.ticker import FuncFormatter
 
     _refuse_existing(path, overwrite)
     entries = [e for e in d.entries if e.level == "block"] or [d.model]
@@ -164,14 +169,7 @@ def diff_chart(d: Any, path: str | os.PathLike[str], overwrite: bool = False) ->
         for y, va, vb, e in zip(ys, a, b, entries):
             text = e.status if e.status in ("added", "removed") else f"{vb / va:.2f}x" if va else "-"
             ax.text(max(va, vb) + top * 0.01, y, text, va="center", ha="left", fontsize=9)
-        ax.set_xlim(0, top * 1.14)
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: human(v)))
-        ax.set_title(f"{what} per block: B / A written by each pair", fontsize=11)
-        ax.set_xlabel(what)
-        ax.grid(axis="x", color="#e4e4e4")
-        ax.set_axisbelow(True)
-        for side in ("top", "right"):
-            ax.spines[side].set_visible(False)
+        _style_bars(ax, what, f"{what} per block: B / A written by each pair", top)
     axes[0].set_yticks(ys, names)
     axes[0].invert_yaxis()
     axes[0].legend(loc="lower right", fontsize=9, frameon=False)
