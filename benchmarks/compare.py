@@ -10,7 +10,7 @@ are tried in fresh subprocesses of this script, run round-robin against a defaul
 Sections (--only takes a comma-separated list of these names):
   report      `inception-kit report` of InceptionV3 (whole process) against the profiler route
               (a process that imports TensorFlow, builds keras.applications.InceptionV3, freezes
-              and profiles it); and ik.validate alone, in-process, in milliseconds.
+              and profiles it); and ik.analyse alone, in-process, in milliseconds.
   build       building InceptionV3 from YAML against keras.applications.InceptionV3(weights=None)
               (benchmarks/build_speed.py's timing).
   inference   the built InceptionV3 against the Keras application with the same weights, batch
@@ -196,9 +196,9 @@ def section_report(cfg: Config) -> None:
     result(Result("report vs profiler route, whole process (x faster)", ratios(times["profiler"], times["ours"]),
                   aim=">= 20x", meets=lambda r: r >= 20))
 
-    analysis = alternate({"validate": lambda: ik.validate(SPEC)}, 2, cfg.n(20, 3))["validate"]
-    print(f"  ik.validate(inception_v3.yaml) in-process: {_stats(analysis, 1e3, 'ms')}")
-    result(Result("analysis alone in-process (ik.validate)", [t * 1e3 for t in analysis], unit=" ms"))
+    analysis = alternate({"validate": lambda: ik.analyse(SPEC)}, 2, cfg.n(20, 3))["validate"]
+    print(f"  ik.analyse(inception_v3.yaml) in-process: {_stats(analysis, 1e3, 'ms')}")
+    result(Result("analysis alone in-process (ik.analyse)", [t * 1e3 for t in analysis], unit=" ms"))
 
 
 # --------------------------------------------------------------------------- build
@@ -318,7 +318,7 @@ def section_savedmodel(cfg: Config) -> None:
     _header("SavedModel size on disk vs raw float32 weight bytes")
     import inception_kit as ik
 
-    analysis = ik.validate(SPEC)
+    analysis = ik.analyse(SPEC)
     raw = analysis.total.params * 4
     print(f"  raw float32 weights: {analysis.total.params:,} params x 4 = {raw:,} bytes")
     with tempfile.TemporaryDirectory() as tmp:
@@ -420,7 +420,7 @@ def section_gflops(cfg: Config) -> None:
 
     import inception_kit as ik
 
-    flops = ik.validate(SPEC).total.flops * GFLOPS_BATCH
+    flops = ik.analyse(SPEC).total.flops * GFLOPS_BATCH
     keras.backend.clear_session()
     keras.utils.set_random_seed(0)
     model = ik.build_model(SPEC)
@@ -534,7 +534,7 @@ def backend_worker(reps: int) -> None:
 
     out: dict[str, Any] = {"backend": keras.backend.backend()}
     for name, spec in BACKEND_SPECS.items():
-        plan = ik.validate(spec).plan
+        plan = ik.analyse(spec).plan
         builds = []
         for _ in range(min(reps, 3) + 1):  # the first build pays for imports and tracing: dropped
             keras.backend.clear_session()

@@ -77,7 +77,7 @@ def endless_pipe() -> object:
 
     threading.Thread(target=feed, daemon=True).start()
     try:
-        return ik.validate(f"/dev/fd/{read}")
+        return ik.analyse(f"/dev/fd/{read}")
     finally:
         os.close(read)
 
@@ -87,18 +87,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     cases: dict[str, Callable[[], object]] = {
-        "billion laughs (alias bomb)": lambda: ik.validate(INVALID / "alias_bomb.yaml"),
-        "parameter budget (a huge typo)": lambda: ik.validate(INVALID / "budget_too_many_params.yaml"),
-        "activation budget": lambda: ik.validate(INVALID / "budget_too_many_activations.yaml"),
-        "repeat: 1000000000": lambda: ik.validate(INVALID / "repeat_huge.yaml"),
-        "7: /dev/zero": lambda: ik.validate("/dev/zero"),
+        "billion laughs (alias bomb)": lambda: ik.analyse(INVALID / "alias_bomb.yaml"),
+        "parameter budget (a huge typo)": lambda: ik.analyse(INVALID / "budget_too_many_params.yaml"),
+        "activation budget": lambda: ik.analyse(INVALID / "budget_too_many_activations.yaml"),
+        "repeat: 1000000000": lambda: ik.analyse(INVALID / "repeat_huge.yaml"),
+        "7: /dev/zero": lambda: ik.analyse("/dev/zero"),
         "7: an endless pipe": endless_pipe,
     }
     with tempfile.TemporaryDirectory() as tmp:
         for name, text in GENERATED.items():
             path = Path(tmp) / f"{len(cases)}.yaml"
             path.write_text(text, encoding="utf-8")
-            cases[name] = lambda path=path: ik.validate(path)
+            cases[name] = lambda path=path: ik.analyse(path)
         print(f"{'spec':36} {'median':>9}  (min–max)         peak memory")
         for name, load in cases.items():
             times = [refusal(load) for _ in range(args.repeats)]

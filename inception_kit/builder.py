@@ -9,22 +9,16 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from .errors import SpecError
-from .kinds import KINDS, MERGES
-from .knobs import knobs_given
-from .shapes import INPUT_NAME, BlockPlan, Plan, Step, plan
+from .kinds import kind_of
+from .shapes import INPUT_NAME, OUTPUT_CAST_NAME, BlockPlan, Op, Plan, Step, load_plan, plan, walk
 from .spec import Block, Layer, Model, Node
 
-
-def _as_plan(spec: Model | Plan | str | os.PathLike[str], **knobs: Any) -> Plan:
-    from . import load_spec  # the one that applies the knobs
-
-    if isinstance(spec, Plan):
-        return plan(load_spec(spec.model, **knobs)) if knobs_given(**knobs) else spec
-    return plan(load_spec(spec, **knobs))
+if TYPE_CHECKING:
+    import keras
 
 
 PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16"}  # -> Keras dtype policy
@@ -36,7 +30,7 @@ def build_model(
     weights: str | os.PathLike[str] | None = None,
     aux: bool = False,
     **knobs: Any,
-) -> Any:
+) -> keras.Model:
     """Builds a `keras.Model` from a spec (object, plan, YAML path or preset name).
 
     `weights` is None (Keras' initializers), a keras.applications weight file (legacy HDF5,
@@ -59,22 +53,20 @@ def build_model(
 
     if precision is not None and precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; received {precision!r}")
-    p = _as_plan(spec, **knobs)
+    p = load_plan(spec, **knobs)
     previous = keras.config.dtype_policy()
     if precision is not None:
         keras.config.set_dtype_policy(PRECISIONS[precision])  # layers take it when created
     try:
         inputs = keras.Input(shape=tuple(p.model.input_shape), name=INPUT_NAME)
         taps: dict[str, Any] = {}  # top-level outputs by name, where aux heads attach
-        outputs = _apply(p.steps, inputs, taps)  # (B, *plan.output_shape)
-        if aux and p.model.aux:
-            from .aux import plan_aux
-
-            heads = {name: _apply([a.block], taps[a.at]) for name, a in plan_aux(p).items()}
+        outputs = apply_steps(p.steps, inputs, taps)  # (B, *plan.output_shape)
+        if aux and p.aux:
+            heads = {name: apply_steps([a.block], taps[a.at]) for name, a in p.aux.items()}
             outputs = {"output": outputs, **heads}
         if keras.config.dtype_policy().compute_dtype != "float32":  # float32 outputs for all
             named = outputs if isinstance(outputs, dict) else {"output": outputs}
-            cast = {k: keras.layers.Activation("linear", dtype="float32", name=f"{k}_float32")(t)
+            cast = {k: keras.layers.Activation("linear", dtype="float32", name=_cast_name(k))(t)
                     for k, t in named.items()}
             outputs = cast if isinstance(outputs, dict) else cast["output"]
     finally:
@@ -126,30 +118,19 @@ def apply_block(
             raise SpecError.one("x", f"a rank-4 tensor (batch, height, width, channels) for block {what}",
                                 f"a rank-{len(shape) + 1} tensor of shape {tuple(x.shape)}") from None
         raise
-    taken = _upstream_names(x) & set(_step_names(p.steps))
+    taken = _upstream_names(x) & {name for op in walk(p.steps) for name in op.layer_names}
     if taken:
         raise SpecError.one(
             "name", f"layer names not already in the graph of x (applying {what} twice? pass name=)",
             ", ".join(sorted(taken)[:3]),
         )
-    return _apply(p.steps, x)
+    return apply_steps(p.steps, x)
 
 
 def _renamed(node: Node, name: str) -> Node:
     out = copy.copy(node)
     out.name = name
     return out
-
-
-def _step_names(steps: list[Step]) -> Iterator[str]:
-    """The name of every layer and merge of a plan (a conv's batch norm and activation take
-    its name with a suffix, so a clash of these is a clash of those too)."""
-    for step in steps:
-        yield step.name
-        if isinstance(step, BlockPlan):
-            yield step.merge_name
-            for branch in step.branches.values():
-                yield from _step_names(branch)
 
 
 def _upstream_names(x: Any) -> set[str]:
@@ -166,29 +147,37 @@ def _upstream_names(x: Any) -> set[str]:
     return names
 
 
-def _apply(steps: list[Step], x: Any, taps: dict[str, Any] | None = None) -> Any:
+def _cast_name(output: str) -> str:
+    # The main output's cast is the planner's reserved name; an aux head's follows it.
+    return OUTPUT_CAST_NAME if output == "output" else f"{output}_float32"
+
+
+def apply_steps(steps: list[Step], x: Any, taps: dict[str, Any] | None = None) -> Any:
+    """Applies planned steps to a Keras tensor: every layer as the plan names it. `taps`
+    collects each step's output by name (where auxiliary heads attach)."""
     for step in steps:
-        if isinstance(step, BlockPlan):
-            x = _block(step, x)
-        else:
-            for layer in KINDS[step.kind].keras(step.args, step.name):
-                x = layer(x)
+        x = _block(step, x) if isinstance(step, BlockPlan) else apply_op(step, x)
         if taps is not None:
             taps[step.name] = x
     return x
 
 
-def _block(step: BlockPlan, x: Any) -> Any:
-    from keras import layers
+def apply_op(op: Op, x: Any) -> Any:
+    """One op of a plan: its kind's Keras layers (a merge takes the list of branch outputs)."""
+    for layer in kind_of(op.kind).layers(op.args, op.name):
+        x = layer(x)
+    return x
 
-    outs = []
-    for bname, steps in step.branches.items():
-        y = _apply(steps, x)
-        if step.scale is not None and steps:
-            # Rescaling is a standard layer, so .keras files need no custom objects.
-            y = layers.Rescaling(step.scale, name=f"{step.name}_{bname}_scale")(y)
-        outs.append(y)
-    y = MERGES[step.merge].keras(step.merge_name)(outs) if len(outs) > 1 else outs[0]
-    if step.activation:
-        y = layers.Activation(step.activation, name=f"{step.name}_{step.activation}")(y)
+
+def _block(step: BlockPlan, x: Any) -> Any:
+    outs = {bname: apply_steps(steps, x) for bname, steps in step.branches.items()}
+    y = outs[next(iter(outs))] if len(outs) == 1 else None
+    for op in step.joins:
+        if op.branch is not None:  # a residual scale, on its branch
+            outs[op.branch] = apply_op(op, outs[op.branch])
+            y = outs[op.branch] if len(outs) == 1 else y
+        elif len(op.inputs) > 1:  # the merge
+            y = apply_op(op, list(outs.values()))
+        else:
+            y = apply_op(op, y)
     return y

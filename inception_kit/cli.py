@@ -76,7 +76,7 @@ def _spec(path: str) -> Any:
 
     if path != STDIN:
         return path
-    from .spec import loads_spec
+    from .shapes import loads_spec
 
     return loads_spec(decode(read_bounded(sys.stdin.buffer), "<stdin>"), file="<stdin>")
 
@@ -99,18 +99,19 @@ def _is_stream(path: str) -> bool:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from . import validate
+    from .cost import analyse
 
-    a = validate(args.spec, _budget(args))
+    a = analyse(args.spec, _budget(args))
     shown = "<stdin>" if args.spec_source == "-" else _safe(args.spec_source)
     print(f"{shown}: ok ({a.plan.model.name}: {a.total.params:,} params, {a.total.macs:,} MACs, {a.total.flops:,} FLOPs)")
     return EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from . import render, validate
+    from .cost import analyse
+    from .report import render
 
-    analysis = validate(_spec(args.spec), _budget(args))
+    analysis = analyse(_spec(args.spec), _budget(args))
     _emit(render(analysis, args.format), args.out, args.overwrite)
     if args.plot:
         _module("plots").savings_chart(analysis, args.plot, overwrite=args.overwrite)
@@ -139,9 +140,10 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from . import render, validate
+    from .cost import analyse
+    from .report import render
 
-    analysis = validate(args.spec, _budget(args))
+    analysis = analyse(args.spec, _budget(args))
     _quiet_tensorflow()
     from .builder import build_model
 
@@ -196,10 +198,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from . import validate
+    from .cost import analyse
     from .diff import diff
 
-    d = diff(validate(args.a, _budget(args)), validate(args.b, _budget(args)))
+    d = diff(analyse(args.a, _budget(args)), analyse(args.b, _budget(args)))
     _emit(d.render(args.format), args.out, args.overwrite)
     if args.plot:
         _module("plots").diff_chart(d, args.plot, overwrite=args.overwrite)
@@ -253,12 +255,12 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
-    from . import validate
+    from .cost import analyse
     from .importer import import_keras, load_keras
 
     imported = import_keras(load_keras(args.model))
     _emit(imported.to_yaml(), args.out, args.overwrite)
-    a = validate(imported.model, _budget(args))
+    a = analyse(imported.model, _budget(args))
     print(f"{args.model}: {a.total.params:,} params, {a.total.macs:,} MACs, {len(a.blocks)} blocks",
           file=sys.stderr)
     return EXIT_OK
@@ -302,7 +304,7 @@ def _add_knobs(p: argparse.ArgumentParser) -> None:
 
 def _apply_knobs(args: argparse.Namespace) -> None:
     """Reads the spec with the knobs applied: commands then see one transformed spec."""
-    from . import load_spec
+    from .shapes import load_spec
     from .knobs import KEEP
 
     activation = args.classifier_activation

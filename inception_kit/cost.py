@@ -1,36 +1,39 @@
 """The cost model: parameters, MACs and FLOPs per layer, branch, block and model, each
 beside its naive counterpart.
 
-The counting rules live in `kinds` (one rule per kind). The naive counterpart of a layer
-sequence removes every 1×1 convolution that only reduces channels (stride 1, no groups,
-fewer output than input channels) for a following k×k convolution (k > 1); that k×k
-convolution then reads the channels the 1×1 read. Nothing else changes, so a block's
-naive output shape equals its real one and blocks can be compared one by one.
+The counting rules live in `kinds` (one rule per kind). `analyse` costs two networks, each
+on its own: the plan, and `naive(plan)` (every 1×1 bottleneck removed, see `shapes.naive`).
+The naive figures beside each layer, branch and block are the naive network's, matched by
+layer name and by block path and branch name: a removed bottleneck costs 0 there.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import Mark, Problem, SpecError
-from .kinds import KINDS, MERGES, Cost, activation_cost, fmt_shape, scale_cost
-from .shapes import BlockPlan, Op, Plan, Step
+from .kinds import Cost, fmt_shape, kind_of
+from .shapes import BlockPlan, Op, Plan, Step, aux_plan, load_plan, naive
+from .spec import Model
+
+Source = Plan | Model | str | os.PathLike[str]  # a plan, or a spec (object, YAML file, preset name)
 
 BYTES_PER_VALUE = 4  # float32
 
 
 @dataclass
 class Row:
-    """One line of the layer table: a layer, or a block's merge, scale or activation."""
+    """One line of the layer table: any op of the plan, a block's joins included."""
 
     name: str
     kind: str
     path: str
     output_shape: tuple[int, ...]
     cost: Cost
-    naive: Cost
+    naive: Cost = field(default_factory=Cost)  # the same layer in the naive network
     block: str | None = None
     branch: str | None = None
     removed_in_naive: bool = False
@@ -42,8 +45,8 @@ class Row:
 class BranchCost:
     name: str
     cost: Cost
-    naive: Cost
     output_shape: tuple[int, ...]
+    naive: Cost = field(default_factory=Cost)
 
 
 @dataclass
@@ -52,8 +55,8 @@ class BlockCost:
     path: str
     output_shape: tuple[int, ...]
     cost: Cost
-    naive: Cost
     branches: list[BranchCost]
+    naive: Cost = field(default_factory=Cost)
 
 
 @dataclass
@@ -75,96 +78,108 @@ class Analysis:
 
 
 def op_cost(op: Op, input_shape: tuple[int, ...] | None = None) -> Cost:
-    """Cost of one resolved layer; `input_shape` overrides its input (naive counterparts)."""
-    return KINDS[op.kind].cost(op.args, input_shape or op.input_shape, op.output_shape)
+    """Cost of one op of a plan; `input_shape` overrides its (single) input."""
+    inputs = (input_shape,) if input_shape is not None else op.inputs
+    return kind_of(op.kind).op_cost(op.args, inputs, op.output_shape)
 
 
-def _is_reduction(op: Op) -> bool:
-    a = op.args
-    return (
-        op.kind == "conv"
-        and a["kernel"] == (1, 1)
-        and a["strides"] == (1, 1)
-        and a["groups"] == 1
-        and op.output_shape[-1] < op.input_shape[-1]
-    )
+class _Column:
+    """The costs of one network: every op, branch and top-level block, and the total."""
 
-
-def _feeds_kxk(op: Op, wider: tuple[int, ...]) -> bool:
-    return (
-        KINDS[op.kind].convolution
-        and op.args["kernel"] != (1, 1)
-        and wider[-1] % op.args.get("groups", 1) == 0
-    )
-
-
-class _Analyser:
     def __init__(self) -> None:
         self.rows: list[Row] = []
         self.blocks: list[BlockCost] = []
         self.peak = 0
 
-    def sequence(self, steps: list[Step], block: str | None, branch: str | None, top: bool) -> tuple[Cost, Cost]:
-        real, naive = Cost(), Cost()
-        removed: Op | None = None
-        for i, step in enumerate(steps):
+    def sequence(self, steps: list[Step], block: str | None, branch: str | None, top: bool) -> Cost:
+        total = Cost()
+        for step in steps:
             if isinstance(step, BlockPlan):
-                c, n = self.block(step, top)
-                removed = None
-            else:
-                nxt = steps[i + 1] if i + 1 < len(steps) else None
-                c = op_cost(step)
-                drop = _is_reduction(step) and isinstance(nxt, Op) and _feeds_kxk(nxt, step.input_shape)
-                if drop:
-                    n = Cost()
-                elif removed is not None:
-                    n = op_cost(step, removed.input_shape)
-                else:
-                    n = c
-                removed = step if drop else None
-                self.peak = max(self.peak, math.prod(step.input_shape) + math.prod(step.output_shape))
-                self.rows.append(Row(step.name, step.kind, step.path, step.output_shape, c, n, block, branch, drop, step.mark, step.args))
-            real, naive = real + c, naive + n
-        return real, naive
+                total += self.block(step, top)
+                continue
+            c = op_cost(step)
+            self.peak = max(self.peak, math.prod(step.input_shape) + math.prod(step.output_shape))
+            self.rows.append(Row(step.name, step.kind, step.path, step.output_shape, c, block=block, branch=branch,
+                                 mark=step.mark, args=step.args))
+            total += c
+        return total
 
-    def block(self, step: BlockPlan, top: bool) -> tuple[Cost, Cost]:
+    def block(self, step: BlockPlan, top: bool) -> Cost:
         branches: list[BranchCost] = []
         for bname, steps in step.branches.items():
-            c, n = self.sequence(steps, step.name, bname, False)
-            out = steps[-1].output_shape if steps else step.input_shape
-            branches.append(BranchCost(bname, c, n, out))
-        extra = Cost()
-        if step.scale is not None:
-            for b in branches:
-                if step.branches[b.name]:
-                    sc = scale_cost(b.output_shape)
-                    extra += sc
-                    self.rows.append(Row(f"{step.name}_{b.name}_scale", "scale", step.path, b.output_shape, sc, sc, step.name, b.name, mark=step.mark, args={"scale": step.scale}))
-        if len(branches) > 1:  # one branch needs no merge layer (the builder adds none)
-            merge = MERGES[step.merge].cost([b.output_shape for b in branches], step.output_shape)
-            extra += merge
-            self.rows.append(Row(step.merge_name, step.merge, f"{step.path}.merge", step.output_shape, merge, merge, step.name, mark=step.mark))
-        if step.activation:
-            act = activation_cost(step.activation, math.prod(step.output_shape))
-            extra += act
-            self.rows.append(Row(f"{step.name}_{step.activation}", "activation", f"{step.path}.activation", step.output_shape, act, act, step.name, mark=step.mark, args={"activation": step.activation}))
+            c = self.sequence(steps, step.name, bname, False)
+            branches.append(BranchCost(bname, c, steps[-1].output_shape if steps else step.input_shape))
+        joins = Cost()
+        for op in step.joins:
+            c = op_cost(op)
+            joins += c
+            self.rows.append(Row(op.name, op.kind, op.path, op.output_shape, c, block=step.name, branch=op.branch,
+                                 mark=op.mark, args=op.args))
         alive = math.prod(step.input_shape) + sum(math.prod(b.output_shape) for b in branches)
         self.peak = max(self.peak, alive + math.prod(step.output_shape))
-        real = sum((b.cost for b in branches), Cost()) + extra
-        naive = sum((b.naive for b in branches), Cost()) + extra
+        total = sum((b.cost for b in branches), Cost()) + joins
         if top:
-            self.blocks.append(BlockCost(step.name, step.path, step.output_shape, real, naive, branches))
-        return real, naive
+            self.blocks.append(BlockCost(step.name, step.path, step.output_shape, total, branches))
+        return total
 
 
-def analyse(plan: Plan) -> Analysis:
-    """Costs of every layer, branch, block and the model, with naive counterparts."""
-    a = _Analyser()
-    real, naive = a.sequence(plan.layers, None, None, True)
-    hr, hn = a.sequence(plan.head, None, None, True)
-    total, naive = real + hr, naive + hn
-    memory = Memory(total.params * BYTES_PER_VALUE, a.peak * BYTES_PER_VALUE)
-    return Analysis(plan, a.rows, a.blocks, total, naive, memory)
+def _column(plan: Plan) -> tuple[_Column, Cost]:
+    column = _Column()
+    total = column.sequence(plan.layers, None, None, True) + column.sequence(plan.head, None, None, True)
+    return column, total
+
+
+def analyse(source: Source, budget: Budget | None = None, **knobs: Any) -> Analysis:
+    """Costs of every layer, branch, block and the model, beside those of `naive(plan)`.
+
+    `source` is a plan, or a spec (loaded with the knobs and planned once; its resource
+    budget then checked, `budget` or the default). A plan's budget is checked when given.
+
+    Raises:
+        SpecError: the spec is wrong (every problem, with paths) or over its budget.
+    """
+    plan = load_plan(source, **knobs)
+    analysis = _analyse(plan)
+    if budget is not None or not isinstance(source, Plan):
+        check_budget(analysis, budget or DEFAULT_BUDGET)
+    return analysis
+
+
+def validate(source: Source, budget: Budget | None = None, **knobs: Any) -> Plan:
+    """Checks a spec completely (fields, names, shapes, resource budget) and returns its plan.
+
+    Raises:
+        SpecError: with every problem found, each naming its path (and line, from YAML).
+    """
+    plan = load_plan(source, **knobs)
+    column, total = _column(plan)  # the budget needs no naive counterpart
+    check_budget(Analysis(plan, column.rows, column.blocks, total, Cost(),
+                          Memory(total.params * BYTES_PER_VALUE, column.peak * BYTES_PER_VALUE)),
+                 budget or DEFAULT_BUDGET)
+    return plan
+
+
+def _analyse(plan: Plan) -> Analysis:
+    real, total = _column(plan)
+    counterpart, naive_total = _column(naive(plan))
+    naive_rows = {r.name: r for r in counterpart.rows}
+    for row in real.rows:
+        twin = naive_rows.get(row.name)
+        row.naive, row.removed_in_naive = (twin.cost, False) if twin else (Cost(), True)
+    naive_blocks = {b.path: b for b in counterpart.blocks}
+    for b in real.blocks:
+        twin_block = naive_blocks[b.path]
+        b.naive = twin_block.cost
+        naive_branches = {br.name: br.cost for br in twin_block.branches}
+        for br in b.branches:
+            br.naive = naive_branches[br.name]
+    memory = Memory(total.params * BYTES_PER_VALUE, real.peak * BYTES_PER_VALUE)
+    return Analysis(plan, real.rows, real.blocks, total, naive_total, memory)
+
+
+def aux_analyses(plan: Plan) -> dict[str, Analysis]:
+    """Each auxiliary head's costs, on its own (training only: not in the model's totals)."""
+    return {name: _analyse(aux_plan(plan, name)) for name in plan.aux}
 
 
 def saving(real: int, naive: int) -> tuple[float, float]:

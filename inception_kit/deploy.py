@@ -353,7 +353,7 @@ def deploy(
         UnsafeDestination: `out` is not a deploy folder (no deploy.json inside) or holds the spec,
             the weights or the data.
     """
-    from . import validate
+    from .cost import analyse
     from .data import inspect_source
 
     tol = parse_tolerance(tolerance) if isinstance(tolerance, str) else tolerance
@@ -376,7 +376,7 @@ def deploy(
         )
     if weights is not None and not Path(weights).is_file():
         raise SpecError.one("--weights", "a Keras .weights.h5 file", f"{weights} (no such file)")
-    analysis = validate(spec, budget)
+    analysis = analyse(spec, budget)
     in_shape = tuple(int(d) for d in analysis.plan.model.input_shape)
     source = inspect_source(data, in_shape) if data is not None else None
     if source is not None and weights is not None:  # accuracy needs one output per class, as `train` does

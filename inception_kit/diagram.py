@@ -27,8 +27,8 @@ from typing import Any
 
 from .cost import Analysis, Row, saving
 from .errors import SpecError, did_you_mean
-from .kinds import Cost, fmt_shape
-from .shapes import BlockPlan, Op, Step, iter_ops
+from .kinds import Cost, fmt_shape, kind_of
+from .shapes import BlockPlan, Op, Step, iter_ops, walk
 
 FORMATS = ("svg", "png")
 
@@ -58,39 +58,9 @@ def _ratio(real: int, naive: int) -> str:
     return f"{saving(real, naive)[0]:.2f}×"
 
 
-def _hw(size: tuple[int, int]) -> str:
-    return f"{size[0]}×{size[1]}"
-
-
 def layer_text(op: Op) -> str:
     """What a layer does, in a few words: 'conv 3×3 /2, bn, relu', 'maxpool 3×3 /1'."""
-    a = op.args
-    if op.kind in ("conv", "sepconv"):
-        text = f"{op.kind} {_hw(a['kernel'])}"
-        if a["strides"] != (1, 1):
-            text += f" /{a['strides'][0]}" if a["strides"][0] == a["strides"][1] else f" /{_hw(a['strides'])}"
-        if a.get("groups", 1) > 1:
-            text += f", {a['groups']} groups"
-        if a.get("padding") == "valid":
-            text += ", valid"
-        if a.get("batchnorm"):
-            text += ", bn"
-        if a.get("activation"):
-            text += f", {a['activation']}"
-        return text
-    if op.kind in ("maxpool", "avgpool"):
-        strides = a["strides"] or a["pool"]
-        text = f"{op.kind} {_hw(a['pool'])} /{strides[0] if strides[0] == strides[1] else _hw(strides)}"
-        return text + (", valid" if a.get("padding") == "valid" else "")
-    if op.kind == "dense":
-        return "dense" + (f", {a['activation']}" if a.get("activation") else "")
-    if op.kind == "dropout":
-        return f"dropout {a['rate']:g}"
-    if op.kind == "activation":
-        return a["activation"] or "linear"
-    if op.kind == "gap":
-        return "global average pool"
-    return op.kind
+    return kind_of(op.kind).caption_of(op.args)
 
 
 def _font(text: str, size: int | None = None, bold: bool = False, color: str | None = None) -> str:
@@ -124,18 +94,7 @@ def _steps_cost(steps: list[Step], rows: dict[str, Row]) -> tuple[Cost, Cost]:
 
 
 def _step_rows(steps: list[Step], rows: dict[str, Row]) -> Iterable[Row]:
-    for step in steps:
-        if isinstance(step, Op):
-            yield rows[step.name]
-            continue
-        for bname, branch in step.branches.items():
-            yield from _step_rows(branch, rows)
-            if step.scale is not None and branch:
-                yield rows[f"{step.name}_{bname}_scale"]
-        if len(step.branches) > 1:
-            yield rows[step.merge_name]
-        if step.activation:
-            yield rows[f"{step.name}_{step.activation}"]
+    return (rows[op.name] for op in walk(steps))
 
 
 def _all_blocks(steps: list[Step]) -> Iterable[BlockPlan]:
@@ -254,7 +213,7 @@ class _Drawer:
         real, naive = _steps_cost([block], self.rows)
         title = (block.merge if len(block.branches) > 1 else "output") + (f", then {block.activation}" if block.activation else "")
         lines = [
-            _font(block.merge_name if len(block.branches) > 1 else block.name, 8, color="#444444"),
+            _font(block.merge_op.name if block.merge_op else block.name, 8, color="#444444"),
             _font(title, bold=True),
             _font(f"→ {fmt_shape(block.output_shape)}"),
             _font(f"{block.name}: {_n(real.macs)} MACs, naive {_n(naive.macs)} ({_ratio(real.macs, naive.macs)})", 9),
@@ -386,14 +345,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from . import validate
+    from .cost import analyse
     from .cost import Budget
 
     fmt = args.format or Path(args.out).suffix.lstrip(".").lower()
     if fmt not in FORMATS:
         print(f"error: --out must end in .svg or .png (or pass --format); received {args.out!r}", file=sys.stderr)
         return 2
-    analysis = validate(args.spec, Budget(args.max_params, args.max_activation_bytes))
+    analysis = analyse(args.spec, Budget(args.max_params, args.max_activation_bytes))
     save(analysis, args.out, args.block, fmt, args.overwrite)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0

@@ -120,9 +120,9 @@ def _keyed(data: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
 def _analysis(source: Source) -> Analysis:
     if isinstance(source, Analysis):
         return source
-    from . import validate  # the package imports this module: import it when called
+    from .cost import analyse
 
-    return validate(source)
+    return analyse(source)
 
 
 def diff(a: Source, b: Source) -> Diff:

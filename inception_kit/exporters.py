@@ -214,7 +214,7 @@ def export(
         VerificationError: the reloaded artifact does not reproduce the Keras model.
         MissingDependency: format "onnx" without tf2onnx/onnxruntime installed.
     """
-    from . import validate
+    from .cost import analyse
 
     if format not in FORMATS:
         raise SpecError.one("format", f"one of {', '.join(FORMATS)}", repr(format))
@@ -227,7 +227,7 @@ def export(
     out = Path(out)
     if format == "keras" and out.suffix != ".keras":
         raise SpecError.one("out", "a path ending in .keras (Keras loads only such files)", str(out))
-    analysis = validate(spec, budget)
+    analysis = analyse(spec, budget)
     meta = metadata_dir(out, format)
     keep = spec_files(spec)
     # Fail before any work (staging checks again): a file replaces only a file, a folder
@@ -388,7 +388,7 @@ def _write_meta(
     tolerance: float | None,
 ) -> None:
     """Writes spec.yaml, report.json and manifest.json (diff None: not verified)."""
-    from . import __version__
+    from .version import __version__
     from .backends import versions
 
     manifest = {

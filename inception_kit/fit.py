@@ -27,13 +27,13 @@ import re
 from dataclasses import dataclass
 from typing import Any, Union
 
-from .cost import DEFAULT_BUDGET, Analysis, Budget, _feeds_kxk, _is_reduction, analyse, check_budget, op_cost
+from .cost import DEFAULT_BUDGET, Analysis, Budget, analyse, check_budget, op_cost
 from .diff import Diff, diff
 from .errors import SpecError
-from .kinds import KINDS, Cost
+from .kinds import Cost, kind_of
 from .report import _table, human
-from .shapes import BlockPlan, Op, Plan, Step, iter_ops, plan
-from .spec import Layer, Model, Node, load_spec, loads_spec
+from .shapes import BlockPlan, Op, Plan, Step, is_bottleneck, iter_ops, load_spec, loads_spec, plan
+from .spec import Layer, Model, Node
 from .yaml_io import read_text
 
 Source = Union[Model, str, "os.PathLike[str]"]
@@ -83,7 +83,7 @@ class Reduction:
     def cost(self, width: int) -> Cost:
         """The reduction and the conv it feeds, with the reduction `width` wide."""
         r, f = self.op, self.feeds
-        mine = KINDS[r.kind].cost({**r.args, "filters": width}, r.input_shape, (*r.output_shape[:-1], width))
+        mine = kind_of(r.kind).op_cost({**r.args, "filters": width}, r.inputs, (*r.output_shape[:-1], width))
         return mine + op_cost(f, (*f.input_shape[:-1], width))
 
 
@@ -161,7 +161,7 @@ class _Fitter:
                     self._walk(node.branches[bname], bsteps, top or step.name)  # type: ignore[union-attr]
                 continue
             nxt = steps[i + 1] if i + 1 < len(steps) else None
-            if not (_is_reduction(step) and isinstance(nxt, Op) and _feeds_kxk(nxt, step.input_shape)):
+            if not is_bottleneck(step, nxt):
                 continue
             if self.blocks is not None and (top is None or not fnmatch.fnmatchcase(top, self.blocks)):
                 continue

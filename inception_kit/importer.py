@@ -33,7 +33,8 @@ from typing import Any
 import yaml
 
 from .errors import Problem, SpecError
-from .spec import TABLE_COLUMNS, Model, from_data
+from .shapes import from_data
+from .spec import TABLE_COLUMNS, Model
 
 SUPPORTED = (
     "InputLayer",
@@ -768,10 +769,10 @@ def copy_weights(source: Any, built: Any, imported: Imported) -> None:
     if len(ops) != len(imported.sources):
         raise AssertionError("import: layers and their sources differ in number")
     for op, src in zip(ops, imported.sources):
-        if op.kind in ("conv", "sepconv", "dense", "batchnorm"):
+        if built.get_layer(op.name).weights:
             built.get_layer(op.name).set_weights(source.get_layer(src["layer"]).get_weights())
-        if "bn" in src:
-            built.get_layer(f"{op.name}_bn").set_weights(source.get_layer(src["bn"]).get_weights())
+        if "bn" in src:  # the batch norm the conv's kind adds after it: its second Keras layer
+            built.get_layer(op.layer_names[1]).set_weights(source.get_layer(src["bn"]).get_weights())
     expected = sum(math.prod(w.shape) for w in source.weights)
     if expected != sum(math.prod(w.shape) for w in built.weights):
         raise AssertionError("import: the built model's weights differ in size from the source's")

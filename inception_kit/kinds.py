@@ -15,7 +15,9 @@ Counting rules, stated once for the whole package:
   freezes it into: `x * inv + (beta - mean * inv)` with `inv = rsqrt(var + eps) * gamma`.
 
 Shapes exclude the batch dimension: (height, width, channels) or (features,).
-Adding a kind is one `_register(Kind(...))` call; tests parametrise over `KINDS`.
+Everything about a kind lives in its entry here: fields, shape rule, cost rule, Keras layers,
+its text, whether it is a 1×1 reduction, and what TensorFlow's profiler sees of it. Adding a
+kind is one public `register_kind(Kind(...))` call; tests parametrise over `KINDS`.
 """
 
 from __future__ import annotations
@@ -298,9 +300,26 @@ def fmt_shape(shape: Sequence[int]) -> str:
 # The kinds
 
 
+def _words(name: str) -> Callable[[dict[str, Any]], str]:
+    return lambda args: name
+
+
+def _no(*_: Any) -> bool:
+    return False
+
+
 @dataclass(frozen=True)
 class Kind:
-    """One layer kind. `shorthand` names the field a bare scalar sets (`dropout: 0.4`)."""
+    """One layer kind. `shorthand` names the field a bare scalar sets (`dropout: 0.4`).
+
+    Beyond its fields and its shape, cost and Keras rules, a kind says how it reads:
+    `label` is the base of generated names (`conv3x3`), `title` heads its one-line config
+    in reports (`conv 3x3`), `caption` is its text in diagrams (`conv 3×3 /2, bn, relu`).
+    `reduces` says whether a layer only shrinks channels pointwise (a 1×1 bottleneck the
+    naive counterpart removes); `widens` whether a layer may read the wider input instead
+    (a k×k convolution after such a bottleneck). `profiled` is what TensorFlow's profiler
+    counts of its cost, where that differs from the cost rule.
+    """
 
     name: str
     doc: str
@@ -309,10 +328,15 @@ class Kind:
     cost: Callable[[dict[str, Any], Shape, Shape], Cost]
     keras: Callable[[dict[str, Any], str], list[Any]]
     shorthand: str | None = None
-    convolution: bool = False  # a k×k kind that a 1×1 bottleneck may feed
     # Names of the Keras layers `keras` adds after the one named `name` (`X_bn`, `X_relu`):
     # the planner reserves them, so that no spec name collides with one at build time.
     derived: Callable[[dict[str, Any], str], list[str]] = lambda args, name: []
+    label: Callable[[dict[str, Any]], str] | None = None
+    title: Callable[[dict[str, Any]], str] | None = None
+    caption: Callable[[dict[str, Any]], str] | None = None
+    reduces: Callable[[dict[str, Any], Shape, Shape], bool] = _no
+    widens: Callable[[dict[str, Any], Shape], bool] = _no
+    profiled: Callable[[dict[str, Any], Cost], Counter[str]] = lambda args, cost: cost.flops_by_op
 
     def resolve(self, args: dict[str, Any]) -> tuple[dict[str, Any], list[FieldBad]]:
         """Fills in field defaults (normalised); returns the arguments and every bad field."""
@@ -328,6 +352,47 @@ class Kind:
             else:
                 out[key] = spec.type.check(spec.default) if spec.default is not None else None
         return out, bad_fields
+
+    # What every consumer calls: one signature for layers and merges (see `Merge`).
+
+    def op_shape(self, args: dict[str, Any], inputs: Sequence[Shape]) -> Shape:
+        return self.shape(args, inputs[0])
+
+    def op_cost(self, args: dict[str, Any], inputs: Sequence[Shape], out: Shape) -> Cost:
+        return self.cost(args, inputs[0], out)
+
+    def layers(self, args: dict[str, Any], name: str) -> list[Any]:
+        return self.keras(args, name)
+
+    def text(self, args: dict[str, Any]) -> str:
+        """The resolved arguments in a few words: `conv 3x3/2 valid bn relu`."""
+        words = [self.title(args) if self.title else self.name]
+        strides: Any = args.get("strides") or args.get("pool")
+        if "strides" in self.fields and strides and tuple(strides) != (1, 1):
+            words[0] += f"/{strides[0]}" if strides[0] == strides[1] else f"/{_by(strides)}"
+        if args.get("padding") == "valid":
+            words.append("valid")
+        if args.get("groups", 1) > 1:
+            words.append(f"groups {args['groups']}")
+        if args.get("depth_multiplier", 1) > 1:
+            words.append(f"x{args['depth_multiplier']}")
+        if args.get("batchnorm"):
+            words.append("bn+scale" if args["batchnorm"]["scale"] else "bn")  # bn: no gamma, as Inception
+        elif args.get("bias"):
+            words.append("bias")
+        if args.get("activation"):
+            words.append(args["activation"])
+        return " ".join(words)
+
+    def base_name(self, args: dict[str, Any]) -> str:
+        return self.label(args) if self.label else self.name
+
+    def caption_of(self, args: dict[str, Any]) -> str:
+        return self.caption(args) if self.caption else self.name
+
+
+def _by(size: Sequence[int]) -> str:
+    return f"{size[0]}x{size[1]}"
 
 
 _MISSING = object()
@@ -348,12 +413,22 @@ class FieldBad(Exception):
 
 
 KINDS: dict[str, Kind] = {}
+MERGES: dict[str, Merge] = {}  # filled below, by register_merge
+BLOCK_OPS: dict[str, Kind] = {}  # kinds blocks add that specs do not write as layers
 
 
-def _register(kind: Kind) -> None:
-    if kind.name in KINDS:
-        raise RuntimeError(f"layer kind '{kind.name}' is registered twice")
+def register_kind(kind: Kind) -> Kind:
+    """Adds a layer kind: specs, the JSON Schema, reports, the builder, the profiler check
+    and diagrams all take it from here. Returns it (so it can be kept as a constant)."""
+    if kind.name in KINDS or kind.name in MERGES or kind.name in BLOCK_OPS:
+        raise ValueError(f"a layer kind or merge named '{kind.name}' is already registered")
+    if kind.name in ("block", "inception", "templates", "defaults"):
+        raise ValueError(f"'{kind.name}' is a word of the spec language, not a free kind name")
     KINDS[kind.name] = kind
+    return kind
+
+
+_register = register_kind
 
 
 # conv -----------------------------------------------------------------------------------
@@ -432,6 +507,46 @@ def _conv_keras(class_name: str, option: str) -> Callable[[dict[str, Any], str],
     return build
 
 
+def _hw(size: Sequence[int]) -> str:
+    return f"{size[0]}×{size[1]}"
+
+
+def _conv_caption(kind: str) -> Callable[[dict[str, Any]], str]:
+    def caption(a: dict[str, Any]) -> str:
+        text = f"{kind} {_hw(a['kernel'])}"
+        if a["strides"] != (1, 1):
+            text += f" /{a['strides'][0]}" if a["strides"][0] == a["strides"][1] else f" /{_hw(a['strides'])}"
+        if a.get("groups", 1) > 1:
+            text += f", {a['groups']} groups"
+        if a.get("padding") == "valid":
+            text += ", valid"
+        if a.get("batchnorm"):
+            text += ", bn"
+        if a.get("activation"):
+            text += f", {a['activation']}"
+        return text
+
+    return caption
+
+
+def _conv_reduces(a: dict[str, Any], inp: Shape, out: Shape) -> bool:
+    """A 1×1 conv that only shrinks channels: stride 1, no groups, fewer out than in."""
+    return a["kernel"] == (1, 1) and a["strides"] == (1, 1) and a["groups"] == 1 and out[-1] < inp[-1]
+
+
+def _conv_widens(a: dict[str, Any], wider: Shape) -> bool:
+    """A k×k conv (k > 1) can read the channels a removed 1×1 bottleneck read."""
+    return a["kernel"] != (1, 1) and wider[-1] % a.get("groups", 1) == 0
+
+
+def _conv_profiled(a: dict[str, Any], cost: Cost) -> Counter[str]:
+    # On CPU, Keras runs grouped convolutions inside an XLA-compiled function that the
+    # profiler cannot see into: it counts no Conv2D FLOPs for them (their bias adds it sees).
+    if a["groups"] > 1:
+        return cost.flops_by_op - Counter(Conv2D=cost.flops_by_op["Conv2D"])
+    return cost.flops_by_op
+
+
 _register(
     Kind(
         "conv",
@@ -440,8 +555,13 @@ _register(
         _conv_shape,
         _conv_cost,
         _conv_keras("Conv2D", "groups"),
-        convolution=True,
         derived=_post_names,
+        label=lambda a: f"conv{a['kernel'][0]}x{a['kernel'][1]}",
+        title=lambda a: f"conv {_by(a['kernel'])}",
+        caption=_conv_caption("conv"),
+        reduces=_conv_reduces,
+        widens=_conv_widens,
+        profiled=_conv_profiled,
     )
 )
 
@@ -470,8 +590,11 @@ _register(
         _sepconv_shape,
         _sepconv_cost,
         _conv_keras("SeparableConv2D", "depth_multiplier"),
-        convolution=True,
         derived=_post_names,
+        label=lambda a: f"sepconv{a['kernel'][0]}x{a['kernel'][1]}",
+        title=lambda a: f"sepconv {_by(a['kernel'])}",
+        caption=_conv_caption("sepconv"),
+        widens=_conv_widens,
     )
 )
 
@@ -502,7 +625,23 @@ def _pool(kind: str, op: str, keras_name: str) -> Kind:
         a = _pool_args(args)
         return [getattr(layers, keras_name)(a["pool"], strides=a["strides"], padding=a["padding"], name=name)]
 
-    return Kind(kind, f"{kind[:3]} pooling", dict(_POOL_FIELDS), shape, cost, keras_, shorthand="pool")
+    def caption(a: dict[str, Any]) -> str:
+        strides = a["strides"] or a["pool"]
+        text = f"{kind} {_hw(a['pool'])} /{strides[0] if strides[0] == strides[1] else _hw(strides)}"
+        return text + (", valid" if a.get("padding") == "valid" else "")
+
+    return Kind(
+        kind,
+        f"{kind[:3]} pooling",
+        dict(_POOL_FIELDS),
+        shape,
+        cost,
+        keras_,
+        shorthand="pool",
+        label=lambda a: f"{kind}{a['pool'][0]}x{a['pool'][1]}",
+        title=lambda a: f"{kind} {_by(a['pool'])}",
+        caption=caption,
+    )
 
 
 _register(_pool("maxpool", "MaxPool", "MaxPooling2D"))
@@ -528,6 +667,7 @@ _register(
         lambda args, inp: (_spatial("gap", inp)[2],),
         lambda args, inp, out: Cost(flops_by_op=Counter(Mean=_n(inp))),
         _keras_plain("GlobalAveragePooling2D"),
+        caption=_words("global average pool"),
     )
 )
 _register(
@@ -560,6 +700,8 @@ _register(
         lambda args, inp, out: Cost(),
         _keras_plain("Dropout"),
         shorthand="rate",
+        title=lambda a: f"dropout {a['rate']:g}",
+        caption=lambda a: f"dropout {a['rate']:g}",
     )
 )
 _register(
@@ -571,6 +713,8 @@ _register(
         lambda args, inp, out: activation_cost(args["activation"], _n(out)),
         lambda args, name: _keras_plain("Activation")({"activation": args["activation"] or "linear"}, name),
         shorthand="activation",
+        label=lambda a: a["activation"] or "linear",
+        caption=lambda a: a["activation"] or "linear",
     )
 )
 _register(
@@ -585,6 +729,7 @@ _register(
         lambda args, inp: inp,
         lambda args, inp, out: batchnorm_cost(out[-1], _n(out), args["scale"]),
         _keras_plain("BatchNormalization"),
+        label=_words("bn"),
     )
 )
 
@@ -619,6 +764,8 @@ _register(
         _dense_cost,
         _dense_keras,
         shorthand="units",
+        title=lambda a: f"dense {a['units']}",
+        caption=lambda a: "dense" + (f", {a['activation']}" if a.get("activation") else ""),
     )
 )
 
@@ -628,11 +775,43 @@ _register(
 
 @dataclass(frozen=True)
 class Merge:
+    """How a block joins its branches: a kind over several inputs, one per branch."""
+
     name: str
     doc: str
     shape: Callable[[list[Shape]], Shape]
     cost: Callable[[list[Shape], Shape], Cost]
     keras: Callable[[str], Any]
+
+    def op_shape(self, args: dict[str, Any], inputs: Sequence[Shape]) -> Shape:
+        return self.shape(list(inputs))
+
+    def derived(self, args: dict[str, Any], name: str) -> list[str]:
+        return []
+
+    def op_cost(self, args: dict[str, Any], inputs: Sequence[Shape], out: Shape) -> Cost:
+        return self.cost(list(inputs), out)
+
+    def layers(self, args: dict[str, Any], name: str) -> list[Any]:
+        return [self.keras(name)]
+
+    def text(self, args: dict[str, Any]) -> str:
+        return self.name
+
+    def base_name(self, args: dict[str, Any]) -> str:
+        return self.name
+
+    def caption_of(self, args: dict[str, Any]) -> str:
+        return self.name
+
+    def profiled(self, args: dict[str, Any], cost: Cost) -> Counter[str]:
+        return cost.flops_by_op
+
+    def reduces(self, args: dict[str, Any], inp: Shape, out: Shape) -> bool:
+        return False
+
+    def widens(self, args: dict[str, Any], wider: Shape) -> bool:
+        return False
 
 
 def _concat_shape(shapes: list[Shape]) -> Shape:
@@ -660,24 +839,69 @@ def _keras_merge(class_name: str) -> Callable[[str], Any]:
     return build
 
 
-MERGES: dict[str, Merge] = {
-    "concat": Merge(
+def register_merge(merge: Merge) -> Merge:
+    """Adds a way for blocks to join their branches (`merge:` in a spec)."""
+    if merge.name in MERGES or merge.name in KINDS or merge.name in BLOCK_OPS:
+        raise ValueError(f"a layer kind or merge named '{merge.name}' is already registered")
+    MERGES[merge.name] = merge
+    return merge
+
+
+register_merge(
+    Merge(
         "concat",
         "concatenate along channels",
         _concat_shape,
         lambda shapes, out: Cost(),
         _keras_merge("Concatenate"),
-    ),
-    "add": Merge(
+    )
+)
+register_merge(
+    Merge(
         "add",
         "element-wise sum (residual)",
         _add_shape,
         lambda shapes, out: Cost(flops_by_op=Counter(AddV2=(len(shapes) - 1) * _n(out))),
         _keras_merge("Add"),
-    ),
-}
+    )
+)
 
 
 def scale_cost(shape: Shape) -> Cost:
     """A residual scale, built as keras Rescaling: x * scale + 0."""
     return Cost(flops_by_op=Counter(Mul=_n(shape), AddV2=_n(shape)))
+
+
+def _rescaling(args: dict[str, Any], name: str) -> list[Any]:
+    from keras import layers
+
+    # Rescaling is a standard layer, so .keras files need no custom objects.
+    return [layers.Rescaling(args["scale"], name=name)]
+
+
+def _finite(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not (-1e6 < v < 1e6):
+        raise Bad("a finite number")
+    return float(v)
+
+
+# A residual branch's `scale` (Inception-ResNet): added by blocks, not written as a layer.
+BLOCK_OPS.update(
+    scale=Kind(
+        "scale",
+        "a residual branch multiplied by a constant before the sum (a block's `scale`)",
+        {"scale": Field(FieldType("finite", _finite, {"type": "number"}), doc="the factor")},
+        lambda args, inp: inp,
+        lambda args, inp, out: scale_cost(out),
+        _rescaling,
+        title=lambda a: f"scale {a['scale']:g}",
+    )
+)
+
+
+def kind_of(name: str) -> Kind | Merge:
+    """The registry entry of any layer a plan holds: a kind, a merge or a block's scale."""
+    entry = KINDS.get(name) or MERGES.get(name) or BLOCK_OPS.get(name)
+    if entry is None:
+        raise KeyError(f"no layer kind or merge named {name!r} is registered")
+    return entry

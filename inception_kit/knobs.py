@@ -19,7 +19,7 @@ from dataclasses import replace
 from typing import Any
 
 from .errors import SpecError, show
-from .kinds import ACTIVATION, Bad, fmt_shape
+from .kinds import ACTIVATION, KINDS, Bad, fmt_shape
 from .spec import Layer, Model, Node
 
 POOLINGS = {"avg": "gap", "max": "gmaxpool"}  # Keras' pooling= -> the layer kind appended
@@ -75,7 +75,6 @@ def apply_knobs(
         out.aux = {}  # side classifiers go with the top
     if not include_aux:
         out.aux = {}
-    _check_fits(out, input_shape is not None)
     return out
 
 
@@ -101,25 +100,17 @@ def _aux_head(model: Model, name: str, classes: int | None, activation: Any) -> 
     return replace(head, layers=layers)
 
 
-def _check_fits(model: Model, new_input: bool) -> None:
-    """Plans the changed spec. A spec valid as written that fails with a new input has an
-    input too small for one of its windows: one error, naming the first layer it fails at."""
-    from .aux import plan_aux
-    from .shapes import plan
-
-    try:
-        plan_aux(plan(model))
-    except SpecError as err:
-        if not new_input:
-            raise
-        first = err.problems[0]  # in build order: the first layer whose output vanishes
-        where = f"{first.mark}: " if first.mark else ""
-        hint = f"it vanishes at {where}{first.path}: {first.expected}; received {first.received}"
-        if first.path.startswith("aux."):
-            hint += "; include_aux=False (--no-aux) drops the auxiliary heads"
-        raise SpecError.one(
-            "input_shape", "an input large enough for every layer", fmt_shape(model.input_shape), hint=hint
-        ) from None
+def misfit(model: Model, err: SpecError) -> SpecError:
+    """The error for a spec valid as written that fails with a new input: the input is too
+    small for one of its windows. One error, naming the first layer it fails at."""
+    first = err.problems[0]  # in build order: the first layer whose output vanishes
+    where = f"{first.mark}: " if first.mark else ""
+    hint = f"it vanishes at {where}{first.path}: {first.expected}; received {first.received}"
+    if first.path.startswith("aux."):
+        hint += "; include_aux=False (--no-aux) drops the auxiliary heads"
+    return SpecError.one(
+        "input_shape", "an input large enough for every layer", fmt_shape(model.input_shape), hint=hint
+    )
 
 
 def _input_shape(value: Any) -> tuple[int, int, int]:
@@ -143,7 +134,7 @@ def _set_classifier(model: Model, classes: int | None, activation: Any) -> list[
             raise SpecError.one("classifier_activation", bad.expected, show(activation)) from None
     head = list(model.head)
     at = next(
-        (i for i in reversed(range(len(head))) if isinstance(head[i], Layer) and head[i].kind == "dense"),
+        (i for i in reversed(range(len(head))) if isinstance(head[i], Layer) and _classifies(head[i])),
         None,
     )
     if at is None:
@@ -161,6 +152,12 @@ def _set_classifier(model: Model, classes: int | None, activation: Any) -> list[
         dense.args["activation"] = activation
     head[at] = dense
     return head
+
+
+def _classifies(layer: Layer) -> bool:
+    """A classifier is a layer of a kind with `units` (dense, or one registered like it)."""
+    kind = KINDS.get(layer.kind)
+    return kind is not None and "units" in kind.fields
 
 
 def knobs_given(**knobs: Any) -> dict[str, Any]:

@@ -1,10 +1,10 @@
 """`inception-kit profile SPEC`: the real time of every block, branch and naive counterpart,
 beside the MACs the analysis predicts.
 
-Each top-level block, each of its branches, and the naive counterpart of each (see `cost`:
-every 1×1 conv the analysis marks `removed_in_naive` is left out, so the k×k conv after it
-reads the block input's channels) is built as its own small Keras model from the plan
-(`builder._apply`, the code that builds the whole model) and run on random float32 input
+Each top-level block, each of its branches, and the naive counterpart of each (taken from
+`naive(plan)`, the naive network as a plan of its own: every 1×1 bottleneck removed, the k×k
+conv after it reading the wider input) is built as its own small Keras model
+(`builder.apply_steps`, the code that builds the whole model) and run on random float32 input
 of the block's input shape. The built sub-models are checked against the analysis first:
 their parameters (`count_params`) and MACs (kernel sizes × output pixels) must equal the
 analysis' real and naive figures, so what is timed is what the MACs describe.
@@ -47,7 +47,7 @@ from .cost import Analysis, BlockCost
 from .errors import SpecError
 from .kinds import Cost
 from .report import human as _human
-from .shapes import BlockPlan, Step
+from .shapes import BlockPlan, Step, naive, walk
 
 TIMING = "concrete tf.function per sub-model (graph mode, no XLA, training=False)"
 # Under JAX and torch there is no tf.function: Keras' predict_on_batch (jit-compiled by JAX,
@@ -161,66 +161,49 @@ class Pair:
         return self.naive.timing.median / self.real.timing.median
 
 
-def naive_steps(steps: list[Step], removed: set[str]) -> list[Step]:
-    """The steps without the 1×1 reductions the analysis removed in the naive counterpart."""
-    out: list[Step] = []
-    for step in steps:
-        if isinstance(step, BlockPlan):
-            branches = {b: naive_steps(s, removed) for b, s in step.branches.items()}
-            out.append(dataclasses.replace(step, branches=branches))
-        elif step.name not in removed:
-            out.append(step)
-    return out
-
-
-def _has_removed(steps: list[Step], removed: set[str]) -> bool:
-    for step in steps:
-        if isinstance(step, BlockPlan):
-            if any(_has_removed(s, removed) for s in step.branches.values()):
-                return True
-        elif step.name in removed:
-            return True
-    return False
+def _changed(real: list[Step], naive: list[Step]) -> bool:
+    """Whether the naive counterpart removed a layer here (else there is nothing to compare)."""
+    return [op.name for op in walk(real)] != [op.name for op in walk(naive)]
 
 
 def _pairs(analysis: Analysis, only: str | None) -> list[Pair]:
     plan = analysis.plan
+    counterpart = naive(plan)
     blocks = {s.name: s for s in plan.steps if isinstance(s, BlockPlan)}
+    naive_blocks = {s.name: s for s in counterpart.steps if isinstance(s, BlockPlan)}
     costs: dict[str, BlockCost] = {b.name: b for b in analysis.blocks}
     if only is not None and only not in blocks:
         expected = f"one of the blocks: {', '.join(blocks)}" if blocks else "no --block: this spec has no blocks"
         raise SpecError.one("--block", expected, repr(only))
-    removed = {r.name for r in analysis.rows if r.removed_in_naive}
     pairs = []
     for name, block in blocks.items():
         if only is not None and name != only:
             continue
-        bc = costs[name]
+        bc, twin = costs[name], naive_blocks[name]
         shape = tuple(block.input_shape)
-        changed = _has_removed([block], removed)
         pair = Pair(
             Unit(name, "block", False, [block], shape, bc.cost),
-            Unit(f"{name} naive", "block", True, naive_steps([block], removed), shape, bc.naive) if changed else None,
+            Unit(f"{name} naive", "block", True, [twin], shape, bc.naive) if _changed([block], [twin]) else None,
             bc.cost,
             bc.naive,
         )
         for br in bc.branches:
-            steps = block.branches[br.name]
+            steps, naive_steps = block.branches[br.name], twin.branches[br.name]
             label = f"{name}/{br.name}"
             real = Unit(label, "branch", False, steps, shape, br.cost)
-            naive = None
-            if _has_removed(steps, removed):
-                naive = Unit(f"{label} naive", "branch", True, naive_steps(steps, removed), shape, br.naive)
-            pair.children.append(Pair(real, naive, br.cost, br.naive, identity=not steps))
+            twin_unit = None
+            if _changed(steps, naive_steps):
+                twin_unit = Unit(f"{label} naive", "branch", True, naive_steps, shape, br.naive)
+            pair.children.append(Pair(real, twin_unit, br.cost, br.naive, identity=not steps))
         pairs.append(pair)
     if only is None:
         steps = plan.steps
-        changed = _has_removed(steps, removed)
         shape = tuple(plan.model.input_shape)
+        changed = _changed(steps, counterpart.steps)
         pairs.append(
             Pair(
                 Unit("model", "model", False, steps, shape, analysis.total),
-                Unit("model naive", "model", True, naive_steps(steps, removed), shape, analysis.naive) if changed else None,
+                Unit("model naive", "model", True, counterpart.steps, shape, analysis.naive) if changed else None,
                 analysis.total,
                 analysis.naive,
             )
@@ -256,10 +239,10 @@ def built_macs(model: Any) -> int:
 def _build(unit: Unit, batch: int, rng: Any) -> None:
     import keras
 
-    from .builder import _apply
+    from .builder import apply_steps
 
     inputs = keras.Input(shape=unit.input_shape, name="x")
-    model = keras.Model(inputs, _apply(unit.steps, inputs), name=unit.label.replace("/", "_").replace(" ", "_"))
+    model = keras.Model(inputs, apply_steps(unit.steps, inputs), name=unit.label.replace("/", "_").replace(" ", "_"))
     unit.built_params = int(model.count_params())
     unit.built_macs = built_macs(model)
     if (unit.built_params, unit.built_macs) != (unit.cost.params, unit.cost.macs):
@@ -526,10 +509,10 @@ def render_table(analysis: Analysis, pairs: list[Pair], batch: int, repeats: int
 
 
 def run(args: argparse.Namespace) -> int:
-    from . import validate
+    from .cost import analyse
     from .cost import Budget
 
-    analysis = validate(args.spec, Budget(args.max_params, args.max_activation_bytes))
+    analysis = analyse(args.spec, Budget(args.max_params, args.max_activation_bytes))
     pairs = _pairs(analysis, args.block)  # a bad --block fails before TensorFlow loads
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     measure(pairs, args.batch, args.repeats, args.warmup)

@@ -11,8 +11,8 @@ import io
 import json
 from typing import Any
 
-from .cost import Analysis, saving
-from .kinds import Cost, fmt_shape
+from .cost import Analysis, Budget, Source, analyse, aux_analyses, saving
+from .kinds import Cost, fmt_shape, kind_of
 from .yaml_io import plain
 
 FORMATS = ("table", "markdown", "csv", "json")
@@ -104,8 +104,6 @@ def report_data(analysis: Analysis) -> dict[str, Any]:
         "layers": layers,
     }
     if plan.model.aux:  # training-only cost, apart from the model's totals
-        from .aux import aux_analyses
-
         data["aux"] = [
             {
                 "name": name,
@@ -150,37 +148,8 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def config_text(kind: str, args: dict[str, Any]) -> str:
-    """The resolved arguments in a few words: `conv 3x3/2 valid bn relu`."""
-    def window(size: Any) -> str:
-        return f"{size[0]}x{size[1]}"
-
-    words = [kind]
-    if kind in ("conv", "sepconv"):
-        words = [f"{kind} {window(args['kernel'])}"]
-    elif kind in ("maxpool", "avgpool"):
-        words = [f"{kind} {window(args['pool'])}"]
-    elif kind == "dense":
-        words = [f"dense {args['units']}"]
-    elif kind == "dropout":
-        words = [f"dropout {args['rate']:g}"]
-    elif kind == "scale":
-        words = [f"scale {args['scale']:g}"]
-    strides: Any = args.get("strides") or args.get("pool")
-    if kind in ("conv", "sepconv", "maxpool", "avgpool") and tuple(strides) != (1, 1):
-        words[0] += f"/{strides[0]}" if strides[0] == strides[1] else f"/{window(strides)}"
-    if args.get("padding") == "valid":
-        words.append("valid")
-    if args.get("groups", 1) > 1:
-        words.append(f"groups {args['groups']}")
-    if args.get("depth_multiplier", 1) > 1:
-        words.append(f"x{args['depth_multiplier']}")
-    if args.get("batchnorm"):
-        words.append("bn+scale" if args["batchnorm"]["scale"] else "bn")  # bn: no gamma, as Inception
-    elif kind in ("conv", "sepconv", "dense") and args.get("bias"):
-        words.append("bias")
-    if args.get("activation"):
-        words.append(args["activation"])
-    return " ".join(words)
+    """The resolved arguments in a few words: `conv 3x3/2 valid bn relu` (the kind says how)."""
+    return kind_of(kind).text(args)
 
 
 def _layer_rows(data: dict[str, Any], short: bool) -> list[list[str]]:
@@ -232,6 +201,11 @@ def _aux_rows(data: dict[str, Any], short: bool) -> list[list[str]]:
 
 BLOCK_HEADER = ["block / branch", "output", "params", "MACs", "naive MACs", "saving"]
 LAYER_HEADER = ["layer", "config (resolved)", "output", "params", "MACs", "FLOPs"]
+
+
+def report(source: Source, fmt: str = "table", budget: Budget | None = None, **knobs: Any) -> str:
+    """The cost report of a spec (or a plan) as text: 'table', 'markdown', 'csv' or 'json'."""
+    return render(analyse(source, budget, **knobs), fmt)
 
 
 def render(analysis: Analysis, fmt: str = "table") -> str:

@@ -1,22 +1,27 @@
-"""Shape inference: resolves every layer's arguments, names it and infers its shapes.
+"""The plan: every layer the builder will create, with its final arguments, name and shapes.
 
 `plan(model)` is the whole validation of a spec: it checks every field value against the
 registry, every block's merge, and every shape, and collects all problems into one
-SpecError. What it returns (a Plan) is what the cost model and the Keras builder walk, so
-names and shapes are decided once, here.
+SpecError. A block's merge, residual scales and post-merge activation are ops of the plan
+like any layer (`BlockPlan.joins`), so the cost model, the builder, diagrams and the
+profiler walk ops and never compose a name. `naive(plan)` is the same network without its
+1×1 bottlenecks, a plan of its own.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .errors import UNSET, Mark, Problems, did_you_mean
-from .kinds import ACTIVATION, KINDS, MERGES, Bad, FieldBad, Shape, ShapeError, fmt_shape
-from .spec import NAME_RULE, Block, Layer, Model, Node, valid_name
+from .kinds import ACTIVATION, KINDS, MERGES, Bad, FieldBad, Shape, ShapeError, fmt_shape, kind_of
+from .errors import SpecError
+from .spec import NAME_RULE, Block, Layer, Model, Node, parse_plain, parse_text, valid_name
+from .yaml_io import read_text
 from .yaml_io import YDict, mark_of, reads_as_number
 
 
@@ -52,7 +57,11 @@ def _yaml_hint(value: Any) -> str | None:
 
 @dataclass
 class Op:
-    """One resolved layer: its final arguments, its name and its shapes."""
+    """One resolved layer: its final arguments, its name and its shapes.
+
+    `inputs` are the shapes it reads (one, or one per branch for a merge); `branch` names
+    the branch a block's scale acts on; `layer_names` are the Keras layers it becomes (the
+    layer, then the batch norm and activation a conv adds: `X`, `X_bn`, `X_relu`)."""
 
     name: str
     kind: str
@@ -61,11 +70,19 @@ class Op:
     input_shape: Shape
     output_shape: Shape
     mark: Mark | None = None  # where the layer is written, for later errors (the budget)
+    inputs: tuple[Shape, ...] = ()
+    branch: str | None = None
+    layer_names: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.inputs = self.inputs or (self.input_shape,)
+        self.layer_names = self.layer_names or (self.name, *kind_of(self.kind).derived(self.args, self.name))
 
 
 @dataclass
 class BlockPlan:
-    """One resolved block; `merge_name` is the Keras name of its merge layer."""
+    """One resolved block: its branches, then `joins`: the residual scales (each on its
+    branch), the merge (none for one branch) and the activation after it, in build order."""
 
     name: str
     path: str
@@ -76,13 +93,32 @@ class BlockPlan:
     input_shape: Shape
     output_shape: Shape
     mark: Mark | None = None
+    joins: list[Op] = field(default_factory=list)
 
     @property
-    def merge_name(self) -> str:
-        return f"{self.name}_{self.merge}"
+    def merge_op(self) -> Op | None:
+        """The layer that joins the branches; None for a one-branch block."""
+        return next((op for op in self.joins if len(op.inputs) > 1), None)
 
 
 Step = Op | BlockPlan
+
+
+@dataclass
+class AuxPlan:
+    """An auxiliary head (training only): a one-branch block on the output of `at`."""
+
+    name: str
+    at: str
+    weight: float
+    block: BlockPlan
+
+    @property
+    def steps(self) -> list[Step]:
+        return self.block.branches[AUX_BRANCH]
+
+
+AUX_BRANCH = "head"
 
 
 @dataclass
@@ -91,14 +127,23 @@ class Plan:
     layers: list[Step]
     head: list[Step]
     output_shape: Shape
+    aux: dict[str, AuxPlan] = field(default_factory=dict)
 
     @property
     def steps(self) -> list[Step]:
         return [*self.layers, *self.head]
 
+    @property
+    def input_shape(self) -> Shape:
+        return tuple(self.model.input_shape)
+
+    def ops(self) -> Iterator[Op]:
+        """Every layer the builder creates, joins included, in build order."""
+        return walk(self.steps)
+
 
 def iter_ops(steps: list[Step]) -> Iterator[Op]:
-    """Every Op, in build order."""
+    """Every layer a spec writes (not a block's joins), in build order."""
     for step in steps:
         if isinstance(step, Op):
             yield step
@@ -107,26 +152,143 @@ def iter_ops(steps: list[Step]) -> Iterator[Op]:
                 yield from iter_ops(branch)
 
 
+def walk(steps: list[Step]) -> Iterator[Op]:
+    """Every op, a block's joins included, in build order."""
+    for step in steps:
+        if isinstance(step, Op):
+            yield step
+        else:
+            for branch in step.branches.values():
+                yield from walk(branch)
+            yield from step.joins
+
+
 def describe(kind: str, args: dict[str, Any]) -> str:
     """The truthful short name of a layer: conv3x3, sepconv1x7, maxpool3x3, dense, ..."""
-    if kind in ("conv", "sepconv"):
-        return f"{kind}{args['kernel'][0]}x{args['kernel'][1]}"
-    if kind in ("maxpool", "avgpool"):
-        return f"{kind}{args['pool'][0]}x{args['pool'][1]}"
-    if kind == "activation":
-        return args["activation"] or "linear"
-    if kind == "batchnorm":
-        return "bn"
-    return kind
+    return kind_of(kind).base_name(args)
 
 
 def keras_depth(step: Step) -> int:
     """Keras layers a step adds to the longest path from the input."""
     if isinstance(step, Op):
-        return 1 + len(KINDS[step.kind].derived(step.args, step.name))
+        return len(step.layer_names)
     inner = max((sum(keras_depth(s) for s in branch) for branch in step.branches.values()), default=0)
-    extra = (len(step.branches) > 1) + bool(step.activation) + (step.scale is not None)
-    return inner + extra
+    scales = any(op.branch is not None for op in step.joins)  # one per branch, on each path
+    return inner + scales + sum(len(op.layer_names) for op in step.joins if op.branch is None)
+
+
+def is_bottleneck(op: Step, nxt: Step | None) -> bool:
+    """A layer the naive counterpart removes: it only reduces channels (its kind says so)
+    for the next layer, which can read the wider input instead (a k×k convolution)."""
+    return (
+        isinstance(op, Op)
+        and isinstance(nxt, Op)
+        and kind_of(op.kind).reduces(op.args, op.input_shape, op.output_shape)
+        and kind_of(nxt.kind).widens(nxt.args, op.input_shape)
+    )
+
+
+def naive(p: Plan) -> Plan:
+    """The naive counterpart of a plan: every 1×1 bottleneck removed, the layer after it
+    re-planned on the wider input. Names and output shapes are the plan's, so the two
+    networks compare block by block and branch by branch; it builds and profiles like any."""
+    return Plan(p.model, _naive_steps(p.layers), _naive_steps(p.head), p.output_shape, p.aux)
+
+
+def _naive_steps(steps: list[Step]) -> list[Step]:
+    out: list[Step] = []
+    removed: Op | None = None
+    for i, step in enumerate(steps):
+        if isinstance(step, BlockPlan):
+            out.append(replace(step, branches={b: _naive_steps(s) for b, s in step.branches.items()}))
+            removed = None
+            continue
+        if is_bottleneck(step, steps[i + 1] if i + 1 < len(steps) else None):
+            removed = step
+            continue
+        if removed is not None:
+            wider = removed.input_shape
+            shape = kind_of(step.kind).op_shape(step.args, [wider])
+            if shape != step.output_shape:  # a kind whose `widens` says yes must keep its output
+                raise AssertionError(f"naive: {step.name} gives {shape} on {wider}, not {step.output_shape}")
+            step = replace(step, input_shape=wider, inputs=(wider,))
+            removed = None
+        out.append(step)
+    return out
+
+
+def load_plan(source: Model | Plan | str | os.PathLike[str], **knobs: Any) -> Plan:
+    """A spec (a Model, a YAML file or a preset name) or a plan, with keras.applications'
+    knobs applied (`input_shape`, `include_top`, `pooling`, `classes`,
+    `classifier_activation`, `include_aux`), parsed once and planned once.
+
+    Raises:
+        SpecError: with every problem found, each naming its path (and line, from YAML).
+    """
+    from .catalog import resolve
+    from .knobs import apply_knobs, knobs_given
+
+    given = knobs_given(**knobs)
+    if isinstance(source, Plan):
+        if not given:
+            return source
+        source = source.model
+    if not isinstance(source, Model):
+        file = resolve(source)
+        return _plan_parsed(*parse_text(read_text(file), file), given)
+    if not given:
+        return plan(source)
+    return _with_knobs(source, apply_knobs(source, **given), "input_shape" in given)
+
+
+def load_spec(source: str | os.PathLike[str], **knobs: Any) -> Model:
+    """Reads a spec file or a preset by name ("googlenet"), validated, with the knobs applied."""
+    return load_plan(source, **knobs).model
+
+
+def loads_spec(text: str, file: str = "<string>") -> Model:
+    """Like `load_spec`, from YAML text."""
+    return _plan_parsed(*parse_text(text, file), {}).model
+
+
+def from_data(data: Any) -> Model:
+    """A validated Model from plain data (the form `Model.to_data` writes)."""
+    return _plan_parsed(*parse_plain(data), {}).model
+
+
+def _plan_parsed(model: Model, problems: Problems, knobs: dict[str, Any]) -> Plan:
+    """Plans a parsed model, reporting the parser's and the planner's problems together,
+    in file order. Where the structure is broken, shapes are not inferred: they would only
+    repeat the damage."""
+    if not problems:
+        try:
+            if knobs:
+                from .knobs import apply_knobs
+
+                return _with_knobs(model, apply_knobs(model, **knobs), "input_shape" in knobs)
+            return plan(model)
+        except SpecError as err:
+            problems.extend(err.problems)
+    else:
+        try:
+            plan(model, shapes=False)
+        except SpecError as err:
+            problems.extend(err.problems)
+    problems.sort()
+    problems.raise_if_any()
+    raise AssertionError("unreachable: problems were raised")
+
+
+def _with_knobs(written: Model, changed: Model, new_input: bool) -> Plan:
+    try:
+        return plan(changed)
+    except SpecError as err:
+        plan(written)  # the spec's own problem, where it has one
+        if not new_input:
+            raise
+        from .knobs import misfit
+
+        raise misfit(changed, err) from None
 
 
 def plan(model: Model, shapes: bool = True) -> Plan:
@@ -183,7 +345,10 @@ class _Planner:
         self.p.raise_if_any()
         self.check_depth([*layers, *head])
         self.p.raise_if_any()
-        return Plan(self.model, layers, head, shape)  # type: ignore[arg-type]
+        p = Plan(self.model, layers, head, shape)  # type: ignore[arg-type]
+        if self.shapes and self.model.aux:  # heads hang on planned layers
+            p.aux = _plan_aux(p)
+        return p
 
     def check_depth(self, steps: list[Step]) -> None:
         """Refuses a plan deeper than Keras can build (see MAX_KERAS_DEPTH), at the step
@@ -359,13 +524,12 @@ class _Planner:
         for bname, nodes in block.branches.items():
             steps, out = self.sequence(list(nodes), shape, f"{path}.branches.{bname}", f"{name}_{bname}", _Names())
             branches[bname], outs[bname] = steps, out
-        for suffix in (block.merge, activation):
-            if suffix:
-                self.claim(f"{name}_{suffix}", path, block)
-        if scale is not None:
-            for bname, nodes in block.branches.items():
-                if nodes:
-                    self.claim(f"{name}_{bname}_scale", path, block)
+        merge_name, act_name = f"{name}_{block.merge}", f"{name}_{activation}"
+        for taken in (merge_name if block.merge else None, act_name if activation else None):
+            if taken:
+                self.claim(taken, path, block)
+        scale_names = {b: self.claim(f"{name}_{b}_scale", path, block)
+                       for b, nodes in block.branches.items() if scale is not None and nodes}
         if not ok or shape is None or any(o is None for o in outs.values()):
             return None
         try:
@@ -374,4 +538,53 @@ class _Planner:
             received = ", ".join(f"{b} {fmt_shape(s)}" for b, s in outs.items())  # type: ignore[arg-type]
             self.problem(block, f"{path}.merge", "merge", err.expected, received, raw=True)
             return None
-        return BlockPlan(name, path, block.merge, None if scale is None else float(scale), activation, branches, shape, out, self.where(block)[0])
+        mark = self.where(block)[0]
+        joins = [
+            Op(scale_names[b], "scale", {"scale": float(scale)}, path, o, o, mark, branch=b)  # type: ignore[arg-type]
+            for b, o in outs.items() if b in scale_names
+        ]
+        if len(outs) > 1:  # one branch needs no merge layer
+            shapes = tuple(outs.values())
+            joins.append(Op(merge_name, block.merge, {}, f"{path}.merge", shapes[0], out, mark, inputs=shapes))  # type: ignore[arg-type]
+        if activation:
+            joins.append(Op(act_name, "activation", {"activation": activation}, f"{path}.activation", out, out, mark))
+        return BlockPlan(name, path, block.merge, None if scale is None else float(scale), activation, branches, shape, out, mark, joins)
+
+
+def _plan_aux(p: Plan) -> dict[str, AuxPlan]:
+    """Plans every auxiliary head of a planned model: each a one-branch block named after
+    it, on the output of a top-level layer or block. Raises SpecError with every problem."""
+    model = p.model
+    taps = {step.name: step for step in p.layers}
+    problems = []
+    out: dict[str, AuxPlan] = {}
+    for name, head in model.aux.items():
+        mark = head.origins.get("at")
+        if head.at not in taps:
+            problems.append(
+                SpecError.one(
+                    f"aux.{name}.at",
+                    "the name of a top-level layer or block",
+                    repr(head.at),
+                    mark,
+                    did_you_mean(head.at, taps) or None,
+                ).problems[0]
+            )
+            continue
+        block = Block(name, {AUX_BRANCH: list(head.layers)})
+        block.origins = {"": (head.origins.get("layers"), None)}
+        try:
+            sub = plan(Model(f"{model.name}_{name}", taps[head.at].output_shape, [block], defaults=model.defaults))
+        except SpecError as err:
+            problems.extend(err.problems)
+            continue
+        out[name] = AuxPlan(name, head.at, head.weight, sub.layers[0])  # type: ignore[arg-type]
+    if problems:
+        raise SpecError(problems)
+    return out
+
+
+def aux_plan(p: Plan, name: str) -> Plan:
+    """An auxiliary head as a plan of its own (its input is the output of the layer it hangs on)."""
+    a = p.aux[name]
+    return Plan(Model(f"{p.model.name}_{name}", a.block.input_shape, []), [a.block], [], a.block.output_shape)

@@ -1,11 +1,12 @@
-"""Spec objects (Layer, Block, Model) and how YAML documents become them.
+"""Spec objects (LayerSpec, BlockSpec, ModelSpec) and how YAML documents become them.
 
 The YAML language is the Python objects written down: a model has `layers` and a `head`,
 each item one layer (`{conv: {filters: 64, kernel: 3}}`), a block (`{block: {...}}`),
 a GoogLeNet table row (`{inception: {1x1: 64, ...}}`) or a template instance
 (`{NAME: {arg: value}}`). Templates and table rows are expanded here, so everything
 after this module sees only Layers and Blocks. Field values are checked later, in
-`shapes.plan`, so that specs written in Python get exactly the same checks.
+`shapes.plan`, so that specs written in Python get exactly the same checks: this module
+only parses (loading a spec, which parses and plans once, is `shapes.load_plan`).
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from .yaml_io import YDict, YList, dump_yaml, key_mark_of, load_yaml, mark_of, p
 Origin = tuple[Mark | None, str | None]
 
 
-class Layer:
-    """One layer: a registry kind and its arguments, e.g. `Layer("conv", filters=64, kernel=3)`."""
+class LayerSpec:
+    """One layer: a registry kind and its arguments, e.g. `LayerSpec("conv", filters=64, kernel=3)`."""
 
     def __init__(self, kind: str, /, name: str | None = None, **args: Any) -> None:
         self.kind = kind
@@ -39,7 +40,7 @@ class Layer:
 
     def __eq__(self, other: object) -> bool:
         return (
-            isinstance(other, Layer)
+            isinstance(other, LayerSpec)
             and (self.kind, self.name, plain(self.args)) == (other.kind, other.name, plain(other.args))
         )
 
@@ -54,7 +55,7 @@ class Layer:
 
 
 @dataclass(eq=True)
-class Block:
+class BlockSpec:
     """Named branches from one input, merged by `concat` or `add`.
 
     An empty branch is the identity. With `merge="add"`, `scale` multiplies every
@@ -82,7 +83,7 @@ class Block:
         return {"block": body}
 
 
-Node = Layer | Block
+Node = LayerSpec | BlockSpec
 
 
 @dataclass(eq=True)
@@ -100,7 +101,7 @@ class AuxHead:
 
 
 @dataclass(eq=True)
-class Model:
+class ModelSpec:
     """A whole network: input shape, defaults per kind, layers, and a head."""
 
     name: str
@@ -134,6 +135,12 @@ class Model:
         return find_block(self, name)
 
 
+# The names of version 0.2, kept for one release: Keras has its own Model and Layer.
+Layer = LayerSpec
+Block = BlockSpec
+Model = ModelSpec
+
+
 # ---------------------------------------------------------------------------------------
 # Loading
 
@@ -149,38 +156,21 @@ BLOCK_KEYS = ("name", "branches", "merge", "scale", "activation", "repeat")
 TEMPLATE_KEYS = ("args", "branches", "merge", "scale", "activation")
 
 
-def load_spec(path: str | os.PathLike[str]) -> Model:
-    """Reads, expands and validates a YAML spec file, or a preset by name ("googlenet").
-
-    Raises SpecError with every problem."""
-    from .catalog import resolve
-
-    name = resolve(path)
-    return loads_spec(read_text(name), file=name)
-
-
-def loads_spec(text: str, file: str = "<string>") -> Model:
-    """Like `load_spec`, from a string."""
-    return _checked(load_yaml(text, file), file)
-
-
-def _checked(data: Any, file: str) -> Model:
-    """Parses and plans, reporting structure and field problems together. Where the
-    structure is broken, shapes are not inferred: they would only repeat the damage."""
-    from .aux import plan_aux
-    from .shapes import plan  # validation is shape inference's first pass
-
+def parse_collecting(data: Any, file: str) -> tuple[Model, Problems]:
+    """Turns parsed YAML into a Model, expanding templates; the structure problems found are
+    returned, not raised, so that the planner can add its own and all are reported together."""
     problems = Problems()
-    model = _Parser(problems, file).model(data)
-    try:
-        p = plan(model, shapes=not problems)
-        if not problems:  # heads hang on planned layers
-            plan_aux(p)
-    except SpecError as err:
-        problems.extend(err.problems)
-    problems.sort()
-    problems.raise_if_any()
-    return model
+    return _Parser(problems, file).model(data), problems
+
+
+def parse_text(text: str, file: str = "<string>") -> tuple[Model, Problems]:
+    """Like `parse_collecting`, from YAML text (read bounded: see yaml_io)."""
+    return parse_collecting(load_yaml(text, file), file)
+
+
+def parse_plain(data: Mapping[str, Any]) -> tuple[Model, Problems]:
+    """Like `parse_collecting`, from plain data (the form `Model.to_data` writes)."""
+    return parse_collecting(_to_y(data), "<data>")
 
 
 def parse(data: Any, file: str = "<string>") -> Model:
@@ -699,11 +689,6 @@ def valid_name(name: Any) -> bool:
 
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 _valid_name = valid_name
-
-
-def from_data(data: Mapping[str, Any]) -> Model:
-    """Builds a Model from plain data (the form `Model.to_data` writes), with validation."""
-    return _checked(_to_y(data), "<data>")
 
 
 def _to_y(data: Any) -> Any:

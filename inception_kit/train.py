@@ -138,7 +138,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from .spec import Model, load_spec
+    from .shapes import load_spec
+    from .spec import Model
 
     spec = args.spec if isinstance(args.spec, Model) else load_spec(args.spec)  # the CLI passes a Model
     out = args.out or child_path("runs", spec.name)
@@ -549,10 +550,11 @@ class _Target:
 
     @classmethod
     def _of_spec(cls, spec: Any, budget: Budget) -> _Target:
-        from . import validate
+        from .cost import analyse
+        from .kinds import kind_of
         from .shapes import iter_ops
 
-        analysis = validate(spec, budget)
+        analysis = analyse(spec, budget)
         p = analysis.plan
         ops = list(iter_ops(p.steps))
         last = ops[-1] if ops else None
@@ -562,17 +564,19 @@ class _Target:
                 "an output of shape " + "x".join(map(str, p.output_shape)),
                 p.model.origins.get("head", (None, None))[0],
             )
-        activation = last.args.get("activation") if last.kind in ("dense", "activation") else None
-        if last.kind not in ("dense", "activation") or activation not in (None, "linear", "softmax"):
+        # Class scores come from a layer with an activation field (dense, activation): logits or softmax.
+        scores = "activation" in kind_of(last.kind).fields
+        activation = last.args.get("activation") if scores else None
+        if not scores or activation not in (None, "linear", "softmax"):
             raise SpecError.one(
                 f"{last.path}", "a head ending in a dense layer with softmax (probabilities) or no activation "
                 "(logits), for sparse categorical cross-entropy",
                 f"a {last.kind} layer" + (f" with activation {activation}" if activation else ""), last.mark,
             )
-        dense = next((op for op in reversed(ops) if op.kind == "dense"), last)
+        dense = next((op for op in reversed(ops) if "units" in kind_of(op.kind).fields), last)
         return cls(p.model.name, tuple(p.model.input_shape), int(p.output_shape[0]), activation != "softmax",
                    p.model.to_yaml(), analysis=analysis,
-                   where=f"{dense.path}.units" if dense.kind == "dense" else dense.path, mark=dense.mark)
+                   where=f"{dense.path}.units" if "units" in dense.args else dense.path, mark=dense.mark)
 
     @classmethod
     def _of_keras(cls, model: Any) -> _Target:
@@ -617,10 +621,8 @@ class _Target:
         if self.analysis is None or not self.analysis.plan.model.aux:
             raise SpecError.one("aux", "a spec with auxiliary heads (an aux: section)",
                                 f"'{self.name}', which has none")
-        from .aux import plan_aux
-
         heads = {}
-        for name, a in plan_aux(self.analysis.plan).items():
+        for name, a in self.analysis.plan.aux.items():
             last = a.steps[-1]
             units = last.output_shape[-1]
             if len(last.output_shape) != 1 or units != self.units:

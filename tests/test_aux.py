@@ -21,7 +21,7 @@ def aux_params(channels, side, classes):
 
 
 def test_googlenet_aux_heads_cost_what_the_paper_says():
-    data = ik.report_data(ik.validate("googlenet"))
+    data = ik.report_data(ik.analyse("googlenet"))
     heads = {h["name"]: h for h in data["aux"]}
     # inc4a gives 14x14x512, inc4d 14x14x528 (table 1); 14x14 pools to 4x4.
     assert heads["aux1"]["params"] == aux_params(512, 14, 1000) == 3_188_840
@@ -33,7 +33,7 @@ def test_googlenet_aux_heads_cost_what_the_paper_says():
     # Training-only: the model's totals leave them out (GoogLeNet's 6,998,552, tests/test_cost.py).
     assert (
         data["model"]["params"]
-        == ik.validate("googlenet", include_top=False).total.params + 1024 * 1000 + 1000
+        == ik.analyse("googlenet", include_top=False).total.params + 1024 * 1000 + 1000
     )
 
 
@@ -44,10 +44,10 @@ def test_the_table_shows_them_apart():
 
 
 def test_knobs_carry_to_the_aux_heads():
-    a = ik.report_data(ik.validate("googlenet", input_shape=(96, 96, 3), classes=10))
+    a = ik.report_data(ik.analyse("googlenet", input_shape=(96, 96, 3), classes=10))
     # at 96x96, inc4a and inc4d are 6x6: the 5x5/3 pool gives 1x1
     assert [h["params"] for h in a["aux"]] == [aux_params(512, 6, 10), aux_params(528, 6, 10)]
-    assert "aux" not in ik.report_data(ik.validate("googlenet", include_top=False))
+    assert "aux" not in ik.report_data(ik.analyse("googlenet", include_top=False))
 
 
 def test_aux_round_trips_through_yaml():
@@ -95,7 +95,7 @@ def test_build_with_aux_gives_one_output_per_head():
         "aux1": (None, 10),
         "aux2": (None, 10),
     }
-    main = ik.validate("googlenet", input_shape=(96, 96, 3), classes=10).total.params
+    main = ik.analyse("googlenet", input_shape=(96, 96, 3), classes=10).total.params
     assert model.count_params() == main + aux_params(512, 6, 10) + aux_params(528, 6, 10)
     assert ik.build_model("googlenet", input_shape=(96, 96, 3), classes=10).count_params() == main
 
@@ -163,10 +163,10 @@ def test_googlenet_trains_with_weighted_aux_losses_and_exports_without_them(tmp_
 def test_an_input_too_small_for_an_aux_head_says_how_to_drop_them():
     # 32 -> 16 -> 8 -> 8 -> 4 -> inc3 4 -> pool 2: inc4a is 2x2, too small for the 5x5 pool
     with pytest.raises(SpecError) as err:
-        ik.validate("googlenet", input_shape=(32, 32, 3))
+        ik.analyse("googlenet", input_shape=(32, 32, 3))
     text = str(err.value)
     assert "aux.aux1.layers[0].pool: a pool no larger than the input height (2) with padding valid" in text
     assert text.endswith("include_aux=False (--no-aux) drops the auxiliary heads)")
     spec = ik.load_spec("googlenet", input_shape=(32, 32, 3), include_aux=False)
     assert spec.aux == {}
-    assert ik.validate(spec).total.params == ik.validate("googlenet").total.params
+    assert ik.analyse(spec).total.params == ik.analyse("googlenet").total.params

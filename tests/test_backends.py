@@ -43,7 +43,7 @@ out, keras_files = Path(sys.argv[1]), set(sys.argv[2].split(","))
 backend = keras.backend.backend()
 result = {"backend": backend}
 for path in sorted(Path("specs").glob("*.yaml")):
-    analysis = ik.validate(path)
+    analysis = ik.analyse(path)
     model = ik.build_model(analysis.plan)
     x = np.random.default_rng(0).uniform(-1, 1, (2, *analysis.plan.model.input_shape)).astype("float32")
     np.save(out / f"{path.stem}.{backend}.npy", keras.ops.convert_to_numpy(model(x, training=False)))
@@ -74,7 +74,7 @@ folder = Path(sys.argv[1])
 backend = keras.backend.backend()
 result = {}
 for path in sorted(Path("specs").glob("*.yaml")):
-    analysis = ik.validate(path)
+    analysis = ik.analyse(path)
     x = np.random.default_rng(0).uniform(-1, 1, (2, *analysis.plan.model.input_shape)).astype("float32")
     built = None
     for writer in ("tensorflow", "jax", "torch"):
@@ -130,7 +130,7 @@ def test_every_preset_builds_with_the_same_params_on_every_backend(backends_run,
     total, trainable, non_trainable = written[backend][preset]["params"]
     # TensorFlow's Keras count is the reference (tests/test_canonical.py ties it to keras.applications).
     assert [total, trainable, non_trainable] == written["tensorflow"][preset]["params"]
-    assert total == ik.validate(SPECS / f"{preset}.yaml").total.params
+    assert total == ik.analyse(SPECS / f"{preset}.yaml").total.params
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -8,7 +8,7 @@ import inception_kit as ik
 
 
 def _report_blocks(preset):
-    return {row["name"]: row for row in ik.report_data(ik.validate(preset))["blocks"]}
+    return {row["name"]: row for row in ik.report_data(ik.analyse(preset))["blocks"]}
 
 
 @pytest.mark.parametrize(
@@ -24,7 +24,7 @@ def _report_blocks(preset):
 def test_a_block_from_a_spec_counts_what_the_report_counts(preset, name):
     spec = ik.load_spec(preset)
     row = _report_blocks(preset)[name]
-    a = ik.validate(preset)
+    a = ik.analyse(preset)
     (step,) = [s for s in a.plan.layers if getattr(s, "name", None) == name]
     x = keras.Input(step.input_shape)
     model = keras.Model(x, ik.apply_block(spec.block(name), x))
@@ -57,8 +57,8 @@ def test_one_block_applied_twice_under_two_names():
     z = ik.apply_block(block, y, name="inc3a_again")
     model = keras.Model(x, z)
     assert model.get_layer("inc3a_again_concat").output.shape[1:] == (28, 28, 256)
-    once = ik.validate(ik.Model("b", (28, 28, 192), [block])).total.params
-    again = ik.validate(ik.Model("b", (28, 28, 256), [block])).total.params
+    once = ik.analyse(ik.Model("b", (28, 28, 192), [block])).total.params
+    again = ik.analyse(ik.Model("b", (28, 28, 256), [block])).total.params
     assert model.count_params() == once + again
 
 

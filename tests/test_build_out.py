@@ -22,10 +22,10 @@ def test_build_out_is_inspectable_and_holds_the_knobbed_spec(tmp_path):
     assert shown.stdout == spec.to_yaml()
     table = run("inspect", out)
     assert table.returncode == 0, table.stderr
-    assert f"{ik.validate(spec).total.params:,}" in table.stdout
+    assert f"{ik.analyse(spec).total.params:,}" in table.stdout
     model = keras.models.load_model(out)
     assert model.output.shape[1:] == (4,)
-    assert model.count_params() == ik.validate(spec).total.params
+    assert model.count_params() == ik.analyse(spec).total.params
     again = run("build", "inception_3a_tiny", "--out", out)
     assert again.returncode == 2 and "--overwrite" in again.stderr
 

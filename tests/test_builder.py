@@ -23,7 +23,7 @@ def keras_layers(model):
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
 def test_every_layer_name_and_shape_equals_the_plan(path):
-    a = ik.validate(path)
+    a = ik.analyse(path)
     model = ik.build_model(a.plan)
     layers = keras_layers(model)
     for op in iter_ops(a.plan.steps):
@@ -82,7 +82,7 @@ def test_apply_block_inside_a_users_functional_model():
     x = keras.layers.GlobalAveragePooling2D()(x)
     model = keras.Model(inputs, keras.layers.Dense(3)(x))
     assert tuple(model.get_layer("mine_concat").output.shape) == (None, 28, 28, 24)
-    block_params = ik.validate(ik.Model("b", (28, 28, 192), [block])).total.params
+    block_params = ik.analyse(ik.Model("b", (28, 28, 192), [block])).total.params
     assert model.count_params() == block_params + 24 * 3 + 3
 
 
@@ -112,7 +112,7 @@ def test_builds_under_a_mirrored_strategy_over_two_cpus():
     assert lines["REPLICAS"] == "2"
     kind, params = lines["MIRRORED"].split()
     assert "Mirrored" in kind
-    assert int(params) == ik.validate(SPECS / "inception_3a.yaml").total.params
+    assert int(params) == ik.analyse(SPECS / "inception_3a.yaml").total.params
 
 
 def test_bfloat16_precision_keeps_params_and_float32_outputs():

@@ -56,7 +56,7 @@ def test_built_params_equal_keras(net):
 
 
 def test_analytic_params_equal_keras(net):
-    total = inception_kit.validate(net["path"]).total
+    total = inception_kit.analyse(net["path"]).total
     assert (total.params, total.trainable, total.non_trainable) == net["keras"]["params"]
 
 

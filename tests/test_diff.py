@@ -66,7 +66,7 @@ def test_added_and_removed_blocks():
     d = ik.diff(SPECS / "inception_3a.yaml", SPECS / "googlenet.yaml")
     status = {e.name: e.status for e in d.entries}
     assert status["inc3a"] == "same" and status["inc3b"] == "added" and status["inc5b/b4"] == "added"
-    gn = ik.validate(SPECS / "googlenet.yaml")
+    gn = ik.analyse(SPECS / "googlenet.yaml")
     inc3b = next(b for b in gn.blocks if b.name == "inc3b")
     assert next(e for e in d.entries if e.name == "inc3b").delta("macs") == inc3b.cost.macs
     back = ik.diff(SPECS / "googlenet.yaml", SPECS / "inception_3a.yaml")

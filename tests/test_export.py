@@ -26,10 +26,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from conftest import CLI, SPECS
 from inception_kit import (
+    analyse,
     exporters,
     load_spec,
     render,
-    validate,
 )
 from inception_kit.errors import SpecError
 from inception_kit.files import DestinationExists
@@ -157,7 +157,7 @@ def check_round_trip(spec: Path, case: str, folder: Path) -> None:
     assert verification["max_abs_diff"] == result.max_abs_diff <= verification["tolerance"] == result.tolerance
     if fmt != "savedmodel":
         assert manifest["artifact"] == {"file": out.name, "bytes": out.stat().st_size, "sha256": sha256(out)}
-    analysis = validate(spec)
+    analysis = analyse(spec)
     assert (meta / "spec.yaml").read_text() == analysis.plan.model.to_yaml()
     assert json.loads((meta / "report.json").read_text()) == json.loads(render(analysis, "json"))
 
@@ -211,7 +211,7 @@ def test_googlenet_savedmodel_small_and_loadable_without_inception_kit(tmp_path)
     result = exporters.export(GOOGLENET, out, weights=weights)
 
     raw = sum(int(w.numpy().size) * 4 for w in model.weights)  # float32
-    assert raw == validate(GOOGLENET).total.params * 4
+    assert raw == analyse(GOOGLENET).total.params * 4
     assert size_on_disk(out) == result.size_bytes <= 1.05 * raw
 
     # A fresh interpreter: isolated (-I: no cwd, no PYTHONPATH), no site processing (-S), run
@@ -463,7 +463,7 @@ def test_inspect_without_tensorflow(suffix, tmp_path):
     assert proc.returncode == 0, proc.stderr
     shown = json.loads(proc.stdout)
     assert shown["loaded"] == []
-    analysis = validate(BLOCK)
+    analysis = analyse(BLOCK)
     assert shown["yaml"] == load_spec(BLOCK).to_yaml()
     assert json.loads(shown["json"]) == json.loads(render(analysis, "json"))
     assert shown["csv"] == render(analysis, "csv")
@@ -495,7 +495,7 @@ def test_big_networks_export_as_savedmodel(name, tmp_path):
     spec = SPECS / f"{name}.yaml"
     out = tmp_path / name
     result = exporters.export(spec, out)  # verified against Keras inside export
-    raw = validate(spec).total.params * 4  # float32 bytes; params equal Keras' (test_canonical)
+    raw = analyse(spec).total.params * 4  # float32 bytes; params equal Keras' (test_canonical)
     assert result.max_abs_diff is not None and result.max_abs_diff <= result.tolerance
     assert size_on_disk(out) <= 1.05 * raw
     assert json.loads(exporters.inspect_artifact(out, fmt="json"))["model"]["params"] == raw // 4

@@ -43,7 +43,7 @@ def googlenet_at(scale, pattern=""):
         for br in ("b2", "b3"):
             layer = b.branches[br][0]
             layer.args["filters"] = rule(layer.args["filters"], scale)
-    return ik.validate(m)
+    return ik.analyse(m)
 
 
 def test_parse_count_suffixes():
@@ -70,7 +70,7 @@ def test_googlenet_macs_budget_largest_scale_that_fits():
     ]
     assert all(c.new % 8 == 0 and c.new < c.old for c in r.changes)
     assert r.before.plan.model == ik.load_spec(GOOGLENET) != r.model  # the original is kept
-    assert ik.validate(r.before.plan.model).total.macs == GOOGLENET_MACS
+    assert ik.analyse(r.before.plan.model).total.macs == GOOGLENET_MACS
     # every block keeps its output width, every other layer its arguments
     assert [b.output_shape for b in r.after.blocks] == [b.output_shape for b in r.before.blocks]
     changed = {c.name for c in r.changes}
@@ -114,7 +114,7 @@ def test_written_spec_keeps_the_file_and_comments_each_change(tmp_path):
     result = fit(GOOGLENET, macs="1.2G")
     assert result.rewritten
     assert ik.load_spec(out) == result.model  # reads back as the fitted model
-    assert ik.validate(out).total.macs == result.after.total.macs
+    assert ik.analyse(out).total.macs == result.after.total.macs
     assert sum(line.count(" -> ") for line in text.splitlines() if "(fit:" in line) == len(result.changes)
     row = next(line for line in text.splitlines() if "name: inc3a" in line)
     old, new = next((c.old, c.new) for c in result.changes if c.name == "inc3a_b2_conv1x1")
@@ -137,7 +137,7 @@ def test_shared_template_argument_falls_back_to_the_expanded_spec(tmp_path):
 
     write(r, out)
     assert ik.load_spec(out) == r.model
-    assert ik.validate(out).total.macs == r.after.total.macs
+    assert ik.analyse(out).total.macs == r.after.total.macs
     lines = [line for line in out.read_text().splitlines() if line.startswith("# fit: ")]
     assert len(lines) == len(r.changes)
 
@@ -160,7 +160,7 @@ def test_multiple_one_on_the_tiny_spec_and_no_reductions_is_an_error():
     block = tiny.layers[1]
     for br in ("b2", "b3"):
         block.branches[br][0].args["filters"] = rule(block.branches[br][0].args["filters"], r.scale, 1)
-    assert ik.validate(tiny).total.macs == r.after.total.macs <= 100_000
+    assert ik.analyse(tiny).total.macs == r.after.total.macs <= 100_000
     with pytest.raises(ik.SpecError, match="--blocks: expected blocks holding 1x1 reductions"):
         fit(GOOGLENET, macs="1G", blocks="nothing*")
     r = run("fit", SPECS / "one_by_one.yaml", "--macs", "1M")

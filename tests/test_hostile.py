@@ -113,9 +113,9 @@ def test_python_made_specs_obey_the_name_rule(name):
     model_named = ik.Model(name or "a b", (8, 8, 3), [ik.Layer("conv", filters=4, kernel=1)])
     if name:
         with pytest.raises(ik.SpecError, match=r"layers\[0\]\.name: expected a name of 1 to 64"):
-            ik.validate(model)
+            ik.analyse(model)
     with pytest.raises(ik.SpecError, match=r"^name: expected a name of 1 to 64"):
-        ik.validate(model_named)
+        ik.analyse(model_named)
 
 
 # -- item 10: whatever validate accepts, build builds ----------------------------------------
@@ -179,7 +179,7 @@ def test_hostile_specs_fail_validate_or_build_and_reload(tmp_path):
     @hypothesis.given(specs())
     def check(data):
         try:
-            analysis = ik.validate(ik.from_data(data))
+            analysis = ik.analyse(ik.from_data(data))
         except ik.SpecError:
             return
         import keras

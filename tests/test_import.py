@@ -89,7 +89,7 @@ def test_small_model_reads_as_a_table_row_and_a_residual_block():
     assert list(res["branches"]) == ["shortcut", "residual"] and res["branches"]["shortcut"] == []
     assert data["head"][0] == "gap" and data["head"][-1] == {"dense": {"units": 10, "activation": "softmax"}}
     assert ik.loads_spec(imported.to_yaml()) == imported.model  # the YAML reads back as the spec
-    a = ik.validate(imported.model)
+    a = ik.analyse(imported.model)
     assert a.total.params == model.count_params()
     conv_macs = (
         16 * 16 * 16 * 9 * 8
@@ -116,7 +116,7 @@ def test_sequential_model():
     imported = import_keras(model)
     assert imported.data["layers"] == [{"conv": {"filters": 4, "kernel": 3}}, {"maxpool": {"pool": 2}}]
     assert imported.data["head"] == ["flatten", {"dense": {"units": 3}}]
-    assert ik.validate(imported.model).total.params == model.count_params()
+    assert ik.analyse(imported.model).total.params == model.count_params()
     assert same_outputs(model, imported, (8, 8, 1)) == 0.0
 
 
@@ -164,7 +164,7 @@ def test_cli_import_writes_yaml_and_refuses_bad_models(tmp_path):
     out = tmp_path / "small.yaml"
     r = run("import", path, "-o", out)
     assert r.returncode == 0, r.stderr
-    assert ik.validate(out).total.params == small_inception().count_params()
+    assert ik.analyse(out).total.params == small_inception().count_params()
     r = run("report", out, "--format", "json")  # report works on the imported model
     assert r.returncode == 0
     r = run("import", path, "-o", out)
@@ -184,7 +184,7 @@ def test_keras_applications_import_to_the_shipped_figures_and_the_same_outputs(a
     keras.backend.clear_session()
     model = getattr(keras.applications, app)(weights=None)
     imported = import_keras(model)
-    ours, shipped = ik.validate(imported.model), ik.validate(SPECS / f"{APPLICATIONS[app]}.yaml")
+    ours, shipped = ik.analyse(imported.model), ik.analyse(SPECS / f"{APPLICATIONS[app]}.yaml")
     assert totals(ours) == totals(shipped)
     assert ours.total.params == model.count_params()
     assert [b.output_shape for b in ours.blocks] == [b.output_shape for b in shipped.blocks]
@@ -196,9 +196,9 @@ def test_keras_applications_import_to_the_shipped_figures_and_the_same_outputs(a
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
 def test_round_trip_every_shipped_spec(path):
     keras.backend.clear_session()
-    a = ik.validate(path)
+    a = ik.analyse(path)
     model = ik.build_model(a.plan)
-    b = ik.validate(ik.from_keras(model))
+    b = ik.analyse(ik.from_keras(model))
     ma, mb = report_data(a)["model"], report_data(b)["model"]
     (
         ma.pop("peak_activation_bytes"),

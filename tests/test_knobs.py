@@ -9,12 +9,12 @@ import inception_kit as ik
 from conftest import CLI, ROOT
 from inception_kit.errors import SpecError
 
-GOOGLENET_PARAMS = ik.validate("googlenet").total.params
+GOOGLENET_PARAMS = ik.analyse("googlenet").total.params
 
 
 def test_classes_resizes_the_classifier():
     # GoogLeNet's classifier is dense 1024 -> 1000 with biases; with 10 classes, 1024 -> 10.
-    a = ik.validate("googlenet", classes=10)
+    a = ik.analyse("googlenet", classes=10)
     assert a.total.params == GOOGLENET_PARAMS - (1024 * 1000 + 1000) + (1024 * 10 + 10)
     assert a.plan.output_shape == (10,)
 
@@ -25,13 +25,13 @@ def test_classes_resizes_the_classifier():
 def test_no_top_drops_the_head_and_pooling_ends_the_model(pooling, kind, shape):
     spec = ik.load_spec("googlenet", include_top=False, pooling=pooling)
     assert [layer.kind for layer in spec.head] == ([kind] if kind else [])
-    a = ik.validate(spec)
+    a = ik.analyse(spec)
     assert a.plan.output_shape == shape
     assert a.total.params == GOOGLENET_PARAMS - (1024 * 1000 + 1000)  # dropout and pooling hold none
 
 
 def test_input_shape_changes_every_shape_not_the_params():
-    a = ik.validate("googlenet", input_shape=(96, 96, 3), include_top=False)
+    a = ik.analyse("googlenet", input_shape=(96, 96, 3), include_top=False)
     # 96 -> conv /2 48 -> pool /2 24 -> pool /2 12 -> pool /2 6 -> pool /2 3 (same padding rounds up)
     assert a.plan.output_shape == (3, 3, 1024)
     assert a.total.params == GOOGLENET_PARAMS - (1024 * 1000 + 1000)
@@ -49,12 +49,12 @@ def test_too_small_an_input_names_the_first_layer_it_vanishes_at():
     # InceptionV3 at 74x74: 74 -> 36 -> 34 -> 34 -> pool 16 -> 16 -> 14 -> pool 6 -> mixed3 (/2, valid) 2
     # -> mixed8's strided valid 3x3 (layers[14], its branch b3x3, second conv) has a 2x2 input.
     with pytest.raises(SpecError) as err:
-        ik.validate("inception_v3", input_shape=(74, 74, 3), include_top=False)
+        ik.analyse("inception_v3", input_shape=(74, 74, 3), include_top=False)
     assert len(err.value.problems) == 1
     text = str(err.value)
     assert text.startswith("input_shape: expected an input large enough for every layer; received 74×74×3")
     assert "inception_v3.yaml:75:42: layers[14].branches.b3x3[1].kernel" in text
-    assert ik.validate("inception_v3", input_shape=(75, 75, 3), include_top=False).plan.output_shape == (
+    assert ik.analyse("inception_v3", input_shape=(75, 75, 3), include_top=False).plan.output_shape == (
         1,
         1,
         2048,
@@ -152,7 +152,7 @@ def test_knobs_give_keras_applications_param_counts(preset, knobs):
 
     theirs = getattr(keras.applications, KERAS_APPS[preset])(weights=None, **knobs)
     ours = ik.build_model(preset, **knobs)
-    a = ik.validate(preset, **knobs)
+    a = ik.analyse(preset, **knobs)
     assert ours.count_params() == theirs.count_params() == a.total.params
     trainable = sum(int(w.numpy().size) for w in theirs.trainable_weights)
     assert a.total.params - a.total.non_trainable == trainable

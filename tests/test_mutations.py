@@ -69,7 +69,7 @@ def mutated(draw):
 @given(mutated())
 def test_mutants_validate_or_raise_spec_error(text):
     try:
-        analysis = ik.validate(ik.loads_spec(text, file="mutant.yaml"))
+        analysis = ik.analyse(ik.loads_spec(text, file="mutant.yaml"))
     except ik.SpecError as err:
         assert err.problems
         for problem in err.problems:

@@ -131,7 +131,7 @@ def test_a_wheel_installed_in_a_fresh_venv_ships_the_presets(tmp_path):
     where, presets, params = built.stdout.strip().splitlines()[-3:]
     assert Path(where).is_relative_to(site)
     assert presets == str(ik.list_presets())
-    assert int(params) == ik.validate("inception_3a_tiny").total.params
+    assert int(params) == ik.analyse("inception_3a_tiny").total.params
 
 
 def _mkdir(path: Path) -> Path:

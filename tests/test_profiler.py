@@ -24,7 +24,7 @@ BIG = ("inception_v3", "inception_resnet_v2", "xception")
 
 
 def assert_exact(spec):
-    a = ik.validate(spec)
+    a = ik.analyse(spec)
     checks = compare(a, ik.build_model(a.plan))
     bad = [(c.what, c.analytic, c.measured) for c in checks if not c.ok]
     assert not bad
@@ -43,7 +43,7 @@ def test_analytic_equals_profiler_and_keras(path):
 
 
 def test_conv_flops_are_twice_the_macs_on_googlenet():
-    a = ik.validate(SPECS / "googlenet.yaml")
+    a = ik.analyse(SPECS / "googlenet.yaml")
     measured = profile_flops(ik.build_model(a.plan))
     conv_macs = sum(r.cost.macs for r in a.rows if r.kind == "conv")
     assert measured["Conv2D"] == 2 * conv_macs
@@ -54,7 +54,7 @@ def test_grouped_conv_is_invisible_to_the_profiler():
     # Pinned: Keras (TF backend, CPU) runs groups > 1 through an XLA-compiled function.
     spec = ik.Model("g", (8, 8, 8), [ik.Layer("conv", filters=8, kernel=3, groups=2)])
     measured = profile_flops(ik.build_model(spec))
-    a = ik.validate(spec)
+    a = ik.analyse(spec)
     assert a.total.flops_by_op["Conv2D"] == 2 * 8 * 8 * 8 * 3 * 3 * 4
     assert measured["Conv2D"] == 0
     assert measured["BiasAdd"] == a.total.flops_by_op["BiasAdd"] == 8 * 8 * 8

@@ -34,7 +34,7 @@ def test_every_kind_has_an_example():
 def test_kind_shape_params_and_flops_equal_keras(kind):
     before, args = EXAMPLES[kind]
     spec = ik.Model(kind, INPUT, [*before, ik.Layer(kind, **args)])
-    a = ik.validate(spec)
+    a = ik.analyse(spec)
     model = ik.build_model(a.plan)
     assert tuple(model.output.shape[1:]) == a.plan.output_shape
     bad = [(c.what, c.analytic, c.measured) for c in compare(a, model) if not c.ok]
@@ -45,7 +45,7 @@ def test_kind_shape_params_and_flops_equal_keras(kind):
 def test_merge_shape_params_and_flops_equal_keras(merge):
     branches = {"a": [ik.Layer("conv", filters=4, kernel=1)], "b": [ik.Layer("conv", filters=4, kernel=3)], "c": []}
     block = ik.Block("m", branches, merge=merge, scale=0.5 if merge == "add" else None, activation="relu")
-    a = ik.validate(ik.Model(merge, INPUT, [block]))
+    a = ik.analyse(ik.Model(merge, INPUT, [block]))
     model = ik.build_model(a.plan)
     assert tuple(model.output.shape[1:]) == a.plan.output_shape
     assert not [(c.what, c.analytic, c.measured) for c in compare(a, model) if not c.ok]

@@ -76,7 +76,7 @@ def test_short_training_on_digits_reaches_the_accuracy_bar(tmp_path):
     rows = log_rows(out / "log.csv")
     assert [int(row["epoch"]) for row in rows] == [0, 1, 2, 3, 4]
     assert set(rows[0]) == {"epoch", "accuracy", "loss", "val_accuracy", "val_loss"}
-    assert (out / "report.json").read_text() == ik.render(ik.validate(TINY), "json")
+    assert (out / "report.json").read_text() == ik.render(ik.analyse(TINY), "json")
     assert (out / "spec.yaml").read_text() == ik.load_spec(TINY).to_yaml()
     assert json.loads((out / "run.json").read_text())["status"] == "finished"
     assert not (out / "backup").exists()  # BackupAndRestore's state goes when the run ends
