@@ -70,15 +70,15 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _spec(path: str) -> Any:
-    """The spec argument: a path, or for '-' the spec read from stdin (bounded like files)."""
+def _plan(path: str, **knobs: Any) -> Any:
+    """The spec argument loaded and planned once: a path or preset, or for '-' the spec
+    read from stdin (bounded like files)."""
+    from .shapes import load_plan, loads_plan
     from .yaml_io import STDIN, decode, read_bounded
 
     if path != STDIN:
-        return path
-    from .shapes import loads_spec
-
-    return loads_spec(decode(read_bounded(sys.stdin.buffer), "<stdin>"), file="<stdin>")
+        return load_plan(path, **knobs)
+    return loads_plan(decode(read_bounded(sys.stdin.buffer), "<stdin>"), "<stdin>", **knobs)
 
 
 def _emit(text: str, out: str | None, overwrite: bool) -> None:
@@ -111,7 +111,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .cost import analyse
     from .report import render
 
-    analysis = analyse(_spec(args.spec), _budget(args))
+    analysis = analyse(args.spec, _budget(args))
     _emit(render(analysis, args.format), args.out, args.overwrite)
     if args.plot:
         _module("plots").savings_chart(analysis, args.plot, overwrite=args.overwrite)
@@ -303,8 +303,7 @@ def _add_knobs(p: argparse.ArgumentParser) -> None:
 
 
 def _apply_knobs(args: argparse.Namespace) -> None:
-    """Reads the spec with the knobs applied: commands then see one transformed spec."""
-    from .shapes import load_spec
+    """Loads and plans the spec once, with the knobs applied: commands get the plan."""
     from .knobs import KEEP
 
     activation = args.classifier_activation
@@ -313,9 +312,9 @@ def _apply_knobs(args: argparse.Namespace) -> None:
     elif activation.lower() in ("none", "null"):
         activation = None
     args.spec_source = args.spec
-    args.spec = load_spec(_spec(args.spec), input_shape=args.input_shape, include_top=args.include_top,
-                          pooling=args.pooling, classes=args.classes, classifier_activation=activation,
-                          include_aux=args.include_aux)
+    args.spec = _plan(args.spec, input_shape=args.input_shape, include_top=args.include_top,
+                      pooling=args.pooling, classes=args.classes, classifier_activation=activation,
+                      include_aux=args.include_aux)
 
 
 def _add_budget(p: argparse.ArgumentParser) -> None:

@@ -306,6 +306,7 @@ def export(
 def spec_files(spec: Any) -> list[str | os.PathLike[str]]:
     """The file a spec was read from (a path, or a loaded spec's `source`), which no
     overwrite may replace a folder holding."""
+    spec = getattr(spec, "model", spec)  # a plan: its spec
     path = spec if isinstance(spec, (str, os.PathLike)) else getattr(spec, "source", None)
     return [path] if path and os.path.exists(path) else []
 

@@ -36,7 +36,7 @@ from .shapes import BlockPlan, Op, Plan, Step, is_bottleneck, iter_ops, load_spe
 from .spec import Layer, Model, Node
 from .yaml_io import read_text
 
-Source = Union[Model, str, "os.PathLike[str]"]
+Source = Union[Plan, Model, str, "os.PathLike[str]"]
 GRID = 1000  # s is searched on k / GRID, k = 1 .. GRID
 SUFFIXES = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 
@@ -193,6 +193,8 @@ def _fits(cost: Cost, macs: int | None, params: int | None) -> bool:
 
 def _model(spec: Source) -> Model:
     """A model the fit may edit: read afresh, or a copy of the caller's."""
+    if isinstance(spec, Plan):
+        spec = spec.model
     return copy.deepcopy(spec) if isinstance(spec, Model) else load_spec(spec)
 
 

@@ -251,6 +251,13 @@ def loads_spec(text: str, file: str = "<string>") -> Model:
     return _plan_parsed(*parse_text(text, file), {}).model
 
 
+def loads_plan(text: str, file: str = "<string>", **knobs: Any) -> Plan:
+    """Like `load_plan`, from YAML text (standard input, for one)."""
+    from .knobs import knobs_given
+
+    return _plan_parsed(*parse_text(text, file), knobs_given(**knobs))
+
+
 def from_data(data: Any) -> Model:
     """A validated Model from plain data (the form `Model.to_data` writes)."""
     return _plan_parsed(*parse_plain(data), {}).model

@@ -138,11 +138,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from .shapes import load_spec
-    from .spec import Model
-
-    spec = args.spec if isinstance(args.spec, Model) else load_spec(args.spec)  # the CLI passes a Model
-    out = args.out or child_path("runs", spec.name)
+    out = args.out or child_path("runs", args.spec.model.name)  # the CLI passes the plan
     result = fit(
         args.spec,
         args.data,
@@ -539,9 +535,10 @@ class _Target:
 
     @classmethod
     def of(cls, spec_or_model: Any, budget: Budget) -> _Target:
+        from .shapes import Plan
         from .spec import Model
 
-        if isinstance(spec_or_model, (Model, str, os.PathLike)):
+        if isinstance(spec_or_model, (Plan, Model, str, os.PathLike)):
             return cls._of_spec(spec_or_model, budget)
         if hasattr(spec_or_model, "fit") and hasattr(spec_or_model, "output_shape"):
             return cls._of_keras(spec_or_model)

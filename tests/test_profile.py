@@ -99,22 +99,18 @@ def test_json_savings_and_naive_submodels_match_the_analysis(analysis, profiled_
 
 
 @pytest.mark.slow
-def test_naive_submodel_built_here_has_the_analysis_naive_params(analysis):
-    """Independently of the profile command's own check: build the naive block with Keras."""
-    import keras
-
-    from inception_kit.builder import _apply
-    from inception_kit.profile import built_macs, naive_steps
+def test_the_naive_network_builds_with_the_analysis_naive_params(analysis):
+    """Independently of the profile command's own check: naive(plan) is a network Keras builds."""
+    from inception_kit.profile import built_macs
 
     (block,) = analysis.blocks
-    step = analysis.plan.layers[0]
     removed = {r.name for r in analysis.rows if r.removed_in_naive}
     assert removed == {"inc3a_b2_conv1x1", "inc3a_b3_conv1x1"}  # the 3x3 and 5x5 reduces
-    inputs = keras.Input(step.input_shape)
-    naive = keras.Model(inputs, _apply(naive_steps([step], removed), inputs))
-    assert naive.count_params() == block.naive.params
+    naive = ik.build_model(ik.naive(analysis.plan))
+    assert naive.count_params() == block.naive.params == analysis.naive.params
     assert built_macs(naive) == block.naive.macs
     assert naive.output.shape[1:] == block.output_shape
+    assert not removed & {layer.name for layer in naive.layers}
     assert block.naive.macs >= 28 * 28 * 32 * 25 * 192  # the naive 5x5 reads all 192 channels
 
 

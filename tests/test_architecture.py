@@ -1,0 +1,111 @@
+"""The layout's rules, read from the code (issue 12): one source of truth for names and kinds,
+arrows that run one way, the CLI at the edge.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from inception_kit.kinds import BLOCK_OPS, KINDS, MERGES
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "inception_kit"
+sys.path.insert(0, str(ROOT / "scripts"))
+import import_graph  # noqa: E402
+
+SOURCES = sorted(PACKAGE.rglob("*.py"))
+NAMES = "|".join(sorted({*KINDS, *MERGES, *BLOCK_OPS}, key=len, reverse=True))
+# A registered kind's name compared with a kind: `op.kind == "conv"`, `kind in ("conv", ...)`.
+KIND_TEST = re.compile(
+    rf"""kind\w*\s*(==|!=)\s*["']({NAMES})["']|kind\w*\s+(not\s+)?in\s*[(\[{{][^)\]}}]*["']({NAMES})["']"""
+)
+# A block's join named outside the planner: `f"{block}_{branch}_scale"`, `..._{merge}`.
+JOIN_NAME = re.compile(r"""_scale["']|\{[\w.]*\.(merge|activation)\}|merge_name""")
+
+
+def _rel(path: Path) -> str:
+    return path.relative_to(ROOT).as_posix()
+
+
+def _lines(pattern: re.Pattern[str], skip: set[str]) -> list[str]:
+    found = []
+    for path in SOURCES:
+        if _rel(path) in skip:
+            continue
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if pattern.search(line) and not line.lstrip().startswith("#"):
+                found.append(f"{_rel(path)}:{n}: {line.strip()}")
+    return found
+
+
+def test_no_kind_is_tested_by_name_outside_the_registry():
+    assert _lines(KIND_TEST, {"inception_kit/kinds.py"}) == []
+
+
+def test_the_grep_catches_a_kind_test():
+    assert KIND_TEST.search('if op.kind == "conv":') and KIND_TEST.search("kind in ('maxpool', 'avgpool')")
+    assert not KIND_TEST.search('if source.kind == "folder":')
+
+
+def test_no_join_name_is_composed_outside_the_planner():
+    assert _lines(JOIN_NAME, {"inception_kit/planner.py"}) == []
+    assert JOIN_NAME.search('name=f"{step.name}_{bname}_scale"') and JOIN_NAME.search('f"{s.name}_{s.merge}"')
+
+
+def test_no_module_imports_names_from_the_package_root():
+    assert import_graph.root_imports(PACKAGE) == []
+
+
+def test_no_private_name_crosses_a_module_boundary():
+    found = []
+    modules = import_graph.modules(PACKAGE)
+    for name, path in modules.items():
+        for target, _, names in import_graph.imports(name, path, set(modules)):
+            private = [n for n in names if n.startswith("_") and not n.startswith("__")]
+            if private and target != name:
+                found.append(f"{name} imports {', '.join(private)} from {target}")
+        # `module._name` on a module imported from the package
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        aliases = {a.asname or a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level
+                   for a in n.names if f"{name.rsplit('.', 1)[0]}.{a.name}" in modules or a.name in ("exporters",)}
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases
+                    and node.attr.startswith("_") and not node.attr.startswith("__")):
+                found.append(f"{name} uses {node.value.id}.{node.attr}")
+    assert found == []
+
+
+def test_argparse_and_exit_codes_live_in_the_cli_only():
+    outside = [_rel(p) for p in SOURCES if "cli" not in p.relative_to(PACKAGE).parts]
+    found = [f"{f}: {what}" for f in outside for what in ("import argparse", "sys.exit(", "def add_arguments")
+             if what in (ROOT / f).read_text(encoding="utf-8")]
+    assert found == []
+
+
+def test_the_cli_imports_its_commands_plainly():
+    text = "\n".join(p.read_text(encoding="utf-8") for p in (PACKAGE / "cli").rglob("*.py"))
+    assert "importlib" not in text
+
+
+@pytest.mark.parametrize("stage", ["spec", "kinds", "planner", "analysis", "report", "design"])
+def test_the_plain_python_stages_import_nothing_downstream(stage):
+    """spec -> kinds -> planner -> analysis -> report: no stage imports Keras-side packages."""
+    graph = import_graph.graph(PACKAGE)
+    downstream = ("inception_kit.keras", "inception_kit.train", "inception_kit.viz", "inception_kit.cli",
+                  "inception_kit.deploy")
+    found = [f"{src} -> {dst}" for src, edges in graph.items()
+             if src == f"inception_kit.{stage}" or src.startswith(f"inception_kit.{stage}.")
+             for dst in edges if dst.startswith(downstream)]
+    assert found == []
+
+
+def test_parsing_only_parses():
+    graph = import_graph.graph(PACKAGE)
+    parse = {src: edges for src, edges in graph.items() if src.startswith("inception_kit.spec.")}
+    assert [f"{src} -> {dst}" for src, edges in parse.items() for dst in edges
+            if dst in ("inception_kit.planner", "inception_kit.analysis")] == []
