@@ -15,7 +15,7 @@ Sections (--only takes a comma-separated list of these names):
               (benchmarks/build_speed.py's timing).
   inference   the built InceptionV3 against the Keras application with the same weights, batch
               1 and 32; checks that the outputs are the same.
-  savedmodel  bytes of `inception_kit.exporters.export(..., format="savedmodel")` against the
+  savedmodel  bytes of `inception_kit.keras.export.export(..., format="savedmodel")` against the
               raw float32 weight bytes.
   gflops      achieved GFLOP/s of InceptionV3 inference at batch 8 against a 4096³ float32
               matmul; then XLA, frozen weights, thread settings and oneDNN options.
@@ -163,7 +163,7 @@ PROFILER_ROUTE = """
 import json, os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
-from inception_kit.profiler import profile_flops
+from inception_kit.keras.profiler import profile_flops
 model = keras.applications.InceptionV3(weights=None)
 print(json.dumps({"flops": int(sum(profile_flops(model).values()))}))
 """
@@ -324,17 +324,17 @@ def section_savedmodel(cfg: Config) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "inception_v3"
         try:
-            from inception_kit.exporters import export
+            from inception_kit.keras.export import export
 
             res = export(SPEC, out, format="savedmodel")
             total = _tree_bytes(out)
             variables = _tree_bytes(out / "variables")
-            print(f"  inception_kit.exporters.export: {total:,} bytes in all (reported {res.size_bytes:,}); "
+            print(f"  inception_kit.keras.export.export: {total:,} bytes in all (reported {res.size_bytes:,}); "
                   f"variables/ {variables:,}; graph and metadata {total - variables:,}")
             result(Result("SavedModel (export) bytes / raw weight bytes", [total / raw], aim="<= 1.05x",
                           meets=lambda r: r <= 1.05))
         except Exception as err:  # the exporter is someone else's work in progress: say so
-            print(f"  inception_kit.exporters.export is not usable here ({type(err).__name__}: {err}); "
+            print(f"  inception_kit.keras.export.export is not usable here ({type(err).__name__}: {err}); "
                   "measuring Keras' own routes instead")
             import keras
             import tensorflow as tf
@@ -579,7 +579,7 @@ def section_backends(cfg: Config) -> None:
 def machine() -> str:
     import tensorflow as tf  # noqa: F401  (machine_info reads its version)
 
-    from inception_kit.profile import machine_info, machine_line
+    from inception_kit.keras.profile import machine_info, machine_line
 
     return machine_line(machine_info())
 

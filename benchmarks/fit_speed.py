@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from inception_kit.fit import fit
+from inception_kit.design.fit import fit
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 CASES = {"googlenet": ("googlenet.yaml", "1.2G"), "inception_v3": ("inception_v3.yaml", "4G")}

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import inception_kit as ik
-from inception_kit.yaml_io import MAX_FILE_BYTES
+from inception_kit.spec.yaml_io import MAX_FILE_BYTES
 
 INVALID = Path(__file__).resolve().parent.parent / "tests" / "specs" / "invalid"
 HEAD = "name: hostile\ninput: [8, 8, 3]\n"

@@ -11,18 +11,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from .catalog import list_presets
-from .cost import DEFAULT_BUDGET, Analysis, Budget, analyse, check_budget, validate
-from .diff import Diff, diff
+from .analysis import DEFAULT_BUDGET, Analysis, Budget, analyse, check_budget, validate
+from .design.diff import Diff, diff
 from .errors import SpecError
-from .importer import from_keras
+from .keras.importer import from_keras
 from .kinds import KINDS, MERGES, Field, Kind, Merge, register_kind, register_merge
-from .knobs import apply_knobs, knobs_given
+from .planner import Plan, from_data, load_plan, load_spec, loads_spec, naive, plan
 from .report import render, report, report_data
-from .shapes import Plan, from_data, load_plan, load_spec, loads_spec, naive, plan
-from .spec import Block, BlockSpec, Layer, LayerSpec, Model, ModelSpec
+from .spec.catalog import list_presets
+from .spec.knobs import apply_knobs, knobs_given
+from .spec.types import Block, BlockSpec, Layer, LayerSpec, Model, ModelSpec
 from .version import __version__
-
 
 __all__ = [
     "DEFAULT_BUDGET",
@@ -64,15 +63,17 @@ __all__ = [
     "report",
     "report_data",
     "validate",
+    "__version__",
 ]
 
 # The Keras-facing parts load TensorFlow: they are imported when first asked for.
-_LAZY = {"build_model": "builder", "apply_block": "builder", "export": "exporters", "inspect_artifact": "exporters"}
-
-
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
+    if name in ("build_model", "apply_block"):
+        from .keras import builder
 
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        return getattr(builder, name)
+    if name in ("export", "inspect_artifact"):
+        from .keras import export
+
+        return getattr(export, name)
     raise AttributeError(f"module 'inception_kit' has no attribute {name!r}")

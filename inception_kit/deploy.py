@@ -69,7 +69,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .cost import DEFAULT_BUDGET, Budget
+from .analysis import DEFAULT_BUDGET, Budget
 from .errors import Problem, SpecError
 from .files import check_folder_destination, staged_dir
 
@@ -353,8 +353,8 @@ def deploy(
         UnsafeDestination: `out` is not a deploy folder (no deploy.json inside) or holds the spec,
             the weights or the data.
     """
-    from .cost import analyse
-    from .data import inspect_source
+    from .analysis import analyse
+    from .train.data import inspect_source
 
     tol = parse_tolerance(tolerance) if isinstance(tolerance, str) else tolerance
     batches = tuple(batches)
@@ -380,7 +380,7 @@ def deploy(
     in_shape = tuple(int(d) for d in analysis.plan.model.input_shape)
     source = inspect_source(data, in_shape) if data is not None else None
     if source is not None and weights is not None:  # accuracy needs one output per class, as `train` does
-        from .train import _Target
+        from .train.training import _Target
 
         problems = _Target.of(analysis.plan.model, budget).class_problems(source)
         if problems:
@@ -388,7 +388,7 @@ def deploy(
     split, seed = _split_settings(weights, validation_split, seed)
     out = Path(out)
     # What DIR may never replace: the spec, the weights, the data (nor /, home, the working folder).
-    from .exporters import spec_files
+    from .keras.export import spec_files
 
     keep = [*spec_files(spec), *(p for p in (weights, data) if isinstance(p, (str, os.PathLike)) and os.path.exists(p))]
     check_folder_destination(out, overwrite, DEPLOY_JSON, keep)  # before any work; staging checks again
@@ -467,7 +467,7 @@ def _split_settings(weights: Any, split: float | None, seed: int | None) -> tupl
 
 def _quiet() -> Any:
     """TensorFlow's and the converters' console output, captured as `export` does."""
-    from .exporters import _captured
+    from .keras.export import _captured
 
     return _captured()
 
@@ -500,7 +500,7 @@ class _Context:
     def prepare_data(self, source: Any, split: float, seed: int) -> None:
         import numpy as np
 
-        from .exporters import _model
+        from .keras.export import _model
 
         _seed()
         self.model, _ = _model(self.analysis.plan, self.weights)
@@ -508,7 +508,7 @@ class _Context:
         self.x_dev = rng.uniform(-1.0, 1.0, (DEVIATION_SAMPLES, *self.in_shape)).astype(np.float32)
         dev_from = "numpy default_rng(0).uniform(-1, 1)"
         if source is not None:
-            from .data import load, split_problems
+            from .train.data import load, split_problems
 
             problems = split_problems(source, split)
             if split == 0:
@@ -559,7 +559,7 @@ class _Context:
 
     def _export(self, c: Candidate, dest: Path, **kw: Any) -> None:
         """Via `export` (verified); on a failed verification, written unverified to be measured anyway."""
-        from .exporters import VerificationError, export
+        from .keras.export import VerificationError, export
 
         _seed()
         try:
@@ -631,8 +631,8 @@ class _Context:
     ) -> None:
         import numpy as np
 
-        from . import exporters
-        from .builder import INPUT_NAME
+        from .keras import export as exporters
+        from .keras.builder import INPUT_NAME
         from .report import render
 
         folder = fmt != "tflite"
@@ -696,8 +696,8 @@ class _Context:
         import tensorflow as tf
         from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-        from .builder import INPUT_NAME
-        from .exporters import OUTPUT_NAME, SIGNATURE, _serving_module
+        from .keras.builder import INPUT_NAME
+        from .keras.export import OUTPUT_NAME, SIGNATURE, _serving_module
 
         _, concrete = _serving_module(self.model, self.in_shape)
         frozen = convert_variables_to_constants_v2(concrete)
@@ -714,7 +714,7 @@ class _Context:
     def _write_full_int8(self, dest: Path) -> Callable[[Any], Any]:
         import tensorflow as tf
 
-        from .exporters import _serving_module
+        from .keras.export import _serving_module
 
         root, concrete = _serving_module(self.model, self.in_shape)
         converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], root)
@@ -785,7 +785,7 @@ class _TFRunner:
     def __init__(self, path: Path) -> None:
         import tensorflow as tf
 
-        from .exporters import SIGNATURE
+        from .keras.export import SIGNATURE
 
         self.tf = tf
         self.loaded = tf.saved_model.load(str(path))
@@ -877,7 +877,7 @@ def _cores() -> int:
 
 
 def _json(r: DeployResult) -> dict[str, Any]:
-    from .profile import machine_info
+    from .keras.profile import machine_info
 
     paths = []
     for c in r.candidates:
@@ -901,7 +901,7 @@ def _json(r: DeployResult) -> dict[str, Any]:
 
 
 def _markdown(r: DeployResult) -> str:
-    from .profile import machine_info, machine_line
+    from .keras.profile import machine_info, machine_line
 
     return (
         f"# Deploy\n\n{machine_line(machine_info())}\n\n{r.table()}\n"

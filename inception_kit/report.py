@@ -11,9 +11,9 @@ import io
 import json
 from typing import Any
 
-from .cost import Analysis, Budget, Source, analyse, aux_analyses, saving
+from .analysis import Analysis, Budget, Source, analyse, aux_analyses, saving
 from .kinds import Cost, fmt_shape, kind_of
-from .yaml_io import plain
+from .spec.yaml_io import plain
 
 FORMATS = ("table", "markdown", "csv", "json")
 
@@ -129,7 +129,8 @@ def _ratio(r: float) -> str:
     return f"{r:.2f}x"
 
 
-def _table(header: list[str], rows: list[list[str]], right: set[int]) -> str:
+def text_table(header: list[str], rows: list[list[str]], right: set[int]) -> str:
+    """A plain-text table: columns padded, those in `right` right-aligned, a rule under the header."""
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
 
     def line(cells: list[str]) -> str:
@@ -242,8 +243,8 @@ def render_data(data: dict[str, Any], fmt: str = "table") -> str:
     width = max(len(k) for k, _ in _summary(m, True))
     parts += [f"  {k.ljust(width)}  {v}" for k, v in _summary(m, True)]
     if data.get("aux"):  # not in the totals above
-        parts += ["", _table(AUX_HEADER, _aux_rows(data, True), {3, 4, 5})]
+        parts += ["", text_table(AUX_HEADER, _aux_rows(data, True), {3, 4, 5})]
     if data["blocks"]:
-        parts += ["", _table(BLOCK_HEADER, _block_rows(data, True), {2, 3, 4, 5})]
-    parts += ["", _table(LAYER_HEADER, _layer_rows(data, True), {3, 4, 5}), ""]
+        parts += ["", text_table(BLOCK_HEADER, _block_rows(data, True), {2, 3, 4, 5})]
+    parts += ["", text_table(LAYER_HEADER, _layer_rows(data, True), {3, 4, 5}), ""]
     return "\n".join(parts)

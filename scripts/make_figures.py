@@ -22,7 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
-from inception_kit import analyse, diagram, plots  # noqa: E402
+from inception_kit import analyse  # noqa: E402
+from inception_kit.viz import diagram, plots  # noqa: E402
 
 FIGURES = {
     "inception_3a.svg": lambda out: diagram.save(analyse(ROOT / "specs" / "inception_3a.yaml"), out, block="inc3a", overwrite=True),

@@ -10,7 +10,7 @@ import pytest
 
 import inception_kit as ik
 from conftest import ROOT, SHIPPED, SPECS
-from inception_kit.shapes import iter_ops
+from inception_kit.planner import iter_ops
 
 pytestmark = pytest.mark.slow  # every test here starts TensorFlow (make check leaves them out)
 

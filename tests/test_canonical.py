@@ -15,7 +15,7 @@ import pytest
 
 import inception_kit
 from conftest import SPECS
-from inception_kit.shapes import BlockPlan
+from inception_kit.planner import BlockPlan
 
 NETWORKS = {
     "inception_v3": "InceptionV3",

@@ -157,7 +157,7 @@ def test_a_missing_runtime_is_skipped_with_its_extra(monkeypatch):
 
 def untrained_weights(folder: Path):
     """The tiny spec built here, and its weights saved for deploy."""
-    from inception_kit.builder import build_model
+    from inception_kit.keras.builder import build_model
 
     model = build_model(TINY)
     path = folder / "tiny.weights.h5"

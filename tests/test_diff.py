@@ -8,7 +8,7 @@ import subprocess
 
 import inception_kit as ik
 from conftest import CLI, ROOT, SPECS
-from inception_kit.diff import METRICS, MODEL_METRICS
+from inception_kit.design.diff import METRICS, MODEL_METRICS
 
 NAIVE_5X5 = 28 * 28 * 32 * (5 * 5 * 192)  # the lesson: 120,422,400
 BOTTLENECK_5X5 = 28 * 28 * 16 * 192 + 28 * 28 * 32 * (5 * 5 * 16)  # 2,408,448 + 10,035,200

@@ -25,12 +25,8 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from conftest import CLI, SPECS
-from inception_kit import (
-    analyse,
-    exporters,
-    load_spec,
-    render,
-)
+from inception_kit import analyse, load_spec, render
+from inception_kit.keras import export as exporters
 from inception_kit.errors import SpecError
 from inception_kit.files import DestinationExists
 
@@ -40,7 +36,7 @@ BLOCK = SPECS / "inception_3a.yaml"
 GOOGLENET = SPECS / "googlenet.yaml"
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
-# The documented contract (module docstring of inception_kit.exporters).
+# The documented contract (module docstring of inception_kit.keras.export).
 BOUND = {"float32": 1e-5, "int8": 5e-2}
 # (format, quantize, file name suffix)
 CASES = {
@@ -57,7 +53,7 @@ CASES = {
 
 def keras_model_with_weights(spec: Path, folder: Path, name: str = "w"):
     """A freshly initialised Keras model of `spec` and its weights saved as `.weights.h5`."""
-    from inception_kit.builder import build_model
+    from inception_kit.keras.builder import build_model
 
     model = build_model(spec)
     path = folder / f"{name}.weights.h5"
@@ -310,7 +306,7 @@ def test_failed_verification_leaves_nothing(suffix, tmp_path, monkeypatch):
 KILLED = textwrap.dedent(
     """
     import sys
-    from inception_kit.exporters import export
+    from inception_kit.keras.export import export
     export(sys.argv[1], sys.argv[2], overwrite=True)
     """
 )
@@ -383,7 +379,7 @@ def test_concurrent_exporters_one_wins_whole(suffix, tmp_path):
 
 def test_mismatching_weights_name_the_first_bad_layer(tmp_path):
     from inception_kit import loads_spec
-    from inception_kit.builder import build_model
+    from inception_kit.keras.builder import build_model
 
     narrow = loads_spec(BLOCK.read_text().replace("3x3: 128", "3x3: 64"))
     other = build_model(narrow)
@@ -414,7 +410,7 @@ def test_weights_file_errors(tmp_path):
         with pytest.raises(SpecError, match=words):
             exporters.export(BLOCK, tmp_path / "out", weights=path)
     # A bigger network's weights hold layers the block does not have.
-    from inception_kit.builder import build_model
+    from inception_kit.keras.builder import build_model
 
     g = tmp_path / "g.weights.h5"
     build_model(GOOGLENET).save_weights(str(g))
@@ -445,7 +441,7 @@ def test_onnx_without_tf2onnx_names_the_extra(tmp_path, monkeypatch):
 INSPECT = textwrap.dedent(
     """
     import json, sys
-    import inception_kit.exporters as ex
+    import inception_kit.keras.export as ex
     assert "tensorflow" not in sys.modules and "keras" not in sys.modules
     out = {fmt: ex.inspect_artifact(sys.argv[1], fmt) for fmt in ("table", "markdown", "csv", "json", "yaml")}
     out["loaded"] = sorted(m for m in ("tensorflow", "keras", "h5py", "numpy") if m in sys.modules)

@@ -1,4 +1,4 @@
-"""`inception-kit fit` and `inception_kit.fit.fit`: 1×1 reduction widths chosen for a budget.
+"""`inception-kit fit` and `inception_kit.design.fit.fit`: 1×1 reduction widths chosen for a budget.
 
 The rule under test: one scale factor s on every selected reduction width, each rounded to
 a multiple of 8 (at least 8, at most the original), the largest s (steps of 0.001) that
@@ -13,8 +13,8 @@ import pytest
 
 import inception_kit as ik
 from conftest import CLI, ROOT, SPECS
-from inception_kit.fit import fit, parse_count, sweep
-from inception_kit.shapes import iter_ops
+from inception_kit.design.fit import fit, parse_count, sweep
+from inception_kit.planner import iter_ops
 
 GOOGLENET = SPECS / "googlenet.yaml"
 GOOGLENET_MACS = 1_582_671_872  # README's figure, also checked by test_canonical's rebuild
@@ -133,7 +133,7 @@ def test_shared_template_argument_falls_back_to_the_expanded_spec(tmp_path):
     assert not r.rewritten and r.changes
     assert r.after.total.macs <= 5_000_000_000
     out = tmp_path / "v3.yaml"
-    from inception_kit.fit import write
+    from inception_kit.design.fit import write
 
     write(r, out)
     assert ik.load_spec(out) == r.model

@@ -13,7 +13,7 @@ import pytest
 
 import inception_kit as ik
 from conftest import CLI, ROOT
-from inception_kit import yaml_io
+from inception_kit.spec import yaml_io
 
 GOOD = "name: tiny\ninput: [8, 8, 3]\nlayers:\n  - conv: {filters: 4, kernel: 1}\n"
 
@@ -124,7 +124,7 @@ def test_python_made_specs_obey_the_name_rule(name):
 def test_the_deepest_spec_validate_accepts_builds_saves_and_reloads(tmp_path):
     import keras
 
-    from inception_kit.shapes import MAX_KERAS_DEPTH
+    from inception_kit.planner import MAX_KERAS_DEPTH
 
     times = (MAX_KERAS_DEPTH - 1) // 2  # each conv adds itself and its relu; the input is one more
     spec = ik.loads_spec(f"name: deep\ninput: [4, 4, 3]\nlayers:\n  - conv: {{filters: 3, kernel: 1, repeat: {times}}}\n")

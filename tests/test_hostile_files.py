@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, SPECS, run
-from inception_kit import exporters
+from inception_kit.keras import export as exporters
 from inception_kit.files import UnsafeDestination, child_path, staged_dir
 
 TINY = SPECS / "one_by_one.yaml"
@@ -227,7 +227,7 @@ def test_control_characters_from_an_artifact_never_reach_the_terminal(tmp_path):
 PAIR_WRITER = """
 import os, sys, time, tempfile
 from pathlib import Path
-from inception_kit import exporters
+from inception_kit.keras import export as exporters
 
 out, label, stop_at = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 stamp = {"file": out.name, "bytes": 0, "sha256": ""}
@@ -382,7 +382,7 @@ def test_a_non_utf8_out_path_is_written_and_printed_as_escapes(tmp_path):
 def test_report_plot_draws_names_as_text_not_tex(tmp_path):
     pytest.importorskip("matplotlib")
     from inception_kit import analyse, load_spec, plan
-    from inception_kit.plots import savings_chart
+    from inception_kit.viz.plots import savings_chart
 
     analysis = analyse(plan(load_spec(SPECS / "inception_3a.yaml")))
     object.__setattr__(analysis.plan.model, "name", "$\\frac{$")  # what a TeX parser chokes on

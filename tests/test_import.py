@@ -13,7 +13,7 @@ import pytest
 
 import inception_kit as ik
 from conftest import CLI, ROOT, SHIPPED, SPECS
-from inception_kit.importer import copy_weights, import_keras
+from inception_kit.keras.importer import copy_weights, import_keras
 from inception_kit.report import report_data
 
 APPLICATIONS = {

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import inception_kit as ik
 from conftest import SPECS, TEST_SPECS
-from inception_kit.shapes import iter_ops
+from inception_kit.planner import iter_ops
 
 EXAMPLES = int(os.environ.get("IK_MUTATION_EXAMPLES", "40"))
 BASES = [SPECS / "inception_3a.yaml", TEST_SPECS / "valid" / "residual_and_nested.yaml",

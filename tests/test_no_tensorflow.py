@@ -10,13 +10,14 @@ import sys, inception_kit as ik
 a = ik.analyse("specs/googlenet.yaml")
 for fmt in ("table", "markdown", "csv", "json"):
     ik.render(a, fmt)
-from inception_kit import cli, schema
+from inception_kit import cli
+from inception_kit.spec import schema
 cli.main(["report", "specs/googlenet.yaml", "--format", "json"])
 d = ik.diff("specs/googlenet.yaml", "specs/inception_3a.yaml")
 for fmt in ("table", "markdown", "csv", "json"):
     d.render(fmt)
 cli.main(["diff", "specs/googlenet.yaml", "specs/inception_3a.yaml", "--format", "csv"])
-from inception_kit.fit import fit, sweep
+from inception_kit.design.fit import fit, sweep
 fit("specs/inception_v3.yaml", macs="5G").diff.render("table")
 cli.main(["fit", "specs/googlenet.yaml", "--macs", "1.2G"])
 cli.main(["fit", "specs/googlenet.yaml", "--sweep"])

@@ -10,7 +10,8 @@ import pytest
 
 import inception_kit as ik
 from conftest import ROOT, SPECS, needs_dot, run
-from inception_kit import diagram, plots
+from inception_kit.viz import diagram
+from inception_kit.viz import plots
 from inception_kit.errors import SpecError
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -102,7 +103,7 @@ def test_nested_residual_and_other_specs_draw(spec, block, tmp_path):
     names = {g.get("id") for g in root.iter(f"{SVG}g")}
     if block:  # nested blocks are drawn inside their branch, with all their layers
         bp = diagram.find_block(a, block)
-        from inception_kit.shapes import iter_ops
+        from inception_kit.planner import iter_ops
 
         assert {f"layer-{op.name}" for op in iter_ops([bp])} <= names
 

@@ -101,7 +101,7 @@ def test_json_savings_and_naive_submodels_match_the_analysis(analysis, profiled_
 @pytest.mark.slow
 def test_the_naive_network_builds_with_the_analysis_naive_params(analysis):
     """Independently of the profile command's own check: naive(plan) is a network Keras builds."""
-    from inception_kit.profile import built_macs
+    from inception_kit.keras.profile import built_macs
 
     (block,) = analysis.blocks
     removed = {r.name for r in analysis.rows if r.removed_in_naive}

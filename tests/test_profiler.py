@@ -2,7 +2,7 @@
 
 The profiler is the independent measurement: it walks the frozen inference graph of the
 built model. One documented difference is pinned below: grouped convolutions run in an
-XLA function the profiler cannot see into (see inception_kit.verify).
+XLA function the profiler cannot see into (see inception_kit.keras.verify).
 """
 
 import os
@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 import inception_kit as ik
 from conftest import CLI, ROOT, SHIPPED, SPECS, TEST_SPECS
-from inception_kit.profiler import profile_flops
-from inception_kit.verify import compare
+from inception_kit.keras.profiler import profile_flops
+from inception_kit.keras.verify import compare
 
 pytestmark = pytest.mark.slow  # every test here starts TensorFlow (make check leaves them out)
 

@@ -92,7 +92,7 @@ def test_a_registered_kind_is_in_the_json_schema(pointwise):
     import jsonschema
     import yaml
 
-    from inception_kit.schema import spec_schema
+    from inception_kit.spec.schema import spec_schema
 
     schema = spec_schema()
 
@@ -102,7 +102,7 @@ def test_a_registered_kind_is_in_the_json_schema(pointwise):
 
 
 def test_a_registered_kind_is_drawn_with_its_caption(pointwise):
-    from inception_kit.diagram import layer_text
+    from inception_kit.viz.diagram import layer_text
 
     plan = ik.validate(ik.loads_spec(SPEC))
     assert layer_text(plan.layers[0]) == "1×1 linear to 16"
@@ -110,7 +110,7 @@ def test_a_registered_kind_is_drawn_with_its_caption(pointwise):
 
 @pytest.mark.slow
 def test_a_registered_kind_builds_and_equals_the_profiler(pointwise):
-    from inception_kit.verify import compare
+    from inception_kit.keras.verify import compare
 
     analysis = ik.analyse(ik.loads_spec(SPEC))
     model = ik.build_model(analysis.plan)

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from conftest import CLI, SHIPPED, TEST_SPECS
-from inception_kit.schema import SCHEMA_FILE, spec_schema
+from inception_kit.spec.schema import SCHEMA_FILE, spec_schema
 
 VALID = sorted((TEST_SPECS / "valid").glob("*.yaml"))
 

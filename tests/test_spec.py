@@ -4,7 +4,7 @@ import pytest
 
 import inception_kit as ik
 from conftest import SHIPPED, TEST_SPECS
-from inception_kit.shapes import iter_ops
+from inception_kit.planner import iter_ops
 
 VALID = sorted((TEST_SPECS / "valid").glob("*.yaml"))
 

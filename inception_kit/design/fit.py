@@ -27,14 +27,14 @@ import re
 from dataclasses import dataclass
 from typing import Any, Union
 
-from .cost import DEFAULT_BUDGET, Analysis, Budget, analyse, check_budget, op_cost
+from ..analysis import DEFAULT_BUDGET, Analysis, Budget, analyse, check_budget, op_cost
+from ..errors import SpecError
+from ..kinds import Cost, kind_of
+from ..planner import BlockPlan, Op, Plan, Step, is_bottleneck, iter_ops, load_spec, loads_spec, plan
+from ..report import text_table, human
+from ..spec.types import Layer, Model, Node
+from ..spec.yaml_io import read_text
 from .diff import Diff, diff
-from .errors import SpecError
-from .kinds import Cost, kind_of
-from .report import _table, human
-from .shapes import BlockPlan, Op, Plan, Step, is_bottleneck, iter_ops, load_spec, loads_spec, plan
-from .spec import Layer, Model, Node
-from .yaml_io import read_text
 
 Source = Union[Plan, Model, str, "os.PathLike[str]"]
 GRID = 1000  # s is searched on k / GRID, k = 1 .. GRID
@@ -124,7 +124,7 @@ class FitResult:
     def table(self) -> str:
         """The widths changed, old -> new."""
         rows = [[c.name, c.path, str(c.old), str(c.new)] for c in self.changes]
-        return _table(["reduction", "spec path", "before", "after"], rows, {2, 3})
+        return text_table(["reduction", "spec path", "before", "after"], rows, {2, 3})
 
 
 class _Fitter:
@@ -233,7 +233,7 @@ def render_sweep(points: list[SweepPoint]) -> str:
         for p in points
     ]
     return (
-        _table(["scale", "MACs", "MACs (exact)", "params", "params (exact)", "fits"], rows, {0, 1, 2, 3, 4})
+        text_table(["scale", "MACs", "MACs (exact)", "params", "params (exact)", "fits"], rows, {0, 1, 2, 3, 4})
         + "\n"
     )
 
@@ -320,7 +320,7 @@ def fit(
 
 
 def _problem(path: str, expected: str, received: str) -> Any:
-    from .errors import Problem
+    from ..errors import Problem
 
     return Problem(path, expected, received)
 
@@ -394,6 +394,6 @@ def _edit_source(model: Model, reductions: list[Reduction]) -> str | None:
 
 def write(result: FitResult, out: str | os.PathLike[str], overwrite: bool = False) -> None:
     """Writes the fitted spec atomically; an existing file only with overwrite."""
-    from .files import write_text
+    from ..files import write_text
 
     write_text(out, result.text, overwrite)

@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .errors import SpecError
+from ..errors import SpecError
 
 # preset name -> keras.applications builder, for weights="imagenet"
 KERAS_APPS = {

@@ -12,8 +12,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from .cost import Analysis, op_cost
-from .kinds import kind_of
+from ..analysis import Analysis, op_cost
+from ..kinds import kind_of
 
 
 @dataclass
@@ -44,7 +44,7 @@ def compare(analysis: Analysis, model: Any, flops: Counter | None = None) -> lis
     from .backends import current
 
     if flops is None and current() != "tensorflow":
-        from .errors import SpecError
+        from ..errors import SpecError
 
         raise SpecError.one("--verify", "the tensorflow backend: TensorFlow's profiler counts FLOPs on a "
                             "TensorFlow graph (the cost report itself is the same on every backend)",

@@ -81,9 +81,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .cost import DEFAULT_BUDGET, Budget
-from .errors import Problem, SpecError
-from .files import (
+from ..analysis import DEFAULT_BUDGET, Budget
+from ..errors import Problem, SpecError
+from ..files import (
     DestinationExists,
     UnsafeDestination,
     check_folder_destination,
@@ -535,8 +535,8 @@ class _Target:
 
     @classmethod
     def of(cls, spec_or_model: Any, budget: Budget) -> _Target:
-        from .shapes import Plan
-        from .spec import Model
+        from ..planner import Plan
+        from ..spec.types import Model
 
         if isinstance(spec_or_model, (Plan, Model, str, os.PathLike)):
             return cls._of_spec(spec_or_model, budget)
@@ -547,9 +547,9 @@ class _Target:
 
     @classmethod
     def _of_spec(cls, spec: Any, budget: Budget) -> _Target:
-        from .cost import analyse
-        from .kinds import kind_of
-        from .shapes import iter_ops
+        from ..analysis import analyse
+        from ..kinds import kind_of
+        from ..planner import iter_ops
 
         analysis = analyse(spec, budget)
         p = analysis.plan
@@ -633,7 +633,7 @@ class _Target:
     def build(self, strategy: Any, aux: bool = False) -> Any:
         """The model, with its variables in `strategy`'s scope (call inside the scope)."""
         if self.analysis is not None:
-            from .builder import build_model
+            from ..keras.builder import build_model
 
             return build_model(self.analysis.plan, aux=aux)
         model = self.keras_model
@@ -656,7 +656,7 @@ class _Target:
         """The spec's files in the run folder: its cost report and the expanded spec."""
         if self.analysis is None:
             return {}
-        from .report import render
+        from ..report import render
 
         return {"report.json": render(self.analysis, "json"), "spec.yaml": self.identity}
 
@@ -717,7 +717,7 @@ def _tf_config() -> tuple[dict[str, Any], str, int]:
 
 
 def _make_strategy(strategy: Any) -> Any:
-    from .backends import current
+    from ..keras.backends import current
 
     backend = current()
     if backend != "tensorflow" or strategy == "data-parallel":
@@ -751,7 +751,7 @@ class _KerasStrategy:
 
 def _check_backend(strategy: Any) -> None:
     """A strategy name the backend cannot run is a SpecError (the backend read without Keras)."""
-    from .backends import current
+    from ..keras.backends import current
 
     backend = current()
     if not isinstance(strategy, str) or strategy == "default":

@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 
 import yaml
 
-from .errors import Mark, SpecError
+from ..errors import Mark, SpecError
 
 MAX_FILE_BYTES = 1_000_000
 # Values written, and values after alias expansion. GoogLeNet has about 1,500; the bound

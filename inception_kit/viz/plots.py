@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .cost import Analysis, saving
+from ..analysis import Analysis, saving
 
 WIDTH_IN = 12.0
 DPI = 100
@@ -113,7 +113,7 @@ def savings_chart(analysis: Analysis, path: str | os.PathLike[str], overwrite: b
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    from .files import DestinationExists, staged_file
+    from ..files import DestinationExists, staged_file
 
     path = Path(path)
     if path.exists() and not overwrite:
@@ -132,7 +132,7 @@ B_COLOR = REAL_COLOR
 def _write_png(fig: Any, path: str | os.PathLike[str], overwrite: bool) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    from .files import staged_file
+    from ..files import staged_file
 
     FigureCanvasAgg(fig)
     with staged_file(path, overwrite) as tmp:
@@ -141,7 +141,7 @@ def _write_png(fig: Any, path: str | os.PathLike[str], overwrite: bool) -> Path:
 
 
 def _refuse_existing(path: str | os.PathLike[str], overwrite: bool) -> None:
-    from .files import DestinationExists
+    from ..files import DestinationExists
 
     if Path(path).exists() and not overwrite:
         raise DestinationExists(Path(path))  # before drawing: nothing is wasted

@@ -17,10 +17,10 @@ import os
 from dataclasses import dataclass
 from typing import Any, Union
 
-from .cost import Analysis
-from .kinds import fmt_shape
-from .report import FORMATS, _table, human, markdown_table, report_data
-from .spec import Model
+from ..analysis import Analysis
+from ..kinds import fmt_shape
+from ..report import FORMATS, text_table, human, markdown_table, report_data
+from ..spec.types import Model
 
 Source = Union[Analysis, Model, str, "os.PathLike[str]"]
 
@@ -120,7 +120,7 @@ def _keyed(data: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
 def _analysis(source: Source) -> Analysis:
     if isinstance(source, Analysis):
         return source
-    from .cost import analyse
+    from ..analysis import analyse
 
     return analyse(source)
 
@@ -266,10 +266,10 @@ def render_data(data: dict[str, Any], fmt: str = "table") -> str:
         return "\n".join([*parts, ""])
     if fmt != "table":
         raise ValueError(f"format must be one of {', '.join(FORMATS)}; received {fmt!r}")
-    parts = [_title(data), "", _table(head, _summary_rows(model, True), {1, 2, 3, 4})]
+    parts = [_title(data), "", text_table(head, _summary_rows(model, True), {1, 2, 3, 4})]
     shapes = (model["a"]["output_shape"], model["b"]["output_shape"])
     if shapes[0] != shapes[1]:
         parts.append(f"output shapes differ: {fmt_shape(shapes[0])} → {fmt_shape(shapes[1])}")
     if len(data["rows"]) > 1:
-        parts += ["", _table(ROW_HEADER, _entry_rows(data, True), set(range(2, 10)))]
+        parts += ["", text_table(ROW_HEADER, _entry_rows(data, True), set(range(2, 10)))]
     return "\n".join([*parts, ""])

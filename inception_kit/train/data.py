@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import Problem, SpecError
+from ..errors import Problem, SpecError
 
 PACKAGED = {"digits": "scikit-learn's load_digits: 1,797 8x8 grayscale digits, 10 classes"}
 DIGITS_CLASSES = [str(i) for i in range(10)]

@@ -10,8 +10,8 @@ import copy
 from collections.abc import Iterator
 from typing import Any
 
-from .errors import SpecError, did_you_mean
-from .spec import Block, Layer, Model, Node
+from ..errors import SpecError, did_you_mean
+from .types import Block, Layer, Model, Node
 
 
 def iter_blocks(nodes: list[Node]) -> Iterator[Block]:

@@ -17,12 +17,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .errors import UNSET, Mark, Problems, did_you_mean
+from .errors import UNSET, Mark, Problems, SpecError, did_you_mean
 from .kinds import ACTIVATION, KINDS, MERGES, Bad, FieldBad, Shape, ShapeError, fmt_shape, kind_of
-from .errors import SpecError
-from .spec import NAME_RULE, Block, Layer, Model, Node, parse_plain, parse_text, valid_name
-from .yaml_io import read_text
-from .yaml_io import YDict, mark_of, reads_as_number
+from .spec.parse import parse_plain, parse_text
+from .spec.types import NAME_RULE, Block, Layer, Model, Node, valid_name
+from .spec.yaml_io import YDict, mark_of, read_text, reads_as_number
 
 
 def _fields_wanted(kind: str) -> str:
@@ -225,8 +224,8 @@ def load_plan(source: Model | Plan | str | os.PathLike[str], **knobs: Any) -> Pl
     Raises:
         SpecError: with every problem found, each naming its path (and line, from YAML).
     """
-    from .catalog import resolve
-    from .knobs import apply_knobs, knobs_given
+    from .spec.catalog import resolve
+    from .spec.knobs import apply_knobs, knobs_given
 
     given = knobs_given(**knobs)
     if isinstance(source, Plan):
@@ -253,7 +252,7 @@ def loads_spec(text: str, file: str = "<string>") -> Model:
 
 def loads_plan(text: str, file: str = "<string>", **knobs: Any) -> Plan:
     """Like `load_plan`, from YAML text (standard input, for one)."""
-    from .knobs import knobs_given
+    from .spec.knobs import knobs_given
 
     return _plan_parsed(*parse_text(text, file), knobs_given(**knobs))
 
@@ -270,7 +269,7 @@ def _plan_parsed(model: Model, problems: Problems, knobs: dict[str, Any]) -> Pla
     if not problems:
         try:
             if knobs:
-                from .knobs import apply_knobs
+                from .spec.knobs import apply_knobs
 
                 return _with_knobs(model, apply_knobs(model, **knobs), "input_shape" in knobs)
             return plan(model)
@@ -293,7 +292,7 @@ def _with_knobs(written: Model, changed: Model, new_input: bool) -> Plan:
         plan(written)  # the spec's own problem, where it has one
         if not new_input:
             raise
-        from .knobs import misfit
+        from .spec.knobs import misfit
 
         raise misfit(changed, err) from None
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import SpecError, did_you_mean
+from ..errors import SpecError, did_you_mean
 
-_HERE = Path(__file__).resolve().parent
+_PACKAGE = Path(__file__).resolve().parent.parent  # inception_kit/
 # An installed package first (the wheel's inception_kit/presets/), then a source checkout.
-_FOLDERS = (_HERE / "presets", _HERE.parent / "specs")
+_FOLDERS = (_PACKAGE / "presets", _PACKAGE.parent / "specs")
 SUFFIX = ".yaml"
 
 

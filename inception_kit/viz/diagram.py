@@ -25,10 +25,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .cost import Analysis, Row, saving
-from .errors import SpecError, did_you_mean
-from .kinds import Cost, fmt_shape, kind_of
-from .shapes import BlockPlan, Op, Step, iter_ops, walk
+from ..analysis import Analysis, Row, saving
+from ..errors import SpecError, did_you_mean
+from ..kinds import Cost, fmt_shape, kind_of
+from ..planner import BlockPlan, Op, Step, iter_ops, walk
 
 FORMATS = ("svg", "png")
 
@@ -323,7 +323,7 @@ def svg(analysis: Analysis, block: str | None = None) -> str:
 def save(analysis: Analysis, path: str | os.PathLike[str], block: str | None = None,
          format: str | None = None, overwrite: bool = False) -> Path:
     """Draws and writes atomically; the format is `format` or the file's suffix."""
-    from .files import staged_file
+    from ..files import staged_file
 
     path = Path(path)
     fmt = format or path.suffix.lstrip(".").lower()
@@ -345,8 +345,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .cost import analyse
-    from .cost import Budget
+    from ..analysis import Budget, analyse
 
     fmt = args.format or Path(args.out).suffix.lstrip(".").lower()
     if fmt not in FORMATS:

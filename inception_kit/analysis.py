@@ -16,8 +16,8 @@ from typing import Any
 
 from .errors import Mark, Problem, SpecError
 from .kinds import Cost, fmt_shape, kind_of
-from .shapes import BlockPlan, Op, Plan, Step, aux_plan, load_plan, naive
-from .spec import Model
+from .planner import BlockPlan, Op, Plan, Step, aux_plan, load_plan, naive
+from .spec.types import Model
 
 Source = Plan | Model | str | os.PathLike[str]  # a plan, or a spec (object, YAML file, preset name)
 

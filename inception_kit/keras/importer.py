@@ -32,9 +32,10 @@ from typing import Any
 
 import yaml
 
-from .errors import Problem, SpecError
-from .shapes import from_data
-from .spec import TABLE_COLUMNS, Model
+from ..errors import Problem, SpecError
+from ..planner import from_data
+from ..spec.parse import TABLE_COLUMNS
+from ..spec.types import Model
 
 SUPPORTED = (
     "InputLayer",
@@ -730,7 +731,7 @@ def import_keras(model: Any) -> Imported:
     if head:
         data["head"] = head
     out = Imported(data, sources)
-    from .shapes import plan
+    from ..planner import plan
 
     p = plan(out.model)  # a bug, not the user's model, if this fails: let it raise
     if tuple(p.output_shape) != tuple(model.output_shape[1:]):
@@ -763,7 +764,7 @@ def load_keras(path: str | os.PathLike[str]) -> Any:
 def copy_weights(source: Any, built: Any, imported: Imported) -> None:
     """Copies every weight of `source` (the imported Keras model) into `built`
     (`build_model(imported.model)`), layer by layer in build order."""
-    from .shapes import iter_ops, plan
+    from ..planner import iter_ops, plan
 
     ops = list(iter_ops(plan(imported.model).steps))
     if len(ops) != len(imported.sources):

@@ -98,10 +98,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .builder import INPUT_NAME, PRECISIONS
-from .cost import DEFAULT_BUDGET, Budget
-from .errors import SpecError
-from .files import (
+from ...analysis import DEFAULT_BUDGET, Budget
+from ...errors import SpecError
+from ...files import (
     DestinationExists,
     UnsafeDestination,
     check_file_destination,
@@ -110,8 +109,9 @@ from .files import (
     staged_dir,
     staged_file,
 )
-from .report import render
-from .spec import Model
+from ...report import render
+from ...spec.types import Model
+from ..builder import INPUT_NAME, PRECISIONS
 
 FORMATS = ("savedmodel", "keras", "tflite", "onnx")
 OUTPUT_NAME = "output"
@@ -214,7 +214,7 @@ def export(
         VerificationError: the reloaded artifact does not reproduce the Keras model.
         MissingDependency: format "onnx" without tf2onnx/onnxruntime installed.
     """
-    from .cost import analyse
+    from ...analysis import analyse
 
     if format not in FORMATS:
         raise SpecError.one("format", f"one of {', '.join(FORMATS)}", repr(format))
@@ -237,7 +237,7 @@ def export(
     else:
         check_file_destination(out, overwrite)
         check_folder_destination(meta, overwrite, MANIFEST_FILE, keep)
-    from .backends import current
+    from ..backends import current
 
     backend = current()
     if backend != "tensorflow" and (format in ("savedmodel", "tflite") or (format, backend) == ("onnx", "jax")):
@@ -389,8 +389,8 @@ def _write_meta(
     tolerance: float | None,
 ) -> None:
     """Writes spec.yaml, report.json and manifest.json (diff None: not verified)."""
-    from .version import __version__
-    from .backends import versions
+    from ...version import __version__
+    from ..backends import versions
 
     manifest = {
         **manifest,
@@ -414,7 +414,7 @@ def _write_meta(
 
 def _model(plan: Any, weights: str | os.PathLike[str] | None, precision: str = "float32") -> tuple[Any, Any]:
     """The Keras model, and how the manifest describes its weights."""
-    from .builder import build_model
+    from ..builder import build_model
 
     model = build_model(plan, precision)
     if weights is None:
@@ -710,7 +710,7 @@ def _export_in_tensorflow(spec: Model, out: Path, format: str, weights: Any, qua
     if "error" in answer:
         kind, message = answer["error"], answer["message"]
         if kind == "SpecError":
-            from .errors import Mark, Problem
+            from ...errors import Mark, Problem
 
             raise SpecError([Problem(**{**p, "mark": Mark(**p["mark"]) if p["mark"] else None})
                              for p in answer["problems"]])
@@ -862,7 +862,7 @@ def inspect_artifact(path: str | os.PathLike[str], fmt: str = "table") -> str:
         return spec_text
     if fmt == "json":
         return report_text
-    from .report import render_data
+    from ...report import render_data
 
     try:
         body = render_data(report, fmt)  # the stored report, as it was written

@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .kinds import ACTIVATION, KINDS, MERGES, REQUIRED
-from .spec import TABLE_COLUMNS
+from ..kinds import ACTIVATION, KINDS, MERGES, REQUIRED
+from .parse import TABLE_COLUMNS
 
 SCHEMA_FILE = Path(__file__).with_name("spec.schema.json")
 _REF = {"type": "string", "pattern": r"^\$[A-Za-z_][A-Za-z0-9_]*$"}

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import json
 import math
 import os
@@ -43,11 +42,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .cost import Analysis, BlockCost
-from .errors import SpecError
-from .kinds import Cost
-from .report import human as _human
-from .shapes import BlockPlan, Step, naive, walk
+from ..analysis import Analysis, BlockCost
+from ..errors import SpecError
+from ..kinds import Cost
+from ..planner import BlockPlan, Step, naive, walk
+from ..report import human as _human
 
 TIMING = "concrete tf.function per sub-model (graph mode, no XLA, training=False)"
 # Under JAX and torch there is no tf.function: Keras' predict_on_batch (jit-compiled by JAX,
@@ -509,8 +508,7 @@ def render_table(analysis: Analysis, pairs: list[Pair], batch: int, repeats: int
 
 
 def run(args: argparse.Namespace) -> int:
-    from .cost import analyse
-    from .cost import Budget
+    from ..analysis import Budget, analyse
 
     analysis = analyse(args.spec, Budget(args.max_params, args.max_activation_bytes))
     pairs = _pairs(analysis, args.block)  # a bad --block fails before TensorFlow loads

@@ -1,153 +1,29 @@
-"""Spec objects (LayerSpec, BlockSpec, ModelSpec) and how YAML documents become them.
+"""How YAML documents become spec objects: only parsing.
 
 The YAML language is the Python objects written down: a model has `layers` and a `head`,
 each item one layer (`{conv: {filters: 64, kernel: 3}}`), a block (`{block: {...}}`),
 a GoogLeNet table row (`{inception: {1x1: 64, ...}}`) or a template instance
 (`{NAME: {arg: value}}`). Templates and table rows are expanded here, so everything
-after this module sees only Layers and Blocks. Field values are checked later, in
-`shapes.plan`, so that specs written in Python get exactly the same checks: this module
-only parses (loading a spec, which parses and plans once, is `shapes.load_plan`).
+after this module sees only LayerSpecs and BlockSpecs. Field values are checked by the
+planner, so that specs written in Python get exactly the same checks; loading a spec
+(parse, then plan, once) is `planner.load_plan`.
 """
 
 from __future__ import annotations
 
 import copy
 import os
-import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from .errors import Mark, Problems, SpecError, closest, did_you_mean
-from .kinds import KINDS
-from .yaml_io import YDict, YList, dump_yaml, key_mark_of, load_yaml, mark_of, plain, read_text
-
-# Where a field's value came from, for error messages: its mark and an optional note.
-Origin = tuple[Mark | None, str | None]
-
-
-class LayerSpec:
-    """One layer: a registry kind and its arguments, e.g. `LayerSpec("conv", filters=64, kernel=3)`."""
-
-    def __init__(self, kind: str, /, name: str | None = None, **args: Any) -> None:
-        self.kind = kind
-        self.name = name
-        self.args: dict[str, Any] = dict(args)
-        self.origins: dict[str, Origin] = {}  # "" is the layer itself
-        self.paths: dict[str, str] = {}  # field -> spec path, where it differs (table rows)
-        self.source_path: str | None = None  # path in the YAML file, when read from one
-
-    def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, LayerSpec)
-            and (self.kind, self.name, plain(self.args)) == (other.kind, other.name, plain(other.args))
-        )
-
-    def __repr__(self) -> str:
-        inner = ", ".join(f"{k}={v!r}" for k, v in self.args.items())
-        named = f", name={self.name!r}" if self.name else ""
-        return f"Layer({self.kind!r}{named}{', ' if inner else ''}{inner})"
-
-    def to_data(self) -> dict[str, Any]:
-        body = {**({"name": self.name} if self.name else {}), **plain(self.args)}
-        return {self.kind: body or None}
-
-
-@dataclass(eq=True)
-class BlockSpec:
-    """Named branches from one input, merged by `concat` or `add`.
-
-    An empty branch is the identity. With `merge="add"`, `scale` multiplies every
-    non-identity branch before the sum (Inception-ResNet); `activation` follows the merge.
-    """
-
-    name: str | None
-    branches: dict[str, list[Node]]
-    merge: str = "concat"
-    scale: float | None = None
-    activation: str | None = None
-    origins: dict[str, Origin] = field(default_factory=dict, compare=False, repr=False)
-    source_path: str | None = field(default=None, compare=False, repr=False)
-
-    def to_data(self) -> dict[str, Any]:
-        body: dict[str, Any] = {}
-        if self.name:
-            body["name"] = self.name
-        body["merge"] = self.merge
-        if self.scale is not None:
-            body["scale"] = self.scale
-        if self.activation is not None:
-            body["activation"] = self.activation
-        body["branches"] = {b: [n.to_data() for n in nodes] for b, nodes in self.branches.items()}
-        return {"block": body}
-
-
-Node = LayerSpec | BlockSpec
-
-
-@dataclass(eq=True)
-class AuxHead:
-    """A side head for training (GoogLeNet's auxiliary classifiers): `layers` applied to
-    the output of the top-level layer or block named `at`; its loss counts `weight` times."""
-
-    at: str
-    layers: list[Node]
-    weight: float = 0.3  # the paper's
-    origins: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)  # key -> Mark
-
-    def to_data(self) -> dict[str, Any]:
-        return {"at": self.at, "weight": self.weight, "layers": [n.to_data() for n in self.layers]}
-
-
-@dataclass(eq=True)
-class ModelSpec:
-    """A whole network: input shape, defaults per kind, layers, and a head."""
-
-    name: str
-    input_shape: tuple[int, ...]
-    layers: list[Node]
-    head: list[Node] = field(default_factory=list)
-    defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
-    source: str | None = field(default=None, compare=False)
-    origins: dict[str, Origin] = field(default_factory=dict, compare=False, repr=False)
-    aux: dict[str, AuxHead] = field(default_factory=dict)  # training-only side heads, by name
-
-    def to_data(self) -> dict[str, Any]:
-        """The expanded spec as plain data (templates and table rows written out)."""
-        data: dict[str, Any] = {"name": self.name, "input": list(self.input_shape)}
-        if self.defaults:
-            data["defaults"] = plain(self.defaults)
-        data["layers"] = [n.to_data() for n in self.layers]
-        if self.head:
-            data["head"] = [n.to_data() for n in self.head]
-        if self.aux:
-            data["aux"] = {name: head.to_data() for name, head in self.aux.items()}
-        return data
-
-    def to_yaml(self) -> str:
-        return dump_yaml(self.to_data())
-
-    def block(self, name: str) -> Block:
-        """The block named `name`, carrying this spec's defaults, for `apply_block`."""
-        from .blocks import find_block
-
-        return find_block(self, name)
-
-
-# The names of version 0.2, kept for one release: Keras has its own Model and Layer.
-Layer = LayerSpec
-Block = BlockSpec
-Model = ModelSpec
-
-
-# ---------------------------------------------------------------------------------------
-# Loading
+from ..errors import Mark, Problems, SpecError, closest, did_you_mean
+from ..kinds import KINDS
+from .types import NAME_RULE, AuxHead, Block, Layer, Model, Node, Origin, valid_name
+from .yaml_io import YDict, YList, key_mark_of, load_yaml, mark_of
 
 MAX_REPEAT = 1_000
 MAX_EXPANDED_NODES = 20_000  # InceptionResNetV2 has about 400
-MAX_NAME_LENGTH = 64
-NAME_RULE = f"a name of 1 to {MAX_NAME_LENGTH} letters, digits, '_', '-' or '.', not starting with '-' or '.'"
 MAX_BLOCK_DEPTH = 16  # the YAML nesting limit allows about as many blocks written out
 TABLE_COLUMNS = ("1x1", "3x3_reduce", "3x3", "5x5_reduce", "5x5", "pool_proj")
 MODEL_KEYS = ("name", "input", "defaults", "templates", "layers", "head", "aux")
@@ -257,7 +133,7 @@ class _Parser:
         out: dict[str, AuxHead] = {}
         for name, body in (data or {}).items():
             path = f"aux.{name}"
-            if not _valid_name(name):
+            if not valid_name(name):
                 self.p.add(path, NAME_RULE, name, key_mark_of(data, name))
                 continue
             body = self.mapping(body, path, mark_of(data, name), "an auxiliary head: {at, layers, weight}")
@@ -501,7 +377,7 @@ class _Parser:
             body = YDict(body)
         # Field names and values are checked in shapes.plan, for Python-made specs too.
         name = body.get("name")
-        if name is not None and not _valid_name(name):
+        if name is not None and not valid_name(name):
             self.p.add(_join(path, "name"), NAME_RULE, name, mark_of(body, "name"))
             name = None
         args = {k: v for k, v in body.items() if k not in ("name", "repeat")}
@@ -521,7 +397,7 @@ class _Parser:
         """A general block, repeated as `times` says (read from the body when None)."""
         suggested = self.unknown_keys(body, BLOCK_KEYS, path, "block", note)
         name = body.get("name")
-        if name is not None and not _valid_name(name):
+        if name is not None and not valid_name(name):
             self.p.add(_join(path, "name"), NAME_RULE, name, mark_of(body, "name"))
             name = None
         merge = body.get("merge", "concat")  # merge, scale and activation are checked in plan()
@@ -550,7 +426,7 @@ class _Parser:
             branches: dict[str, list[Node]] = {}
             for bname, nodes in branches_data.items():
                 bpath = f"{_join(path, 'branches')}.{bname}"
-                if not _valid_name(bname):
+                if not valid_name(bname):
                     self.p.add(bpath, NAME_RULE, bname, key_mark_of(branches_data, bname))
                     continue
                 self.depth += 1
@@ -602,7 +478,7 @@ class _Parser:
         times = self.repeat(body, path)
         self.count(times.times * 8, path, mark)  # each row: a block of 7 layers
         name = body.get("name")
-        if name is not None and not _valid_name(name):
+        if name is not None and not valid_name(name):
             self.p.add(_join(path, "name"), NAME_RULE, name, mark_of(body, "name"))
             name = None
         for i in range(times.times):
@@ -676,19 +552,6 @@ def _is_ref(value: Any) -> bool:
 
 def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
-
-
-def valid_name(name: Any) -> bool:
-    """The one rule for model, block, branch, layer and template names. Names become Keras
-    layer names and parts of file names, so no '/', no NUL, no '.' or '..', no leading '-'."""
-    if not isinstance(name, str):
-        return False
-    name = name.replace("{i}", "0")  # `{i}` stands for the copy's number in repeated items
-    return len(name) <= MAX_NAME_LENGTH and _NAME.fullmatch(name) is not None
-
-
-_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
-_valid_name = valid_name
 
 
 def _to_y(data: Any) -> Any:

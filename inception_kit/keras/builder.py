@@ -12,10 +12,10 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .errors import SpecError
-from .kinds import kind_of
-from .shapes import INPUT_NAME, OUTPUT_CAST_NAME, BlockPlan, Op, Plan, Step, load_plan, plan, walk
-from .spec import Block, Layer, Model, Node
+from ..errors import SpecError
+from ..kinds import kind_of
+from ..planner import INPUT_NAME, OUTPUT_CAST_NAME, BlockPlan, Op, Plan, Step, load_plan, plan, walk
+from ..spec.types import Block, Layer, Model, Node
 
 if TYPE_CHECKING:
     import keras

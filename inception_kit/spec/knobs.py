@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from .errors import SpecError, show
-from .kinds import ACTIVATION, KINDS, Bad, fmt_shape
-from .spec import Layer, Model, Node
+from ..errors import SpecError, show
+from ..kinds import ACTIVATION, KINDS, Bad, fmt_shape
+from .types import Layer, Model, Node
 
 POOLINGS = {"avg": "gap", "max": "gmaxpool"}  # Keras' pooling= -> the layer kind appended
 KEEP: Any = type("Keep", (), {"__repr__": lambda self: "KEEP"})()  # "as the spec says"

@@ -16,9 +16,9 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .cost import DEFAULT_BUDGET, Budget
-from .errors import SpecError
-from .files import DestinationExists, UnsafeDestination
+from ..analysis import DEFAULT_BUDGET, Budget
+from ..errors import SpecError
+from ..files import DestinationExists, UnsafeDestination
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 SUMMARY_WIDTH = 100  # `build`'s Keras summary, like the cost report: at most 100 columns
@@ -73,8 +73,8 @@ def _positive_int(text: str) -> int:
 def _plan(path: str, **knobs: Any) -> Any:
     """The spec argument loaded and planned once: a path or preset, or for '-' the spec
     read from stdin (bounded like files)."""
-    from .shapes import load_plan, loads_plan
-    from .yaml_io import STDIN, decode, read_bounded
+    from ..planner import load_plan, loads_plan
+    from ..spec.yaml_io import STDIN, decode, read_bounded
 
     if path != STDIN:
         return load_plan(path, **knobs)
@@ -83,7 +83,7 @@ def _plan(path: str, **knobs: Any) -> Any:
 
 def _emit(text: str, out: str | None, overwrite: bool) -> None:
     if out and out != "-":
-        from .files import write_text
+        from ..files import write_text
 
         write_text(out, text, overwrite)
         if not _is_stream(out):
@@ -93,13 +93,13 @@ def _emit(text: str, out: str | None, overwrite: bool) -> None:
 
 
 def _is_stream(path: str) -> bool:
-    from .files import is_stream
+    from ..files import is_stream
 
     return is_stream(path)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from .cost import analyse
+    from ..analysis import analyse
 
     a = analyse(args.spec, _budget(args))
     shown = "<stdin>" if args.spec_source == "-" else _safe(args.spec_source)
@@ -108,8 +108,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .cost import analyse
-    from .report import render
+    from ..analysis import analyse
+    from ..report import render
 
     analysis = analyse(args.spec, _budget(args))
     _emit(render(analysis, args.format), args.out, args.overwrite)
@@ -119,8 +119,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not args.verify:
         return EXIT_OK
     _quiet_tensorflow()
-    from .builder import build_model
-    from .verify import compare, render_checks
+    from ..keras.builder import build_model
+    from ..keras.verify import compare, render_checks
 
     checks = compare(analysis, build_model(analysis.plan))
     print("\nverification against the built Keras model and TensorFlow's profiler (batch 1):", file=sys.stderr)
@@ -133,19 +133,19 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from .schema import schema_text
+    from ..spec.schema import schema_text
 
     _emit(schema_text(), args.out, args.overwrite)
     return EXIT_OK
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from .cost import analyse
-    from .report import render
+    from ..analysis import analyse
+    from ..report import render
 
     analysis = analyse(args.spec, _budget(args))
     _quiet_tensorflow()
-    from .builder import build_model
+    from ..keras.builder import build_model
 
     model = build_model(analysis.plan, args.precision, weights=args.weights, aux=args.aux)
     # Keras draws the summary with rich, which is as wide as COLUMNS says, else 80 columns when
@@ -158,7 +158,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         # Written by export, so the file gets its sidecar (spec, report, manifest): `inspect` reads it.
         import tempfile
 
-        from .exporters import export
+        from ..keras.export import export
 
         with tempfile.TemporaryDirectory() as tmp:
             weights = None
@@ -173,7 +173,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
-    from .exporters import export
+    from ..keras.export import export
 
     result = export(
         args.spec,
@@ -191,15 +191,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from .exporters import inspect_artifact
+    from ..keras.export import inspect_artifact
 
     print(_safe(inspect_artifact(args.artifact, fmt=args.format)), end="")  # an artifact's text is untrusted
     return EXIT_OK
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from .cost import analyse
-    from .diff import diff
+    from ..analysis import analyse
+    from ..design.diff import diff
 
     d = diff(analyse(args.a, _budget(args)), analyse(args.b, _budget(args)))
     _emit(d.render(args.format), args.out, args.overwrite)
@@ -210,7 +210,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def _count(text: str) -> int:
-    from .fit import parse_count
+    from ..design.fit import parse_count
 
     try:
         return parse_count(text)
@@ -219,7 +219,7 @@ def _count(text: str) -> int:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    from .fit import fit, render_sweep, sweep, write
+    from ..design.fit import fit, render_sweep, sweep, write
 
     name = os.path.splitext(os.path.basename(args.spec))[0]
     if args.sweep or args.plot:
@@ -255,8 +255,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
-    from .cost import analyse
-    from .importer import import_keras, load_keras
+    from ..analysis import analyse
+    from ..keras.importer import import_keras, load_keras
 
     imported = import_keras(load_keras(args.model))
     _emit(imported.to_yaml(), args.out, args.overwrite)
@@ -269,7 +269,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 def _module(name: str) -> Any:
     import importlib
 
-    return importlib.import_module(f"inception_kit.{name}")
+    where = {"plots": "viz.plots", "diagram": "viz.diagram", "train": "train.training", "profile": "keras.profile"}
+    return importlib.import_module(f"inception_kit.{where.get(name, name)}")
 
 
 def _delegate(module: str) -> Callable[[argparse.Namespace], int]:
@@ -304,7 +305,7 @@ def _add_knobs(p: argparse.ArgumentParser) -> None:
 
 def _apply_knobs(args: argparse.Namespace) -> None:
     """Loads and plans the spec once, with the knobs applied: commands get the plan."""
-    from .knobs import KEEP
+    from ..spec.knobs import KEEP
 
     activation = args.classifier_activation
     if activation is None:
@@ -440,7 +441,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         if args.backend:  # before anything imports Keras, which reads it once (refused if it already ran)
-            from .backends import select
+            from ..keras.backends import select
 
             select(args.backend)
         if hasattr(args, "include_top"):
