@@ -41,6 +41,7 @@ __all__ = [
     "ModelSpec",
     "Plan",
     "SpecError",
+    "__version__",
     "analyse",
     "apply_block",
     "apply_knobs",
@@ -63,7 +64,6 @@ __all__ = [
     "report",
     "report_data",
     "validate",
-    "__version__",
 ]
 
 # The Keras-facing parts load TensorFlow: they are imported when first asked for.

@@ -119,7 +119,7 @@ def main() -> None:
     for src, edges in g.items():
         eager = sorted(d for d, lazy in edges.items() if not lazy)
         lazy = sorted(d for d, lazy in edges.items() if lazy)
-        short = lambda names: ", ".join(n.split(".", 1)[1] if "." in n else n for n in names)  # noqa: E731
+        short = lambda names: ", ".join(n.split(".", 1)[1] if "." in n else n for n in names)
         line = f"{src.ljust(width)}  -> {short(eager) or '-'}"
         if lazy:
             line += f"  (lazy: {short(lazy)})"

@@ -26,9 +26,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from conftest import CLI, SPECS
 from inception_kit import analyse, load_spec, render
-from inception_kit.keras import export as exporters
 from inception_kit.errors import SpecError
 from inception_kit.files import DestinationExists
+from inception_kit.keras import export as exporters
 
 pytestmark = pytest.mark.slow  # every test here starts TensorFlow (make check leaves them out)
 

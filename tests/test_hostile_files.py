@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, SPECS, run
-from inception_kit.keras import export as exporters
 from inception_kit.files import UnsafeDestination, child_path, staged_dir
+from inception_kit.keras import export as exporters
 
 TINY = SPECS / "one_by_one.yaml"
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}

@@ -10,9 +10,8 @@ import pytest
 
 import inception_kit as ik
 from conftest import ROOT, SPECS, needs_dot, run
-from inception_kit.viz import diagram
-from inception_kit.viz import plots
 from inception_kit.errors import SpecError
+from inception_kit.viz import diagram, plots
 
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -7,8 +7,8 @@ until it gets an example here, and is then checked like the others.
 import pytest
 
 import inception_kit as ik
-from inception_kit.kinds import KINDS, MERGES
 from inception_kit.keras.verify import compare
+from inception_kit.kinds import KINDS, MERGES
 
 INPUT = (9, 9, 4)
 EXAMPLES = {  # kind -> (layers before it, its arguments)

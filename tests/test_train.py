@@ -21,8 +21,8 @@ from sklearn.datasets import load_digits
 import inception_kit as ik
 from conftest import CLI, ROOT, SPECS, write_pngs
 from conftest import run as cli  # `run` names a training run here
-from inception_kit.train import training as train
 from inception_kit.files import DestinationExists
+from inception_kit.train import training as train
 
 pytestmark = pytest.mark.slow  # every test here starts TensorFlow (make check leaves them out)
 

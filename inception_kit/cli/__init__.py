@@ -19,6 +19,7 @@ from typing import Any
 from ..analysis import DEFAULT_BUDGET, Budget
 from ..errors import SpecError
 from ..files import DestinationExists, UnsafeDestination
+from . import deploy, diagram, profile, train
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 SUMMARY_WIDTH = 100  # `build`'s Keras summary, like the cost report: at most 100 columns
@@ -114,7 +115,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     analysis = analyse(args.spec, _budget(args))
     _emit(render(analysis, args.format), args.out, args.overwrite)
     if args.plot:
-        _module("plots").savings_chart(analysis, args.plot, overwrite=args.overwrite)
+        from ..viz import plots
+
+        plots.savings_chart(analysis, args.plot, overwrite=args.overwrite)
         print(f"wrote {_safe(args.plot)}", file=sys.stderr)
     if not args.verify:
         return EXIT_OK
@@ -204,7 +207,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
     d = diff(analyse(args.a, _budget(args)), analyse(args.b, _budget(args)))
     _emit(d.render(args.format), args.out, args.overwrite)
     if args.plot:
-        _module("plots").diff_chart(d, args.plot, overwrite=args.overwrite)
+        from ..viz import plots
+
+        plots.diff_chart(d, args.plot, overwrite=args.overwrite)
         print(f"wrote {args.plot}", file=sys.stderr)
     return EXIT_OK
 
@@ -230,7 +235,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
                   f"(multiples of {args.multiple})")
             print(render_sweep(points), end="")
         if args.plot:
-            _module("plots").sweep_chart(points, f"{name}: fitting the 1×1 reduction widths", args.plot,
+            from ..viz import plots
+
+            plots.sweep_chart(points, f"{name}: fitting the 1×1 reduction widths", args.plot,
                                          overwrite=args.overwrite, budget=(args.macs, args.params))
             print(f"wrote {args.plot}", file=sys.stderr)
         if args.sweep:
@@ -264,18 +271,6 @@ def cmd_import(args: argparse.Namespace) -> int:
     print(f"{args.model}: {a.total.params:,} params, {a.total.macs:,} MACs, {len(a.blocks)} blocks",
           file=sys.stderr)
     return EXIT_OK
-
-
-def _module(name: str) -> Any:
-    import importlib
-
-    where = {"plots": "viz.plots", "diagram": "viz.diagram", "train": "train.training", "profile": "keras.profile"}
-    return importlib.import_module(f"inception_kit.{where.get(name, name)}")
-
-
-def _delegate(module: str) -> Callable[[argparse.Namespace], int]:
-    """A command implemented in its own module: `run(args) -> exit code`."""
-    return lambda args: _module(module).run(args)
 
 
 def _add_precision(p: argparse.ArgumentParser) -> None:
@@ -420,13 +415,13 @@ def parser() -> argparse.ArgumentParser:
 
     # Commands that live in their own modules; each module's top level stays TF-free.
     for name, module, help_ in (
-        ("train", "train", "train a spec on an image folder or a packaged data set (tf.distribute)"),
-        ("diagram", "diagram", "draw a block or a whole model (SVG or PNG)"),
-        ("profile", "profile", "measure real time per block and branch beside MACs"),
-        ("deploy", "deploy", "export through every runtime here, measure them, keep the fastest within tolerance"),
+        ("train", train, "train a spec on an image folder or a packaged data set (tf.distribute)"),
+        ("diagram", diagram, "draw a block or a whole model (SVG or PNG)"),
+        ("profile", profile, "measure real time per block and branch beside MACs"),
+        ("deploy", deploy, "export through every runtime here, measure them, keep the fastest within tolerance"),
     ):
-        p = command(name, _delegate(module), help_)
-        _module(module).add_arguments(p)
+        p = command(name, module.run, help_)
+        module.add_arguments(p)
         _add_budget(p)
         _add_knobs(p)
     return root

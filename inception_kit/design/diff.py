@@ -19,7 +19,7 @@ from typing import Any, Union
 
 from ..analysis import Analysis
 from ..kinds import fmt_shape
-from ..report import FORMATS, text_table, human, markdown_table, report_data
+from ..report import FORMATS, human, markdown_table, report_data, text_table
 from ..spec.types import Model
 
 Source = Union[Analysis, Model, str, "os.PathLike[str]"]

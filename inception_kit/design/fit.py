@@ -31,7 +31,7 @@ from ..analysis import DEFAULT_BUDGET, Analysis, Budget, analyse, check_budget, 
 from ..errors import SpecError
 from ..kinds import Cost, kind_of
 from ..planner import BlockPlan, Op, Plan, Step, is_bottleneck, iter_ops, load_spec, loads_spec, plan
-from ..report import text_table, human
+from ..report import human, text_table
 from ..spec.types import Layer, Model, Node
 from ..spec.yaml_io import read_text
 from .diff import Diff, diff
