@@ -11,7 +11,6 @@ planner, so that specs written in Python get exactly the same checks; loading a 
 
 from __future__ import annotations
 
-import copy
 import os
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -20,7 +19,7 @@ from typing import Any, NamedTuple
 from ..errors import Mark, Problems, SpecError, closest, did_you_mean
 from ..kinds import KINDS
 from .types import NAME_RULE, AuxHead, Block, Layer, Model, Node, Origin, valid_name
-from .yaml_io import YDict, YList, key_mark_of, load_yaml, mark_of
+from .yaml_io import YDict, YList, copy_tree, key_mark_of, load_yaml, mark_of
 
 MAX_REPEAT = 1_000
 MAX_EXPANDED_NODES = 20_000  # InceptionResNetV2 has about 400
@@ -262,7 +261,7 @@ class _Parser:
                 values[param] = (default, default_mark)
         if len(self.p.items) > before:
             return []  # expanding with wrong arguments would only repeat the problem
-        body = copy.deepcopy(self.templates[name])
+        body = copy_tree(self.templates[name])
         tmark = self.template_marks[name]
         note = f"in template '{name}'" + (f" at line {tmark.line}" if tmark else "")
         if mark is not None:
