@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -392,8 +392,8 @@ class _Planner:
         container = layer.args.get(bad.field)
         mark = mark_of(container, bad.key) if isinstance(container, YDict) else None
         note = self.where(layer, bad.field)[1]
-        hints = "; ".join(h for h in (hint, note) if h) or None
-        self.p.add(f"{fpath}.{bad.key}", bad.expected, bad.value, mark or self.where(layer, bad.field)[0], hints)
+        joined = "; ".join(h for h in (hint, note) if h) or None
+        self.p.add(f"{fpath}.{bad.key}", bad.expected, bad.value, mark or self.where(layer, bad.field)[0], joined)
 
     def check_defaults(self) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
@@ -417,7 +417,7 @@ class _Planner:
                     self.p.add(path, bad.expected, value, mark, hint)
         return out
 
-    def claim(self, name: str, path: str, node: Node, derived: list[str] = (), what: str = "") -> str:
+    def claim(self, name: str, path: str, node: Node, derived: Sequence[str] = (), what: str = "") -> str:
         """Takes a name and the names Keras derives from it; a collision is reported once."""
         for taken in (name, *derived):
             if taken in self.all_names:
@@ -445,6 +445,7 @@ class _Planner:
         steps: list[Step] = []
         for i, node in enumerate(nodes):
             npath = getattr(node, "source_path", None) or f"{path}[{i}]"
+            step: Step | None
             if isinstance(node, Layer):
                 step = self.layer(node, shape, npath, prefix, names)
             elif isinstance(node, Block):

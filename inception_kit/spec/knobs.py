@@ -63,10 +63,11 @@ def apply_knobs(
         out.head = _top(out, pooling, classes, classifier_activation)
         out.aux = {name: _aux_head(out, name, classes, classifier_activation) for name in out.aux}
     else:
-        for knob, value, unset in (
+        unset_values: tuple[tuple[str, Any, Any], ...] = (
             ("classes", classes, None),
             ("classifier_activation", classifier_activation, KEEP),
-        ):
+        )
+        for knob, value, unset in unset_values:
             if value is not unset:
                 raise SpecError.one(
                     knob, f"no {knob} with include_top=False (the classifier is dropped)", show(value)
@@ -121,7 +122,7 @@ def _input_shape(value: Any) -> tuple[int, int, int]:
     )
     if not ok:
         raise SpecError.one("input_shape", "(height, width, channels) as positive integers", show(value))
-    return tuple(value)  # type: ignore[return-value]
+    return (value[0], value[1], value[2])
 
 
 def _set_classifier(model: Model, classes: int | None, activation: Any) -> list[Node]:
@@ -134,7 +135,7 @@ def _set_classifier(model: Model, classes: int | None, activation: Any) -> list[
             raise SpecError.one("classifier_activation", bad.expected, show(activation)) from None
     head = list(model.head)
     at = next(
-        (i for i in reversed(range(len(head))) if isinstance(head[i], Layer) and _classifies(head[i])),
+        (i for i in reversed(range(len(head))) if _classifies(head[i])),
         None,
     )
     if at is None:
@@ -145,6 +146,7 @@ def _set_classifier(model: Model, classes: int | None, activation: Any) -> list[
             f"model '{model.name}' with no dense layer in its head",
         )
     dense = copy.copy(head[at])
+    assert isinstance(dense, Layer)  # _classifies said so
     dense.args = dict(dense.args)
     if classes is not None:
         dense.args["units"] = classes
@@ -154,9 +156,11 @@ def _set_classifier(model: Model, classes: int | None, activation: Any) -> list[
     return head
 
 
-def _classifies(layer: Layer) -> bool:
+def _classifies(node: Node) -> bool:
     """A classifier is a layer of a kind with `units` (dense, or one registered like it)."""
-    kind = KINDS.get(layer.kind)
+    if not isinstance(node, Layer):
+        return False
+    kind = KINDS.get(node.kind)
     return kind is not None and "units" in kind.fields
 
 

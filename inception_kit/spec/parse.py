@@ -71,7 +71,7 @@ class _Parser:
 
     # -- helpers ---------------------------------------------------------------------
 
-    def unknown_keys(self, data: YDict, allowed: Iterable[str], path: str, what: str, note: str | None = None) -> set[str]:
+    def unknown_keys(self, data: dict[Any, Any], allowed: Iterable[str], path: str, what: str, note: str | None = None) -> set[str]:
         """Reports keys not in `allowed`; returns the keys suggested instead (a misspelt
         key is then not reported as missing too)."""
         allowed = list(allowed)
@@ -380,7 +380,7 @@ class _Parser:
             self.p.add(_join(path, "name"), NAME_RULE, name, mark_of(body, "name"))
             name = None
         args = {k: v for k, v in body.items() if k not in ("name", "repeat")}
-        out = []
+        out: list[Node] = []
         times = self.repeat(body, path)
         self.count(times.times, path, mark)
         for i in range(times.times):

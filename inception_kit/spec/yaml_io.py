@@ -43,7 +43,7 @@ class YDict(dict):
         super().__init__(*args, **kwargs)
         self.mark = mark
         self.key_marks: dict[Any, Mark] = {}
-        self.value_marks: dict[Any, Mark] = {}
+        self.value_marks: dict[Any, Mark | None] = {}
 
 
 class YList(list):
