@@ -536,7 +536,7 @@ def _conv_reduces(a: dict[str, Any], inp: Shape, out: Shape) -> bool:
 
 def _conv_widens(a: dict[str, Any], wider: Shape) -> bool:
     """A k×k conv (k > 1) can read the channels a removed 1×1 bottleneck read."""
-    return a["kernel"] != (1, 1) and wider[-1] % a.get("groups", 1) == 0
+    return bool(a["kernel"] != (1, 1) and wider[-1] % a.get("groups", 1) == 0)
 
 
 def _conv_profiled(a: dict[str, Any], cost: Cost) -> Counter[str]:
