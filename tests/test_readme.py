@@ -7,10 +7,13 @@ import re
 from conftest import ROOT
 
 
+def _python_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+
+
 def test_readme_python_example_prints_what_its_comment_says(monkeypatch):
     monkeypatch.chdir(ROOT)
-    text = (ROOT / "README.md").read_text()
-    (code,) = re.findall(r"```python\n(.*?)```", text, re.S)
+    code = next(block for block in _python_blocks() if "analysis.naive.macs" in block)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         exec(compile(code, "README.md", "exec"), {})
@@ -27,3 +30,21 @@ def test_readme_opens_with_the_two_setup_commands_and_ci_runs_the_second():
     assert commands == ["make demo", "make test"]
     ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line.startswith("make ")]
     assert ci[-1].split()[:2] == ["make", "test"]
+
+
+def test_readme_register_kind_example_gives_the_figures_it_states():
+    import inception_kit as ik
+    from inception_kit.kinds import KINDS
+
+    (code,) = [block for block in _python_blocks() if "register_kind" in block]
+    exec(compile(code, "README.md", "exec"), {})
+    try:
+        spec = ik.ModelSpec("lb", (28, 28, 192), [ik.LayerSpec("pointwise", filters=16),
+                                                  ik.LayerSpec("conv", filters=32, kernel=5)])
+        a = ik.analyse(spec)
+        text = (ROOT / "README.md").read_text()
+        assert f"{a.rows[0].cost.macs:,} MACs for the pointwise layer" in text
+        assert f"classic {a.naive.macs:,} naive MACs" in text
+        assert (a.rows[0].cost.macs, a.naive.macs) == (2_408_448, 120_422_400)
+    finally:
+        del KINDS["pointwise"]
