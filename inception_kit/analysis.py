@@ -17,9 +17,9 @@ from typing import Any
 from .errors import Mark, Problem, SpecError
 from .kinds import Cost, fmt_shape, kind_of
 from .planner import BlockPlan, Op, Plan, Step, aux_plan, load_plan, naive
-from .spec.types import Model
+from .spec.types import ModelSpec
 
-Source = Plan | Model | str | os.PathLike[str]  # a plan, or a spec (object, YAML file, preset name)
+Source = Plan | ModelSpec | str | os.PathLike[str]  # a plan, or a spec (object, YAML file, preset name)
 
 BYTES_PER_VALUE = 4  # float32
 

@@ -20,7 +20,7 @@ from typing import Any
 from .errors import UNSET, Mark, Problems, SpecError, did_you_mean
 from .kinds import ACTIVATION, KINDS, MERGES, Bad, FieldBad, Shape, ShapeError, fmt_shape, kind_of
 from .spec.parse import parse_plain, parse_text
-from .spec.types import NAME_RULE, Block, Layer, Model, Node, valid_name
+from .spec.types import NAME_RULE, BlockSpec, LayerSpec, ModelSpec, Node, valid_name
 from .spec.yaml_io import YDict, mark_of, read_text, reads_as_number
 
 
@@ -122,7 +122,7 @@ AUX_BRANCH = "head"
 
 @dataclass
 class Plan:
-    model: Model
+    model: ModelSpec
     layers: list[Step]
     head: list[Step]
     output_shape: Shape
@@ -216,7 +216,7 @@ def _naive_steps(steps: list[Step]) -> list[Step]:
     return out
 
 
-def load_plan(source: Model | Plan | str | os.PathLike[str], **knobs: Any) -> Plan:
+def load_plan(source: ModelSpec | Plan | str | os.PathLike[str], **knobs: Any) -> Plan:
     """A spec (a Model, a YAML file or a preset name) or a plan, with keras.applications'
     knobs applied (`input_shape`, `include_top`, `pooling`, `classes`,
     `classifier_activation`, `include_aux`), parsed once and planned once.
@@ -232,7 +232,7 @@ def load_plan(source: Model | Plan | str | os.PathLike[str], **knobs: Any) -> Pl
         if not given:
             return source
         source = source.model
-    if not isinstance(source, Model):
+    if not isinstance(source, ModelSpec):
         file = resolve(source)
         return _plan_parsed(*parse_text(read_text(file), file), given)
     if not given:
@@ -240,12 +240,12 @@ def load_plan(source: Model | Plan | str | os.PathLike[str], **knobs: Any) -> Pl
     return _with_knobs(source, apply_knobs(source, **given), "input_shape" in given)
 
 
-def load_spec(source: str | os.PathLike[str], **knobs: Any) -> Model:
+def load_spec(source: str | os.PathLike[str], **knobs: Any) -> ModelSpec:
     """Reads a spec file or a preset by name ("googlenet"), validated, with the knobs applied."""
     return load_plan(source, **knobs).model
 
 
-def loads_spec(text: str, file: str = "<string>") -> Model:
+def loads_spec(text: str, file: str = "<string>") -> ModelSpec:
     """Like `load_spec`, from YAML text."""
     return _plan_parsed(*parse_text(text, file), {}).model
 
@@ -257,12 +257,12 @@ def loads_plan(text: str, file: str = "<string>", **knobs: Any) -> Plan:
     return _plan_parsed(*parse_text(text, file), knobs_given(**knobs))
 
 
-def from_data(data: Any) -> Model:
+def from_data(data: Any) -> ModelSpec:
     """A validated Model from plain data (the form `Model.to_data` writes)."""
     return _plan_parsed(*parse_plain(data), {}).model
 
 
-def _plan_parsed(model: Model, problems: Problems, knobs: dict[str, Any]) -> Plan:
+def _plan_parsed(model: ModelSpec, problems: Problems, knobs: dict[str, Any]) -> Plan:
     """Plans a parsed model, reporting the parser's and the planner's problems together,
     in file order. Where the structure is broken, shapes are not inferred: they would only
     repeat the damage."""
@@ -285,7 +285,7 @@ def _plan_parsed(model: Model, problems: Problems, knobs: dict[str, Any]) -> Pla
     raise AssertionError("unreachable: problems were raised")
 
 
-def _with_knobs(written: Model, changed: Model, new_input: bool) -> Plan:
+def _with_knobs(written: ModelSpec, changed: ModelSpec, new_input: bool) -> Plan:
     try:
         return plan(changed)
     except SpecError as err:
@@ -297,7 +297,7 @@ def _with_knobs(written: Model, changed: Model, new_input: bool) -> Plan:
         raise misfit(changed, err) from None
 
 
-def plan(model: Model, shapes: bool = True) -> Plan:
+def plan(model: ModelSpec, shapes: bool = True) -> Plan:
     """Validates a model and infers all shapes. Raises SpecError with every problem.
 
     With `shapes=False` only fields and names are checked (used when the YAML structure
@@ -329,7 +329,7 @@ MAX_KERAS_DEPTH = 700
 
 
 class _Planner:
-    def __init__(self, model: Model, shapes: bool = True) -> None:
+    def __init__(self, model: ModelSpec, shapes: bool = True) -> None:
         self.model = model
         self.shapes = shapes
         self.p = Problems()
@@ -378,7 +378,7 @@ class _Planner:
         hints = "; ".join(h for h in (hint, note) if h)
         self.p.add(path, expected, received, mark, hints or None, raw=raw)
 
-    def field_problem(self, layer: Layer, path: str, bad: FieldBad) -> None:
+    def field_problem(self, layer: LayerSpec, path: str, bad: FieldBad) -> None:
         fpath = layer.paths.get(bad.field, f"{path}.{bad.field}")
         if bad.missing:
             self.problem(layer, fpath, "", bad.expected, hint=f"'{bad.field}' is missing")
@@ -446,9 +446,9 @@ class _Planner:
         for i, node in enumerate(nodes):
             npath = getattr(node, "source_path", None) or f"{path}[{i}]"
             step: Step | None
-            if isinstance(node, Layer):
+            if isinstance(node, LayerSpec):
                 step = self.layer(node, shape, npath, prefix, names)
-            elif isinstance(node, Block):
+            elif isinstance(node, BlockSpec):
                 step = self.block(node, shape, npath, prefix)
             else:
                 self.p.add(npath, "a Layer or a Block", type(node).__name__, raw=True)
@@ -460,7 +460,7 @@ class _Planner:
             shape = step.output_shape
         return steps, shape
 
-    def layer(self, layer: Layer, shape: Shape | None, path: str, prefix: str, names: _Names) -> Op | None:
+    def layer(self, layer: LayerSpec, shape: Shape | None, path: str, prefix: str, names: _Names) -> Op | None:
         kind = KINDS.get(layer.kind) if isinstance(layer.kind, str) else None
         if kind is None:
             self.problem(layer, path, "", "a layer kind: " + ", ".join(KINDS), layer.kind, hint=did_you_mean(layer.kind, KINDS))
@@ -496,7 +496,7 @@ class _Planner:
             return None
         return Op(name, layer.kind, args, path, shape, out, self.where(layer)[0])
 
-    def block(self, block: Block, shape: Shape | None, path: str, prefix: str) -> BlockPlan | None:
+    def block(self, block: BlockSpec, shape: Shape | None, path: str, prefix: str) -> BlockPlan | None:
         ok = True
         if not isinstance(block.merge, str) or block.merge not in MERGES:
             self.problem(block, f"{path}.merge", "merge", "one of " + ", ".join(MERGES), block.merge, hint=did_you_mean(str(block.merge), MERGES))
@@ -578,10 +578,10 @@ def _plan_aux(p: Plan) -> dict[str, AuxPlan]:
                 ).problems[0]
             )
             continue
-        block = Block(name, {AUX_BRANCH: list(head.layers)})
+        block = BlockSpec(name, {AUX_BRANCH: list(head.layers)})
         block.origins = {"": (head.origins.get("layers"), None)}
         try:
-            sub = plan(Model(f"{model.name}_{name}", taps[head.at].output_shape, [block], defaults=model.defaults))
+            sub = plan(ModelSpec(f"{model.name}_{name}", taps[head.at].output_shape, [block], defaults=model.defaults))
         except SpecError as err:
             problems.extend(err.problems)
             continue
@@ -594,4 +594,4 @@ def _plan_aux(p: Plan) -> dict[str, AuxPlan]:
 def aux_plan(p: Plan, name: str) -> Plan:
     """An auxiliary head as a plan of its own (its input is the output of the layer it hangs on)."""
     a = p.aux[name]
-    return Plan(Model(f"{p.model.name}_{name}", a.block.input_shape, []), [a.block], [], a.block.output_shape)
+    return Plan(ModelSpec(f"{p.model.name}_{name}", a.block.input_shape, []), [a.block], [], a.block.output_shape)

@@ -20,9 +20,9 @@ from typing import Any, Union
 from ..analysis import Analysis
 from ..kinds import fmt_shape
 from ..report import FORMATS, human, markdown_table, report_data, text_table
-from ..spec.types import Model
+from ..spec.types import ModelSpec
 
-Source = Union[Analysis, Model, str, "os.PathLike[str]"]
+Source = Union[Analysis, ModelSpec, str, "os.PathLike[str]"]
 
 # The figures compared, in the order the formats show them.
 METRICS = (

@@ -32,11 +32,11 @@ from ..errors import SpecError
 from ..kinds import Cost, kind_of
 from ..planner import BlockPlan, Op, Plan, Step, is_bottleneck, iter_ops, load_spec, loads_spec, plan
 from ..report import human, text_table
-from ..spec.types import Layer, Model, Node
+from ..spec.types import LayerSpec, ModelSpec, Node
 from ..spec.yaml_io import read_text
 from .diff import Diff, diff
 
-Source = Union[Plan, Model, str, "os.PathLike[str]"]
+Source = Union[Plan, ModelSpec, str, "os.PathLike[str]"]
 GRID = 1000  # s is searched on k / GRID, k = 1 .. GRID
 SUFFIXES = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 
@@ -63,7 +63,7 @@ def parse_count(text: str | int) -> int:
 class Reduction:
     """One selected 1×1 reduction, the k×k conv it feeds and where it is written."""
 
-    layer: Layer  # the spec object (in the model being fitted)
+    layer: LayerSpec  # the spec object (in the model being fitted)
     op: Op
     feeds: Op
     block: str | None  # the top-level block holding it
@@ -111,7 +111,7 @@ class FitResult:
 
     scale: float
     changes: list[Change]
-    model: Model  # the fitted spec (expanded objects)
+    model: ModelSpec  # the fitted spec (expanded objects)
     before: Analysis
     after: Analysis
     text: str  # the fitted spec as YAML, with a comment per changed width
@@ -129,7 +129,7 @@ class FitResult:
 
 class _Fitter:
     def __init__(
-        self, model: Model, blocks: str | None, multiple: int, budget: Budget = DEFAULT_BUDGET
+        self, model: ModelSpec, blocks: str | None, multiple: int, budget: Budget = DEFAULT_BUDGET
     ) -> None:
         if multiple < 1:
             raise SpecError.one("--multiple", "a positive integer", str(multiple))
@@ -191,11 +191,11 @@ def _fits(cost: Cost, macs: int | None, params: int | None) -> bool:
     return (macs is None or cost.macs <= macs) and (params is None or cost.params <= params)
 
 
-def _model(spec: Source) -> Model:
+def _model(spec: Source) -> ModelSpec:
     """A model the fit may edit: read afresh, or a copy of the caller's."""
     if isinstance(spec, Plan):
         spec = spec.model
-    return copy.deepcopy(spec) if isinstance(spec, Model) else load_spec(spec)
+    return copy.deepcopy(spec) if isinstance(spec, ModelSpec) else load_spec(spec)
 
 
 def sweep(
@@ -335,7 +335,7 @@ def _budget_words(macs: int | None, params: int | None) -> str:
 
 
 def _rewrite(
-    model: Model, reductions: list[Reduction], changes: list[Change], target: Plan
+    model: ModelSpec, reductions: list[Reduction], changes: list[Change], target: Plan
 ) -> tuple[str, bool]:
     """The fitted spec as text: the original file with each changed number replaced in place
     and commented (templates, table rows and comments kept), when that yields exactly the
@@ -353,7 +353,7 @@ def _rewrite(
     return "".join(lines) + model.to_yaml(), False
 
 
-def _edit_source(model: Model, reductions: list[Reduction]) -> str | None:
+def _edit_source(model: ModelSpec, reductions: list[Reduction]) -> str | None:
     """Replaces each changed width where the YAML writes it; None where that is ambiguous
     (one number feeding several widths that end up different)."""
     text = read_text(model.source)  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import SpecError
 from ..kinds import kind_of
 from ..planner import INPUT_NAME, OUTPUT_CAST_NAME, BlockPlan, Op, Plan, Step, load_plan, plan, walk
-from ..spec.types import Block, Layer, Model, Node
+from ..spec.types import BlockSpec, LayerSpec, ModelSpec, Node
 
 if TYPE_CHECKING:
     import keras
@@ -25,7 +25,7 @@ PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16"}  # -> Keras dt
 
 
 def build_model(
-    spec: Model | Plan | str | os.PathLike[str],
+    spec: ModelSpec | Plan | str | os.PathLike[str],
     precision: str | None = None,
     weights: str | os.PathLike[str] | None = None,
     aux: bool = False,
@@ -96,13 +96,13 @@ def apply_block(
     Raises:
         SpecError: `x` is not an image tensor the nodes accept, or a layer name is taken.
     """
-    nodes = [node] if isinstance(node, (Block, Layer)) else list(node)
+    nodes = [node] if isinstance(node, (BlockSpec, LayerSpec)) else list(node)
     if name is not None:
         if len(nodes) != 1:
             raise SpecError.one("name", "a single Block or Layer to rename", f"{len(nodes)} nodes")
         nodes = [_renamed(nodes[0], name)]
     what = " and ".join(
-        repr(n.name) if n.name else n.kind if isinstance(n, Layer) else "a block" for n in nodes[:2]
+        repr(n.name) if n.name else n.kind if isinstance(n, LayerSpec) else "a block" for n in nodes[:2]
     )
     shape = getattr(x, "shape", None)
     if shape is None or any(d is None for d in shape[1:]):
@@ -112,9 +112,9 @@ def apply_block(
         )
     shape = tuple(int(d) for d in shape[1:])
     try:
-        p = plan(Model("applied", shape, nodes, defaults=dict(defaults or {})))
+        p = plan(ModelSpec("applied", shape, nodes, defaults=dict(defaults or {})))
     except SpecError:
-        if len(shape) != 3 and isinstance(nodes[0], Block):
+        if len(shape) != 3 and isinstance(nodes[0], BlockSpec):
             raise SpecError.one("x", f"a rank-4 tensor (batch, height, width, channels) for block {what}",
                                 f"a rank-{len(shape) + 1} tensor of shape {tuple(x.shape)}") from None
         raise

@@ -11,19 +11,19 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..errors import SpecError, did_you_mean
-from .types import Block, Layer, Model, Node
+from .types import BlockSpec, LayerSpec, ModelSpec, Node
 
 
-def iter_blocks(nodes: list[Node]) -> Iterator[Block]:
+def iter_blocks(nodes: list[Node]) -> Iterator[BlockSpec]:
     """Every block, outer before inner, in spec order."""
     for node in nodes:
-        if isinstance(node, Block):
+        if isinstance(node, BlockSpec):
             yield node
             for branch in node.branches.values():
                 yield from iter_blocks(branch)
 
 
-def find_block(model: Model, name: str) -> Block:
+def find_block(model: ModelSpec, name: str) -> BlockSpec:
     """A copy of the first block named `name`, carrying the model's defaults.
 
     Raises:
@@ -44,7 +44,7 @@ def find_block(model: Model, name: str) -> Block:
 
 def with_defaults(node: Node, defaults: dict[str, dict[str, Any]]) -> Any:
     """A copy of a node whose layers hold the defaults for their kind (their own values win)."""
-    if isinstance(node, Layer):
+    if isinstance(node, LayerSpec):
         layer = copy.copy(node)
         layer.args = {**copy.deepcopy(defaults.get(node.kind, {})), **node.args}
         return layer

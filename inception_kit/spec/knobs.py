@@ -20,7 +20,7 @@ from typing import Any
 
 from ..errors import SpecError, show
 from ..kinds import ACTIVATION, KINDS, Bad, fmt_shape
-from .types import Layer, Model, Node
+from .types import LayerSpec, ModelSpec, Node
 
 POOLINGS = {"avg": "gap", "max": "gmaxpool"}  # Keras' pooling= -> the layer kind appended
 KEEP: Any = type("Keep", (), {"__repr__": lambda self: "KEEP"})()  # "as the spec says"
@@ -28,7 +28,7 @@ KNOBS = ("input_shape", "include_top", "pooling", "classes", "classifier_activat
 
 
 def apply_knobs(
-    model: Model,
+    model: ModelSpec,
     *,
     input_shape: Sequence[int] | None = None,
     include_top: bool = True,
@@ -36,7 +36,7 @@ def apply_knobs(
     classes: int | None = None,
     classifier_activation: str | None = KEEP,
     include_aux: bool = True,
-) -> Model:
+) -> ModelSpec:
     """The spec with keras.applications' knobs applied; a new Model, `model` is untouched.
 
     Args:
@@ -72,14 +72,14 @@ def apply_knobs(
                 raise SpecError.one(
                     knob, f"no {knob} with include_top=False (the classifier is dropped)", show(value)
                 )
-        out.head = [Layer(POOLINGS[pooling])] if pooling else []
+        out.head = [LayerSpec(POOLINGS[pooling])] if pooling else []
         out.aux = {}  # side classifiers go with the top
     if not include_aux:
         out.aux = {}
     return out
 
 
-def _top(model: Model, pooling: str | None, classes: int | None, classifier_activation: Any) -> list[Node]:
+def _top(model: ModelSpec, pooling: str | None, classes: int | None, classifier_activation: Any) -> list[Node]:
     if pooling is not None:
         raise SpecError.one(
             "pooling",
@@ -92,7 +92,7 @@ def _top(model: Model, pooling: str | None, classes: int | None, classifier_acti
     return list(model.head)
 
 
-def _aux_head(model: Model, name: str, classes: int | None, activation: Any) -> Any:
+def _aux_head(model: ModelSpec, name: str, classes: int | None, activation: Any) -> Any:
     """An auxiliary head classifies like the top: the same classes and activation."""
     head = model.aux[name]
     if classes is None and activation is KEEP:
@@ -101,7 +101,7 @@ def _aux_head(model: Model, name: str, classes: int | None, activation: Any) -> 
     return replace(head, layers=layers)
 
 
-def misfit(model: Model, err: SpecError) -> SpecError:
+def misfit(model: ModelSpec, err: SpecError) -> SpecError:
     """The error for a spec valid as written that fails with a new input: the input is too
     small for one of its windows. One error, naming the first layer it fails at."""
     first = err.problems[0]  # in build order: the first layer whose output vanishes
@@ -125,7 +125,7 @@ def _input_shape(value: Any) -> tuple[int, int, int]:
     return (value[0], value[1], value[2])
 
 
-def _set_classifier(model: Model, classes: int | None, activation: Any) -> list[Node]:
+def _set_classifier(model: ModelSpec, classes: int | None, activation: Any) -> list[Node]:
     if classes is not None and (isinstance(classes, bool) or not isinstance(classes, int) or classes < 1):
         raise SpecError.one("classes", "a positive whole number", show(classes))
     if activation is not KEEP:
@@ -146,7 +146,7 @@ def _set_classifier(model: Model, classes: int | None, activation: Any) -> list[
             f"model '{model.name}' with no dense layer in its head",
         )
     dense = copy.copy(head[at])
-    assert isinstance(dense, Layer)  # _classifies said so
+    assert isinstance(dense, LayerSpec)  # _classifies said so
     dense.args = dict(dense.args)
     if classes is not None:
         dense.args["units"] = classes
@@ -158,7 +158,7 @@ def _set_classifier(model: Model, classes: int | None, activation: Any) -> list[
 
 def _classifies(node: Node) -> bool:
     """A classifier is a layer of a kind with `units` (dense, or one registered like it)."""
-    if not isinstance(node, Layer):
+    if not isinstance(node, LayerSpec):
         return False
     kind = KINDS.get(node.kind)
     return kind is not None and "units" in kind.fields

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 from ..errors import Mark, Problems, SpecError, closest, did_you_mean
 from ..kinds import KINDS
-from .types import NAME_RULE, AuxHead, Block, Layer, Model, Node, Origin, valid_name
+from .types import NAME_RULE, AuxHead, BlockSpec, LayerSpec, ModelSpec, Node, Origin, valid_name
 from .yaml_io import YDict, YList, copy_tree, key_mark_of, load_yaml, mark_of
 
 MAX_REPEAT = 1_000
@@ -31,24 +31,24 @@ BLOCK_KEYS = ("name", "branches", "merge", "scale", "activation", "repeat")
 TEMPLATE_KEYS = ("args", "branches", "merge", "scale", "activation")
 
 
-def parse_collecting(data: Any, file: str) -> tuple[Model, Problems]:
+def parse_collecting(data: Any, file: str) -> tuple[ModelSpec, Problems]:
     """Turns parsed YAML into a Model, expanding templates; the structure problems found are
     returned, not raised, so that the planner can add its own and all are reported together."""
     problems = Problems()
     return _Parser(problems, file).model(data), problems
 
 
-def parse_text(text: str, file: str = "<string>") -> tuple[Model, Problems]:
+def parse_text(text: str, file: str = "<string>") -> tuple[ModelSpec, Problems]:
     """Like `parse_collecting`, from YAML text (read bounded: see yaml_io)."""
     return parse_collecting(load_yaml(text, file), file)
 
 
-def parse_plain(data: Mapping[str, Any]) -> tuple[Model, Problems]:
+def parse_plain(data: Mapping[str, Any]) -> tuple[ModelSpec, Problems]:
     """Like `parse_collecting`, from plain data (the form `Model.to_data` writes)."""
     return parse_collecting(_to_y(data), "<data>")
 
 
-def parse(data: Any, file: str = "<string>") -> Model:
+def parse(data: Any, file: str = "<string>") -> ModelSpec:
     """Turns parsed YAML into a Model, expanding templates; structure problems only."""
     problems = Problems()
     model = _Parser(problems, file).model(data)
@@ -99,7 +99,7 @@ class _Parser:
 
     # -- model -------------------------------------------------------------------------
 
-    def model(self, data: Any) -> Model:
+    def model(self, data: Any) -> ModelSpec:
         top = Mark(self.file, 1, 1)
         doc = self.mapping(data, "<spec>", mark_of(data) or top, "a mapping with name, input and layers")
         if doc is None:
@@ -121,7 +121,7 @@ class _Parser:
         layers = self.nodes(doc.get("layers", YList()), "layers", mark_of(doc, "layers"), None)
         head = self.nodes(doc.get("head", YList()), "head", mark_of(doc, "head"), None)
         aux = self.aux(doc.get("aux", YDict()), mark_of(doc, "aux"))
-        model = Model(name, shape, layers, head, defaults, source=self.file, aux=aux)
+        model = ModelSpec(name, shape, layers, head, defaults, source=self.file, aux=aux)
         model.origins = {k: (mark_of(doc, k), None) for k in doc}
         model.origins.update(self.default_marks)
         return model
@@ -385,7 +385,7 @@ class _Parser:
         self.count(times.times, path, mark)
         for i in range(times.times):
             # copies share their values (nothing changes them), so a large value costs once
-            layer = Layer(kind, name=times.name(name, i), **args)
+            layer = LayerSpec(kind, name=times.name(name, i), **args)
             # a field's value, or for a key the kind lacks, the key itself
             layer.origins = {k: (mark_of(body, k) if k in spec.fields else key_mark_of(body, k), note) for k in body}
             layer.origins[""] = (mark, note)
@@ -434,7 +434,7 @@ class _Parser:
                     branches[str(bname)] = self.nodes(items, bpath, mark_of(branches_data, bname), note)
                 finally:
                     self.depth -= 1
-            block = Block(
+            block = BlockSpec(
                 times.name(name, i),
                 branches,
                 merge,
@@ -462,14 +462,14 @@ class _Parser:
             self.p.add(_join(path, "pool"), "max or avg", pool, mark_of(body, "pool"))
             pool = "max"
 
-        def conv(col: str, kernel: int) -> Layer:
-            layer = Layer("conv", filters=body.get(col), kernel=kernel)
+        def conv(col: str, kernel: int) -> LayerSpec:
+            layer = LayerSpec("conv", filters=body.get(col), kernel=kernel)
             layer.origins = {"filters": (mark_of(body, col), note), "": (mark_of(body, col), note)}
             layer.paths = {"filters": _join(path, col)}
             return layer
 
-        def pool_layer() -> Layer:
-            layer = Layer(f"{pool}pool", pool=3, strides=1)
+        def pool_layer() -> LayerSpec:
+            layer = LayerSpec(f"{pool}pool", pool=3, strides=1)
             layer.origins = {"": (mark, note)}
             return layer
 
@@ -487,7 +487,7 @@ class _Parser:
                 "b3": [conv("5x5_reduce", 1), conv("5x5", 5)],
                 "b4": [pool_layer(), conv("pool_proj", 1)],
             }
-            block = Block(times.name(name, i), branches)
+            block = BlockSpec(times.name(name, i), branches)
             block.origins = {"": (mark, note)}
             out.append(block)
         return out

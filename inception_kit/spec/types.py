@@ -118,7 +118,7 @@ class ModelSpec:
     def to_yaml(self) -> str:
         return dump_yaml(self.to_data())
 
-    def block(self, name: str) -> Block:
+    def block(self, name: str) -> BlockSpec:
         """The block named `name`, carrying this spec's defaults, for `apply_block`."""
         from .blocks import find_block
 
