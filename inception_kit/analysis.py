@@ -2,7 +2,7 @@
 beside its naive counterpart.
 
 The counting rules live in `kinds` (one rule per kind). `analyse` costs two networks, each
-on its own: the plan, and `naive(plan)` (every 1×1 bottleneck removed, see `shapes.naive`).
+on its own: the plan, and `naive(plan)` (every 1×1 bottleneck removed, see `planner.naive`).
 The naive figures beside each layer, branch and block are the naive network's, matched by
 layer name and by block path and branch name: a removed bottleneck costs 0 there.
 """

@@ -4,7 +4,7 @@ The rule, stated once: **one scale factor s on every selected reduction width, e
 rounded to a multiple of `multiple` (8 by default), never below one multiple and never
 above its original width; the largest s (in steps of 0.001, s ≤ 1) whose model meets
 every budget given.** The reductions are exactly the layers the naive network removes
-(`cost`: a 1×1 conv, stride 1, no groups, fewer output than input channels, directly
+(`planner.is_bottleneck`: a 1×1 conv, stride 1, no groups, fewer output than input channels, directly
 before a k×k conv), so the block outputs, every other layer and everything downstream
 keep their widths; only the reduction and the k×k conv it feeds change cost.
 

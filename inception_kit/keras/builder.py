@@ -44,10 +44,9 @@ def build_model(
     include_top=False, pooling="avg")`.
 
     `precision=None` follows Keras' global dtype policy, as Keras layers do;
-    "float32" or "bfloat16" set it for this model only. "bfloat16" computes in bfloat16 with float32 weights (Keras' mixed_bfloat16
-    policy) and casts the output back to float32; on CPUs with AVX-512 BF16 it ran
-    InceptionV3 about 1.4x faster, its logits within about 1% (relative L2) of float32
-    (benchmarks/compare.py). The parameters are the same either way.
+    "float32" or "bfloat16" set it for this model only. "bfloat16" computes in bfloat16 with
+    float32 weights (Keras' mixed_bfloat16 policy) and casts the output back to float32 (its
+    speed and accuracy: README, "Performance, measured"). The parameters are the same either way.
     """
     import keras
 

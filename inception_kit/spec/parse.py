@@ -374,7 +374,7 @@ class _Parser:
             body.value_marks[spec.shorthand] = mark
         elif not isinstance(body, YDict):
             body = YDict(body)
-        # Field names and values are checked in shapes.plan, for Python-made specs too.
+        # Field names and values are checked by the planner, for Python-made specs too.
         name = body.get("name")
         if name is not None and not valid_name(name):
             self.p.add(_join(path, "name"), NAME_RULE, name, mark_of(body, "name"))
