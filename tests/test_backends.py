@@ -228,7 +228,7 @@ def test_data_parallel_trains_like_one_device(trainings):
 
 RESUME = r"""
 import json, sys, keras
-from inception_kit.train import training as train
+from inception_kit import train
 from inception_kit.files import DestinationExists
 
 class Crash(keras.callbacks.Callback):

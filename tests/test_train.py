@@ -1,4 +1,4 @@
-"""`inception-kit train` and `inception_kit.train.training.fit`: data, strategies, resuming, errors.
+"""`inception-kit train` and `inception_kit.train.fit`: data, strategies, resuming, errors.
 
 Every data set is made here or is scikit-learn's digits (packaged, no download). Tests that
 start TensorFlow in other processes (two logical CPUs, two workers, a killed run) are slow.
@@ -21,8 +21,8 @@ from sklearn.datasets import load_digits
 import inception_kit as ik
 from conftest import CLI, ROOT, SPECS, write_pngs
 from conftest import run as cli  # `run` names a training run here
+from inception_kit import train
 from inception_kit.files import DestinationExists
-from inception_kit.train import training as train
 
 pytestmark = pytest.mark.slow  # every test here starts TensorFlow (make check leaves them out)
 
@@ -134,7 +134,7 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from sklearn.datasets import load_digits
-from inception_kit.train import training as train
+from inception_kit import train
 d = load_digits()
 x, y = (d.images[:1280] / 16.0).astype("float32")[..., None], d.target[:1280]
 import keras, inception_kit as ik
@@ -226,7 +226,7 @@ def test_two_workers_train_one_model_with_multi_worker_mirrored(tmp_path):
 RESUMABLE = r"""
 import os, sys, time
 import numpy as np, keras
-from inception_kit.train import training as train
+from inception_kit import train
 out, dump, hold = sys.argv[1], sys.argv[2], sys.argv[3] == "hold"
 os.makedirs(dump, exist_ok=True)
 
