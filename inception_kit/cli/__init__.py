@@ -14,7 +14,7 @@ import contextlib
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from ..errors import SpecError
 from ..files import DestinationExists, UnsafeDestination
@@ -65,7 +65,7 @@ _OPTIONAL = {"tensorflow": "tensorflow", "keras": "tensorflow", "numpy": "tensor
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse's own usage errors exit 2 as well
+    def error(self, message: str) -> NoReturn:  # argparse's own usage errors exit 2 as well
         self.print_usage(sys.stderr)
         print(f"error: {message}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
@@ -101,7 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             select(args.backend)
         if hasattr(args, "include_top"):
             plan_spec_argument(args)  # loaded and planned once: the command gets the plan
-        return args.fn(args)
+        code: int = args.fn(args)
+        return code
     except SpecError as err:
         where = " in the spec" if any(p.mark for p in err.problems) else ""
         print(f"error: {len(err.problems)} problem{'s' if len(err.problems) != 1 else ''}{where}", file=sys.stderr)
@@ -115,9 +116,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {safe(err)}", file=sys.stderr)
         return _debug(args, EXIT_USAGE)
     except ModuleNotFoundError as err:
-        if (err.name or "").split(".")[0] not in _OPTIONAL:
+        package = (err.name or "").split(".")[0]
+        if package not in _OPTIONAL:
             raise
-        extra = _OPTIONAL[err.name.split(".")[0]]
+        extra = _OPTIONAL[package]
         print(f"error: this command needs {err.name}: pip install 'inception-kit[{extra}]'", file=sys.stderr)
         return _debug(args, EXIT_FAIL)
     except KeyboardInterrupt:
