@@ -9,7 +9,7 @@
 * without it: the model as its sequence of layers and blocks, each block one box with
   its MACs, naive MACs and the same two numbers per branch.
 
-Every number comes from `inception_kit.validate` (the cost model), so the picture and the
+Every number comes from the analysis (`inception_kit.analysis`), so the picture and the
 report agree. Graphviz's `dot` program does the layout: `apt-get install graphviz` (Debian,
 Ubuntu), `brew install graphviz` (macOS) or `conda install graphviz`; the Python side is
 the `graphviz` package. Both are imported only when a picture is drawn.
