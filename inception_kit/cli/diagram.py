@@ -1,5 +1,31 @@
-"""`inception-kit diagram`: its arguments and what it runs (moved here from the library)."""
+"""`inception-kit diagram SPEC -o out.svg`: a picture of one block (`--block`) or the whole
+model, drawn by `viz.diagram` from the plan the CLI loaded."""
 
-from ..viz.diagram import add_arguments, run
+from __future__ import annotations
 
-__all__ = ["add_arguments", "run"]
+import argparse
+import sys
+from pathlib import Path
+
+from ..analysis import analyse
+from ..viz.diagram import FORMATS, save
+from .common import EXIT_OK, EXIT_USAGE, budget
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec")
+    parser.add_argument("--block", metavar="NAME", help="draw this block with its branches (default: the whole model)")
+    parser.add_argument("--out", "-o", required=True, help="the picture to write: .svg or .png")
+    parser.add_argument("--format", choices=FORMATS, help="svg or png (default: from the --out suffix)")
+    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+
+
+def run(args: argparse.Namespace) -> int:
+    fmt = args.format or Path(args.out).suffix.lstrip(".").lower()
+    if fmt not in FORMATS:
+        print(f"error: --out must end in .svg or .png (or pass --format); received {args.out!r}", file=sys.stderr)
+        return EXIT_USAGE
+    analysis = analyse(args.spec, budget(args))
+    save(analysis, args.out, args.block, fmt, args.overwrite)
+    print(f"wrote {args.out}", file=sys.stderr)
+    return EXIT_OK

@@ -1,5 +1,58 @@
-"""`inception-kit profile`: its arguments and what it runs (moved here from the library)."""
+"""`inception-kit profile SPEC`: the real time of every block, branch and naive counterpart
+beside the MACs the analysis predicts (measured by `keras.profile`, which loads TensorFlow
+only when it measures)."""
 
-from ..keras.profile import add_arguments, run
+from __future__ import annotations
 
-__all__ = ["add_arguments", "run"]
+import argparse
+import json
+import sys
+from collections.abc import Callable
+
+from ..analysis import analyse
+from .common import EXIT_OK, budget, quiet_tensorflow
+
+
+def _at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer no smaller than `minimum`."""
+    what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}; received {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected {what}; received {value}")
+        return value
+
+    return parse
+
+
+_positive, _non_negative = _at_least(1), _at_least(0)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec")
+    parser.add_argument("--batch", type=_positive, default=1, metavar="N", help="batch size (default 1)")
+    parser.add_argument("--repeats", type=_positive, default=20, metavar="N",
+                        help="timed calls of each block, branch and naive counterpart (default 20)")
+    parser.add_argument("--warmup", type=_non_negative, default=3, metavar="N",
+                        help="untimed calls of each first (default 3)")
+    parser.add_argument("--block", metavar="NAME", help="profile this top-level block only")
+    parser.add_argument("--format", choices=["table", "json"], default="table")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..keras.profile import measure, pairs_of, profile_data, render_table
+
+    analysis = analyse(args.spec, budget(args))
+    pairs = pairs_of(analysis, args.block)  # a bad --block fails before TensorFlow loads
+    quiet_tensorflow()
+    measure(pairs, args.batch, args.repeats, args.warmup)
+    if args.format == "json":
+        data = profile_data(analysis, pairs, args.batch, args.repeats, args.warmup)
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    else:
+        sys.stdout.write(render_table(analysis, pairs, args.batch, args.repeats, args.warmup))
+    return EXIT_OK

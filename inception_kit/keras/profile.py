@@ -1,5 +1,5 @@
-"""`inception-kit profile SPEC`: the real time of every block, branch and naive counterpart,
-beside the MACs the analysis predicts.
+"""The real time of every block, branch and naive counterpart, beside the MACs the analysis
+predicts (the library of `inception-kit profile SPEC`).
 
 Each top-level block, each of its branches, and the naive counterpart of each (taken from
 `naive(plan)`, the naive network as a plan of its own: every 1×1 bottleneck removed, the k×k
@@ -29,9 +29,7 @@ The module's top level imports no TensorFlow: the CLI and `--help` stay fast.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import json
 import math
 import os
 import platform
@@ -60,40 +58,9 @@ def timing_method() -> str:
 
     backend = current()
     return TIMING if backend == "tensorflow" else TIMING_KERAS.format(backend=backend)
+
+
 WIDTH = 100
-
-
-# --------------------------------------------------------------------------- arguments
-
-
-def _at_least(minimum: int) -> Callable[[str], int]:
-    """An argparse type: an integer no smaller than `minimum`."""
-    what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}; received {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected {what}; received {value}")
-        return value
-
-    return parse
-
-
-_positive, _non_negative = _at_least(1), _at_least(0)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("spec")
-    parser.add_argument("--batch", type=_positive, default=1, metavar="N", help="batch size (default 1)")
-    parser.add_argument("--repeats", type=_positive, default=20, metavar="N",
-                        help="timed calls of each block, branch and naive counterpart (default 20)")
-    parser.add_argument("--warmup", type=_non_negative, default=3, metavar="N",
-                        help="untimed calls of each first (default 3)")
-    parser.add_argument("--block", metavar="NAME", help="profile this top-level block only")
-    parser.add_argument("--format", choices=["table", "json"], default="table")
 
 
 # --------------------------------------------------------------------------- what is timed
@@ -165,7 +132,13 @@ def _changed(real: list[Step], naive: list[Step]) -> bool:
     return [op.name for op in walk(real)] != [op.name for op in walk(naive)]
 
 
-def _pairs(analysis: Analysis, only: str | None) -> list[Pair]:
+def pairs_of(analysis: Analysis, only: str | None = None) -> list[Pair]:
+    """What `measure` times: each top-level block (or only the block `only`) with its branches,
+    then the whole model, each beside its naive counterpart.
+
+    Raises:
+        SpecError: `only` names no top-level block.
+    """
     plan = analysis.plan
     counterpart = naive(plan)
     blocks = {s.name: s for s in plan.steps if isinstance(s, BlockPlan)}
@@ -502,21 +475,3 @@ def render_table(analysis: Analysis, pairs: list[Pair], batch: int, repeats: int
         "up to the block's: TensorFlow runs independent branches in parallel."
     )
     return "\n".join(line_.rstrip() for line_ in out) + "\n"
-
-
-# --------------------------------------------------------------------------- command
-
-
-def run(args: argparse.Namespace) -> int:
-    from ..analysis import Budget, analyse
-
-    analysis = analyse(args.spec, Budget(args.max_params, args.max_activation_bytes))
-    pairs = _pairs(analysis, args.block)  # a bad --block fails before TensorFlow loads
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    measure(pairs, args.batch, args.repeats, args.warmup)
-    if args.format == "json":
-        data = profile_data(analysis, pairs, args.batch, args.repeats, args.warmup)
-        sys.stdout.write(json.dumps(data, indent=2) + "\n")
-    else:
-        sys.stdout.write(render_table(analysis, pairs, args.batch, args.repeats, args.warmup))
-    return 0

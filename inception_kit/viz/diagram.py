@@ -9,7 +9,7 @@
 * without it: the model as its sequence of layers and blocks, each block one box with
   its MACs, naive MACs and the same two numbers per branch.
 
-Every number comes from `inception_kit.validate` (the cost model), so the picture and the
+Every number comes from the analysis (`inception_kit.analysis`), so the picture and the
 report agree. Graphviz's `dot` program does the layout: `apt-get install graphviz` (Debian,
 Ubuntu), `brew install graphviz` (macOS) or `conda install graphviz`; the Python side is
 the `graphviz` package. Both are imported only when a picture is drawn.
@@ -17,10 +17,8 @@ the `graphviz` package. Both are imported only when a picture is drawn.
 
 from __future__ import annotations
 
-import argparse
 import html
 import os
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -331,27 +329,3 @@ def save(analysis: Analysis, path: str | os.PathLike[str], block: str | None = N
     with staged_file(path, overwrite) as tmp:
         tmp.write_bytes(data)
     return path
-
-
-# ------------------------------------------------------------------------------- CLI
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("spec")
-    parser.add_argument("--block", metavar="NAME", help="draw this block with its branches (default: the whole model)")
-    parser.add_argument("--out", "-o", required=True, help="the picture to write: .svg or .png")
-    parser.add_argument("--format", choices=FORMATS, help="svg or png (default: from the --out suffix)")
-    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-
-
-def run(args: argparse.Namespace) -> int:
-    from ..analysis import Budget, analyse
-
-    fmt = args.format or Path(args.out).suffix.lstrip(".").lower()
-    if fmt not in FORMATS:
-        print(f"error: --out must end in .svg or .png (or pass --format); received {args.out!r}", file=sys.stderr)
-        return 2
-    analysis = analyse(args.spec, Budget(args.max_params, args.max_activation_bytes))
-    save(analysis, args.out, args.block, fmt, args.overwrite)
-    print(f"wrote {args.out}", file=sys.stderr)
-    return 0

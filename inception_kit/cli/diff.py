@@ -1,0 +1,30 @@
+"""`inception-kit diff A B`: the costs of two specs side by side (B - A); each spec loaded once."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..analysis import analyse
+from ..design.diff import diff
+from .common import EXIT_OK, budget, emit
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("a", help="spec A (the baseline)")
+    parser.add_argument("b", help="spec B (the change)")
+    parser.add_argument("--format", choices=["table", "markdown", "csv", "json"], default="table")
+    parser.add_argument("--out", "-o", help="write to this file instead of stdout")
+    parser.add_argument("--overwrite", action="store_true", help="replace --out and --plot if they exist")
+    parser.add_argument("--plot", metavar="PNG", help="also draw MACs and params per block, A against B")
+
+
+def run(args: argparse.Namespace) -> int:
+    d = diff(analyse(args.a, budget(args)), analyse(args.b, budget(args)))
+    emit(d.render(args.format), args.out, args.overwrite)
+    if args.plot:
+        from ..viz import plots
+
+        plots.diff_chart(d, args.plot, overwrite=args.overwrite)
+        print(f"wrote {args.plot}", file=sys.stderr)
+    return EXIT_OK

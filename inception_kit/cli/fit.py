@@ -1,0 +1,75 @@
+"""`inception-kit fit SPEC --macs N --params N`: the 1x1 reduction widths that meet a budget;
+`--sweep` and `--plot` show MACs and params over the scale factor."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from ..design.fit import fit, parse_count, render_sweep, sweep, write
+from ..errors import SpecError
+from ..planner import Plan, load_plan
+from .common import EXIT_OK, budget
+
+
+def _count(text: str) -> int:
+    """argparse type of --macs and --params: 1200000, 1.2M, 5G."""
+    try:
+        return parse_count(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec")
+    parser.add_argument("--macs", type=_count, metavar="N", help="at most this many MACs (suffixes K, M, G: 1.2G)")
+    parser.add_argument("--params", type=_count, metavar="N", help="at most this many parameters (5M)")
+    parser.add_argument("--blocks", metavar="GLOB",
+                        help="only reductions in top-level blocks matching this ('inc4*')")
+    parser.add_argument("--multiple", type=int, default=8, metavar="N",
+                        help="round widths to multiples of N (default 8)")
+    parser.add_argument("--out", "-o", help="write the fitted spec here (a comment per changed width)")
+    parser.add_argument("--overwrite", action="store_true", help="replace --out and --plot if they exist")
+    parser.add_argument("--sweep", action="store_true", help="print MACs and params over the scale factor instead")
+    parser.add_argument("--steps", type=int, default=10, metavar="N",
+                        help="--sweep at 1/N, 2/N, ..., 1 (default 10)")
+    parser.add_argument("--plot", metavar="PNG", help="draw MACs and params over the scale factor")
+
+
+def run(args: argparse.Namespace) -> int:
+    name = os.path.splitext(os.path.basename(args.spec))[0]
+    plan: Plan | None = None  # loaded once, when first needed: the sweep and the fit share it
+    if args.sweep or args.plot:
+        plan = load_plan(args.spec)
+        points = sweep(plan, args.steps, args.blocks, args.multiple, args.macs, args.params, budget(args))
+        if args.sweep:
+            print(f"{name}: MACs and params with every selected 1x1 reduction width x scale "
+                  f"(multiples of {args.multiple})")
+            print(render_sweep(points), end="")
+        if args.plot:
+            from ..viz import plots
+
+            plots.sweep_chart(points, f"{name}: fitting the 1×1 reduction widths", args.plot,
+                              overwrite=args.overwrite, budget=(args.macs, args.params))
+            print(f"wrote {args.plot}", file=sys.stderr)
+        if args.sweep:
+            return EXIT_OK
+    if args.macs is None and args.params is None:
+        raise SpecError.one("budget", "--macs and/or --params (or --sweep)", "neither")
+    if plan is None:
+        plan = load_plan(args.spec)
+    result = fit(plan, args.macs, args.params, args.blocks, args.multiple, budget(args))
+    print(f"scale {result.scale:g} on {result.model.name}'s 1x1 reduction widths "
+          f"(multiples of {args.multiple}); "
+          f"{len(result.changes)} widths changed:")
+    print(result.table())
+    print()
+    print(result.diff.render("table"), end="")
+    if args.out:
+        write(result, args.out, args.overwrite)
+        how = "the original YAML edited in place" if result.rewritten else "the expanded spec"
+        print(f"wrote {args.out} ({how}, a comment per changed width)", file=sys.stderr)
+    else:
+        print("(nothing written: pass -o FILE to write the fitted spec)", file=sys.stderr)
+    return EXIT_OK
