@@ -30,7 +30,7 @@ from typing import Any, Union
 from ..analysis import DEFAULT_BUDGET, Analysis, Budget, analyse, check_budget, op_cost
 from ..errors import SpecError
 from ..kinds import Cost, kind_of
-from ..planner import BlockPlan, Op, Plan, Step, is_bottleneck, iter_ops, load_spec, loads_spec, plan
+from ..planner import BlockPlan, Op, Plan, Step, is_bottleneck, iter_ops, load_plan, loads_plan, plan
 from ..report import human, text_table
 from ..spec.types import LayerSpec, ModelSpec, Node
 from ..spec.yaml_io import read_text
@@ -129,12 +129,14 @@ class FitResult:
 
 class _Fitter:
     def __init__(
-        self, model: ModelSpec, blocks: str | None, multiple: int, budget: Budget = DEFAULT_BUDGET
+        self, model: ModelSpec, blocks: str | None, multiple: int, budget: Budget = DEFAULT_BUDGET,
+        planned: Plan | None = None,
     ) -> None:
         if multiple < 1:
             raise SpecError.one("--multiple", "a positive integer", str(multiple))
         self.model = model
-        self.before = analyse(plan(model))
+        # `planned` is the plan of `model` or of an equal copy: its steps line up with model's nodes.
+        self.before = analyse(planned if planned is not None else plan(model))
         check_budget(self.before, budget)
         self.plan = self.before.plan
         self.blocks = blocks
@@ -191,11 +193,15 @@ def _fits(cost: Cost, macs: int | None, params: int | None) -> bool:
     return (macs is None or cost.macs <= macs) and (params is None or cost.params <= params)
 
 
-def _model(spec: Source) -> ModelSpec:
-    """A model the fit may edit: read afresh, or a copy of the caller's."""
+def _model(spec: Source) -> tuple[ModelSpec, Plan | None]:
+    """A model the fit may edit (read afresh, or a copy of the caller's) and its plan where
+    one is at hand: a spec is loaded and planned once."""
     if isinstance(spec, Plan):
-        spec = spec.model
-    return copy.deepcopy(spec) if isinstance(spec, ModelSpec) else load_spec(spec)
+        return copy.deepcopy(spec.model), spec
+    if isinstance(spec, ModelSpec):
+        return copy.deepcopy(spec), None
+    loaded = load_plan(spec)
+    return loaded.model, loaded
 
 
 def sweep(
@@ -210,7 +216,8 @@ def sweep(
     """MACs and params at s = 1/steps, 2/steps, ..., 1 under the fitting rule."""
     if steps < 1:
         raise SpecError.one("--steps", "a positive integer", str(steps))
-    f = _Fitter(_model(spec), blocks, multiple, budget)
+    model, planned = _model(spec)
+    f = _Fitter(model, blocks, multiple, budget, planned)
     points = []
     for k in range(1, steps + 1):
         c = f.total(k / steps)
@@ -263,8 +270,8 @@ def fit(
     budget_params = None if params is None else parse_count(params)
     if budget_macs is None and budget_params is None:
         raise SpecError.one("budget", "--macs and/or --params", "neither")
-    model = _model(spec)
-    f = _Fitter(model, blocks, multiple, budget)
+    model, planned = _model(spec)
+    f = _Fitter(model, blocks, multiple, budget, planned)
     lo = f.total(1 / GRID)
     if not _fits(lo, budget_macs, budget_params):
         wanted = []
@@ -294,7 +301,7 @@ def fit(
         else:
             k_hi = mid - 1
     scale = k_lo / GRID
-    if scale < 1:  # the widths are edited in place: `before` keeps a copy of the original
+    if scale < 1 and f.before.plan.model is model:  # widths are edited in place: `before` keeps the original
         f.before.plan.model = copy.deepcopy(model)
     changes = []
     for r in f.reductions:
@@ -343,7 +350,7 @@ def _rewrite(
     edited = _edit_source(model, reductions) if model.source and os.path.isfile(model.source) else None
     if edited is not None:
         try:
-            again = plan(loads_spec(edited, file=model.source or "<fit>"))
+            again = loads_plan(edited, file=model.source or "<fit>")
         except SpecError:
             again = None
         want = {op.name: op.args.get("filters") for op in iter_ops(target.steps)}

@@ -11,10 +11,8 @@ analysis' real and naive figures, so what is timed is what the MACs describe.
 
 Timing: each sub-model is traced once into a concrete `tf.function` (graph mode, no XLA,
 `training=False`), the same for all, and called on a tensor already in memory; on CPU the
-call returns when the result is computed. Of the ways to call a model this is the fastest
-(inception 3a's block at batch 1 on 2 cores: 1.8 ms, against 2.4 ms for `predict_on_batch`,
-2.6 ms for an XLA-compiled function and 12 ms for `model(x)` op by op in eager mode), so the
-least overhead is mixed into the times. The units of one block run round-robin: first
+call returns when the result is computed. Of the ways to call a model this adds the least
+overhead to the times (benchmarks/call_overhead.py; figures in docs/measurements.md). The units of one block run round-robin: first
 `--warmup` calls of each, then `--repeats` rounds of one call each, so slow drift of the
 machine's load hits real and naive alike. Reported: the median and the min–max (JSON adds
 the quartiles). TensorFlow runs independent branches in parallel, so branch times need not
