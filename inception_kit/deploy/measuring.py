@@ -195,8 +195,8 @@ class Context:
     ) -> None:
         import numpy as np
 
-        from ..keras.builder import INPUT_NAME
         from ..keras.export import artifact
+        from ..planner import INPUT_NAME
         from ..report import render
 
         folder = fmt != "tflite"
@@ -260,8 +260,8 @@ class Context:
         import tensorflow as tf
         from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-        from ..keras.builder import INPUT_NAME
         from ..keras.export.artifact import OUTPUT_NAME, SIGNATURE, serving_module
+        from ..planner import INPUT_NAME
 
         _, concrete = serving_module(self.model, self.in_shape)
         frozen = convert_variables_to_constants_v2(concrete)

@@ -79,15 +79,17 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ...analysis import DEFAULT_BUDGET, Budget
 from ...errors import SpecError
 from ...files import check_file_destination, check_folder_destination, staged_dir
+from ...planner import INPUT_NAME
 from ...report import render
 from ...spec.types import Model
-from ..builder import INPUT_NAME, PRECISIONS
+from ..builder import PRECISIONS
 from . import keras_file, onnx, savedmodel, tflite
 from .artifact import (
     MANIFEST_FILE,
@@ -221,29 +223,22 @@ def export(
     with captured():
         model, manifest["weights"] = model_with_weights(analysis.plan, weights, precision)
         x, check, tolerance = checker(model, in_shape, kind, f"the {format} artifact", out) if verify else (None, None, None)
+
+        def write_at(tmp: Path, folder: Callable[[], Path], stamp: bool) -> float | None:
+            """The artifact at `tmp` (verified), then its metadata in `folder()`; the max abs diff."""
+            extra = write(model, tmp, x, check, quantize)
+            diff: float | None = extra.pop("max_abs_diff", None)
+            if stamp:  # a one-file artifact: its sidecar names the file it describes
+                extra["artifact"] = {"file": out.name, "bytes": tmp.stat().st_size, "sha256": file_sha256(tmp)}
+            _write_meta(folder(), texts, {**manifest, **extra}, diff, kind, tolerance)
+            return diff
+
         if format == "savedmodel":
             with staged_dir(out, overwrite, META_DIR / MANIFEST_FILE, keep) as tmp:
-                extra = write(model, tmp, x, check, quantize)
-                diff = extra.pop("max_abs_diff", None)
-                _write_meta(tmp / META_DIR, texts, {**manifest, **extra}, diff, kind, tolerance)
+                diff = write_at(tmp, lambda: tmp / META_DIR, False)
                 size = tree_bytes(tmp)
         else:
-            def write_file(tmp: Path) -> None:
-                nonlocal diff, size
-                extra = write(model, tmp, x, check, quantize)
-                diff = extra.pop("max_abs_diff", None)
-                size = tmp.stat().st_size
-                extra["artifact"] = {"file": out.name, "bytes": size, "sha256": file_sha256(tmp)}
-                folder = Path(tempfile.mkdtemp(prefix=".meta.", dir=tmp.parent))
-                written.append(folder)
-                _write_meta(folder, texts, {**manifest, **extra}, diff, kind, tolerance)
-
-            diff, size, written = None, 0, []
-            try:
-                place_pair(out, meta, write_file, lambda: written[-1], overwrite, keep, suffix=out.suffix)
-            finally:
-                for folder in written:
-                    shutil.rmtree(folder, ignore_errors=True)
+            diff, size = _write_pair(out, meta, write_at, overwrite, keep)
     return ExportResult(
         path=out,
         format=format,
@@ -258,6 +253,31 @@ def export(
         max_abs_diff=diff,
         tolerance=tolerance,
     )
+
+
+def _write_pair(
+    out: Path, meta: Path, write_at: Callable[[Path, Callable[[], Path], bool], float | None], overwrite: bool,
+    keep: list[Any],
+) -> tuple[float | None, int]:
+    """A one-file artifact and its sidecar, placed as a pair (`place_pair`); the max abs diff and the file's bytes."""
+    diff, size = None, 0
+    written: list[Path] = []  # the metadata folders made beside the temporary file
+
+    def new_folder(tmp: Path) -> Path:
+        written.append(Path(tempfile.mkdtemp(prefix=".meta.", dir=tmp.parent)))
+        return written[-1]
+
+    def write_file(tmp: Path) -> None:
+        nonlocal diff, size
+        diff = write_at(tmp, lambda: new_folder(tmp), True)
+        size = tmp.stat().st_size
+
+    try:
+        place_pair(out, meta, write_file, lambda: written[-1], overwrite, keep, suffix=out.suffix)
+    finally:
+        for folder in written:
+            shutil.rmtree(folder, ignore_errors=True)
+    return diff, size
 
 
 def _check_options(format: str, quantize: bool, precision: str, out: Path) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ...files import read_bounded, staged_dir, staged_file
-from ..builder import INPUT_NAME
+from ...planner import INPUT_NAME
 
 OUTPUT_NAME = "output"
 SIGNATURE = "serving_default"

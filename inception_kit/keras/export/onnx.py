@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..builder import INPUT_NAME
+from ...planner import INPUT_NAME
 from .artifact import (
     OUTPUT_NAME,
     Check,

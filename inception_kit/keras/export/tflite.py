@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ..builder import INPUT_NAME
+from ...planner import INPUT_NAME
 from .artifact import OUTPUT_NAME, SIGNATURE, Check, VerificationError, model_input_shape, serving_module
 
 
