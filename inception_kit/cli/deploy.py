@@ -1,5 +1,76 @@
-"""`inception-kit deploy`: its arguments and what it runs (moved here from the library)."""
+"""`inception-kit deploy`: its arguments, and the run that prints the table and the choice.
 
-from ..deploy import add_arguments, run
+The work is `inception_kit.deploy.deploy`; its progress goes to stderr (`ProgressBar`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from ..analysis import Budget
+from ..deploy import DEFAULT_BATCHES, DEFAULT_TOLERANCE, PATHS, ProgressBar, deploy, parse_batches
+from ..errors import SpecError
 
 __all__ = ["add_arguments", "run"]
+
+
+def _batches_arg(text: str) -> tuple[int, ...]:
+    try:
+        return parse_batches(text)
+    except SpecError as err:
+        raise argparse.ArgumentTypeError(str(err.problems[0])) from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", help="the spec (YAML) to deploy")
+    parser.add_argument(
+        "--out", "-o", required=True, metavar="DIR", help="the folder to write (whole or not at all)"
+    )
+    parser.add_argument("--weights", help="a Keras .weights.h5 file to load first (as `train` writes)")
+    parser.add_argument(
+        "--batch",
+        type=_batches_arg,
+        default=DEFAULT_BATCHES,
+        metavar="B[,B...]",
+        help="batch sizes to time; the largest decides (default 1,8)",
+    )
+    parser.add_argument(
+        "--data",
+        metavar="digits|FOLDER",
+        help="held-out accuracy (with --weights), int8 calibration and the deviation batch",
+    )
+    parser.add_argument(
+        "--tolerance",
+        default=DEFAULT_TOLERANCE,
+        metavar="T",
+        help="deviation:T (centred relative L2, default 1e-4) or accuracy:D (top-1 lost, e.g. 0.01)",
+    )
+    parser.add_argument("--repeats", type=int, default=10, help="timed rounds per batch size (default 10)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed rounds first (default 2)")
+    parser.add_argument(
+        "--paths", metavar="P[,P...]", help=f"only these paths (default all: {','.join(PATHS)})"
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
+
+
+def run(args: argparse.Namespace) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    paths = None if not args.paths else [p.strip() for p in args.paths.split(",")]
+    result = deploy(
+        args.spec,
+        args.out,
+        weights=args.weights,
+        batches=args.batch,
+        data=args.data,
+        tolerance=args.tolerance,
+        overwrite=args.overwrite,
+        repeats=args.repeats,
+        warmup=args.warmup,
+        paths=paths,
+        budget=Budget(args.max_params, args.max_activation_bytes),
+        progress=ProgressBar(),
+    )
+    print(result.table())
+    print(result.summary())
+    return 0

@@ -1,0 +1,342 @@
+"""Writing, verifying, loading and measuring each path (`Context`), in one process.
+
+Each path's artifact is written to the work folder (by `export` where it writes that format,
+else here, verified and described by export's rules), reloaded with its own runtime
+(`runtimes`), and its deviation from the Keras float32 model measured on one batch of
+`DEVIATION_SAMPLES`: the centred relative L2 (per sample, ``||c(out) - c(ref)|| / ||c(ref)||``
+with c removing the sample's mean; the largest over the batch) and the largest absolute
+difference. With data, the held-out top-1 accuracy of the Keras model and of every path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..errors import Problem, SpecError
+from .choosing import Candidate
+from .runtimes import LiteRunner, ORTRunner, OVRunner, TFRunner
+
+ARTIFACTS = {  # the name each path's artifact has in DIR
+    "savedmodel": "savedmodel",
+    "frozen": "savedmodel_frozen",
+    "bfloat16": "savedmodel_bfloat16",
+    "onnxruntime": "model.onnx",
+    "openvino": "openvino",
+    "litert": "model.tflite",
+    "litert-int8": "model_int8.tflite",
+}
+DEVIATION_SAMPLES = 8
+CALIBRATION_SAMPLES = 128
+
+
+def quiet() -> Any:
+    """TensorFlow's and the converters' console output, captured as `export` does."""
+    from ..keras.export.capture import captured
+
+    return captured()
+
+
+def _centred_rel_l2(ref: Any, other: Any) -> Any:
+    import numpy as np
+
+    a = np.asarray(ref, np.float64).reshape(len(ref), -1)
+    b = np.asarray(other, np.float64).reshape(len(other), -1)
+    a = a - a.mean(axis=1, keepdims=True)
+    b = b - b.mean(axis=1, keepdims=True)
+    return np.linalg.norm(b - a, axis=1) / np.maximum(np.linalg.norm(a, axis=1), 1e-30)
+
+
+class Context:
+    """The Keras model, the data, and each path's artifact and runtime."""
+
+    def __init__(self, analysis: Any, in_shape: tuple[int, ...], weights: Any, work: Path) -> None:
+        self.analysis, self.in_shape, self.weights, self.work = analysis, in_shape, weights, work
+        self.val: tuple[Any, Any] | None = None
+        self.calibration: Any = None
+        self.data_info: dict[str, Any] = {}
+        self.runners: dict[str, Any] = {}
+        self.model: Any = None
+        self.x_dev: Any = None
+        self.ref: Any = None
+
+    # ---- data and the reference model
+
+    def prepare_data(self, source: Any, split: float, seed: int) -> None:
+        import numpy as np
+
+        from ..keras.export.artifact import model_with_weights
+
+        _seed()
+        self.model, _ = model_with_weights(self.analysis.plan, self.weights)
+        rng = np.random.default_rng(0)
+        self.x_dev = rng.uniform(-1.0, 1.0, (DEVIATION_SAMPLES, *self.in_shape)).astype(np.float32)
+        dev_from = "numpy default_rng(0).uniform(-1, 1)"
+        if source is not None:
+            from ..train.data import load, split_problems
+
+            problems = split_problems(source, split)
+            if split == 0:
+                problems.append(Problem("validation_split", "a held-out split > 0 for deploy", "0"))
+            if problems:
+                raise SpecError(problems)
+            loaded = load(source, self.in_shape, batch_size=1, validation_split=split, seed=seed)
+            xs, ys = zip(*((x, y) for x, y in loaded.val.as_numpy_iterator()))
+            self.val = (np.concatenate(xs).astype(np.float32), np.concatenate(ys))
+            cal = loaded.train(0).take(min(CALIBRATION_SAMPLES, loaded.train_count)).as_numpy_iterator()
+            self.calibration = np.concatenate([x for x, _ in cal]).astype(np.float32)
+            self.x_dev = self.val[0][:DEVIATION_SAMPLES]
+            dev_from = f"the first {len(self.x_dev)} held-out samples"
+            self.data_info = {
+                "data": source.name,
+                "held_out": len(self.val[0]),
+                "validation_split": split,
+                "seed": seed,
+                "calibration_samples": len(self.calibration),
+            }
+            if self.weights is None:
+                self.val = None  # untrained: accuracy would mean nothing
+        self.data_info["deviation_batch"] = dev_from
+        self.ref = np.asarray(self.model(self.x_dev, training=False))
+
+    # ---- each path
+
+    def prepare(self, c: Candidate) -> None:
+        """Writes, verifies and loads path `c`; marks it failed when it cannot."""
+        try:
+            with quiet():
+                c.artifact = ARTIFACTS[c.name]
+                getattr(self, "_" + c.name.replace("-", "_"))(c, self.work / c.artifact)
+                dev_out = self.runners[c.name](self.x_dev)
+            import numpy as np
+
+            c.deviation = float(_centred_rel_l2(self.ref, dev_out).max())
+            c.max_abs = float(np.abs(np.asarray(dev_out, np.float64) - self.ref).max())
+        except Exception as err:  # a converter's failure is a result: the path is listed as failed
+            c.status = "failed"
+            c.reason = (
+                f"{type(err).__name__}: {str(err).strip().splitlines()[0][:200] if str(err).strip() else ''}"
+            )
+
+    def _export(self, c: Candidate, dest: Path, **kw: Any) -> None:
+        """Via `export` (verified); on a failed verification, written unverified to be measured anyway."""
+        from ..keras.export import VerificationError, export
+
+        _seed()
+        try:
+            result = export(self.analysis.plan.model, dest, weights=self.weights, **kw)
+            c.verified = True
+            c.verification = f"max abs diff {result.max_abs_diff:.3g} <= {result.tolerance:.3g}"
+        except VerificationError as err:
+            c.verification = str(err).split(";")[0]
+            _seed()
+            result = export(self.analysis.plan.model, dest, weights=self.weights, verify=False, **kw)
+        c.bytes = result.size_bytes
+
+    def _savedmodel(self, c: Candidate, dest: Path, precision: str = "float32") -> None:
+        self._export(c, dest, format="savedmodel", precision=precision)
+        self.runners[c.name] = TFRunner(dest)
+        c.runtime = "tf.saved_model.load, serving_default"
+
+    def _bfloat16(self, c: Candidate, dest: Path) -> None:
+        self._savedmodel(c, dest, precision="bfloat16")
+
+    def _onnxruntime(self, c: Candidate, dest: Path) -> None:
+        import onnxruntime
+
+        self._export(c, dest, format="onnx")
+        self.runners[c.name] = ORTRunner(dest)
+        c.runtime = f"onnxruntime {onnxruntime.__version__}, CPUExecutionProvider"
+
+    def _litert(self, c: Candidate, dest: Path) -> None:
+        self._export(c, dest, format="tflite")
+        self.runners[c.name] = LiteRunner(dest)
+        c.runtime = self.runners[c.name].name
+
+    def _litert_int8(self, c: Candidate, dest: Path) -> None:
+        if self.calibration is None:
+            self._export(c, dest, format="tflite", quantize=True)
+            c.reason = "dynamic-range: int8 weights, float activations"
+        else:
+            self._own(c, dest, "tflite", "int8", self._write_full_int8, quantized=True)
+            c.reason = f"full-integer, calibrated on {len(self.calibration)} training samples"
+        self.runners[c.name] = LiteRunner(dest)
+        c.runtime = self.runners[c.name].name
+
+    def _frozen(self, c: Candidate, dest: Path) -> None:
+        self._own(c, dest, "savedmodel", "float32", self._write_frozen)
+        self.runners[c.name] = TFRunner(dest)
+        c.runtime = "tf.saved_model.load, serving_default (constants)"
+
+    def _openvino(self, c: Candidate, dest: Path) -> None:
+        import openvino
+
+        onnx_file = self.work / ARTIFACTS["onnxruntime"]
+        if not onnx_file.exists():  # the onnxruntime path was not asked for: write the ONNX file here
+            self._export(Candidate("onnx", ""), onnx_file, format="onnx")
+        self._onnx_file = onnx_file
+        self._own(c, dest, "openvino", "float32", self._write_openvino)
+        self.runners[c.name] = OVRunner(dest / "model.xml")
+        c.runtime = f"openvino {openvino.__version__.split('-')[0]}, CPU, f32"
+
+    # ---- artifacts that `export` does not write: written and verified by its rules here
+
+    def _own(
+        self,
+        c: Candidate,
+        dest: Path,
+        fmt: str,
+        kind: str,
+        write: Callable[[Path], Callable[[Any], Any]],
+        quantized: bool = False,
+    ) -> None:
+        import numpy as np
+
+        from ..keras.export import artifact
+        from ..planner import INPUT_NAME
+        from ..report import render
+
+        folder = fmt != "tflite"
+        meta = dest / artifact.META_DIR if folder else artifact.metadata_dir(dest, fmt)
+        run = write(dest)
+        x, _, tolerance = artifact.checker(self.model, self.in_shape, kind, f"the {c.name} artifact", dest)
+        checked_on = None
+        if kind == "int8" and self.calibration is not None:
+            # Calibrated int8 is checked on held-out data, by export's rule: the export batch
+            # (uniform in [-1, 1)) lies outside the calibrated ranges of data in [0, 1].
+            x, checked_on = self.x_dev, self.data_info["deviation_batch"] + " of " + self.data_info["data"]
+            tolerance = artifact.TOLERANCE[kind] * max(1.0, float(np.abs(self.ref).max()))
+        try:
+            diff: float | None = float(
+                np.abs(np.asarray(run(x), np.float32) - np.asarray(self.model(x, training=False))).max()
+            )
+            if not diff <= tolerance:  # NaN fails too
+                raise artifact.VerificationError(
+                    f"the {c.name} artifact's outputs differ from the Keras model's "
+                    f"by up to {diff:.3g} (tolerance {tolerance:.3g})"
+                )
+            c.verified, c.verification = True, f"max abs diff {diff:.3g} <= {tolerance:.3g}"
+        except artifact.VerificationError as err:
+            diff, c.verification = None, str(err)
+        manifest: dict[str, Any] = {
+            "format": fmt,
+            "path": c.name,
+            "quantized": quantized,
+            "precision": "float32",
+            "model": self.analysis.plan.model.name,
+            "input": {"name": INPUT_NAME, "dtype": "float32", "shape": [None, *self.in_shape]},
+            "output": {
+                "name": artifact.OUTPUT_NAME,
+                "dtype": "float32",
+                "shape": [None, *(int(d) for d in self.analysis.plan.output_shape)],
+            },
+            "weights": "untrained (Keras initializers)"
+            if self.weights is None
+            else {"file": os.fspath(self.weights), "sha256": artifact.file_sha256(Path(self.weights))},
+        }
+        if not folder:
+            manifest["artifact"] = {
+                "file": dest.name,
+                "bytes": dest.stat().st_size,
+                "sha256": artifact.file_sha256(dest),
+            }
+        texts = {
+            artifact.SPEC_FILE: self.analysis.plan.model.to_yaml(),
+            artifact.REPORT_FILE: render(self.analysis, "json"),
+        }
+        artifact.write_meta(meta, texts, manifest, diff, kind, tolerance if diff is not None else None)
+        if checked_on and diff is not None:
+            written = json.loads((meta / artifact.MANIFEST_FILE).read_text(encoding="utf-8"))
+            written["verification"].update(batch=len(x), input=checked_on)
+            (meta / artifact.MANIFEST_FILE).write_text(
+                json.dumps(written, indent=2) + "\n", encoding="utf-8"
+            )
+        c.bytes = artifact.tree_bytes(dest) if folder else dest.stat().st_size
+
+    def _write_frozen(self, dest: Path) -> Callable[[Any], Any]:
+        import tensorflow as tf
+        from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+        from ..keras.export.artifact import OUTPUT_NAME, SIGNATURE, serving_module
+        from ..planner import INPUT_NAME
+
+        _, concrete = serving_module(self.model, self.in_shape)
+        frozen = convert_variables_to_constants_v2(concrete)
+        root = tf.Module()
+        root.frozen = frozen
+        root.serve = tf.function(
+            lambda image: {OUTPUT_NAME: frozen(image)[0]},
+            autograph=False,
+            input_signature=[tf.TensorSpec((None, *self.in_shape), tf.float32, name=INPUT_NAME)],
+        )
+        tf.saved_model.save(root, str(dest), signatures={SIGNATURE: root.serve.get_concrete_function()})
+        return TFRunner(dest)
+
+    def _write_full_int8(self, dest: Path) -> Callable[[Any], Any]:
+        import tensorflow as tf
+
+        from ..keras.export.artifact import serving_module
+
+        root, concrete = serving_module(self.model, self.in_shape)
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], root)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        samples = self.calibration
+        converter.representative_dataset = lambda: ([s[None]] for s in samples)
+        converter.target_spec.supported_ops = [
+            tf.lite.OpsSet.TFLITE_BUILTINS_INT8
+        ]  # input and output stay float32
+        dest.write_bytes(converter.convert())
+        return LiteRunner(dest)
+
+    def _write_openvino(self, dest: Path) -> Callable[[Any], Any]:
+        import openvino as ov
+
+        dest.mkdir()
+        # compress_to_fp16=False: keep the float32 weights (the default halves them)
+        ov.save_model(ov.convert_model(str(self._onnx_file)), str(dest / "model.xml"), compress_to_fp16=False)
+        return OVRunner(dest / "model.xml")
+
+    # ---- timing and accuracy
+
+    def timer(self, c: Candidate, batch: int) -> Callable[[], Any]:
+        import numpy as np
+
+        x = np.random.default_rng(1).uniform(-1.0, 1.0, (batch, *self.in_shape)).astype(np.float32)
+        return self.runners[c.name].timer(x)
+
+    def accuracies(self, live: list[Candidate], batch: int) -> float | None:
+        """Sets each path's held-out top-1 accuracy; returns the Keras model's."""
+        if self.val is None:
+            return None
+        import numpy as np
+
+        x, y = self.val
+        keras_pred = np.asarray(self.model.predict(x, batch_size=batch, verbose=0))
+        for c in live:
+            run = self.runners[c.name]
+            outs = []
+            for i in range(0, len(x), batch):  # whole batches: the last one padded with zeros
+                chunk = x[i : i + batch]
+                padded = np.concatenate([chunk, np.zeros((batch - len(chunk), *chunk.shape[1:]), np.float32)])
+                outs.append(np.asarray(run(padded))[: len(chunk)])
+            c.accuracy = _top1(np.concatenate(outs), y)
+        return _top1(keras_pred, y)
+
+    def release(self) -> None:
+        self.runners.clear()  # closes files in `work` before it is removed
+
+
+def _seed() -> None:
+    """Before each build: without --weights, every path's model gets the same initial weights."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+
+
+def _top1(pred: Any, y: Any) -> float:
+    import numpy as np
+
+    return float(np.mean(np.asarray(pred).reshape(len(y), -1).argmax(axis=1) == y))

@@ -1,0 +1,280 @@
+"""What every artifact shares, whichever its format: names, the metadata (spec.yaml, report.json,
+manifest.json) and where it goes, the verification rule, the Keras model it is written from,
+and placing a one-file artifact with its sidecar.
+
+Verification: the artifact's outputs on a fixed batch (`VERIFY_BATCH` samples, numpy
+``default_rng(VERIFY_SEED)``, uniform in [-1, 1)) may differ from the Keras model's
+(``training=False``) by at most ``TOLERANCE[kind] * max(1, max |keras|)`` (`checker`).
+
+Imports no TensorFlow at the top: `inspect_artifact` uses this module without it.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import shutil
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ...files import read_bounded, staged_dir, staged_file
+from ...planner import INPUT_NAME
+
+OUTPUT_NAME = "output"
+SIGNATURE = "serving_default"
+META_DIR = Path("assets.extra") / "inception_kit"
+SIDECAR_SUFFIX = ".inception-kit"
+SPEC_FILE, REPORT_FILE, MANIFEST_FILE = "spec.yaml", "report.json", "manifest.json"
+PREVIOUS_DIR = "previous"  # the old pair's metadata, inside a sidecar while its file is replaced
+MAX_META_BYTES = 16_000_000  # spec.yaml, report.json or manifest.json (InceptionResNetV2's report: ~0.5 MB)
+VERIFY_BATCH, VERIFY_SEED = 2, 0
+TOLERANCE = {"float32": 1e-5, "bfloat16": 1e-5, "int8": 5e-2}  # artifact vs its own Keras model
+
+Check = Callable[[Any], float]  # outputs on the reference batch -> max abs diff (raises beyond tolerance)
+
+
+class VerificationError(RuntimeError):
+    """The reloaded artifact's outputs differ from the Keras model's beyond the tolerance."""
+
+
+class MissingDependency(ImportError):
+    """An optional dependency of one export format is not installed."""
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What `export` wrote."""
+
+    path: Path
+    format: str
+    size_bytes: int
+    metadata: Path
+    input_name: str
+    input_shape: tuple[int | None, ...]
+    output_name: str
+    output_shape: tuple[int | None, ...]
+    quantized: bool
+    weights: str | None
+    max_abs_diff: float | None
+    tolerance: float | None
+
+    def summary(self) -> str:
+        kind = "quantized (dynamic-range int8) " if self.quantized else ""
+        where = "in the folder" if self.format == "savedmodel" else "in the sidecar"
+        check = (
+            f"verified by reloading it: max abs diff {self.max_abs_diff:.3g} from the Keras model "
+            f"on a seeded batch of {VERIFY_BATCH} (tolerance {self.tolerance:.3g})"
+            if self.max_abs_diff is not None
+            else "not verified (--no-verify)"
+        )
+        return (
+            f"Wrote {self.path}: {kind}{self.format}, {self.size_bytes:,} bytes, "
+            f"input '{self.input_name}' float32{shape_text(self.input_shape)} -> "
+            f"output '{self.output_name}' float32{shape_text(self.output_shape)}, "
+            f"{'weights from ' + self.weights if self.weights else 'untrained weights'}; "
+            f"spec and cost report {where} {self.metadata}; {check}."
+        )
+
+
+def shape_text(shape: tuple[int | None, ...] | list[int | None]) -> str:
+    """``[batch, 28, 28, 192]``: a shape as the summary and inspect show it."""
+    return "[" + ", ".join("batch" if d is None else str(d) for d in shape) + "]"
+
+
+def metadata_dir(path: str | os.PathLike[str], format: str | None = None) -> Path:
+    """Where an artifact's spec.yaml, report.json and manifest.json are (or will be)."""
+    path = Path(path)
+    if format == "savedmodel" or (format is None and path.is_dir() and (path / META_DIR).is_dir()):
+        return path / META_DIR
+    return path.with_name(path.name + SIDECAR_SUFFIX)
+
+
+def spec_files(spec: Any) -> list[str | os.PathLike[str]]:
+    """The file a spec was read from (a path, or a loaded spec's `source`), which no
+    overwrite may replace a folder holding."""
+    spec = getattr(spec, "model", spec)  # a plan: its spec
+    path = spec if isinstance(spec, (str, os.PathLike)) else getattr(spec, "source", None)
+    return [path] if path and os.path.exists(path) else []
+
+
+# --------------------------------------------------------------------------- bytes
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a regular file, read without following a link or blocking on a FIFO."""
+    digest = hashlib.sha256()
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", os.fspath(path))
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def tree_bytes(folder: Path) -> int:
+    """Bytes of the regular files under `folder`, links not followed."""
+    total = 0
+    for top, _, files in os.walk(folder):
+        for name in files:
+            st = os.lstat(os.path.join(top, name))
+            total += st.st_size if stat.S_ISREG(st.st_mode) else 0
+    return total
+
+
+# --------------------------------------------------------------------------- the model and its check
+
+
+def model_with_weights(plan: Any, weights: str | os.PathLike[str] | None, precision: str = "float32") -> tuple[Any, Any]:
+    """The Keras model of `plan` (weights loaded when given), and how the manifest describes its weights."""
+    from ..builder import build_model
+    from .weights_file import load_weights
+
+    model = build_model(plan, precision)
+    if weights is None:
+        return model, "untrained (Keras initializers)"
+    load_weights(model, Path(weights))
+    return model, {"file": os.fspath(weights), "sha256": file_sha256(Path(weights))}
+
+
+def model_input_shape(model: Any) -> tuple[int, ...]:
+    """A Keras model's input shape without the batch."""
+    return tuple(int(d) for d in model.input_shape[1:])
+
+
+def checker(model: Any, in_shape: tuple[int, ...], kind: str, what: str, out: Path) -> tuple[Any, Check, float]:
+    """The reference batch, a function that checks outputs on it, and the tolerance used."""
+    import keras
+    import numpy as np
+
+    x = np.random.default_rng(VERIFY_SEED).uniform(-1.0, 1.0, (VERIFY_BATCH, *in_shape)).astype(np.float32)
+    expected = keras.ops.convert_to_numpy(model(x, training=False))
+    tolerance = TOLERANCE[kind] * max(1.0, float(np.abs(expected).max()))
+
+    def check(actual: Any) -> float:
+        diff = float(np.abs(np.asarray(actual, dtype=np.float32) - expected).max())
+        if not diff <= tolerance:  # NaN fails too
+            raise VerificationError(
+                f"{what}'s outputs differ from the Keras model's by up to {diff:.3g} "
+                f"(tolerance {tolerance:.3g}); nothing was written to {out}"
+            )
+        return diff
+
+    return x, check, tolerance
+
+
+def serving_module(model: Any, shape: tuple[int, ...]) -> tuple[Any, Any]:
+    """A tf.Module holding the captured tf.Variables once and a serving tf.function
+    (``serve(image) -> {"output": ...}``), and that function's concrete function.
+
+    Not `model.export()`: Keras 3's ExportArchive stores every weight twice (the Keras
+    Variable wrappers and the tf.Variables they wrap are two objects to the saver,
+    keras-team/keras#23553). This module tracks only the tf.Variables, keyed by the Keras
+    weight path; the model is reached only through the function's closure, so it is not tracked.
+    """
+    import tensorflow as tf
+
+    root = tf.Module()
+    signature = [tf.TensorSpec((None, *shape), tf.float32, name=INPUT_NAME)]
+
+    def serve(image: Any) -> dict[str, Any]:
+        return {OUTPUT_NAME: model(image, training=False)}
+
+    root.serve = tf.function(serve, input_signature=signature, autograph=False)
+    concrete = root.serve.get_concrete_function()
+    captured = {id(v): v for v in concrete.variables}
+    named = {}
+    for w in model.weights:  # the Keras wrappers are NOT tracked, only what they wrap
+        if id(w.value) in captured:
+            named[w.path] = captured.pop(id(w.value))
+    root.weights = named
+    root.other_variables = list(captured.values())
+    return root, concrete
+
+
+# --------------------------------------------------------------------------- metadata
+
+
+def write_meta(
+    folder: Path,
+    texts: dict[str, str],
+    manifest: dict[str, Any],
+    diff: float | None,
+    kind: str,
+    tolerance: float | None,
+) -> None:
+    """Writes spec.yaml, report.json and manifest.json (diff None: not verified)."""
+    from ...version import __version__
+    from ..backends import versions
+
+    manifest = {
+        **manifest,
+        "verification": {
+            "batch": VERIFY_BATCH,
+            "input": f"numpy default_rng({VERIFY_SEED}).uniform(-1, 1), float32",
+            "compared_with": "the Keras model, training=False",
+            "max_abs_diff": diff,
+            "tolerance": tolerance,
+            "rule": f"max abs diff <= {TOLERANCE[kind]:g} * max(1, max |keras output|)",
+        }
+        if diff is not None
+        else None,
+        "versions": {"inception_kit": __version__, **versions()},
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in texts.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+
+def place_pair(
+    out: Path,
+    meta: Path,
+    write_file: Callable[[Path], None],
+    new_meta: Callable[[], Path],
+    overwrite: bool,
+    keep: list[Any],
+    suffix: str = "",
+) -> None:
+    """Writes a one-file artifact and its sidecar so that at every instant, a kill included,
+    the pair `inspect_artifact` reads is whole: the old pair or the new one, never a mix.
+
+    1. `write_file(tmp)` writes (and verifies) the file at a temporary beside `out`, then
+       `new_meta()` is the folder holding its spec.yaml, report.json and manifest.json;
+    2. a new sidecar, holding those plus the old pair's metadata under `previous/`, takes
+       the old sidecar's place in one exchange (on a new destination: a rename that fails
+       if the sidecar appeared meanwhile, the atomic claim on it);
+    3. the file is moved onto `out` in one rename;
+    4. the sidecar is exchanged once more for one without `previous/`.
+    Between 2 and 3 the new manifest's sha256 does not match the old file, and `previous/`,
+    which does, is what inspect reads.
+    """
+    claimed = False
+    try:
+        with staged_file(out, overwrite, suffix=suffix) as tmp:  # moves the file when the block ends
+            write_file(tmp)
+            source = new_meta()
+            old = meta if out.is_file() and (meta / MANIFEST_FILE).is_file() else None
+            with staged_dir(meta, overwrite, MANIFEST_FILE, keep) as tmp_meta:
+                _copy_meta(source, tmp_meta)
+                if old is not None:
+                    _copy_meta(old, tmp_meta / PREVIOUS_DIR)
+            claimed = old is None
+    except BaseException:
+        if claimed:  # a new sidecar whose file could not follow it
+            shutil.rmtree(meta, ignore_errors=True)
+        raise
+    if old is not None:
+        with staged_dir(meta, True, MANIFEST_FILE, keep) as tmp_meta:
+            _copy_meta(source, tmp_meta)
+
+
+def _copy_meta(source: Path, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in (SPEC_FILE, REPORT_FILE, MANIFEST_FILE):
+        (folder / name).write_bytes(read_bounded(source / name, MAX_META_BYTES, inside=source))
