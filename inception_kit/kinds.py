@@ -16,8 +16,9 @@ Counting rules, stated once for the whole package:
 
 Shapes exclude the batch dimension: (height, width, channels) or (features,).
 Everything about a kind lives in its entry here: fields, shape rule, cost rule, Keras layers,
-its text, whether it is a 1×1 reduction, and what TensorFlow's profiler sees of it. Adding a
-kind is one public `register_kind(Kind(...))` call; tests parametrise over `KINDS`.
+its text, whether it is a 1×1 reduction, what TensorFlow's profiler sees of it, and which
+Keras layers it is imported from. Adding a kind is one public `register_kind(Kind(...))`
+call; tests parametrise over `KINDS`.
 """
 
 from __future__ import annotations
@@ -626,7 +627,10 @@ def _fold_activation(body: dict[str, Any], act: dict[str, Any]) -> dict[str, Any
 
 
 # Folded in the order `_post_layers` builds them.
-_CONV_FOLDS: dict[str, Callable[[dict[str, Any], dict[str, Any]], dict[str, Any] | None]] = {"batchnorm": _fold_batchnorm, "activation": _fold_activation}
+_CONV_FOLDS: dict[str, Callable[[dict[str, Any], dict[str, Any]], dict[str, Any] | None]] = {
+    "batchnorm": _fold_batchnorm,
+    "activation": _fold_activation,
+}
 _CONV_IMPORT_DEFAULTS = ("activation", "padding", "bias", "batchnorm")
 
 

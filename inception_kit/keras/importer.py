@@ -13,11 +13,11 @@ only in a trailing number of their names become one block with `repeat`.
 
 Which Keras layers become which kinds, and how their configs become fields, the registry
 says (`Kind.keras_classes`, `from_keras`, `keras_folds`, `import_defaults`; `Merge`'s for
-the merges); this module knows only the graph, blocks and the spec's readability. Read
-today: Conv2D (with groups), SeparableConv2D, BatchNormalization, Activation, ReLU,
-MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, Flatten, Dropout, Dense,
-Concatenate and Add, and here InputLayer, Rescaling (as a residual scale) and
-CustomScaleLayer. Anything else, or an option the spec language cannot state (dilation, channels_first, a
+the merges); this module knows the graph, blocks and the spec's readability. Read today:
+Conv2D (with groups), SeparableConv2D, BatchNormalization, Activation, ReLU, MaxPooling2D,
+AveragePooling2D, GlobalAveragePooling2D, Flatten, Dropout, Dense, Concatenate and Add,
+and here InputLayer, Rescaling (as a residual scale) and CustomScaleLayer. Anything else,
+or an option the spec language cannot state (dilation, channels_first, a
 shared layer, several inputs or outputs, ...), is a SpecError naming the layer, its class
 and its position in `model.layers`; nothing is dropped in silence. Initialisers,
 regularisers and constraints are training settings, not part of a design: they are not
@@ -42,6 +42,7 @@ from ..spec.parse import TABLE_COLUMNS, parse_plain
 from ..spec.types import Model
 
 INPUT = "InputLayer"
+ACTIVATION = "activation"  # a block's field, set by a layer that is only an activation
 RESCALING = "Rescaling"  # our builder's residual scale, read as the block's `scale`
 SCALE_LAYER = "CustomScaleLayer"  # InceptionResNetV2's `x + scale * residual`: an add with a scale
 SUM = "Add"  # the Keras merge CustomScaleLayer is read as
@@ -265,7 +266,7 @@ class _Writer:
         """Whether a layer after a merge is the block's `activation`: a layer of a kind whose
         one field is an activation (Activation, ReLU)."""
         cls = self.g.cls[name]
-        return any(cls in k.keras_classes and set(k.fields) == {"activation"} for k in KINDS.values())
+        return any(cls in k.keras_classes and set(k.fields) == {ACTIVATION} for k in KINDS.values())
 
     def sequence(
         self, items: list[Any], parent: str | None
@@ -279,9 +280,9 @@ class _Writer:
                 after = nxt[1] if nxt and nxt[0] == "layer" and self.block_activation(nxt[1]) else None
                 data, src = self.block(items[i], parent, after)
                 read = self.read(after) if after is not None else None
-                if read and set(read[0].fields) == {"activation"} and "activation" not in data["block"]:
-                    if read[1]["activation"] is not None:
-                        data["block"]["activation"] = read[1]["activation"]
+                if read and set(read[0].fields) == {ACTIVATION} and ACTIVATION not in data["block"]:
+                    if read[1][ACTIVATION] is not None:
+                        data["block"][ACTIVATION] = read[1][ACTIVATION]
                     i += 1
                 out.append((data, src))
                 i += 1
@@ -336,12 +337,15 @@ class _Writer:
         full = f"{parent}_{name}" if parent else name
         body: dict[str, Any] = {"name": name}
         scale = None
-        kind = g.merges[SUM if cls == SCALE_LAYER else cls]
-        try:
-            fields = kind.from_keras(cfg)
-        except Bad as bad:
-            g.fail(merge, bad.expected, str(bad.value))
-        body["merge"] = kind.name
+        if cls == SCALE_LAYER:
+            joint, fields = g.merges[SUM], {}
+        else:
+            joint = g.merges[cls]
+            try:
+                fields = joint.from_keras(cfg)
+            except Bad as bad:
+                g.fail(merge, bad.expected, str(bad.value))
+        body["merge"] = joint.name
         body.update(fields)
         if cls in (SUM, SCALE_LAYER):
             if cls == SCALE_LAYER:
