@@ -16,8 +16,9 @@ Counting rules, stated once for the whole package:
 
 Shapes exclude the batch dimension: (height, width, channels) or (features,).
 Everything about a kind lives in its entry here: fields, shape rule, cost rule, Keras layers,
-its text, whether it is a 1×1 reduction, and what TensorFlow's profiler sees of it. Adding a
-kind is one public `register_kind(Kind(...))` call; tests parametrise over `KINDS`.
+its text, whether it is a 1×1 reduction, what TensorFlow's profiler sees of it, and which
+Keras layers it is imported from. Adding a kind is one public `register_kind(Kind(...))`
+call; tests parametrise over `KINDS`.
 """
 
 from __future__ import annotations
@@ -319,6 +320,17 @@ class Kind:
     naive counterpart removes); `widens` whether a layer may read the wider input instead
     (a k×k convolution after such a bottleneck). `profiled` is what TensorFlow's profiler
     counts of its cost, where that differs from the cost rule.
+
+    How `inception-kit import` reads it from a Keras model (keras/importer.py):
+    `keras_classes` are the Keras layer classes it is read from; `from_keras` turns such a
+    layer's `get_config()` into the kind's fields (a value equal to the field's default may
+    be given: the importer drops it), returns None when the config is another kind's (the
+    kinds registered last are asked first), and raises `Bad(expected, value=received)`, the
+    received value as text, for what a spec cannot state. `keras_folds` maps the kind of a
+    following Keras layer to how it folds into this layer's fields (None: it does not), in
+    the order `keras` builds them after its own layer: a conv takes the batch norm and the
+    activation that follow it. `import_defaults` are the fields an imported spec states once
+    under `defaults:` (their most common values), unless those are the fields' own defaults.
     """
 
     name: str
@@ -337,6 +349,12 @@ class Kind:
     reduces: Callable[[dict[str, Any], Shape, Shape], bool] = _no
     widens: Callable[[dict[str, Any], Shape], bool] = _no
     profiled: Callable[[dict[str, Any], Cost], Counter[str]] = lambda args, cost: cost.flops_by_op
+    keras_classes: tuple[str, ...] = ()
+    from_keras: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None
+    keras_folds: dict[str, Callable[[dict[str, Any], dict[str, Any]], dict[str, Any] | None]] = field(
+        default_factory=dict
+    )
+    import_defaults: tuple[str, ...] = ()
 
     def resolve(self, args: dict[str, Any]) -> tuple[dict[str, Any], list[FieldBad]]:
         """Fills in field defaults (normalised); returns the arguments and every bad field."""
@@ -429,6 +447,41 @@ def register_kind(kind: Kind) -> Kind:
 
 
 _register = register_kind
+
+
+# Reading Keras layer configs (`from_keras`): what each kind accepts of a Keras layer.
+
+_KERAS_ACTIVATIONS = (*ACTIVATION_FLOPS, "linear")
+
+
+def _keras_size(v: Any) -> int | list[int]:
+    """A Keras size or stride as a spec writes it: k, or [height, width] when they differ."""
+    h, w = _keras_pair(v)
+    return h if h == w else [h, w]
+
+
+def _keras_pair(v: Any) -> list[int]:
+    return list(v) if isinstance(v, (list, tuple)) else [v, v]
+
+
+def _keras_2d(cfg: dict[str, Any]) -> None:
+    """What a spec assumes of every 2-D layer: channels last, no dilation, same or valid."""
+    if cfg.get("data_format", "channels_last") not in (None, "channels_last"):
+        raise Bad("data_format channels_last", value=repr(cfg["data_format"]))
+    if tuple(_keras_pair(cfg.get("dilation_rate", 1))) != (1, 1):
+        raise Bad("no dilation (dilation_rate 1)", value=repr(cfg["dilation_rate"]))
+    if cfg.get("padding", "valid") not in ("same", "valid"):
+        raise Bad("padding same or valid", value=repr(cfg["padding"]))
+
+
+def _keras_activation(value: Any) -> str | None:
+    if isinstance(value, dict):  # a serialised activation function
+        value = value.get("config", value.get("class_name"))
+    if value in (None, "linear"):
+        return None
+    if value not in _KERAS_ACTIVATIONS:
+        raise Bad("an activation of " + ", ".join(_KERAS_ACTIVATIONS), value=repr(value))
+    return cast(str, value)
 
 
 # conv -----------------------------------------------------------------------------------
@@ -539,6 +592,48 @@ def _conv_widens(a: dict[str, Any], wider: Shape) -> bool:
     return bool(a["kernel"] != (1, 1) and wider[-1] % a.get("groups", 1) == 0)
 
 
+def _conv_from_keras(option: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """A Conv2D or SeparableConv2D config as conv fields; `option` as in `_conv_keras`."""
+
+    def read(cfg: dict[str, Any]) -> dict[str, Any]:
+        _keras_2d(cfg)
+        body = {
+            "filters": cfg["filters"],
+            "kernel": _keras_size(cfg["kernel_size"]),
+            "strides": _keras_size(cfg["strides"]),
+            "padding": cfg["padding"],
+            option: cfg.get(option, 1),
+            "bias": bool(cfg["use_bias"]),
+        }
+        activation = _keras_activation(cfg.get("activation"))
+        return {**body, "batchnorm": False, "activation": activation}
+
+    return read
+
+
+def _fold_batchnorm(body: dict[str, Any], bn: dict[str, Any]) -> dict[str, Any] | None:
+    """A batch norm right after a conv without its own activation is the conv's `batchnorm`."""
+    if body["activation"] is not None or body["batchnorm"]:
+        return None
+    changed = {k: v for k, v in bn.items() if BN_DEFAULTS[k] != v}  # only what differs
+    return {**body, "batchnorm": changed or True}
+
+
+def _fold_activation(body: dict[str, Any], act: dict[str, Any]) -> dict[str, Any] | None:
+    """An activation after a conv (or its batch norm) without one is the conv's `activation`."""
+    if body["activation"] is not None:
+        return None
+    return {**body, "activation": act["activation"]}
+
+
+# Folded in the order `_post_layers` builds them.
+_CONV_FOLDS: dict[str, Callable[[dict[str, Any], dict[str, Any]], dict[str, Any] | None]] = {
+    "batchnorm": _fold_batchnorm,
+    "activation": _fold_activation,
+}
+_CONV_IMPORT_DEFAULTS = ("activation", "padding", "bias", "batchnorm")
+
+
 def _conv_profiled(a: dict[str, Any], cost: Cost) -> Counter[str]:
     # On CPU, Keras runs grouped convolutions inside an XLA-compiled function that the
     # profiler cannot see into: it counts no Conv2D FLOPs for them (their bias adds it sees).
@@ -562,6 +657,10 @@ _register(
         reduces=_conv_reduces,
         widens=_conv_widens,
         profiled=_conv_profiled,
+        keras_classes=("Conv2D",),
+        from_keras=_conv_from_keras("groups"),
+        keras_folds=_CONV_FOLDS,
+        import_defaults=_CONV_IMPORT_DEFAULTS,
     )
 )
 
@@ -595,6 +694,10 @@ _register(
         title=lambda a: f"sepconv {_by(a['kernel'])}",
         caption=_conv_caption("sepconv"),
         widens=_conv_widens,
+        keras_classes=("SeparableConv2D",),
+        from_keras=_conv_from_keras("depth_multiplier"),
+        keras_folds=_CONV_FOLDS,
+        import_defaults=_CONV_IMPORT_DEFAULTS,
     )
 )
 
@@ -630,6 +733,17 @@ def _pool(kind: str, op: str, keras_name: str) -> Kind:
         text = f"{kind} {_hw(a['pool'])} /{strides[0] if strides[0] == strides[1] else _hw(strides)}"
         return text + (", valid" if a.get("padding") == "valid" else "")
 
+    def from_keras(cfg: dict[str, Any]) -> dict[str, Any]:
+        _keras_2d(cfg)
+        size = cfg["pool_size"]
+        strides = cfg.get("strides") or size
+        return {
+            "pool": _keras_size(size),
+            # None: the window size, as the field's default says
+            "strides": None if _keras_pair(strides) == _keras_pair(size) else _keras_size(strides),
+            "padding": cfg["padding"],
+        }
+
     return Kind(
         kind,
         f"{kind[:3]} pooling",
@@ -641,6 +755,9 @@ def _pool(kind: str, op: str, keras_name: str) -> Kind:
         label=lambda a: f"{kind}{a['pool'][0]}x{a['pool'][1]}",
         title=lambda a: f"{kind} {_by(a['pool'])}",
         caption=caption,
+        keras_classes=(keras_name,),
+        from_keras=from_keras,
+        import_defaults=("padding",),
     )
 
 
@@ -659,6 +776,56 @@ def _keras_plain(class_name: str, **fixed: Any) -> Callable[[dict[str, Any], str
     return build
 
 
+def _gap_from_keras(cfg: dict[str, Any]) -> dict[str, Any]:
+    _keras_2d(cfg)
+    if cfg.get("keepdims"):
+        raise Bad("keepdims false (a flat output)", value="keepdims true")
+    return {}
+
+
+def _flatten_from_keras(cfg: dict[str, Any]) -> dict[str, Any]:
+    _keras_2d(cfg)
+    return {}
+
+
+def _dropout_from_keras(cfg: dict[str, Any]) -> dict[str, Any]:
+    if cfg.get("noise_shape") is not None:
+        raise Bad("dropout without noise_shape", value=repr(cfg["noise_shape"]))
+    return {"rate": float(cfg["rate"])}
+
+
+def _activation_from_keras(cfg: dict[str, Any]) -> dict[str, Any]:
+    """An Activation, or a ReLU (which has no `activation` in its config)."""
+    if "activation" in cfg:
+        return {"activation": _keras_activation(cfg["activation"])}
+    if cfg.get("negative_slope", 0) or cfg.get("threshold", 0):
+        raise Bad(
+            "ReLU with negative_slope 0 and threshold 0",
+            value=f"{cfg.get('negative_slope')}, {cfg.get('threshold')}",
+        )
+    top = cfg.get("max_value")
+    if top is None:
+        return {"activation": "relu"}
+    if float(top) == 6.0:
+        return {"activation": "relu6"}
+    raise Bad("ReLU with max_value none or 6", value=repr(top))
+
+
+def _batchnorm_from_keras(cfg: dict[str, Any]) -> dict[str, Any]:
+    axis = cfg.get("axis", -1)
+    axis = axis[0] if isinstance(axis, (list, tuple)) and len(axis) == 1 else axis
+    if axis not in (-1, 3) or not cfg.get("center", True) or cfg.get("renorm") or cfg.get("synchronized"):
+        raise Bad(
+            "batch norm over the channels with a beta (axis -1, center true, no renorm)",
+            value=f"axis {cfg.get('axis')}, center {cfg.get('center')}",
+        )
+    return {
+        "scale": bool(cfg.get("scale", True)),
+        "epsilon": float(cfg["epsilon"]),
+        "momentum": float(cfg["momentum"]),
+    }
+
+
 _register(
     Kind(
         "gap",
@@ -668,6 +835,8 @@ _register(
         lambda args, inp, out: Cost(flops_by_op=Counter(Mean=_n(inp))),
         _keras_plain("GlobalAveragePooling2D"),
         caption=_words("global average pool"),
+        keras_classes=("GlobalAveragePooling2D",),
+        from_keras=_gap_from_keras,
     )
 )
 _register(
@@ -689,6 +858,8 @@ _register(
         lambda args, inp: (_n(inp),),
         lambda args, inp, out: Cost(),
         _keras_plain("Flatten"),
+        keras_classes=("Flatten",),
+        from_keras=_flatten_from_keras,
     )
 )
 _register(
@@ -702,6 +873,8 @@ _register(
         shorthand="rate",
         title=lambda a: f"dropout {a['rate']:g}",
         caption=lambda a: f"dropout {a['rate']:g}",
+        keras_classes=("Dropout",),
+        from_keras=_dropout_from_keras,
     )
 )
 _register(
@@ -715,6 +888,8 @@ _register(
         shorthand="activation",
         label=lambda a: a["activation"] or "linear",
         caption=lambda a: a["activation"] or "linear",
+        keras_classes=("Activation", "ReLU"),
+        from_keras=_activation_from_keras,
     )
 )
 _register(
@@ -730,6 +905,8 @@ _register(
         lambda args, inp, out: batchnorm_cost(out[-1], _n(out), args["scale"]),
         _keras_plain("BatchNormalization"),
         label=_words("bn"),
+        keras_classes=("BatchNormalization",),
+        from_keras=_batchnorm_from_keras,
     )
 )
 
@@ -766,6 +943,12 @@ _register(
         shorthand="units",
         title=lambda a: f"dense {a['units']}",
         caption=lambda a: "dense" + (f", {a['activation']}" if a.get("activation") else ""),
+        keras_classes=("Dense",),
+        from_keras=lambda cfg: {
+            "units": cfg["units"],
+            "activation": _keras_activation(cfg.get("activation")),
+            "bias": bool(cfg["use_bias"]),
+        },
     )
 )
 
@@ -782,6 +965,10 @@ class Merge:
     shape: Callable[[list[Shape]], Shape]
     cost: Callable[[list[Shape], Shape], Cost]
     keras: Callable[[str], Any]
+    # How `inception-kit import` reads it, as for a kind: the Keras merge classes, and their
+    # config as the block's fields (raising `Bad(expected, value=received)` where it cannot).
+    keras_classes: tuple[str, ...] = ()
+    from_keras: Callable[[dict[str, Any]], dict[str, Any]] = lambda cfg: {}
 
     def op_shape(self, args: dict[str, Any], inputs: Sequence[Shape]) -> Shape:
         return self.shape(list(inputs))
@@ -830,6 +1017,13 @@ def _add_shape(shapes: list[Shape]) -> Shape:
     return shapes[0]
 
 
+def _concat_from_keras(cfg: dict[str, Any]) -> dict[str, Any]:
+    axis = cfg.get("axis", -1)
+    if axis not in (-1, 3):
+        raise Bad("concatenation along the channels (axis -1)", value=f"axis {axis}")
+    return {}
+
+
 def _keras_merge(class_name: str) -> Callable[[str], Any]:
     def build(name: str) -> Any:
         from keras import layers
@@ -854,6 +1048,8 @@ register_merge(
         _concat_shape,
         lambda shapes, out: Cost(),
         _keras_merge("Concatenate"),
+        keras_classes=("Concatenate",),
+        from_keras=_concat_from_keras,
     )
 )
 register_merge(
@@ -863,6 +1059,7 @@ register_merge(
         _add_shape,
         lambda shapes, out: Cost(flops_by_op=Counter(AddV2=(len(shapes) - 1) * _n(out))),
         _keras_merge("Add"),
+        keras_classes=("Add",),
     )
 )
 

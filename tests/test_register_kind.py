@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 
@@ -126,3 +127,45 @@ def test_a_kind_name_is_registered_once():
         register_kind(KINDS["conv"])
     with pytest.raises(ValueError, match="spec language"):
         register_kind(Kind("block", "", {}, _pointwise_shape, _pointwise_cost, _pointwise_keras))
+
+
+def _pointwise_from_keras(cfg):
+    """A linear 1×1 Conv2D with a bias is a pointwise; any other Conv2D is a conv's (None)."""
+    one = [1, 1]
+    if (list(cfg["kernel_size"]), list(cfg["strides"]), list(cfg["dilation_rate"])) != (one, one, one):
+        return None
+    if cfg["groups"] != 1 or not cfg["use_bias"] or cfg["activation"] not in (None, "linear"):
+        return None
+    return {"filters": cfg["filters"]}
+
+
+@pytest.fixture
+def importable_pointwise():
+    # The same kind, declaring how it is imported: Keras' Conv2D, when it is a linear 1×1.
+    kind = register_kind(replace(POINTWISE, keras_classes=("Conv2D",), from_keras=_pointwise_from_keras))
+    yield kind
+    del KINDS["pointwise"]
+
+
+@pytest.mark.slow
+def test_a_registered_kind_is_imported_from_keras(importable_pointwise):
+    import keras
+    import numpy as np
+
+    from inception_kit.keras.importer import copy_weights, import_keras, supported_classes
+
+    x = keras.Input((28, 28, 192))
+    y = keras.layers.Conv2D(16, 1, name="reduce")(x)
+    y = keras.layers.Conv2D(32, 5, padding="same", activation="relu", name="wide")(y)
+    model = keras.Model(x, y, name="linear_bottleneck")
+    imported = import_keras(model)
+    # Asked first, the registered kind takes the linear 1×1; the 5×5 stays a conv.
+    assert imported.data["layers"] == [{"pointwise": 16}, {"conv": {"filters": 32, "kernel": 5}}]
+    assert imported.model == ik.loads_spec(SPEC)
+    assert supported_classes().count("Conv2D") == 1
+    analysis = ik.analyse(imported.model)
+    assert analysis.total.params == model.count_params()
+    built = ik.build_model(analysis.plan)
+    copy_weights(model, built, imported)
+    inputs = np.random.default_rng(0).normal(size=(2, 28, 28, 192)).astype("float32")
+    assert np.array_equal(np.asarray(model(inputs)), np.asarray(built(inputs)))

@@ -11,10 +11,13 @@ branch of an add its `scale`. The most common conv settings become the spec's de
 a GoogLeNet-shaped block becomes an `inception:` table row; consecutive blocks that differ
 only in a trailing number of their names become one block with `repeat`.
 
-Layers read: InputLayer, Conv2D (with groups), SeparableConv2D, BatchNormalization,
-Activation, ReLU, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, Flatten,
-Dropout, Dense, Concatenate, Add, Rescaling (as a residual scale) and CustomScaleLayer.
-Anything else, or an option the spec language cannot state (dilation, channels_first, a
+Which Keras layers become which kinds, and how their configs become fields, the registry
+says (`Kind.keras_classes`, `from_keras`, `keras_folds`, `import_defaults`; `Merge`'s for
+the merges); this module knows the graph, blocks and the spec's readability. Read today:
+Conv2D (with groups), SeparableConv2D, BatchNormalization, Activation, ReLU, MaxPooling2D,
+AveragePooling2D, GlobalAveragePooling2D, Flatten, Dropout, Dense, Concatenate and Add,
+and here InputLayer, Rescaling (as a residual scale) and CustomScaleLayer. Anything else,
+or an option the spec language cannot state (dilation, channels_first, a
 shared layer, several inputs or outputs, ...), is a SpecError naming the layer, its class
 and its position in `model.layers`; nothing is dropped in silence. Initialisers,
 regularisers and constraints are training settings, not part of a design: they are not
@@ -28,44 +31,42 @@ import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
 from ..errors import Problem, SpecError
+from ..kinds import KINDS, MERGES, Bad, Kind, Merge
 from ..planner import from_data
-from ..spec.parse import TABLE_COLUMNS
+from ..spec.parse import TABLE_COLUMNS, parse_plain
 from ..spec.types import Model
 
-SUPPORTED = (
-    "InputLayer",
-    "Conv2D",
-    "SeparableConv2D",
-    "BatchNormalization",
-    "Activation",
-    "ReLU",
-    "MaxPooling2D",
-    "AveragePooling2D",
-    "GlobalAveragePooling2D",
-    "Flatten",
-    "Dropout",
-    "Dense",
-    "Concatenate",
-    "Add",
-    "Rescaling",
-    "CustomScaleLayer",
-)
-MERGE_CLASSES = ("Concatenate", "Add", "CustomScaleLayer")
-ACTIVATIONS = ("relu", "relu6", "sigmoid", "tanh", "softmax", "linear")
-BN_DEFAULTS = {"scale": True, "epsilon": 1e-3, "momentum": 0.99}  # the spec's (and Keras') defaults
-CONV_DEFAULT_KEYS = ("activation", "padding", "bias", "batchnorm")
+INPUT = "InputLayer"
+ACTIVATION = "activation"  # a block's field, set by a layer that is only an activation
+RESCALING = "Rescaling"  # our builder's residual scale, read as the block's `scale`
+SCALE_LAYER = "CustomScaleLayer"  # InceptionResNetV2's `x + scale * residual`: an add with a scale
+SUM = "Add"  # the Keras merge CustomScaleLayer is read as
 _NAME = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def supported_classes() -> list[str]:
+    """The Keras layer classes an import reads: the registered kinds' and merges', then the
+    two this module reads as a block's scale."""
+    registered = [c for k in KINDS.values() for c in k.keras_classes]
+    registered += [c for m in MERGES.values() for c in m.keras_classes]
+    return list(dict.fromkeys([*registered, RESCALING, SCALE_LAYER]))
+
+
+def _merges() -> dict[str, Merge]:
+    """The registered merges by Keras class."""
+    return {c: m for m in MERGES.values() for c in m.keras_classes}
 
 
 @dataclass
 class Imported:
     """The spec data of an imported model, and for every layer of the spec (in build
-    order) the Keras layers it came from: {"layer": conv/dense/bn name, "bn": bn name}."""
+    order) the Keras layers it came from: {"layer": its own layer's name}, and for each layer
+    folded into it the folded layer's kind and name ({"batchnorm": bn name})."""
 
     data: dict[str, Any]
     sources: list[dict[str, str]] = field(default_factory=list)
@@ -87,6 +88,7 @@ class _Graph:
         self.position = {layer.name: i for i, layer in enumerate(model.layers)}
         self.cls = {layer.name: type(layer).__name__ for layer in model.layers}
         self.config = {layer.name: layer.get_config() for layer in model.layers}
+        self.merges = _merges()
         self.inputs: dict[str, list[str]] = {}
         if type(model).__name__ == "Sequential":
             previous = None
@@ -119,10 +121,11 @@ class _Graph:
         for user, ins in self.inputs.items():
             for i in ins:
                 self.users.setdefault(i, []).append(user)
+        supported = supported_classes()
         unsupported = [
-            Problem(self.where(name), "a layer inception-kit can express: " + ", ".join(SUPPORTED[1:]), cls)
+            Problem(self.where(name), "a layer inception-kit can express: " + ", ".join(supported), cls)
             for name, cls in self.cls.items()
-            if cls not in SUPPORTED
+            if cls not in supported and cls != INPUT
         ]
         if unsupported:  # all of them at once
             raise SpecError(unsupported)
@@ -131,7 +134,7 @@ class _Graph:
     def where(self, name: str) -> str:
         return f"model.layers[{self.position.get(name, '?')}] '{name}' ({self.cls.get(name, '?')})"
 
-    def fail(self, name: str, expected: str, received: str) -> None:
+    def fail(self, name: str, expected: str, received: str) -> NoReturn:
         raise SpecError([Problem(self.where(name), expected, received)])
 
     def ancestors(self, name: str) -> frozenset[str]:
@@ -182,13 +185,13 @@ def _seq(g: _Graph, stop: str | None, end: str) -> list[Any]:
     cur = end
     while cur != stop:
         ins = g.inputs[cur]
-        if g.cls[cur] == "InputLayer" or not ins:
+        if g.cls[cur] == INPUT or not ins:
             if stop is not None:
                 g.fail(cur, "branches that meet again at one merge", "a path that leaves its block")
-            if g.cls[cur] != "InputLayer":  # a Sequential model's first layer
+            if g.cls[cur] != INPUT:  # a Sequential model's first layer
                 items.append(("layer", cur))
             break
-        if g.cls[cur] in MERGE_CLASSES:
+        if g.cls[cur] in g.merges or g.cls[cur] == SCALE_LAYER:
             if len(ins) < 2:
                 g.fail(cur, "a merge of two or more inputs", f"{len(ins)} input")
             common = frozenset.intersection(*(g.ancestors(i) for i in ins))
@@ -232,187 +235,88 @@ def _check_closed(g: _Graph, merge: str, branches: list[list[Any]]) -> None:
 # Items -> spec data
 
 
-def _size(v: Any) -> int | list[int]:
-    v = list(v) if isinstance(v, (list, tuple)) else [v, v]
-    return v[0] if v[0] == v[1] else v
-
-
-def _activation(g: _Graph, name: str, value: Any) -> str | None:
-    if isinstance(value, dict):  # a serialised activation function
-        value = value.get("config", value.get("class_name"))
-    if value in (None, "linear"):
-        return None
-    if value not in ACTIVATIONS:
-        g.fail(name, "an activation of " + ", ".join(ACTIVATIONS), repr(value))
-    return value
-
-
-def _check_2d(g: _Graph, name: str, cfg: dict[str, Any]) -> None:
-    if cfg.get("data_format", "channels_last") not in (None, "channels_last"):
-        g.fail(name, "data_format channels_last", repr(cfg["data_format"]))
-    if tuple(_pair(cfg.get("dilation_rate", 1))) != (1, 1):
-        g.fail(name, "no dilation (dilation_rate 1)", repr(cfg["dilation_rate"]))
-    if cfg.get("padding", "valid") not in ("same", "valid"):
-        g.fail(name, "padding same or valid", repr(cfg["padding"]))
-
-
-def _pair(v: Any) -> list[int]:
-    return list(v) if isinstance(v, (list, tuple)) else [v, v]
-
-
-def _bn(g: _Graph, name: str) -> dict[str, Any]:
-    cfg = g.config[name]
-    axis = cfg.get("axis", -1)
-    axis = axis[0] if isinstance(axis, (list, tuple)) and len(axis) == 1 else axis
-    if axis not in (-1, 3) or not cfg.get("center", True) or cfg.get("renorm") or cfg.get("synchronized"):
-        g.fail(
-            name,
-            "batch norm over the channels with a beta (axis -1, center true, no renorm)",
-            f"axis {cfg.get('axis')}, center {cfg.get('center')}",
-        )
-    return {
-        "scale": bool(cfg.get("scale", True)),
-        "epsilon": float(cfg["epsilon"]),
-        "momentum": float(cfg["momentum"]),
-    }
+def _same(value: Any, default: Any) -> bool:
+    """A value equal to a field's default, and of its type (1 is not True)."""
+    return type(value) is type(default) and value == default
 
 
 class _Writer:
     def __init__(self, g: _Graph) -> None:
         self.g = g
-        self.sources: list[dict[str, str]] = []
+        self.read_layers: dict[str, tuple[Kind, dict[str, Any]] | None] = {}
+
+    def read(self, name: str) -> tuple[Kind, dict[str, Any]] | None:
+        """The kind of a Keras layer and its fields, from the registry: the kinds that read
+        its class, registered last first; None when none takes it."""
+        if name not in self.read_layers:
+            cls, cfg, found = self.g.cls[name], self.g.config[name], None
+            for kind in reversed(KINDS.values()):
+                if cls in kind.keras_classes and kind.from_keras is not None:
+                    try:
+                        fields = kind.from_keras(cfg)
+                    except Bad as bad:
+                        self.g.fail(name, bad.expected, str(bad.value))
+                    if fields is not None:
+                        found = (kind, fields)
+                        break
+            self.read_layers[name] = found
+        return self.read_layers[name]
+
+    def block_activation(self, name: str) -> bool:
+        """Whether a layer after a merge is the block's `activation`: a layer of a kind whose
+        one field is an activation (Activation, ReLU)."""
+        cls = self.g.cls[name]
+        return any(cls in k.keras_classes and set(k.fields) == {ACTIVATION} for k in KINDS.values())
 
     def sequence(
         self, items: list[Any], parent: str | None
     ) -> list[tuple[dict[str, Any], list[dict[str, str]]]]:
-        """[(layer or block data, its sources in build order)], conv+bn+activation fused."""
+        """[(layer or block data, its sources in build order)], each layer with the layers
+        its kind folds in (a conv's batch norm and activation)."""
         g, out, i = self.g, [], 0
         while i < len(items):
-            kind, name = items[i][0], items[i][1]
             nxt = items[i + 1] if i + 1 < len(items) else None
-            if kind == "block":
-                after = (
-                    nxt[1] if nxt and nxt[0] == "layer" and g.cls[nxt[1]] in ("Activation", "ReLU") else None
-                )
+            if items[i][0] == "block":
+                after = nxt[1] if nxt and nxt[0] == "layer" and self.block_activation(nxt[1]) else None
                 data, src = self.block(items[i], parent, after)
-                if (
-                    nxt
-                    and nxt[0] == "layer"
-                    and g.cls[nxt[1]] in ("Activation", "ReLU")
-                    and "activation" not in data["block"]
-                ):
-                    act = self.act_layer(nxt[1])
-                    if act is not None:
-                        data["block"]["activation"] = act
+                read = self.read(after) if after is not None else None
+                if read and set(read[0].fields) == {ACTIVATION} and ACTIVATION not in data["block"]:
+                    if read[1][ACTIVATION] is not None:
+                        data["block"][ACTIVATION] = read[1][ACTIVATION]
                     i += 1
                 out.append((data, src))
                 i += 1
                 continue
-            cls, cfg = g.cls[name], g.config[name]
-            src = {"layer": name}
-            if cls in ("Conv2D", "SeparableConv2D"):
-                _check_2d(g, name, cfg)
-                body: dict[str, Any] = {"filters": cfg["filters"], "kernel": _size(cfg["kernel_size"])}
-                if _pair(cfg["strides"]) != [1, 1]:
-                    body["strides"] = _size(cfg["strides"])
-                body["padding"] = cfg["padding"]
-                if cls == "Conv2D" and cfg.get("groups", 1) != 1:
-                    body["groups"] = cfg["groups"]
-                if cls == "SeparableConv2D" and cfg.get("depth_multiplier", 1) != 1:
-                    body["depth_multiplier"] = cfg["depth_multiplier"]
-                body["bias"] = bool(cfg["use_bias"])
-                act = _activation(g, name, cfg.get("activation"))
-                body["batchnorm"] = False
-                if (
-                    act is None
-                    and nxt
-                    and nxt[0] == "layer"
-                    and g.cls[nxt[1]] == "BatchNormalization"
-                    and g.consumers[name] == 1
-                ):
-                    bn = _bn(g, nxt[1])
-                    changed = {k: v for k, v in bn.items() if BN_DEFAULTS[k] != v}  # only what differs
-                    body["batchnorm"] = changed or True
-                    src["bn"] = nxt[1]
+            name = items[i][1]
+            read = self.read(name)
+            if read is None:
+                self.refuse(name)
+            kind, body = read
+            src, last = {"layer": name}, name
+            for following, fold in kind.keras_folds.items():  # in build order
+                nxt = items[i + 1] if i + 1 < len(items) else None
+                if not nxt or nxt[0] != "layer" or g.consumers[last] != 1:
+                    continue
+                other = self.read(nxt[1])
+                folded = fold(body, other[1]) if other and other[0].name == following else None
+                if folded is not None:
+                    body, src[following], last = folded, nxt[1], nxt[1]
                     i += 1
-                    nxt = items[i + 1] if i + 1 < len(items) else None
-                if (
-                    act is None
-                    and nxt
-                    and nxt[0] == "layer"
-                    and g.cls[nxt[1]] in ("Activation", "ReLU")
-                    and g.consumers[items[i][1]] == 1
-                ):
-                    act = self.act_layer(nxt[1])
-                    i += 1
-                body["activation"] = act
-                out.append(({"conv" if cls == "Conv2D" else "sepconv": body}, [src]))
-            elif cls == "BatchNormalization":
-                out.append(({"batchnorm": _bn(g, name)}, [src]))
-            elif cls in ("Activation", "ReLU"):
-                out.append(({"activation": self.act_layer(name)}, [src]))
-            elif cls in ("MaxPooling2D", "AveragePooling2D"):
-                _check_2d(g, name, cfg)
-                pool = {"pool": _size(cfg["pool_size"])}
-                strides = cfg.get("strides") or cfg["pool_size"]
-                if _pair(strides) != _pair(cfg["pool_size"]):
-                    pool["strides"] = _size(strides)
-                pool["padding"] = cfg["padding"]
-                out.append(({"maxpool" if cls == "MaxPooling2D" else "avgpool": pool}, [src]))
-            elif cls == "GlobalAveragePooling2D":
-                _check_2d(g, name, cfg)
-                if cfg.get("keepdims"):
-                    g.fail(name, "keepdims false (a flat output)", "keepdims true")
-                out.append(("gap", [src]))
-            elif cls == "Flatten":
-                _check_2d(g, name, cfg)
-                out.append(("flatten", [src]))
-            elif cls == "Dropout":
-                if cfg.get("noise_shape") is not None:
-                    g.fail(name, "dropout without noise_shape", repr(cfg["noise_shape"]))
-                out.append(({"dropout": {"rate": float(cfg["rate"])}}, [src]))
-            elif cls == "Dense":
-                out.append(
-                    (
-                        {
-                            "dense": {
-                                "units": cfg["units"],
-                                "activation": _activation(g, name, cfg.get("activation")),
-                                "bias": bool(cfg["use_bias"]),
-                            }
-                        },
-                        [src],
-                    )
-                )
-            elif cls == "Rescaling":
-                g.fail(
-                    name,
-                    "Rescaling only as the scale ending every residual branch of an add "
-                    "(the spec language has no rescaling layer)",
-                    f"scale {cfg.get('scale')}, offset {cfg.get('offset')}",
-                )
-            else:  # a merge outside a block cannot happen; any other class was refused earlier
-                g.fail(name, "a layer inception-kit can express", cls)
+            out.append(({kind.name: body}, [src]))
             i += 1
         return out
 
-    def act_layer(self, name: str) -> str | None:
-        cls, cfg = self.g.cls[name], self.g.config[name]
-        if cls == "Activation":
-            return _activation(self.g, name, cfg["activation"])
-        if cfg.get("negative_slope", 0) or cfg.get("threshold", 0):
+    def refuse(self, name: str) -> NoReturn:
+        cls = self.g.cls[name]
+        if cls == RESCALING:
             self.g.fail(
                 name,
-                "ReLU with negative_slope 0 and threshold 0",
-                f"{cfg.get('negative_slope')}, {cfg.get('threshold')}",
+                "Rescaling only as the scale ending every residual branch of an add "
+                "(the spec language has no rescaling layer)",
+                f"scale {self.g.config[name].get('scale')}, offset {self.g.config[name].get('offset')}",
             )
-        top = cfg.get("max_value")
-        if top is None:
-            return "relu"
-        if float(top) == 6.0:
-            return "relu6"
-        self.g.fail(name, "ReLU with max_value none or 6", repr(top))
-        return None
+        # a merge outside a block cannot happen; any other class was refused earlier
+        self.g.fail(name, "a layer inception-kit can express", cls)
 
     def block(
         self, item: Any, parent: str | None, after: str | None = None
@@ -433,14 +337,18 @@ class _Writer:
         full = f"{parent}_{name}" if parent else name
         body: dict[str, Any] = {"name": name}
         scale = None
-        if cls == "Concatenate":
-            axis = cfg.get("axis", -1)
-            if axis not in (-1, 3):
-                g.fail(merge, "concatenation along the channels (axis -1)", f"axis {axis}")
-            body["merge"] = "concat"
+        if cls == SCALE_LAYER:
+            joint, fields = g.merges[SUM], {}
         else:
-            body["merge"] = "add"
-            if cls == "CustomScaleLayer":
+            joint = g.merges[cls]
+            try:
+                fields = joint.from_keras(cfg)
+            except Bad as bad:
+                g.fail(merge, bad.expected, str(bad.value))
+        body["merge"] = joint.name
+        body.update(fields)
+        if cls in (SUM, SCALE_LAYER):
+            if cls == SCALE_LAYER:
                 if branch_items[0]:
                     g.fail(
                         merge,
@@ -450,7 +358,7 @@ class _Writer:
                 scale = float(cfg["scale"])
             else:  # our own builder's residual scale: a Rescaling ending every non-identity branch
                 ends = [b[-1] for b in branch_items if b]
-                if ends and all(e[0] == "layer" and g.cls[e[1]] == "Rescaling" for e in ends):
+                if ends and all(e[0] == "layer" and g.cls[e[1]] == RESCALING for e in ends):
                     scales = {
                         (float(g.config[e[1]]["scale"]), float(g.config[e[1]].get("offset", 0.0)))
                         for e in ends
@@ -460,7 +368,7 @@ class _Writer:
                         branch_items = [b[:-1] if b else b for b in branch_items]
         if scale is not None:
             body["scale"] = scale
-        names = _branch_names(body["merge"], branch_items)
+        names = _branch_names(cls in (SUM, SCALE_LAYER), branch_items)
         branches, sources = {}, []
         for bname, items in zip(names, branch_items):
             converted = self.sequence(items, f"{full}_{bname}")
@@ -494,7 +402,7 @@ def _common_prefix(names: list[str]) -> str:
 
 def _block_name(merge: str, parent: str | None) -> str:
     name = _NAME.sub("_", merge)
-    for suffix in ("_concat", "_add"):  # inception-kit's own merge names: NAME_concat
+    for suffix in [f"_{m}" for m in MERGES]:  # inception-kit's own merge names: NAME_concat
         if name.endswith(suffix) and len(name) > len(suffix):
             name = name[: -len(suffix)]
     if parent:  # nested names are prefixed by the builder: keep them relative
@@ -510,8 +418,9 @@ def _prefixes(parent: str) -> list[str]:
     return ["_".join(parts[:k]) for k in range(len(parts), 0, -1)]
 
 
-def _branch_names(merge: str, branches: list[list[Any]]) -> list[str]:
-    if merge == "add" and len(branches) == 2 and sum(1 for b in branches if not b) == 1:
+def _branch_names(summed: bool, branches: list[list[Any]]) -> list[str]:
+    """A sum of one identity and one other branch names them shortcut and residual."""
+    if summed and len(branches) == 2 and sum(1 for b in branches if not b) == 1:
         return ["shortcut" if not b else "residual" for b in branches]
     return [f"b{i}" for i in range(1, len(branches) + 1)]
 
@@ -533,87 +442,86 @@ def _walk_layers(nodes: list[Any]) -> Any:
 
 
 def _defaults(layers: list[Any]) -> dict[str, dict[str, Any]]:
+    """The spec's `defaults:`: for each kind with `import_defaults`, their most common values,
+    unless those are all the fields' own defaults (nothing to say)."""
     out: dict[str, dict[str, Any]] = {}
-    for kind, keys in (
-        ("conv", CONV_DEFAULT_KEYS),
-        ("sepconv", CONV_DEFAULT_KEYS),
-        ("maxpool", ("padding",)),
-        ("avgpool", ("padding",)),
-    ):
-        bodies = [b for k, b in _walk_layers(layers) if k == kind]
-        if not bodies:
+    found = list(_walk_layers(layers))
+    for name, kind in KINDS.items():
+        bodies = [b for k, b in found if k == name]
+        if not kind.import_defaults or not bodies:
             continue
-        if kind.endswith("pool") and Counter(b["padding"] for b in bodies).most_common(1)[0][0] == "same":
-            continue  # the built-in default: nothing to say
-        out[kind] = {}
-        for key in keys:
-            values = Counter(repr(b[key]) for b in bodies)
-            top = values.most_common(1)[0][0]
-            out[kind][key] = next(b[key] for b in bodies if repr(b[key]) == top)
+        top = {}
+        for key in kind.import_defaults:
+            values = Counter(repr(b.get(key)) for b in bodies)
+            best = values.most_common(1)[0][0]
+            top[key] = next(b.get(key) for b in bodies if repr(b.get(key)) == best)
+        if all(_same(value, kind.fields[key].default) for key, value in top.items()):
+            continue
+        out[name] = top
     return out
 
 
 def _strip(nodes: list[Any], defaults: dict[str, dict[str, Any]]) -> None:
-    for node in nodes:
+    """Drops every value the spec states already: in `defaults:`, or else as the field's
+    default. A layer left with no fields is its bare kind name (`gap`); one whose kind has a
+    single field is written short (`activation: relu`)."""
+    for n, node in enumerate(nodes):
         if isinstance(node, str):
             continue
-        ((kind, body),) = node.items()
-        if kind == "block":
+        ((name, body),) = node.items()
+        if name == "block":
             for branch in body["branches"].values():
                 _strip(branch, defaults)
-        elif isinstance(body, dict):
-            for key, value in list(body.items()):
-                if key in defaults.get(kind, {}) and defaults[kind][key] == value:
+            continue
+        kind, stated = KINDS[name], defaults.get(name, {})
+        for key, value in list(body.items()):
+            if key in stated:
+                if stated[key] == value:
                     del body[key]
-            if (
-                kind.endswith("pool")
-                and "padding" not in defaults.get(kind, {})
-                and body.get("padding") == "same"
-            ):
-                del body["padding"]  # the built-in default
-            if kind == "dense":
-                if body.get("activation") is None:
-                    body.pop("activation", None)
-                if body.get("bias") is True:
-                    body.pop("bias")
+            elif key in kind.fields and _same(value, kind.fields[key].default):
+                del body[key]
+        if not body:
+            nodes[n] = name
+        elif len(kind.fields) == 1 and kind.shorthand in body:
+            nodes[n] = {name: body[kind.shorthand]}
 
 
-def _table_row(node: dict[str, Any]) -> dict[str, Any] | None:
-    """A GoogLeNet-shaped concat block as `inception: {name, 1x1, ...}`, or None."""
-    body = node.get("block")
-    if body is None or body.get("merge") != "concat" or set(body) != {"name", "merge", "branches"}:
+def _table_row(node: Any) -> dict[str, Any] | None:
+    """A GoogLeNet-shaped concat block as `inception: {name, 1x1, ...}`, or None: the row
+    that the parser (spec.parse) expands into exactly this block."""
+    body = node.get("block") if isinstance(node, dict) else None
+    if body is None or set(body) != {"name", "merge", "branches"}:
         return None
-    br = body["branches"]
-    if list(br) != ["b1", "b2", "b3", "b4"]:
+    filters, others = [], []
+    for branch in body["branches"].values():
+        for layer in branch:
+            ((name, fields),) = layer.items() if isinstance(layer, dict) else ((layer, None),)
+            if isinstance(fields, dict) and "filters" in fields:
+                filters.append(fields["filters"])
+            else:
+                others.append(name)
+    if len(filters) != len(TABLE_COLUMNS):
         return None
+    row = {"name": body["name"], **dict(zip(TABLE_COLUMNS, filters))}
+    # The row's `pool:` is its pool layer's kind without the `pool` the parser appends
+    # (`pool: avg` is avgpool); left out, the parser's default. The parser has the last word.
+    for pool in [None, *(str(name).removesuffix("pool") for name in others)]:
+        candidate = row if pool is None else {**row, "pool": pool}
+        if _expands_to(candidate, node):
+            return {"inception": candidate}
+    return None
 
-    def conv(n: Any, k: int) -> int | None:
-        c = n.get("conv") if isinstance(n, dict) else None
-        return (
-            c["filters"] if c is not None and set(c) == {"filters", "kernel"} and c["kernel"] == k else None
-        )
 
-    shapes = [(br["b1"], (1,)), (br["b2"], (1, 3)), (br["b3"], (1, 5))]
-    cols: list[int | None] = []
-    for nodes, kernels in shapes:
-        if len(nodes) != len(kernels):
-            return None
-        cols.extend(conv(n, k) for n, k in zip(nodes, kernels))
-    b4 = br["b4"]
-    if len(b4) != 2:
-        return None
-    if not isinstance(b4[0], dict):
-        return None
-    ((pkind, pbody),) = b4[0].items()
-    if pkind not in ("maxpool", "avgpool") or pbody != {"pool": 3, "strides": 1}:
-        return None
-    cols.append(conv(b4[1], 1))
-    if any(c is None for c in cols):
-        return None
-    row = {"name": body["name"], **dict(zip(TABLE_COLUMNS, cols))}
-    if pkind == "avgpool":
-        row["pool"] = "avg"
-    return {"inception": row}
+def _expands_to(row: dict[str, Any], node: dict[str, Any]) -> bool:
+    """Whether the parser reads the table row as the block `node` (branches in order)."""
+    parsed = []
+    for item in ({"inception": row}, node):
+        model, problems = parse_plain({"name": "row", "input": [1, 1, 1], "layers": [item]})
+        if problems or len(model.layers) != 1:
+            return False
+        parsed.append(model.layers[0])
+    a, b = parsed
+    return a == b and list(getattr(a, "branches", {})) == list(getattr(b, "branches", {}))
 
 
 def _repeats(nodes: list[Any]) -> list[Any]:
@@ -713,15 +621,18 @@ def import_keras(model: Any) -> Imported:
         raise SpecError.one("<model>", "an input of fixed [height, width, channels]", str(list(shape)))
     w = _Writer(g)
     converted = w.sequence(_seq(g, g.input, g.output), None)
-    layers, head, sources = [], [], []
+    layers: list[Any] = []
+    head: list[Any] = []
+    sources: list[dict[str, str]] = []
     for data, src in converted:
-        in_head = bool(head) or data in ("gap", "flatten")
+        in_head = bool(head) or _flat(g, data, src)
         (head if in_head else layers).append(data)
         sources.extend(src)
     if not layers:
         raise SpecError.one("<model>", "a model with at least one layer before its head", "none")
     defaults = _defaults(layers + head)
-    _strip(layers + head, defaults)
+    _strip(layers, defaults)  # in place: bare and short forms replace list items
+    _strip(head, defaults)
     layers = _repeats([_table_row(n) or n for n in layers])
     name = _NAME.sub("_", model.name) or "model"
     data: dict[str, Any] = {"name": name, "input": [int(d) for d in shape]}
@@ -737,6 +648,11 @@ def import_keras(model: Any) -> Imported:
     if tuple(p.output_shape) != tuple(model.output_shape[1:]):
         raise AssertionError(f"import: output {p.output_shape} differs from Keras' {model.output_shape[1:]}")
     return out
+
+
+def _flat(g: _Graph, data: dict[str, Any], src: list[dict[str, str]]) -> bool:
+    """A layer with a flat output (gap, flatten): the spec's head starts there."""
+    return "block" not in data and len(g.model.get_layer(src[0]["layer"]).output.shape) == 2
 
 
 def from_keras(model: Any) -> Model:
@@ -772,8 +688,12 @@ def copy_weights(source: Any, built: Any, imported: Imported) -> None:
     for op, src in zip(ops, imported.sources):
         if built.get_layer(op.name).weights:
             built.get_layer(op.name).set_weights(source.get_layer(src["layer"]).get_weights())
-        if "bn" in src:  # the batch norm the conv's kind adds after it: its second Keras layer
-            built.get_layer(op.layer_names[1]).set_weights(source.get_layer(src["bn"]).get_weights())
+        # The layers folded in are the Keras layers the kind builds after its own, in order
+        # (a conv's batch norm: its second Keras layer).
+        folded = [name for key, name in src.items() if key != "layer"]
+        for built_name, name in zip(op.layer_names[1:], folded):
+            if source.get_layer(name).weights:
+                built.get_layer(built_name).set_weights(source.get_layer(name).get_weights())
     expected = sum(math.prod(w.shape) for w in source.weights)
     if expected != sum(math.prod(w.shape) for w in built.weights):
         raise AssertionError("import: the built model's weights differ in size from the source's")
