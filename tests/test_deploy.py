@@ -132,7 +132,7 @@ def test_cli_bad_input_exits_2(argv, tmp_path):
 
 def test_progress_is_plain_lines_in_a_pipe():
     out = io.StringIO()  # not a TTY
-    bar = dp._Bar(out)
+    bar = dp.ProgressBar(out)
     for i, what in enumerate(["exporting savedmodel", "batch 1: round 1/2", "batch 1: round 2/2", "done"]):
         bar(i, 3, what)
     assert out.getvalue().splitlines() == [
@@ -368,7 +368,7 @@ def test_progress_is_a_bar_on_a_terminal():
             return True
 
     out = Terminal()
-    bar = dp._Bar(out)
+    bar = dp.ProgressBar(out)
     bar(0, 4, "exporting savedmodel")
     bar(2, 4, "batch 1: round 1/2")
     bar(4, 4, "done")

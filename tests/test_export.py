@@ -288,7 +288,7 @@ def test_exception_leaves_destination_as_it_was(suffix, tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("disk full (simulated)")
 
-    monkeypatch.setattr(exporters, "_write_meta", boom)
+    monkeypatch.setattr(exporters, "write_meta", boom)
     with pytest.raises(RuntimeError, match="simulated"):
         exporters.export(BLOCK, out, format="tflite" if suffix else "savedmodel", overwrite=True)
     assert listing(tmp_path) == before  # no temporary sibling left either

@@ -234,7 +234,7 @@ stamp = {"file": out.name, "bytes": 0, "sha256": ""}
 
 def write_file(tmp):
     tmp.write_bytes(label.encode() * 1000)
-    stamp.update(bytes=tmp.stat().st_size, sha256=exporters._sha256(tmp))
+    stamp.update(bytes=tmp.stat().st_size, sha256=exporters.file_sha256(tmp))
 
 def new_meta():
     folder = Path(tempfile.mkdtemp(dir=out.parent))

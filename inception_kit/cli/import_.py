@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
 
     imported = import_keras(load_keras(args.model))
     emit(imported.to_yaml(), args.out, args.overwrite)
-    a = analyse(imported.model, budget(args))
+    a = analyse(imported.plan, budget(args))
     print(f"{args.model}: {a.total.params:,} params, {a.total.macs:,} MACs, {len(a.blocks)} blocks",
           file=sys.stderr)
     return EXIT_OK

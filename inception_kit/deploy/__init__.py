@@ -386,5 +386,3 @@ class ProgressBar:
             self.stream.write(f"deploy [{done}/{total}] {what}\n")
         self.stream.flush()
 
-
-_Bar = ProgressBar  # the name tests/test_deploy.py uses

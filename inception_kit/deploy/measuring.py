@@ -127,13 +127,13 @@ class Context:
 
         _seed()
         try:
-            result = export(self.analysis.plan.model, dest, weights=self.weights, **kw)
+            result = export(self.analysis.plan, dest, weights=self.weights, **kw)
             c.verified = True
             c.verification = f"max abs diff {result.max_abs_diff:.3g} <= {result.tolerance:.3g}"
         except VerificationError as err:
             c.verification = str(err).split(";")[0]
             _seed()
-            result = export(self.analysis.plan.model, dest, weights=self.weights, verify=False, **kw)
+            result = export(self.analysis.plan, dest, weights=self.weights, verify=False, **kw)
         c.bytes = result.size_bytes
 
     def _savedmodel(self, c: Candidate, dest: Path, precision: str = "float32") -> None:

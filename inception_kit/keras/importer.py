@@ -31,13 +31,14 @@ import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, NoReturn
 
 import yaml
 
 from ..errors import Problem, SpecError
 from ..kinds import KINDS, MERGES, Bad, Kind, Merge
-from ..planner import from_data
+from ..planner import Plan, from_data, iter_ops, plan
 from ..spec.parse import TABLE_COLUMNS, parse_plain
 from ..spec.types import Model
 
@@ -71,9 +72,14 @@ class Imported:
     data: dict[str, Any]
     sources: list[dict[str, str]] = field(default_factory=list)
 
+    @cached_property
+    def plan(self) -> Plan:
+        """The spec planned, once: what `analyse`, `build_model` and `copy_weights` take."""
+        return plan(from_data(self.data))
+
     @property
     def model(self) -> Model:
-        return from_data(self.data)
+        return self.plan.model
 
     def to_yaml(self) -> str:
         """The spec as YAML: one line per layer, blocks written out."""
@@ -642,9 +648,7 @@ def import_keras(model: Any) -> Imported:
     if head:
         data["head"] = head
     out = Imported(data, sources)
-    from ..planner import plan
-
-    p = plan(out.model)  # a bug, not the user's model, if this fails: let it raise
+    p = out.plan  # a bug, not the user's model, if this fails: let it raise
     if tuple(p.output_shape) != tuple(model.output_shape[1:]):
         raise AssertionError(f"import: output {p.output_shape} differs from Keras' {model.output_shape[1:]}")
     return out
@@ -679,10 +683,8 @@ def load_keras(path: str | os.PathLike[str]) -> Any:
 
 def copy_weights(source: Any, built: Any, imported: Imported) -> None:
     """Copies every weight of `source` (the imported Keras model) into `built`
-    (`build_model(imported.model)`), layer by layer in build order."""
-    from ..planner import iter_ops, plan
-
-    ops = list(iter_ops(plan(imported.model).steps))
+    (`build_model(imported.plan)`), layer by layer in build order."""
+    ops = list(iter_ops(imported.plan.steps))
     if len(ops) != len(imported.sources):
         raise AssertionError("import: layers and their sources differ in number")
     for op, src in zip(ops, imported.sources):

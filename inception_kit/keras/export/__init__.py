@@ -83,12 +83,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ...analysis import DEFAULT_BUDGET, Budget
+from ...analysis import DEFAULT_BUDGET, Budget, Source
 from ...errors import SpecError
 from ...files import check_file_destination, check_folder_destination, staged_dir
 from ...planner import INPUT_NAME
 from ...report import render
-from ...spec.types import Model
 from ..builder import PRECISIONS
 from . import keras_file, onnx, savedmodel, tflite
 from .artifact import (
@@ -158,14 +157,9 @@ __all__ = [
     "write_meta",
 ]
 
-# The names tests/test_export.py and tests/test_hostile_files.py still use: `_write_meta` is
-# patched there to make the metadata step fail, so `export` calls it by this name.
-_write_meta = write_meta
-_sha256 = file_sha256
-
 
 def export(
-    spec: Model | str | os.PathLike[str],
+    spec: Source,
     out: str | os.PathLike[str],
     format: str = "savedmodel",
     weights: str | os.PathLike[str] | None = None,
@@ -230,7 +224,7 @@ def export(
             diff: float | None = extra.pop("max_abs_diff", None)
             if stamp:  # a one-file artifact: its sidecar names the file it describes
                 extra["artifact"] = {"file": out.name, "bytes": tmp.stat().st_size, "sha256": file_sha256(tmp)}
-            _write_meta(folder(), texts, {**manifest, **extra}, diff, kind, tolerance)
+            write_meta(folder(), texts, {**manifest, **extra}, diff, kind, tolerance)
             return diff
 
         if format == "savedmodel":
