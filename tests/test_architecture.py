@@ -110,3 +110,14 @@ def test_parsing_only_parses():
     parse = {src: edges for src, edges in graph.items() if src.startswith("inception_kit.spec.")}
     assert [f"{src} -> {dst}" for src, edges in parse.items() for dst in edges
             if dst in ("inception_kit.planner", "inception_kit.analysis")] == []
+
+
+def test_setup_cfg_ships_every_package():
+    """A package missing from setup.cfg installs from a checkout (editable) but not from a wheel."""
+    import configparser
+
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    listed = set(cfg["options"]["packages"].split())
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "inception_kit").rglob("__init__.py")}
+    assert found - listed == set()

@@ -22,7 +22,7 @@ from ..errors import Mark, SpecError
 
 MAX_FILE_BYTES = 1_000_000
 # Values written, and values after alias expansion. GoogLeNet has about 1,500; the bound
-# keeps the pure-Python parser under about half a second on any file (about 25 us a value).
+# keeps the pure-Python parser well under a second on any file (benchmarks/refusals.py).
 MAX_NODES = 20_000
 MAX_DEPTH = 64
 STDIN = "-"  # the path that means standard input
@@ -93,7 +93,7 @@ class _Loader(yaml.SafeLoader):
     """SafeLoader used only to compose nodes and construct plain scalars.
 
     It counts values and nesting while it composes: PyYAML's composer recurses once per
-    level and takes about 25 us a value, so `[` nested 5,000 deep or a 200,000-item list
+    level and is slow per value, so `[` nested 5,000 deep or a 200,000-item list
     must be refused before they are composed, not after."""
 
     def __init__(self, text: str, file: str) -> None:

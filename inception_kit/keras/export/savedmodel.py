@@ -11,11 +11,11 @@ lists, and, separately, the *tf.Variable* objects that the traced endpoint captu
 around a ``tf.Variable`` and serializes that variable's value itself
 (``_serialize_to_tensors``); the SavedModel saver deduplicates by object, and wrapper and
 wrapped are two objects, so each value is written under ``variables/N`` and again under
-``_all_variables/M``. For GoogLeNet that is 56.7 MB for 28.0 MB of float32 weights. Here a
+``_all_variables/M`` (about twice the weight bytes: docs/measurements.md). Here a
 bare ``tf.Module`` holds only the tf.Variables the serving function captures (once, keyed
 by the Keras weight path) plus that ``tf.function`` (`artifact.serving_module`); the Keras
 model is reached only through the function's closure, so it is not tracked: the folder is
-the raw weight bytes plus about 2% (graph and metadata).
+the raw weight bytes plus the graph and metadata.
 """
 
 from __future__ import annotations
