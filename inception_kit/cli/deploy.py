@@ -6,11 +6,10 @@ The work is `inception_kit.deploy.deploy`; its progress goes to stderr (`Progres
 from __future__ import annotations
 
 import argparse
-import os
 
-from ..analysis import Budget
 from ..deploy import DEFAULT_BATCHES, DEFAULT_TOLERANCE, PATHS, ProgressBar, deploy, parse_batches
 from ..errors import SpecError
+from .common import EXIT_OK, budget, quiet_tensorflow
 
 __all__ = ["add_arguments", "run"]
 
@@ -55,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow()
     paths = None if not args.paths else [p.strip() for p in args.paths.split(",")]
     result = deploy(
         args.spec,
@@ -68,9 +67,9 @@ def run(args: argparse.Namespace) -> int:
         repeats=args.repeats,
         warmup=args.warmup,
         paths=paths,
-        budget=Budget(args.max_params, args.max_activation_bytes),
+        budget=budget(args),
         progress=ProgressBar(),
     )
     print(result.table())
     print(result.summary())
-    return 0
+    return EXIT_OK

@@ -10,13 +10,12 @@ The run folder, resuming and the strategies: see `inception_kit.train`.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
-from ..analysis import Budget
 from ..errors import SpecError
 from ..files import child_path
 from ..train import STRATEGIES, fit
+from .common import EXIT_OK, budget, quiet_tensorflow
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow()
     out = args.out or child_path("runs", args.spec.model.name)  # the CLI passes the plan
     result = fit(
         args.spec,
@@ -62,14 +61,14 @@ def run(args: argparse.Namespace) -> int:
         learning_rate=args.learning_rate,
         overwrite=args.overwrite,
         backup_every=_backup_every(args.backup_every),
-        budget=Budget(args.max_params, args.max_activation_bytes),
+        budget=budget(args),
         verbose=int(args.verbose) if args.verbose != "auto" else 1 if sys.stdout.isatty() else 2,
         aux=args.aux,
         aux_weight=args.aux_weight,
         progress=sys.stderr,
     )
     print(result.summary())
-    return 0
+    return EXIT_OK
 
 
 def _backup_every(text: str) -> str | int:
