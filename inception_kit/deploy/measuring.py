@@ -11,7 +11,6 @@ difference. With data, the held-out top-1 accuracy of the Keras model and of eve
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,7 +39,8 @@ def quiet() -> Any:
     return captured()
 
 
-def _centred_rel_l2(ref: Any, other: Any) -> Any:
+def centred_rel_l2(ref: Any, other: Any) -> Any:
+    """Per sample: ||c(other) - c(ref)|| / ||c(ref)||, c removing the sample's mean."""
     import numpy as np
 
     a = np.asarray(ref, np.float64).reshape(len(ref), -1)
@@ -60,6 +60,7 @@ class Context:
         self.data_info: dict[str, Any] = {}
         self.runners: dict[str, Any] = {}
         self.model: Any = None
+        self.weights_entry: Any = None  # the manifest's account of the weights
         self.x_dev: Any = None
         self.ref: Any = None
 
@@ -71,7 +72,7 @@ class Context:
         from ..keras.export.artifact import model_with_weights
 
         _seed()
-        self.model, _ = model_with_weights(self.analysis.plan, self.weights)
+        self.model, self.weights_entry = model_with_weights(self.analysis.plan, self.weights)
         rng = np.random.default_rng(0)
         self.x_dev = rng.uniform(-1.0, 1.0, (DEVIATION_SAMPLES, *self.in_shape)).astype(np.float32)
         dev_from = "numpy default_rng(0).uniform(-1, 1)"
@@ -113,7 +114,7 @@ class Context:
                 dev_out = self.runners[c.name](self.x_dev)
             import numpy as np
 
-            c.deviation = float(_centred_rel_l2(self.ref, dev_out).max())
+            c.deviation = float(centred_rel_l2(self.ref, dev_out).max())
             c.max_abs = float(np.abs(np.asarray(dev_out, np.float64) - self.ref).max())
         except Exception as err:  # a converter's failure is a result: the path is listed as failed
             c.status = "failed"
@@ -196,8 +197,6 @@ class Context:
         import numpy as np
 
         from ..keras.export import artifact
-        from ..planner import INPUT_NAME
-        from ..report import render
 
         folder = fmt != "tflite"
         meta = dest / artifact.META_DIR if folder else artifact.metadata_dir(dest, fmt)
@@ -221,32 +220,13 @@ class Context:
             c.verified, c.verification = True, f"max abs diff {diff:.3g} <= {tolerance:.3g}"
         except artifact.VerificationError as err:
             diff, c.verification = None, str(err)
-        manifest: dict[str, Any] = {
-            "format": fmt,
+        manifest = {
+            **artifact.manifest_of(self.analysis.plan, fmt, quantized, "float32", self.weights_entry),
             "path": c.name,
-            "quantized": quantized,
-            "precision": "float32",
-            "model": self.analysis.plan.model.name,
-            "input": {"name": INPUT_NAME, "dtype": "float32", "shape": [None, *self.in_shape]},
-            "output": {
-                "name": artifact.OUTPUT_NAME,
-                "dtype": "float32",
-                "shape": [None, *(int(d) for d in self.analysis.plan.output_shape)],
-            },
-            "weights": "untrained (Keras initializers)"
-            if self.weights is None
-            else {"file": os.fspath(self.weights), "sha256": artifact.file_sha256(Path(self.weights))},
         }
         if not folder:
-            manifest["artifact"] = {
-                "file": dest.name,
-                "bytes": dest.stat().st_size,
-                "sha256": artifact.file_sha256(dest),
-            }
-        texts = {
-            artifact.SPEC_FILE: self.analysis.plan.model.to_yaml(),
-            artifact.REPORT_FILE: render(self.analysis, "json"),
-        }
+            manifest["artifact"] = artifact.file_stamp(dest.name, dest)
+        texts = artifact.meta_texts(self.analysis)
         artifact.write_meta(meta, texts, manifest, diff, kind, tolerance if diff is not None else None)
         if checked_on and diff is not None:
             written = json.loads((meta / artifact.MANIFEST_FILE).read_text(encoding="utf-8"))

@@ -83,7 +83,6 @@ from ...analysis import DEFAULT_BUDGET, Budget, Source
 from ...errors import SpecError
 from ...files import check_file_destination, check_folder_destination, staged_dir
 from ...planner import INPUT_NAME
-from ...report import render
 from ..builder import PRECISIONS
 from . import keras_file, onnx, savedmodel, tflite
 from .artifact import (
@@ -104,6 +103,9 @@ from .artifact import (
     VerificationError,
     checker,
     file_sha256,
+    file_stamp,
+    manifest_of,
+    meta_texts,
     metadata_dir,
     model_with_weights,
     place_pair,
@@ -196,22 +198,15 @@ def export(
     if format == "onnx":
         onnx.require(backend)
 
-    texts = {SPEC_FILE: analysis.plan.model.to_yaml(), REPORT_FILE: render(analysis, "json")}
+    texts = meta_texts(analysis)
     write = onnx.write_with_keras if format == "onnx" and backend != "tensorflow" else WRITERS[format]
     kind = "int8" if quantize else precision
     in_shape = tuple(int(d) for d in analysis.plan.model.input_shape)
     out_shape = tuple(int(d) for d in analysis.plan.output_shape)
-    manifest: dict[str, Any] = {
-        "format": format,
-        "quantized": quantize,
-        "precision": precision,
-        "model": analysis.plan.model.name,
-        "input": {"name": INPUT_NAME, "dtype": "float32", "shape": [None, *in_shape]},
-        "output": {"name": OUTPUT_NAME, "dtype": "float32", "shape": [None, *out_shape]},
-    }
 
     with captured():
-        model, manifest["weights"] = model_with_weights(analysis.plan, weights, precision)
+        model, weights_entry = model_with_weights(analysis.plan, weights, precision)
+        manifest = manifest_of(analysis.plan, format, quantize, precision, weights_entry)
         x, check, tolerance = checker(model, in_shape, kind, f"the {format} artifact", out) if verify else (None, None, None)
 
         def write_at(tmp: Path, folder: Callable[[], Path], stamp: bool) -> float | None:
@@ -219,7 +214,7 @@ def export(
             extra = write(model, tmp, x, check, quantize)
             diff: float | None = extra.pop("max_abs_diff", None)
             if stamp:  # a one-file artifact: its sidecar names the file it describes
-                extra["artifact"] = {"file": out.name, "bytes": tmp.stat().st_size, "sha256": file_sha256(tmp)}
+                extra["artifact"] = file_stamp(out.name, tmp)
             write_meta(folder(), texts, {**manifest, **extra}, diff, kind, tolerance)
             return diff
 

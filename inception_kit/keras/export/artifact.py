@@ -200,6 +200,34 @@ def serving_module(model: Any, shape: tuple[int, ...]) -> tuple[Any, Any]:
 # --------------------------------------------------------------------------- metadata
 
 
+def meta_texts(analysis: Any) -> dict[str, str]:
+    """spec.yaml and report.json of an analysed spec, as every artifact carries them."""
+    from ...report import render
+
+    return {SPEC_FILE: analysis.plan.model.to_yaml(), REPORT_FILE: render(analysis, "json")}
+
+
+def manifest_of(plan: Any, format: str, quantized: bool, precision: str, weights: Any) -> dict[str, Any]:
+    """The manifest's account of an artifact of `plan`: format, options, model, input, output and
+    weights (as `model_with_weights` describes them)."""
+    in_shape = [int(d) for d in plan.model.input_shape]
+    out_shape = [int(d) for d in plan.output_shape]
+    return {
+        "format": format,
+        "quantized": quantized,
+        "precision": precision,
+        "model": plan.model.name,
+        "input": {"name": INPUT_NAME, "dtype": "float32", "shape": [None, *in_shape]},
+        "output": {"name": OUTPUT_NAME, "dtype": "float32", "shape": [None, *out_shape]},
+        "weights": weights,
+    }
+
+
+def file_stamp(name: str, path: Path) -> dict[str, Any]:
+    """What a sidecar says of its one-file artifact (now at `path`, finally named `name`)."""
+    return {"file": name, "bytes": path.stat().st_size, "sha256": file_sha256(path)}
+
+
 def write_meta(
     folder: Path,
     texts: dict[str, str],
