@@ -157,11 +157,9 @@ def available(name: str) -> str | None:
 
 
 def _cpu_has_bf16() -> bool:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
-    except OSError:
-        return False
+    from ..keras.profile import cpu_fields
+
+    flags = cpu_fields().get("flags", "").split()
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
@@ -233,13 +231,13 @@ def deploy(
     if source is not None and weights is not None:  # accuracy needs one output per class, as `train` does
         from ..train import Target
 
-        problems = Target.of(analysis.plan.model, budget).class_problems(source)
+        problems = Target.of(analysis.plan, budget).class_problems(source)
         if problems:
             raise SpecError(problems)
     split, seed = _split_settings(weights, validation_split, seed)
     out = Path(out)
     # What DIR may never replace: the spec, the weights, the data (nor /, home, the working folder).
-    from ..keras.export.artifact import spec_files
+    from ..keras.export.artifact import SIDECAR_SUFFIX, spec_files
 
     keep = [*spec_files(spec), *(p for p in (weights, data) if isinstance(p, (str, os.PathLike)) and os.path.exists(p))]
     check_folder_destination(out, overwrite, DEPLOY_JSON, keep)  # before any work; staging checks again
@@ -284,7 +282,7 @@ def deploy(
         winner, why = choose(candidates, tol, max(batches), reference_accuracy)
         if winner is None:
             raise SpecError.one("--tolerance", "a tolerance that some measured path meets", f"{tol}: {why}")
-        for suffix in ("", ".inception-kit"):  # the winner's artifact and (one-file formats) its sidecar
+        for suffix in ("", SIDECAR_SUFFIX):  # the winner's artifact and (one-file formats) its sidecar
             src = work / (ARTIFACTS[winner.name] + suffix)
             if src.exists():
                 os.rename(src, stage / src.name)
@@ -309,11 +307,14 @@ def deploy(
 
 def _split_settings(weights: Any, split: float | None, seed: int | None) -> tuple[float, int]:
     """The held-out split: as given, else as the training run beside the weights, else 0.2, 0."""
+    from ..files import read_bounded
+    from ..train.runs import MAX_RUN_JSON_BYTES
+
     run: dict[str, Any] = {}
     if weights is not None:
-        try:
-            run = json.loads((Path(weights).parent / "run.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        try:  # bounded, without blocking on a FIFO, as `train` reads it
+            run = json.loads(read_bounded(Path(weights).parent / "run.json", MAX_RUN_JSON_BYTES).decode("utf-8"))
+        except (OSError, ValueError, RecursionError):
             run = {}
     split = split if split is not None else float(run.get("validation_split", 0.2))
     seed = seed if seed is not None else int(run.get("seed", 0))

@@ -12,11 +12,11 @@ analysis' real and naive figures, so what is timed is what the MACs describe.
 Timing: each sub-model is traced once into a concrete `tf.function` (graph mode, no XLA,
 `training=False`), the same for all, and called on a tensor already in memory; on CPU the
 call returns when the result is computed. Of the ways to call a model this adds the least
-overhead to the times (benchmarks/call_overhead.py; figures in docs/measurements.md). The units of one block run round-robin: first
-`--warmup` calls of each, then `--repeats` rounds of one call each, so slow drift of the
-machine's load hits real and naive alike. Reported: the median and the min–max (JSON adds
-the quartiles). TensorFlow runs independent branches in parallel, so branch times need not
-add up to their block's.
+overhead to the times (benchmarks/call_overhead.py; figures in docs/measurements.md). The
+units of one block run round-robin: first `--warmup` calls of each, then `--repeats` rounds
+of one call each, so slow drift of the machine's load hits real and naive alike. Reported:
+the median and the min–max (JSON adds the quartiles). TensorFlow runs independent branches
+in parallel, so branch times need not add up to their block's.
 
 Achieved GFLOP/s divides profiler-convention FLOPs (see `kinds`: 2 per MAC, plus bias,
 batch norm, pooling) per sample × batch by the median time. Savings are naive / real:
@@ -285,9 +285,8 @@ def measure(pairs: list[Pair], batch: int, repeats: int, warmup: int, progress: 
 # --------------------------------------------------------------------------- output
 
 
-def machine_info() -> dict[str, Any]:
-    """CPU model (from /proc/cpuinfo where there is one), cores, TF and Keras versions."""
-    cpu = platform.processor() or platform.machine()
+def cpu_fields() -> dict[str, str]:
+    """The first processor's fields in /proc/cpuinfo ("model name", "flags", ...); {} where there is none."""
     fields: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
@@ -298,7 +297,13 @@ def machine_info() -> dict[str, Any]:
                 fields[key.strip()] = value.strip()
     except OSError:
         pass
-    cpu = fields.get("model name", cpu)
+    return fields
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU model (from /proc/cpuinfo where there is one), cores, TF and Keras versions."""
+    fields = cpu_fields()
+    cpu = fields.get("model name", platform.processor() or platform.machine())
     if "cpu family" in fields:
         cpu += f" (family {fields['cpu family']} model {fields.get('model', '?')})"
     flags = set(fields.get("flags", "").split())
