@@ -51,6 +51,8 @@ sys.path[:0] = [str(HERE), str(ROOT)]  # build_speed, and inception_kit from thi
 
 import build_speed  # noqa: E402  (the build benchmark's timing, reused)
 
+from inception_kit.deploy.measuring import centred_rel_l2  # noqa: E402  (deploy's deviation measure)
+
 SPEC = build_speed.SPEC  # specs/inception_v3.yaml
 SECTIONS = ("report", "build", "inference", "savedmodel", "gflops", "bf16", "backends")
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -255,17 +257,6 @@ def logits_model(model: Any) -> Any:
     return keras.Model(model.input, out)
 
 
-def centred_rel_l2(ref: Any, other: Any) -> Any:
-    """Per sample: ||centred(other) - centred(ref)|| / ||centred(ref)||."""
-    import numpy as np
-
-    a = np.asarray(ref, np.float64)
-    b = np.asarray(other, np.float64)
-    a = a - a.mean(axis=1, keepdims=True)
-    b = b - b.mean(axis=1, keepdims=True)
-    return np.linalg.norm(b - a, axis=1) / np.linalg.norm(a, axis=1)
-
-
 # --------------------------------------------------------------------------- inference
 
 
@@ -310,16 +301,12 @@ def section_inference(cfg: Config) -> None:
 # --------------------------------------------------------------------------- savedmodel
 
 
-def _tree_bytes(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-
-
 def section_savedmodel(cfg: Config) -> None:
     _header("SavedModel size on disk vs raw float32 weight bytes")
     import keras
 
     import inception_kit as ik
-    from inception_kit.keras.export import export
+    from inception_kit.keras.export import export, tree_bytes
 
     analysis = ik.analyse(SPEC)
     raw = analysis.total.params * 4
@@ -327,8 +314,8 @@ def section_savedmodel(cfg: Config) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         ours, theirs = Path(tmp) / "export", Path(tmp) / "model_export"
         res = export(analysis.plan, ours, format="savedmodel")
-        total = _tree_bytes(ours)
-        variables = _tree_bytes(ours / "variables")
+        total = tree_bytes(ours)
+        variables = tree_bytes(ours / "variables")
         print(f"  inception_kit.keras.export.export: {total:,} bytes in all (reported {res.size_bytes:,}); "
               f"variables/ {variables:,}; graph and metadata {total - variables:,}")
         result(Result("SavedModel (export) bytes / raw weight bytes", [total / raw], aim="<= 1.05x",
@@ -336,7 +323,7 @@ def section_savedmodel(cfg: Config) -> None:
         # Keras' own route, which stores each weight twice (the reason export does not use it)
         ik.build_model(analysis.plan).export(str(theirs), format="tf_saved_model", verbose=False)
         keras.backend.clear_session()
-        result(Result("SavedModel (Keras model.export) bytes / raw weight bytes", [_tree_bytes(theirs) / raw],
+        result(Result("SavedModel (Keras model.export) bytes / raw weight bytes", [tree_bytes(theirs) / raw],
                       aim="report"))
 
 
