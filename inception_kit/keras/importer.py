@@ -40,7 +40,7 @@ from ..errors import Problem, SpecError
 from ..kinds import KINDS, MERGES, Bad, Kind, Merge
 from ..planner import Plan, from_data, iter_ops, plan
 from ..spec.parse import TABLE_COLUMNS, parse_plain
-from ..spec.types import Model
+from ..spec.types import ModelSpec
 
 INPUT = "InputLayer"
 ACTIVATION = "activation"  # a block's field, set by a layer that is only an activation
@@ -78,7 +78,7 @@ class Imported:
         return plan(from_data(self.data))
 
     @property
-    def model(self) -> Model:
+    def model(self) -> ModelSpec:
         return self.plan.model
 
     def to_yaml(self) -> str:
@@ -659,7 +659,7 @@ def _flat(g: _Graph, data: dict[str, Any], src: list[dict[str, str]]) -> bool:
     return "block" not in data and len(g.model.get_layer(src[0]["layer"]).output.shape) == 2
 
 
-def from_keras(model: Any) -> Model:
+def from_keras(model: Any) -> ModelSpec:
     """An existing Keras 3 model as a spec `Model` (see the module docstring)."""
     return import_keras(model).model
 

@@ -23,9 +23,9 @@ class Target:
     @classmethod
     def of(cls, spec_or_model: Any, budget: Budget) -> Target:
         from ..planner import Plan
-        from ..spec.types import Model
+        from ..spec.types import ModelSpec
 
-        if isinstance(spec_or_model, (Plan, Model, str, os.PathLike)):
+        if isinstance(spec_or_model, (Plan, ModelSpec, str, os.PathLike)):
             return cls._of_spec(spec_or_model, budget)
         if hasattr(spec_or_model, "fit") and hasattr(spec_or_model, "output_shape"):
             return cls._of_keras(spec_or_model)

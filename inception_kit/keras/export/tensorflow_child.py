@@ -22,7 +22,7 @@ from typing import Any
 from ...analysis import Budget
 from ...errors import SpecError
 from ...files import DestinationExists, UnsafeDestination
-from ...spec.types import Model
+from ...spec.types import ModelSpec
 from .artifact import ExportResult, MissingDependency, VerificationError
 
 WHY_TENSORFLOW = {"savedmodel": "a TensorFlow format", "tflite": "converted by TensorFlow's TFLiteConverter",
@@ -32,7 +32,7 @@ CHILD = __name__.rpartition(".")[0]  # python -m runs the package's __main__.py
 PACKAGE_ROOT = Path(__file__).resolve().parents[3]
 
 
-def export_in_tensorflow(spec: Model, out: Path, format: str, weights: Any, quantize: bool, overwrite: bool,
+def export_in_tensorflow(spec: ModelSpec, out: Path, format: str, weights: Any, quantize: bool, overwrite: bool,
                          verify: bool, budget: Budget, precision: str, backend: str) -> ExportResult:
     """`export` in a child process on the TensorFlow backend (see the module doc)."""
     import importlib.util
