@@ -149,3 +149,28 @@ class Problems:
     def sort(self) -> None:
         """Orders problems as they stand in the file; those without a place go last."""
         self.items.sort(key=lambda p: (p.mark is None, p.mark.line if p.mark else 0, p.mark.col if p.mark else 0))
+
+
+class ArgumentError(ValueError):
+    """A library function was given a value it cannot use. Names the *parameter* (as a Python
+    caller wrote it), never a command-line flag: the CLI maps `parameter` to its flag."""
+
+    def __init__(self, parameter: str, expected: str, received: object = UNSET, hint: str | None = None):
+        self.parameter, self.expected, self.hint = parameter, expected, hint
+        self.received = None if received is UNSET else show(received)
+        text = f"{parameter}: expected {expected}"
+        if self.received is not None:
+            text += f"; received {self.received}"
+        super().__init__(text + (f" ({hint})" if hint else ""))
+
+    def worded(self, name: str) -> str:
+        """The message with `name` (a flag, say) in place of the parameter."""
+        text = f"{name}: expected {self.expected}"
+        if self.received is not None:
+            text += f"; received {self.received}"
+        return text + (f" ({self.hint})" if self.hint else "")
+
+
+class Failure(RuntimeError):
+    """An operation failed for a reason its message states whole (training diverged, an
+    export did not verify): the CLI prints the message alone, without the class name."""

@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from ..errors import SpecError
+from ..errors import ArgumentError, Failure, SpecError
 from ..files import DestinationExists, UnsafeDestination
 from . import (
     build,
@@ -109,6 +109,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in err.problems:
             print(f"  {safe(problem)}", file=sys.stderr)
         return _debug(args, EXIT_USAGE)
+    except ArgumentError as err:  # a library parameter: worded with the flag that set it
+        print(f"error: {safe(err.worded(_flag(args, err.parameter)))}", file=sys.stderr)
+        return _debug(args, EXIT_USAGE)
+    except Failure as err:  # its message is the whole story
+        print(f"error: {safe(err)}", file=sys.stderr)
+        return _debug(args, EXIT_FAIL)
     except DestinationExists as err:
         print(f"error: {safe(err.path)} already exists; pass --overwrite to replace it", file=sys.stderr)
         return _debug(args, EXIT_USAGE)
@@ -126,11 +132,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted (files are written whole or not at all; a training run resumes from its backup)", file=sys.stderr)
         return 130
     except Exception as err:  # the CLI contract: one message, traceback on --debug
-        ours = type(err).__name__ == "TrainingFailed"  # its message is the whole story
-        print(f"error: {'' if ours else type(err).__name__ + ': '}{safe(err)}", file=sys.stderr)
-        if not args.debug and not ours:
+        print(f"error: {type(err).__name__}: {safe(err)}", file=sys.stderr)
+        if not args.debug:
             print("(run with --debug for the traceback)", file=sys.stderr)
         return _debug(args, EXIT_FAIL)
+
+
+def _flag(args: Any, parameter: str) -> str:
+    """The command's flag whose value is the library's `parameter` (its dest), else the
+    parameter's own name."""
+    for action in args.command_parser._actions:
+        if action.dest == parameter and action.option_strings:
+            return str(max(action.option_strings, key=len))
+    return parameter
 
 
 def _debug(args: Any, code: int) -> int:

@@ -133,3 +133,35 @@ def add_precision(p: argparse.ArgumentParser) -> None:
     """--precision of `build` and `export`."""
     p.add_argument("--precision", choices=["float32", "bfloat16"], default="float32",
                    help="bfloat16: compute in bfloat16, weights and outputs float32 (Keras mixed_bfloat16)")
+
+
+# ---------------------------------------------------------------------------- progress
+
+PIPE_EVERY = 10.0  # seconds between lines within one stage, when stderr is not a terminal
+
+
+class ProgressBar:
+    """The CLI's drawing of a library `Progress` on `stream` (default sys.stderr, so stdout
+    stays clean for --format json): a bar on a terminal, a line per stage otherwise."""
+
+    def __init__(self, label: str, stream: Any = None) -> None:
+        self.label, self.stream = label, stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.last, self.when = "", 0.0
+
+    def __call__(self, done: int, total: int, what: str) -> None:
+        import time
+
+        if self.tty:
+            filled = int(30 * done / max(total, 1))
+            self.stream.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} {safe(what):<40}")
+            if done >= total:
+                self.stream.write("\n")
+        else:  # a line per stage, and one at least every PIPE_EVERY seconds within a long one
+            stage = what.split(":")[0]
+            now = time.monotonic()
+            if stage == self.last and now - self.when < PIPE_EVERY and done < total:
+                return
+            self.last, self.when = stage, now
+            self.stream.write(f"{self.label} [{done}/{total}] {safe(what)}\n")
+        self.stream.flush()

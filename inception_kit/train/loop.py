@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..analysis import DEFAULT_BUDGET, Budget
+from ..errors import Failure
 from ..errors import SpecError
 from ..files import write_text
 from .callbacks import best_weights_callback, epoch_log_callback, finite_loss_callback, main_metrics_callback
@@ -22,7 +23,7 @@ from .target import Target
 MAX_SEED = 2**32 - 1  # numpy's and keras.utils.set_random_seed's range
 
 
-class TrainingFailed(RuntimeError):
+class TrainingFailed(Failure):
     """Training stopped: a non-finite loss, unreadable data, or an error inside Keras."""
 
 
