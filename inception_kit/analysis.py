@@ -10,16 +10,13 @@ layer name and by block path and branch name: a removed bottleneck costs 0 there
 from __future__ import annotations
 
 import math
-import os
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import Mark, Problem, SpecError
 from .kinds import Cost, fmt_shape, kind_of
-from .planner import BlockPlan, Op, Plan, Step, aux_plan, load_plan, naive
-from .spec.types import ModelSpec
-
-Source = Plan | ModelSpec | str | os.PathLike[str]  # a plan, or a spec (object, YAML file, preset name)
+from .planner import DEFAULT_BUDGET, BlockPlan, Budget, Op, Plan, Step, aux_plan, naive
 
 BYTES_PER_VALUE = 4  # float32
 
@@ -129,34 +126,39 @@ def _column(plan: Plan) -> tuple[_Column, Cost]:
     return column, total
 
 
-def analyse(source: Source, budget: Budget | None = None, **knobs: Any) -> Analysis:
+def analyse(plan: Plan, budget: Budget | None = None, **knobs: Any) -> Analysis:
     """Costs of every layer, branch, block and the model, beside those of `naive(plan)`.
 
-    `source` is a plan, or a spec (loaded with the knobs and planned once; its resource
-    budget then checked, `budget` or the default). A plan's budget is checked when given.
+    Args:
+        plan: what `ik.load` returns (its budget was checked there). A spec in its place
+            (a file, a preset name, a ModelSpec) is deprecated: it is loaded with `knobs`.
+        budget: deprecated; `ik.load(source, budget=...)` checks the budget.
 
-    Raises:
-        SpecError: the spec is wrong (every problem, with paths) or over its budget.
+    Returns:
+        The analysis: `rows` (layers), `blocks` (with branches), `total` and `naive_total`
+        (each a `Cost` of params, MACs and FLOPs) and `memory`.
+
+    Example:
+        >>> import inception_kit as ik
+        >>> a = ik.analyse(ik.load("inception_3a"))
+        >>> a.total.macs < a.naive_total.macs
+        True
     """
-    plan = load_plan(source, **knobs)
-    analysis = _analyse(plan)
-    if budget is not None or not isinstance(source, Plan):
-        check_budget(analysis, budget or DEFAULT_BUDGET)
-    return analysis
+    if not isinstance(plan, Plan) or knobs or budget is not None:
+        warnings.warn("analyse(spec, budget, **knobs) is deprecated and goes in 0.5; use "
+                      "analyse(ik.load(spec, budget=..., **knobs))", DeprecationWarning, stacklevel=2)
+        from .loading import load
+
+        plan = load(plan, budget=budget or DEFAULT_BUDGET, **knobs)
+    return _analyse(plan)
 
 
-def validate(source: Source, budget: Budget | None = None, **knobs: Any) -> Plan:
-    """Checks a spec completely (fields, names, shapes, resource budget) and returns its plan.
-
-    Raises:
-        SpecError: with every problem found, each naming its path (and line, from YAML).
-    """
-    plan = load_plan(source, **knobs)
-    column, total = _column(plan)  # the budget needs no naive counterpart
+def check_plan_budget(plan: Plan, budget: Budget = DEFAULT_BUDGET) -> None:
+    """Raises SpecError naming the largest layer when `plan` exceeds `budget`; costs the
+    plan alone (its naive counterpart is not needed)."""
+    column, total = _column(plan)
     check_budget(Analysis(plan, column.rows, column.blocks, total, Cost(),
-                          Memory(total.params * BYTES_PER_VALUE, column.peak * BYTES_PER_VALUE)),
-                 budget or DEFAULT_BUDGET)
-    return plan
+                          Memory(total.params * BYTES_PER_VALUE, column.peak * BYTES_PER_VALUE)), budget)
 
 
 def _analyse(plan: Plan) -> Analysis:
@@ -191,15 +193,6 @@ def saving(real: int, naive: int) -> tuple[float, float]:
 
 # ---------------------------------------------------------------------------------------
 # Resource budget: refuse specs whose size would exhaust memory before anything is built.
-
-
-@dataclass(frozen=True)
-class Budget:
-    max_params: int = 1_000_000_000  # 4 GB of float32 weights
-    max_activation_bytes: int = 4 * 1024**3  # per sample
-
-
-DEFAULT_BUDGET = Budget()
 
 
 def check_budget(analysis: Analysis, budget: Budget = DEFAULT_BUDGET) -> None:

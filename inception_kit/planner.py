@@ -10,7 +10,6 @@ profiler walk ops and never compose a name. `naive(plan)` is the same network wi
 
 from __future__ import annotations
 
-import os
 import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -19,9 +18,8 @@ from typing import Any
 
 from .errors import UNSET, Mark, Problems, SpecError, did_you_mean
 from .kinds import ACTIVATION, KINDS, MERGES, Bad, FieldBad, Shape, ShapeError, fmt_shape, kind_of
-from .spec.parse import parse_plain, parse_text
 from .spec.types import NAME_RULE, BlockSpec, LayerSpec, ModelSpec, Node, valid_name
-from .spec.yaml_io import YDict, mark_of, read_text, reads_as_number
+from .spec.yaml_io import YDict, mark_of, reads_as_number
 
 
 def _fields_wanted(kind: str) -> str:
@@ -120,13 +118,28 @@ class AuxPlan:
 AUX_BRANCH = "head"
 
 
+@dataclass(frozen=True)
+class Budget:
+    """The resource limits a model must fit before anything is built or allocated."""
+
+    max_params: int = 1_000_000_000  # 4 GB of float32 weights
+    max_activation_bytes: int = 4 * 1024**3  # per sample
+
+
+DEFAULT_BUDGET = Budget()
+
+
 @dataclass
 class Plan:
+    """Every layer the builder will create, named once, with its shapes: what `ik.load`
+    returns and everything downstream takes. `budget` is the one it was checked against."""
+
     model: ModelSpec
     layers: list[Step]
     head: list[Step]
     output_shape: Shape
     aux: dict[str, AuxPlan] = field(default_factory=dict)
+    budget: Budget = DEFAULT_BUDGET
 
     @property
     def steps(self) -> list[Step]:
@@ -214,87 +227,6 @@ def _naive_steps(steps: list[Step]) -> list[Step]:
             removed = None
         out.append(step)
     return out
-
-
-def load_plan(source: ModelSpec | Plan | str | os.PathLike[str], **knobs: Any) -> Plan:
-    """A spec (a Model, a YAML file or a preset name) or a plan, with keras.applications'
-    knobs applied (`input_shape`, `include_top`, `pooling`, `classes`,
-    `classifier_activation`, `include_aux`), parsed once and planned once.
-
-    Raises:
-        SpecError: with every problem found, each naming its path (and line, from YAML).
-    """
-    from .spec.catalog import resolve
-    from .spec.knobs import apply_knobs, knobs_given
-
-    given = knobs_given(**knobs)
-    if isinstance(source, Plan):
-        if not given:
-            return source
-        source = source.model
-    if not isinstance(source, ModelSpec):
-        file = resolve(source)
-        return _plan_parsed(*parse_text(read_text(file), file), given)
-    if not given:
-        return plan(source)
-    return _with_knobs(source, apply_knobs(source, **given), "input_shape" in given)
-
-
-def load_spec(source: str | os.PathLike[str], **knobs: Any) -> ModelSpec:
-    """Reads a spec file or a preset by name ("googlenet"), validated, with the knobs applied."""
-    return load_plan(source, **knobs).model
-
-
-def loads_spec(text: str, file: str = "<string>") -> ModelSpec:
-    """Like `load_spec`, from YAML text."""
-    return _plan_parsed(*parse_text(text, file), {}).model
-
-
-def loads_plan(text: str, file: str = "<string>", **knobs: Any) -> Plan:
-    """Like `load_plan`, from YAML text (standard input, for one)."""
-    from .spec.knobs import knobs_given
-
-    return _plan_parsed(*parse_text(text, file), knobs_given(**knobs))
-
-
-def from_data(data: Any) -> ModelSpec:
-    """A validated Model from plain data (the form `Model.to_data` writes)."""
-    return _plan_parsed(*parse_plain(data), {}).model
-
-
-def _plan_parsed(model: ModelSpec, problems: Problems, knobs: dict[str, Any]) -> Plan:
-    """Plans a parsed model, reporting the parser's and the planner's problems together,
-    in file order. Where the structure is broken, shapes are not inferred: they would only
-    repeat the damage."""
-    if not problems:
-        try:
-            if knobs:
-                from .spec.knobs import apply_knobs
-
-                return _with_knobs(model, apply_knobs(model, **knobs), "input_shape" in knobs)
-            return plan(model)
-        except SpecError as err:
-            problems.extend(err.problems)
-    else:
-        try:
-            plan(model, shapes=False)
-        except SpecError as err:
-            problems.extend(err.problems)
-    problems.sort()
-    problems.raise_if_any()
-    raise AssertionError("unreachable: problems were raised")
-
-
-def _with_knobs(written: ModelSpec, changed: ModelSpec, new_input: bool) -> Plan:
-    try:
-        return plan(changed)
-    except SpecError as err:
-        plan(written)  # the spec's own problem, where it has one
-        if not new_input:
-            raise
-        from .spec.knobs import misfit
-
-        raise misfit(changed, err) from None
 
 
 def plan(model: ModelSpec, shapes: bool = True) -> Plan:

@@ -11,7 +11,8 @@ import io
 import json
 from typing import Any
 
-from .analysis import Analysis, Budget, Source, analyse, aux_analyses, saving
+from .analysis import Analysis, analyse, aux_analyses, saving
+from .planner import Budget, Plan
 from .kinds import Cost, fmt_shape, kind_of
 from .spec.yaml_io import plain
 
@@ -204,9 +205,20 @@ BLOCK_HEADER = ["block / branch", "output", "params", "MACs", "naive MACs", "sav
 LAYER_HEADER = ["layer", "config (resolved)", "output", "params", "MACs", "FLOPs"]
 
 
-def report(source: Source, fmt: str = "table", budget: Budget | None = None, **knobs: Any) -> str:
-    """The cost report of a spec (or a plan) as text: 'table', 'markdown', 'csv' or 'json'."""
-    return render(analyse(source, budget, **knobs), fmt)
+def report(plan: Plan, fmt: str = "table", budget: Budget | None = None, **knobs: Any) -> str:
+    """The cost report of a plan as text.
+
+    Args:
+        plan: what `ik.load` returns (a spec in its place, `budget` and `knobs` are
+            deprecated, as for `analyse`).
+        fmt: one of FORMATS: 'table', 'markdown', 'csv' or 'json'.
+
+    Example:
+        >>> import inception_kit as ik
+        >>> ik.report(ik.load("five_by_five_bottleneck"), "csv").splitlines()[0]
+        'name,kind,config,block,branch,output_shape,params,trainable_params,macs,flops,naive_macs,naive_params'
+    """
+    return render(analyse(plan, budget, **knobs), fmt)
 
 
 def render(analysis: Analysis, fmt: str = "table") -> str:

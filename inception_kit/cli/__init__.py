@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -33,29 +34,33 @@ from . import (
     train,
     validate,
 )
-from .common import EXIT_FAIL, EXIT_USAGE, add_budget, add_knobs, plan_spec_argument, safe
+from .common import EXIT_FAIL, EXIT_USAGE, add_budget, add_knobs, load_spec_arguments, safe
 
 # What each command takes after its own arguments: the resource budget flags, and the
-# keras.applications knobs (a command with knobs gets its spec argument as a plan).
+# keras.applications knobs.
 NOTHING, BUDGET, KNOBS = (), (add_budget,), (add_budget, add_knobs)
+SPEC, TWO_SPECS = ("spec",), ("a", "b")
 
-# (name, module, help, shared flags), in the order `--help` lists them. Every module's top
-# level stays TF-free: `--help` and `--backend` run before Keras loads.
+# (name, module, help, shared flags, the arguments that are specs: each loaded and planned
+# once, `-` read from stdin, before the command runs, which gets them as Plans), in the order
+# `--help` lists them. Every module's top level stays TF-free: `--help` and `--backend` run
+# before Keras loads.
 COMMANDS = (
-    ("validate", validate, "check a spec: fields, shapes and resource budget", KNOBS),
-    ("report", report, "cost report: params, MACs, FLOPs, naive vs bottleneck", KNOBS),
-    ("diff", diff, "costs of two specs side by side: model, blocks and branches (B - A)", BUDGET),
+    ("validate", validate, "check a spec: fields, shapes and resource budget", KNOBS, SPEC),
+    ("report", report, "cost report: params, MACs, FLOPs, naive vs bottleneck", KNOBS, SPEC),
+    ("diff", diff, "costs of two specs side by side: model, blocks and branches (B - A)", BUDGET, TWO_SPECS),
     ("fit", fit, "choose the 1x1 reduction widths that meet a MACs/params budget; block outputs keep their widths",
-     BUDGET),
-    ("import", import_, "turn a Keras 3 model (.keras) into a spec: report, diff and fit then work on it", BUDGET),
-    ("schema", schema, "print the JSON Schema of the spec language", NOTHING),
-    ("build", build, "build the Keras model; print its summary and the cost report", KNOBS),
-    ("export", export, "build and export (SavedModel, .keras, TFLite, ONNX), verified", KNOBS),
-    ("inspect", inspect, "show the spec and cost report stored in an exported artifact", NOTHING),
-    ("train", train, "train a spec on an image folder or a packaged data set (tf.distribute)", KNOBS),
-    ("diagram", diagram, "draw a block or a whole model (SVG or PNG)", KNOBS),
-    ("profile", profile, "measure real time per block and branch beside MACs", KNOBS),
-    ("deploy", deploy, "export through every runtime here, measure them, keep the fastest within tolerance", KNOBS),
+     BUDGET, SPEC),
+    ("import", import_, "turn a Keras 3 model (.keras) into a spec: report, diff and fit then work on it", BUDGET, ()),
+    ("schema", schema, "print the JSON Schema of the spec language", NOTHING, ()),
+    ("build", build, "build the Keras model; print its summary and the cost report", KNOBS, SPEC),
+    ("export", export, "build and export (SavedModel, .keras, TFLite, ONNX), verified", KNOBS, SPEC),
+    ("inspect", inspect, "show the spec and cost report stored in an exported artifact", NOTHING, ()),
+    ("train", train, "train a spec on an image folder or a packaged data set (tf.distribute)", KNOBS, SPEC),
+    ("diagram", diagram, "draw a block or a whole model (SVG or PNG)", KNOBS, SPEC),
+    ("profile", profile, "measure real time per block and branch beside MACs", KNOBS, SPEC),
+    ("deploy", deploy, "export through every runtime here, measure them, keep the fastest within tolerance",
+     KNOBS, SPEC),
 )
 
 # Packages some commands need, and the extra of setup.cfg that installs each.
@@ -71,19 +76,28 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
+def _add_globals(p: argparse.ArgumentParser, top: bool) -> None:
+    """--debug and --backend, before the command or after it, as git-style CLIs take them.
+    A subcommand's copy leaves the namespace alone unless typed (SUPPRESS), so typing one
+    before the command is not undone by the command's default."""
+    default: Any = {} if top else {"default": argparse.SUPPRESS}
+    p.add_argument("--debug", action="store_true", help="show tracebacks", **default)
+    p.add_argument("--backend", choices=["tensorflow", "jax", "torch"], **default,
+                   help="Keras backend: sets KERAS_BACKEND before Keras loads (default: KERAS_BACKEND, else tensorflow)")
+
+
 def parser() -> argparse.ArgumentParser:
     """The whole command line: the global flags and a subcommand per row of COMMANDS."""
     root = _Parser(prog="inception-kit", description="Design, cost, build and export Inception-style networks.")
-    root.add_argument("--debug", action="store_true", help="show tracebacks")
-    root.add_argument("--backend", choices=["tensorflow", "jax", "torch"],
-                      help="Keras backend: sets KERAS_BACKEND before Keras loads (default: KERAS_BACKEND, else tensorflow)")
+    _add_globals(root, top=True)
     sub = root.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for name, module, help_, shared in COMMANDS:
+    for name, module, help_, shared, specs in COMMANDS:
         p = sub.add_parser(name, help=help_, description=help_)
-        p.set_defaults(fn=module.run, command_parser=p)
+        p.set_defaults(fn=module.run, command_parser=p, spec_dests=specs, knobs=add_knobs in shared)
         module.add_arguments(p)
         for add in shared:
             add(p)
+        _add_globals(p, top=False)
     return root
 
 
@@ -99,8 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from ..keras.backends import select
 
             select(args.backend)
-        if hasattr(args, "include_top"):
-            plan_spec_argument(args)  # loaded and planned once: the command gets the plan
+        load_spec_arguments(args, args.spec_dests, args.knobs)  # once: the command gets Plans
         code: int = args.fn(args)
         return code
     except SpecError as err:
@@ -128,6 +141,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         extra = _OPTIONAL[package]
         print(f"error: this command needs {err.name}: pip install 'inception-kit[{extra}]'", file=sys.stderr)
         return _debug(args, EXIT_FAIL)
+    except BrokenPipeError:  # `inception-kit report ... | head`: the reader stopped; say nothing more
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python's flush at exit would fail again
+        return EXIT_FAIL
     except KeyboardInterrupt:
         print("interrupted (files are written whole or not at all; a training run resumes from its backup)", file=sys.stderr)
         return 130

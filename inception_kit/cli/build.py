@@ -15,7 +15,7 @@ SUMMARY_WIDTH = 100  # the Keras summary, like the cost report: at most 100 colu
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("spec")
+    parser.add_argument("spec", help="a YAML spec file, a preset name, or - to read it from stdin")
     add_precision(parser)
     parser.add_argument("--aux", action="store_true",
                         help="add the spec's auxiliary heads as outputs (training only; --out saves without them)")
@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    analysis = analyse(args.spec, budget(args))
+    analysis = analyse(args.spec)
     quiet_tensorflow()
     from ..keras.builder import build_model
 

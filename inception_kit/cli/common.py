@@ -13,7 +13,8 @@ import re
 import sys
 from typing import Any
 
-from ..analysis import DEFAULT_BUDGET, Budget
+from ..errors import SpecError
+from ..planner import DEFAULT_BUDGET, Budget
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -102,20 +103,34 @@ def add_knobs(p: argparse.ArgumentParser) -> None:
                    help="drop the spec's auxiliary heads (aux:), e.g. for inputs too small for them")
 
 
-def load_plan_argument(source: str, **knobs: Any) -> Any:
-    """The spec argument loaded and planned once: a path or preset, or for '-' the spec
-    read from stdin (bounded like files)."""
-    from ..planner import load_plan, loads_plan
+def load_spec_arguments(args: argparse.Namespace, dests: tuple[str, ...], knobs: bool) -> None:
+    """The one load of a command's spec arguments: each of `dests` (a path, a preset name, or
+    '-' for stdin, read once and bounded like files) becomes the Plan the command hands down,
+    checked against the budget flags and, where the command has them, with the knobs applied.
+    `args.sources` keeps what was typed, by dest."""
+    from ..loading import load, loads
     from ..spec.yaml_io import STDIN, decode, read_bounded
 
-    if source != STDIN:
-        return load_plan(source, **knobs)
-    return loads_plan(decode(read_bounded(sys.stdin.buffer), "<stdin>"), "<stdin>", **knobs)
+    typed = {dest: getattr(args, dest) for dest in dests}
+    if sum(text == STDIN for text in typed.values()) > 1:
+        raise SpecError.one("<stdin>", "at most one spec read from standard input ('-')",
+                            " and ".join(d for d, t in typed.items() if t == STDIN))
+    given = _knobs(args) if knobs else {}
+    for dest, text in typed.items():
+        if text == STDIN:
+            plan = loads(decode(read_bounded(sys.stdin.buffer), "<stdin>"), "<stdin>", budget=budget(args), **given)
+        else:
+            plan = load(text, budget=budget(args), **given)
+        setattr(args, dest, plan)
+    args.sources = typed
 
 
-def plan_spec_argument(args: argparse.Namespace) -> None:
-    """Loads and plans `args.spec` once, with the knobs applied: `args.spec` becomes the
-    Plan every command hands down, `args.spec_source` keeps what was typed."""
+def shown(source: str) -> str:
+    """A spec argument as messages name it."""
+    return "<stdin>" if source == "-" else safe(source)
+
+
+def _knobs(args: argparse.Namespace) -> dict[str, Any]:
     from ..spec.knobs import KEEP
 
     activation = args.classifier_activation
@@ -123,10 +138,8 @@ def plan_spec_argument(args: argparse.Namespace) -> None:
         activation = KEEP
     elif activation.lower() in ("none", "null"):
         activation = None
-    args.spec_source = args.spec
-    args.spec = load_plan_argument(args.spec, input_shape=args.input_shape, include_top=args.include_top,
-                                   pooling=args.pooling, classes=args.classes, classifier_activation=activation,
-                                   include_aux=args.include_aux)
+    return {"input_shape": args.input_shape, "include_top": args.include_top, "pooling": args.pooling,
+            "classes": args.classes, "classifier_activation": activation, "include_aux": args.include_aux}
 
 
 def add_precision(p: argparse.ArgumentParser) -> None:

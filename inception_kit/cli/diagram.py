@@ -9,11 +9,11 @@ from pathlib import Path
 
 from ..analysis import analyse
 from ..viz.diagram import FORMATS, save
-from .common import EXIT_OK, EXIT_USAGE, budget
+from .common import EXIT_OK, EXIT_USAGE, safe
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("spec")
+    parser.add_argument("spec", help="a YAML spec file, a preset name, or - to read it from stdin")
     parser.add_argument("--block", metavar="NAME", help="draw this block with its branches (default: the whole model)")
     parser.add_argument("--out", "-o", required=True, help="the picture to write: .svg or .png")
     parser.add_argument("--format", choices=FORMATS, help="svg or png (default: from the --out suffix)")
@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     if fmt not in FORMATS:
         print(f"error: --out must end in .svg or .png (or pass --format); received {args.out!r}", file=sys.stderr)
         return EXIT_USAGE
-    analysis = analyse(args.spec, budget(args))
+    analysis = analyse(args.spec)
     save(analysis, args.out, args.block, fmt, args.overwrite)
-    print(f"wrote {args.out}", file=sys.stderr)
+    print(f"wrote {safe(args.out)}", file=sys.stderr)
     return EXIT_OK

@@ -7,12 +7,12 @@ import sys
 
 from ..analysis import analyse
 from ..design.diff import diff
-from .common import EXIT_OK, budget, emit
+from .common import EXIT_OK, emit, safe
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("a", help="spec A (the baseline)")
-    parser.add_argument("b", help="spec B (the change)")
+    parser.add_argument("a", help="spec A (the baseline): a YAML file, a preset name, or - for stdin")
+    parser.add_argument("b", help="spec B (the change): a YAML file, a preset name, or - for stdin")
     parser.add_argument("--format", choices=["table", "markdown", "csv", "json"], default="table")
     parser.add_argument("--out", "-o", help="write to this file instead of stdout")
     parser.add_argument("--overwrite", action="store_true", help="replace --out and --plot if they exist")
@@ -20,11 +20,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    d = diff(analyse(args.a, budget(args)), analyse(args.b, budget(args)))
+    d = diff(analyse(args.a), analyse(args.b))
     emit(d.render(args.format), args.out, args.overwrite)
     if args.plot:
         from ..viz import plots
 
         plots.diff_chart(d, args.plot, overwrite=args.overwrite)
-        print(f"wrote {args.plot}", file=sys.stderr)
+        print(f"wrote {safe(args.plot)}", file=sys.stderr)
     return EXIT_OK

@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from ..design.fit import fit, parse_count, render_sweep, sweep, write
 from ..errors import SpecError
-from ..planner import Plan, load_plan
-from .common import EXIT_OK, budget
+from ..planner import Plan
+from .common import EXIT_OK, budget, safe
 
 
 def _count(text: str) -> int:
@@ -22,7 +21,7 @@ def _count(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("spec")
+    parser.add_argument("spec", help="a YAML spec file, a preset name, or - to read it from stdin")
     parser.add_argument("--macs", type=_count, metavar="N", help="at most this many MACs (suffixes K, M, G: 1.2G)")
     parser.add_argument("--params", type=_count, metavar="N", help="at most this many parameters (5M)")
     parser.add_argument("--blocks", metavar="GLOB",
@@ -38,10 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    name = os.path.splitext(os.path.basename(args.spec))[0]
-    plan: Plan | None = None  # loaded once, when first needed: the sweep and the fit share it
+    plan: Plan = args.spec
+    name = plan.model.name
     if args.sweep or args.plot:
-        plan = load_plan(args.spec)
         points = sweep(plan, args.steps, args.blocks, args.multiple, args.macs, args.params, budget(args))
         if args.sweep:
             print(f"{name}: MACs and params with every selected 1x1 reduction width x scale "
@@ -52,13 +50,11 @@ def run(args: argparse.Namespace) -> int:
 
             plots.sweep_chart(points, f"{name}: fitting the 1×1 reduction widths", args.plot,
                               overwrite=args.overwrite, budget=(args.macs, args.params))
-            print(f"wrote {args.plot}", file=sys.stderr)
+            print(f"wrote {safe(args.plot)}", file=sys.stderr)
         if args.sweep:
             return EXIT_OK
     if args.macs is None and args.params is None:
         raise SpecError.one("budget", "--macs and/or --params (or --sweep)", "neither")
-    if plan is None:
-        plan = load_plan(args.spec)
     result = fit(plan, args.macs, args.params, args.blocks, args.multiple, budget(args))
     print(f"scale {result.scale:g} on {result.model.name}'s 1x1 reduction widths "
           f"(multiples of {args.multiple}); "
@@ -69,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         write(result, args.out, args.overwrite)
         how = "the original YAML edited in place" if result.rewritten else "the expanded spec"
-        print(f"wrote {args.out} ({how}, a comment per changed width)", file=sys.stderr)
+        print(f"wrote {safe(args.out)} ({how}, a comment per changed width)", file=sys.stderr)
     else:
         print("(nothing written: pass -o FILE to write the fitted spec)", file=sys.stderr)
     return EXIT_OK

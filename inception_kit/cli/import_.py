@@ -8,6 +8,7 @@ import argparse
 import sys
 
 from ..analysis import analyse
+from ..loading import load
 from .common import EXIT_OK, budget, emit, quiet_tensorflow
 
 
@@ -23,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
 
     imported = import_keras(load_keras(args.model))
     emit(imported.to_yaml(), args.out, args.overwrite)
-    a = analyse(imported.plan, budget(args))
+    a = analyse(load(imported.plan, budget=budget(args)))  # checked as every loaded spec is
     print(f"{args.model}: {a.total.params:,} params, {a.total.macs:,} MACs, {len(a.blocks)} blocks",
           file=sys.stderr)
     return EXIT_OK

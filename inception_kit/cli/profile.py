@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 
 from ..analysis import analyse
-from .common import EXIT_OK, budget, quiet_tensorflow
+from .common import EXIT_OK, quiet_tensorflow
 
 
 def _at_least(minimum: int) -> Callable[[str], int]:
@@ -33,7 +33,7 @@ _positive, _non_negative = _at_least(1), _at_least(0)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("spec")
+    parser.add_argument("spec", help="a YAML spec file, a preset name, or - to read it from stdin")
     parser.add_argument("--batch", type=_positive, default=1, metavar="N", help="batch size (default 1)")
     parser.add_argument("--repeats", type=_positive, default=20, metavar="N",
                         help="timed calls of each block, branch and naive counterpart (default 20)")
@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..keras.profile import measure, pairs_of, profile_data, render_table
 
-    analysis = analyse(args.spec, budget(args))
+    analysis = analyse(args.spec)
     pairs = pairs_of(analysis, args.block)  # a bad --block fails before TensorFlow loads
     quiet_tensorflow()
     measure(pairs, args.batch, args.repeats, args.warmup)

@@ -8,7 +8,7 @@ import sys
 
 from ..analysis import analyse
 from ..report import render
-from .common import EXIT_FAIL, EXIT_OK, budget, emit, quiet_tensorflow, safe
+from .common import EXIT_FAIL, EXIT_OK, emit, quiet_tensorflow, safe
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    analysis = analyse(args.spec, budget(args))
+    analysis = analyse(args.spec)
     emit(render(analysis, args.format), args.out, args.overwrite)
     if args.plot:
         from ..viz import plots

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..analysis import analyse
-from .common import EXIT_OK, budget, safe
+from .common import EXIT_OK, shown
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -13,7 +13,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    a = analyse(args.spec, budget(args))
-    shown = "<stdin>" if args.spec_source == "-" else safe(args.spec_source)
-    print(f"{shown}: ok ({a.plan.model.name}: {a.total.params:,} params, {a.total.macs:,} MACs, {a.total.flops:,} FLOPs)")
+    a = analyse(args.spec)
+    print(f"{shown(args.sources['spec'])}: ok ({a.plan.model.name}: {a.total.params:,} params, {a.total.macs:,} MACs, {a.total.flops:,} FLOPs)")
     return EXIT_OK

@@ -121,8 +121,9 @@ def _analysis(source: Source) -> Analysis:
     if isinstance(source, Analysis):
         return source
     from ..analysis import analyse
+    from ..loading import load
 
-    return analyse(source)
+    return analyse(load(source))
 
 
 def diff(a: Source, b: Source) -> Diff:

@@ -30,7 +30,8 @@ from typing import Any, Union
 from ..analysis import DEFAULT_BUDGET, Analysis, Budget, analyse, check_budget, op_cost
 from ..errors import SpecError
 from ..kinds import Cost, kind_of
-from ..planner import BlockPlan, Op, Plan, Step, is_bottleneck, iter_ops, load_plan, loads_plan, plan
+from ..loading import load, loads
+from ..planner import BlockPlan, Op, Plan, Step, is_bottleneck, iter_ops, plan
 from ..report import human, text_table
 from ..spec.types import LayerSpec, ModelSpec, Node
 from ..spec.yaml_io import read_text
@@ -200,7 +201,7 @@ def _model(spec: Source) -> tuple[ModelSpec, Plan | None]:
         return copy.deepcopy(spec.model), spec
     if isinstance(spec, ModelSpec):
         return copy.deepcopy(spec), None
-    loaded = load_plan(spec)
+    loaded = load(spec, budget=None)
     return loaded.model, loaded
 
 
@@ -350,7 +351,7 @@ def _rewrite(
     edited = _edit_source(model, reductions) if model.source and os.path.isfile(model.source) else None
     if edited is not None:
         try:
-            again = loads_plan(edited, file=model.source or "<fit>")
+            again = loads(edited, file=model.source or "<fit>", budget=None)
         except SpecError:
             again = None
         want = {op.name: op.args.get("filters") for op in iter_ops(target.steps)}

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import SpecError
 from ..kinds import kind_of
-from ..planner import INPUT_NAME, OUTPUT_CAST_NAME, BlockPlan, Op, Plan, Step, load_plan, plan, walk
+from ..loading import load
+from ..planner import DEFAULT_BUDGET, INPUT_NAME, OUTPUT_CAST_NAME, BlockPlan, Op, Plan, Step, plan, walk
 from ..spec.types import BlockSpec, LayerSpec, ModelSpec, Node
 
 if TYPE_CHECKING:
@@ -52,7 +53,8 @@ def build_model(
 
     if precision is not None and precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; received {precision!r}")
-    p = load_plan(spec, **knobs)
+    # Within its budget before Keras allocates anything: a plan's own, else the default.
+    p = load(spec, budget=spec.budget if isinstance(spec, Plan) else DEFAULT_BUDGET, **knobs)
     previous = keras.config.dtype_policy()
     if precision is not None:
         keras.config.set_dtype_policy(PRECISIONS[precision])  # layers take it when created

@@ -38,7 +38,8 @@ import yaml
 
 from ..errors import Problem, SpecError
 from ..kinds import KINDS, MERGES, Bad, Kind, Merge
-from ..planner import Plan, from_data, iter_ops, plan
+from ..loading import load
+from ..planner import Plan, iter_ops, plan
 from ..spec.parse import TABLE_COLUMNS, parse_plain
 from ..spec.types import ModelSpec
 
@@ -75,7 +76,7 @@ class Imported:
     @cached_property
     def plan(self) -> Plan:
         """The spec planned, once: what `analyse`, `build_model` and `copy_weights` take."""
-        return plan(from_data(self.data))
+        return load(self.data, budget=None)  # parsed and planned once
 
     @property
     def model(self) -> ModelSpec:

@@ -79,7 +79,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ...analysis import DEFAULT_BUDGET, Budget, Source
+from ...analysis import DEFAULT_BUDGET, Budget
+from ...loading import Source
 from ...errors import SpecError
 from ...files import check_file_destination, check_folder_destination, staged_dir
 from ...planner import INPUT_NAME
