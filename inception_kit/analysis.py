@@ -66,12 +66,15 @@ class Memory:
 
 @dataclass
 class Analysis:
+    """The costs of a plan, beside those of its naive counterpart (`naive_plan`)."""
+
     plan: Plan
     rows: list[Row]
     blocks: list[BlockCost]
     total: Cost
     naive: Cost
     memory: Memory = field(default_factory=lambda: Memory(0, 0))
+    naive_plan: Plan | None = None  # naive(plan), costed here: profile builds and times it
 
 
 def op_cost(op: Op, input_shape: tuple[int, ...] | None = None) -> Cost:
@@ -163,7 +166,8 @@ def check_plan_budget(plan: Plan, budget: Budget = DEFAULT_BUDGET) -> None:
 
 def _analyse(plan: Plan) -> Analysis:
     real, total = _column(plan)
-    counterpart, naive_total = _column(naive(plan))
+    naive_plan = naive(plan)
+    counterpart, naive_total = _column(naive_plan)
     naive_rows = {r.name: r for r in counterpart.rows}
     for row in real.rows:
         twin = naive_rows.get(row.name)
@@ -176,7 +180,7 @@ def _analyse(plan: Plan) -> Analysis:
         for br in b.branches:
             br.naive = naive_branches[br.name]
     memory = Memory(total.params * BYTES_PER_VALUE, real.peak * BYTES_PER_VALUE)
-    return Analysis(plan, real.rows, real.blocks, total, naive_total, memory)
+    return Analysis(plan, real.rows, real.blocks, total, naive_total, memory, naive_plan)
 
 
 def aux_analyses(plan: Plan) -> dict[str, Analysis]:
@@ -206,7 +210,7 @@ def check_budget(analysis: Analysis, budget: Budget = DEFAULT_BUDGET) -> None:
                 f"a model of at most {budget.max_params:,} parameters",
                 f"{analysis.total.params:,}, of which {worst.cost.params:,} in {worst.name}",
                 worst.mark,
-                "a larger budget: --max-params, or Budget(max_params=...) in Python",
+                "a larger budget: Budget(max_params=...) (on the command line, --max-params)",
             )
         )
     if analysis.memory.peak_activation_bytes > budget.max_activation_bytes:
@@ -218,7 +222,7 @@ def check_budget(analysis: Analysis, budget: Budget = DEFAULT_BUDGET) -> None:
                 f"about {analysis.memory.peak_activation_bytes:,}; {worst.name} outputs "
                 f"{fmt_shape(worst.output_shape)}",
                 worst.mark,
-                "a larger budget: --max-activation-bytes, or Budget(max_activation_bytes=...)",
+                "a larger budget: Budget(max_activation_bytes=...) (on the command line, --max-activation-bytes)",
             )
         )
     if problems:

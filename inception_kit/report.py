@@ -12,8 +12,8 @@ import json
 from typing import Any
 
 from .analysis import Analysis, analyse, aux_analyses, saving
-from .planner import Budget, Plan
 from .kinds import Cost, fmt_shape, kind_of
+from .planner import Budget, Plan
 from .spec.yaml_io import plain
 
 FORMATS = ("table", "markdown", "csv", "json")

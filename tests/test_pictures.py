@@ -10,7 +10,6 @@ import pytest
 
 import inception_kit as ik
 from conftest import ROOT, SPECS, needs_dot, run
-from inception_kit.errors import SpecError
 from inception_kit.viz import diagram, plots
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -123,7 +122,7 @@ def test_unknown_block_exits_2_with_the_choices_and_a_suggestion(tmp_path):
     assert "--block: expected one of the blocks: inc3a, inc3b, inc4a" in r.stderr
     assert "received 'inc3x' (did you mean 'inc3b'?)" in r.stderr
     assert "Traceback" not in r.stderr and not out.exists()
-    with pytest.raises(SpecError) as err:
+    with pytest.raises(ik.ArgumentError) as err:
         diagram.find_block(ik.analyse(SPECS / "one_by_one.yaml"), "b")
     assert "(this spec has none)" in str(err.value)
 

@@ -25,10 +25,10 @@ import math
 import os
 import re
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Union
 
 from ..analysis import DEFAULT_BUDGET, Analysis, Budget, analyse, check_budget, op_cost
-from ..errors import SpecError
+from ..errors import UNSET, ArgumentError, SpecError
 from ..kinds import Cost, kind_of
 from ..loading import load, loads
 from ..planner import BlockPlan, Op, Plan, Step, is_bottleneck, iter_ops, plan
@@ -134,7 +134,7 @@ class _Fitter:
         planned: Plan | None = None,
     ) -> None:
         if multiple < 1:
-            raise SpecError.one("--multiple", "a positive integer", str(multiple))
+            raise ArgumentError("multiple", "a positive integer", multiple)
         self.model = model
         # `planned` is the plan of `model` or of an equal copy: its steps line up with model's nodes.
         self.before = analyse(planned if planned is not None else plan(model))
@@ -146,11 +146,11 @@ class _Fitter:
         self._walk(model.layers, self.plan.layers, None)
         if not self.reductions:
             names = ", ".join(b.name for b in self.before.blocks) or "none"
-            raise SpecError.one(
-                "--blocks",
+            raise ArgumentError(
+                "blocks",
                 "blocks holding 1x1 reductions (a 1x1 conv narrowing the channels before a kxk conv)",
-                repr(blocks) if blocks else "a spec without such reductions",
-                hint=f"blocks: {names}",
+                blocks if blocks else UNSET,
+                hint=f"blocks: {names}" if blocks else f"this spec has no such reductions; blocks: {names}",
             )
         self._cache: dict[tuple[int, int], Cost] = {}
         self.base = self.before.total
@@ -216,7 +216,7 @@ def sweep(
 ) -> list[SweepPoint]:
     """MACs and params at s = 1/steps, 2/steps, ..., 1 under the fitting rule."""
     if steps < 1:
-        raise SpecError.one("--steps", "a positive integer", str(steps))
+        raise ArgumentError("steps", "a positive integer", steps)
     model, planned = _model(spec)
     f = _Fitter(model, blocks, multiple, budget, planned)
     points = []
@@ -264,33 +264,32 @@ def fit(
         budget: the resource limits every spec is checked against (not the fit's budget).
 
     Raises:
-        SpecError: the spec is invalid, nothing matches `blocks`, or the budget cannot be met
+        SpecError: the spec is invalid.
+        ArgumentError: nothing matches `blocks`, or the budget cannot be met
             (the message gives the smallest reachable figures).
     """
     budget_macs = None if macs is None else parse_count(macs)
     budget_params = None if params is None else parse_count(params)
     if budget_macs is None and budget_params is None:
-        raise SpecError.one("budget", "--macs and/or --params", "neither")
+        raise ArgumentError("macs", "a MACs budget, a params budget or both", hint="neither macs nor params was given")
     model, planned = _model(spec)
     f = _Fitter(model, blocks, multiple, budget, planned)
     lo = f.total(1 / GRID)
     if not _fits(lo, budget_macs, budget_params):
         wanted = []
         if budget_macs is not None and lo.macs > budget_macs:
-            wanted.append(("--macs", f"at least {lo.macs:,} MACs", f"{budget_macs:,}"))
+            wanted.append(("macs", f"at least {lo.macs:,} MACs", f"{budget_macs:,}"))
         if budget_params is not None and lo.params > budget_params:
-            wanted.append(("--params", f"at least {lo.params:,} params", f"{budget_params:,}"))
+            wanted.append(("params", f"at least {lo.params:,} params", f"{budget_params:,}"))
         where = f"blocks matching {blocks!r}" if blocks else "the model"
-        raise SpecError(
-            [
-                _problem(
-                    flag,
-                    f"{exp}: the smallest reachable, with every 1x1 reduction of {where} at its narrowest"
-                    f" ({len(f.reductions)} reductions, multiples of {multiple})",
-                    got,
-                )
-                for flag, exp, got in wanted
-            ]
+        (parameter, expected, got), *also = wanted
+        raise ArgumentError(
+            parameter,
+            f"{expected}: the smallest reachable, with every 1x1 reduction of {where} at its narrowest"
+            f" ({len(f.reductions)} reductions, multiples of {multiple})",
+            got,
+            hint="; ".join(f"{p}: {e}, received {g}" for p, e, g in also) or None,
+            raw=True,
         )
     k_lo, k_hi = 1, GRID  # largest k with total(k / GRID) within budget: bisection (monotone)
     if _fits(f.total(1.0), budget_macs, budget_params):
@@ -325,12 +324,6 @@ def fit(
     text, rewritten = _rewrite(model, f.reductions, changes, after.plan)
     model.source = None  # the fitted model is not what the file says (until written)
     return FitResult(scale, changes, model, f.before, after, header + text, rewritten)
-
-
-def _problem(path: str, expected: str, received: str) -> Any:
-    from ..errors import Problem
-
-    return Problem(path, expected, received)
 
 
 def _budget_words(macs: int | None, params: int | None) -> str:

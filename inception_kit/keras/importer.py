@@ -39,7 +39,7 @@ import yaml
 from ..errors import Problem, SpecError
 from ..kinds import KINDS, MERGES, Bad, Kind, Merge
 from ..loading import load
-from ..planner import Plan, iter_ops, plan
+from ..planner import Plan, iter_ops
 from ..spec.parse import TABLE_COLUMNS, parse_plain
 from ..spec.types import ModelSpec
 

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..analysis import Analysis, BlockCost
-from ..errors import SpecError
+from ..errors import ArgumentError
 from ..kinds import Cost
 from ..planner import BlockPlan, Step, naive, walk
 from ..report import human as _human
@@ -135,16 +135,16 @@ def pairs_of(analysis: Analysis, only: str | None = None) -> list[Pair]:
     then the whole model, each beside its naive counterpart.
 
     Raises:
-        SpecError: `only` names no top-level block.
+        ArgumentError: `only` names no top-level block.
     """
     plan = analysis.plan
-    counterpart = naive(plan)
+    counterpart = analysis.naive_plan or naive(plan)
     blocks = {s.name: s for s in plan.steps if isinstance(s, BlockPlan)}
     naive_blocks = {s.name: s for s in counterpart.steps if isinstance(s, BlockPlan)}
     costs: dict[str, BlockCost] = {b.name: b for b in analysis.blocks}
     if only is not None and only not in blocks:
-        expected = f"one of the blocks: {', '.join(blocks)}" if blocks else "no --block: this spec has no blocks"
-        raise SpecError.one("--block", expected, repr(only))
+        expected = f"one of the blocks: {', '.join(blocks)}" if blocks else "no block: this spec has none"
+        raise ArgumentError("block", expected, only)
     pairs = []
     for name, block in blocks.items():
         if only is not None and name != only:

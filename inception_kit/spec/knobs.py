@@ -108,7 +108,7 @@ def misfit(model: ModelSpec, err: SpecError) -> SpecError:
     where = f"{first.mark}: " if first.mark else ""
     hint = f"it vanishes at {where}{first.path}: {first.expected}; received {first.received}"
     if first.path.startswith("aux."):
-        hint += "; include_aux=False (--no-aux) drops the auxiliary heads"
+        hint += "; include_aux=False drops the auxiliary heads"
     return SpecError.one(
         "input_shape", "an input large enough for every layer", fmt_shape(model.input_shape), hint=hint
     )

@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..analysis import DEFAULT_BUDGET, Budget
-from ..errors import Failure
-from ..errors import SpecError
+from ..errors import Failure, SpecError
 from ..files import write_text
 from .callbacks import best_weights_callback, epoch_log_callback, finite_loss_callback, main_metrics_callback
 from .runs import RUN_FILES, RunFolder, fail_run, save_weights, write_json

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..analysis import Analysis, Row, saving
-from ..errors import SpecError, did_you_mean
+from ..errors import ArgumentError, did_you_mean
 from ..kinds import Cost, fmt_shape, kind_of
 from ..planner import BlockPlan, Op, Step, iter_ops, walk
 
@@ -109,12 +109,12 @@ def block_names(analysis: Analysis) -> list[str]:
 
 
 def find_block(analysis: Analysis, name: str) -> BlockPlan:
-    """The block called `name`, or a SpecError listing the blocks (with a did-you-mean)."""
+    """The block called `name`, or an ArgumentError listing the blocks (with a did-you-mean)."""
     blocks = {b.name: b for b in _all_blocks(analysis.plan.steps)}
     if name in blocks:
         return blocks[name]
     listed = ", ".join(blocks) if blocks else "(this spec has none)"
-    raise SpecError.one("--block", f"one of the blocks: {listed}", repr(name), hint=did_you_mean(name, blocks))
+    raise ArgumentError("block", f"one of the blocks: {listed}", name, hint=did_you_mean(name, blocks))
 
 
 # ------------------------------------------------------------------------------- graphs

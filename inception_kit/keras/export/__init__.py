@@ -80,9 +80,9 @@ from pathlib import Path
 from typing import Any
 
 from ...analysis import DEFAULT_BUDGET, Budget
-from ...loading import Source
 from ...errors import SpecError
 from ...files import check_file_destination, check_folder_destination, staged_dir
+from ...loading import Source
 from ...planner import INPUT_NAME
 from ..builder import PRECISIONS
 from . import keras_file, onnx, savedmodel, tflite
