@@ -162,7 +162,7 @@ def test_multiple_one_on_the_tiny_spec_and_no_reductions_is_an_error():
     for br in ("b2", "b3"):
         block.branches[br][0].args["filters"] = rule(block.branches[br][0].args["filters"], r.scale, 1)
     assert ik.analyse(tiny).total.macs == r.after.total.macs <= 100_000
-    with pytest.raises(ik.ArgumentError, match="^blocks: expected blocks holding 1x1 reductions"):
+    with pytest.raises(ik.ArgumentError, match=r"^blocks: expected blocks holding 1x1 reductions"):
         fit(GOOGLENET, macs="1G", blocks="nothing*")
     r = run("fit", SPECS / "one_by_one.yaml", "--macs", "1M")
     assert r.returncode == 2 and "--blocks" in r.stderr

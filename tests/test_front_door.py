@@ -92,7 +92,7 @@ def test_a_library_error_names_the_parameter_and_the_cli_names_the_flag():
     err = ArgumentError("multiple", "a positive integer", 0)
     assert str(err) == "multiple: expected a positive integer; received 0"
     assert err.worded("--multiple") == "--multiple: expected a positive integer; received 0"
-    with pytest.raises(ArgumentError, match="^steps: expected a positive integer; received 0$"):
+    with pytest.raises(ArgumentError, match=r"^steps: expected a positive integer; received 0$"):
         from inception_kit.design.fit import sweep
 
         sweep(ik.load("googlenet"), steps=0)
