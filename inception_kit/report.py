@@ -6,17 +6,13 @@ everywhere; FLOPs follow TensorFlow's profiler (see `kinds`).
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from typing import Any
 
 from .analysis import Analysis, analyse, aux_analyses, saving
 from .kinds import Cost, fmt_shape, kind_of
 from .planner import Budget, Plan
 from .spec.yaml_io import plain
-
-FORMATS = ("table", "markdown", "csv", "json")
+from .tables import human, markdown_table, ratio, render_as, text_table
 
 
 def _costs(cost: Cost, prefix: str = "") -> dict[str, Any]:
@@ -118,37 +114,6 @@ def report_data(analysis: Analysis) -> dict[str, Any]:
     return data
 
 
-def human(n: int) -> str:
-    """2.41M, 163.70K: short numbers for terminal tables."""
-    for unit, size in (("G", 10**9), ("M", 10**6), ("K", 10**3)):
-        if abs(n) >= size:
-            return f"{n / size:.2f}{unit}"
-    return str(n)
-
-
-def _ratio(r: float) -> str:
-    return f"{r:.2f}x"
-
-
-def text_table(header: list[str], rows: list[list[str]], right: set[int]) -> str:
-    """A plain-text table: columns padded, those in `right` right-aligned, a rule under the header."""
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
-
-    def line(cells: list[str]) -> str:
-        out = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))]
-        return "  ".join(out).rstrip()
-
-    rule = "  ".join("-" * w for w in widths)
-    return "\n".join([line(header), rule, *(line(r) for r in rows)])
-
-
-def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    """A GitHub Markdown table; '|' inside cells escaped."""
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
-    return "\n".join(out)
-
-
 def config_text(kind: str, args: dict[str, Any]) -> str:
     """The resolved arguments in a few words: `conv 3x3/2 valid bn relu` (the kind says how)."""
     return kind_of(kind).text(args)
@@ -173,9 +138,9 @@ def _block_rows(data: dict[str, Any], short: bool) -> list[list[str]]:
     n = human if short else (lambda v: f"{v:,}")
     rows = []
     for b in data["blocks"]:
-        rows.append([b["name"], fmt_shape(b["output_shape"]), n(b["params"]), n(b["macs"]), n(b["naive_macs"]), _ratio(b["macs_saving_ratio"])])
+        rows.append([b["name"], fmt_shape(b["output_shape"]), n(b["params"]), n(b["macs"]), n(b["naive_macs"]), ratio(b["macs_saving_ratio"])])
         for br in b["branches"]:
-            rows.append([f"  {br['name']}", fmt_shape(br["output_shape"]), n(br["params"]), n(br["macs"]), n(br["naive_macs"]), _ratio(br["macs_saving_ratio"])])
+            rows.append([f"  {br['name']}", fmt_shape(br["output_shape"]), n(br["params"]), n(br["macs"]), n(br["naive_macs"]), ratio(br["macs_saving_ratio"])])
     return rows
 
 
@@ -228,29 +193,33 @@ def render(analysis: Analysis, fmt: str = "table") -> str:
 
 def render_data(data: dict[str, Any], fmt: str = "table") -> str:
     """Renders report data (as `report_data` returns it, or read back from JSON)."""
-    if fmt == "json":
-        return json.dumps(data, indent=2) + "\n"
-    if fmt == "csv":
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        cols = ["name", "kind", "config", "block", "branch", "output_shape", "params", "trainable_params", "macs", "flops", "naive_macs", "naive_params"]
-        writer.writerow(cols)
-        for l in data["layers"]:
-            writer.writerow([fmt_shape(l[c]) if c == "output_shape" else ("" if l[c] is None else l[c]) for c in cols])
-        return buf.getvalue()
+    return render_as(fmt, data, table=lambda: _table(data), markdown=lambda: _markdown(data),
+                     csv_rows=lambda: _csv_rows(data))
+
+
+CSV_COLUMNS = ["name", "kind", "config", "block", "branch", "output_shape", "params", "trainable_params", "macs",
+               "flops", "naive_macs", "naive_params"]
+
+
+def _csv_rows(data: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    return CSV_COLUMNS, [[fmt_shape(l[c]) if c == "output_shape" else l[c] for c in CSV_COLUMNS]
+                         for l in data["layers"]]
+
+
+def _markdown(data: dict[str, Any]) -> str:
     m = data["model"]
-    if fmt == "markdown":
-        md = markdown_table
-        parts = [f"# {m['name']}", "", md(["", "value"], [[k, v] for k, v in _summary(m, False)])]
-        if data.get("aux"):
-            parts += ["", "## Auxiliary heads (training only, not in the totals)", "",
-                      md(AUX_HEADER, _aux_rows(data, False))]
-        if data["blocks"]:
-            parts += ["", "## Blocks", "", md(BLOCK_HEADER, _block_rows(data, False))]
-        parts += ["", "## Layers", "", md(LAYER_HEADER, _layer_rows(data, False)), ""]
-        return "\n".join(parts)
-    if fmt != "table":
-        raise ValueError(f"format must be one of {', '.join(FORMATS)}; received {fmt!r}")
+    md = markdown_table
+    parts = [f"# {m['name']}", "", md(["", "value"], [[k, v] for k, v in _summary(m, False)])]
+    if data.get("aux"):
+        parts += ["", "## Auxiliary heads (training only, not in the totals)", "", md(AUX_HEADER, _aux_rows(data, False))]
+    if data["blocks"]:
+        parts += ["", "## Blocks", "", md(BLOCK_HEADER, _block_rows(data, False))]
+    parts += ["", "## Layers", "", md(LAYER_HEADER, _layer_rows(data, False)), ""]
+    return "\n".join(parts)
+
+
+def _table(data: dict[str, Any]) -> str:
+    m = data["model"]
     parts = [f"{m['name']}"]
     width = max(len(k) for k, _ in _summary(m, True))
     parts += [f"  {k.ljust(width)}  {v}" for k, v in _summary(m, True)]

@@ -166,7 +166,7 @@ def test_an_input_too_small_for_an_aux_head_says_how_to_drop_them():
         ik.analyse("googlenet", input_shape=(32, 32, 3))
     text = str(err.value)
     assert "aux.aux1.layers[0].pool: a pool no larger than the input height (2) with padding valid" in text
-    assert text.endswith("include_aux=False (--no-aux) drops the auxiliary heads)")
+    assert text.endswith("include_aux=False drops the auxiliary heads)")
     spec = ik.load_spec("googlenet", input_shape=(32, 32, 3), include_aux=False)
     assert spec.aux == {}
     assert ik.analyse(spec).total.params == ik.analyse("googlenet").total.params

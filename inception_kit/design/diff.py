@@ -10,17 +10,15 @@ bytes. Deltas are B − A. Plain Python: the numbers are the analysis's, never a
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import os
 from dataclasses import dataclass
 from typing import Any, Union
 
 from ..analysis import Analysis
 from ..kinds import fmt_shape
-from ..report import FORMATS, human, markdown_table, report_data, text_table
+from ..report import report_data
 from ..spec.types import ModelSpec
+from ..tables import human, markdown_table, render_as, text_table
 
 Source = Union[Analysis, ModelSpec, str, "os.PathLike[str]"]
 
@@ -237,37 +235,43 @@ def _title(data: dict[str, Any]) -> str:
 
 def render_data(data: dict[str, Any], fmt: str = "table") -> str:
     """Renders diff data (as `Diff.data()` returns it, or read back from JSON)."""
-    if fmt == "json":
-        return json.dumps(data, indent=2) + "\n"
-    if fmt == "csv":
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        cols = MODEL_METRICS
-        writer.writerow(["level", "name", "status", *(f"{s}_{m}" for m in cols for s in ("a", "b", "delta"))])
-        for r in data["rows"]:
-            cells = []
-            for m in cols:
-                for side in (r["a"], r["b"]):
-                    cells.append("" if side is None or m not in side else side[m])
-                cells.append(r["delta"].get(m, ""))
-            writer.writerow([r["level"], r["name"], r["status"], *cells])
-        return buf.getvalue()
+    return render_as(fmt, data, table=lambda: _table(data), markdown=lambda: _markdown(data),
+                     csv_rows=lambda: _csv_rows(data))
+
+
+SUMMARY_HEADER = ["model", "A", "B", "Δ (B − A)", "Δ %"]
+
+
+def _csv_rows(data: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    header = ["level", "name", "status", *(f"{s}_{m}" for m in MODEL_METRICS for s in ("a", "b", "delta"))]
+    rows = []
+    for r in data["rows"]:
+        cells = []
+        for m in MODEL_METRICS:
+            for side in (r["a"], r["b"]):
+                cells.append("" if side is None or m not in side else side[m])
+            cells.append(r["delta"].get(m, ""))
+        rows.append([r["level"], r["name"], r["status"], *cells])
+    return header, rows
+
+
+def _markdown(data: dict[str, Any]) -> str:
     model = data["rows"][0]
-    head = ["model", "A", "B", "Δ (B − A)", "Δ %"]
-    if fmt == "markdown":
-        parts = [
-            f"# diff: {data['a']['name']} → {data['b']['name']}",
-            "",
-            *_title(data).splitlines(),
-            "",
-            markdown_table(head, _summary_rows(model, False)),
-        ]
-        if len(data["rows"]) > 1:
-            parts += ["", "## Blocks and branches", "", markdown_table(ROW_HEADER, _entry_rows(data, False))]
-        return "\n".join([*parts, ""])
-    if fmt != "table":
-        raise ValueError(f"format must be one of {', '.join(FORMATS)}; received {fmt!r}")
-    parts = [_title(data), "", text_table(head, _summary_rows(model, True), {1, 2, 3, 4})]
+    parts = [
+        f"# diff: {data['a']['name']} → {data['b']['name']}",
+        "",
+        *_title(data).splitlines(),
+        "",
+        markdown_table(SUMMARY_HEADER, _summary_rows(model, False)),
+    ]
+    if len(data["rows"]) > 1:
+        parts += ["", "## Blocks and branches", "", markdown_table(ROW_HEADER, _entry_rows(data, False))]
+    return "\n".join([*parts, ""])
+
+
+def _table(data: dict[str, Any]) -> str:
+    model = data["rows"][0]
+    parts = [_title(data), "", text_table(SUMMARY_HEADER, _summary_rows(model, True), {1, 2, 3, 4})]
     shapes = (model["a"]["output_shape"], model["b"]["output_shape"])
     if shapes[0] != shapes[1]:
         parts.append(f"output shapes differ: {fmt_shape(shapes[0])} → {fmt_shape(shapes[1])}")

@@ -32,9 +32,9 @@ from ..errors import UNSET, ArgumentError, SpecError
 from ..kinds import Cost, kind_of
 from ..loading import load, loads
 from ..planner import BlockPlan, Op, Plan, Step, is_bottleneck, iter_ops, plan
-from ..report import human, text_table
 from ..spec.types import LayerSpec, ModelSpec, Node
 from ..spec.yaml_io import read_text
+from ..tables import human, text_table
 from .diff import Diff, diff
 
 Source = Union[Plan, ModelSpec, str, "os.PathLike[str]"]

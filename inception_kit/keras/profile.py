@@ -42,7 +42,7 @@ from ..analysis import Analysis, BlockCost
 from ..errors import ArgumentError
 from ..kinds import Cost
 from ..planner import BlockPlan, Step, naive, walk
-from ..report import human as _human
+from ..tables import human, ms, ratio
 
 TIMING = "concrete tf.function per sub-model (graph mode, no XLA, training=False)"
 # Under JAX and torch there is no tf.function: Keras' predict_on_batch (jit-compiled by JAX,
@@ -406,15 +406,6 @@ def profile_data(analysis: Analysis, pairs: list[Pair], batch: int, repeats: int
     }
 
 
-def _ms(seconds: float) -> str:
-    ms = seconds * 1e3
-    return f"{ms:.3f}" if ms < 10 else f"{ms:.2f}" if ms < 100 else f"{ms:.1f}"
-
-
-def _ratio(r: float | None) -> str:
-    return "-" if r is None else f"{r:.2f}x"
-
-
 def _fit(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
@@ -433,12 +424,12 @@ def _row(name: str, unit: Unit | None, batch: int, pair: Pair | None, identity: 
         return [name, "0", "identity", "", "", "", ""]
     assert unit is not None
     t = unit.timing
-    spread = f"{_ms(min(t.times))}–{_ms(max(t.times))}" if t.times else ""
+    spread = f"{ms(min(t.times))}–{ms(max(t.times))}" if t.times else ""
     g = _gflops(unit, batch)
-    cells = [name, _human(unit.cost.macs), _ms(t.median) if t.times else "", spread, "" if g is None else f"{g:.1f}"]
+    cells = [name, human(unit.cost.macs), ms(t.median) if t.times else "", spread, "" if g is None else f"{g:.1f}"]
     if pair is None:
         return [*cells, "", ""]
-    return [*cells, _ratio(pair.predicted), _ratio(pair.measured)]
+    return [*cells, ratio(pair.predicted), ratio(pair.measured)]
 
 
 def render_table(analysis: Analysis, pairs: list[Pair], batch: int, repeats: int, warmup: int) -> str:
