@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 
 from ..analysis import analyse
-from .common import EXIT_OK, quiet_tensorflow
+from .common import EXIT_OK, ProgressBar, quiet_tensorflow
 
 
 def _at_least(minimum: int) -> Callable[[str], int]:
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     analysis = analyse(args.spec)
     pairs = pairs_of(analysis, args.block)  # a bad --block fails before TensorFlow loads
     quiet_tensorflow()
-    measure(pairs, args.batch, args.repeats, args.warmup)
+    measure(pairs, args.batch, args.repeats, args.warmup, ProgressBar("profile"))
     if args.format == "json":
         data = profile_data(analysis, pairs, args.batch, args.repeats, args.warmup)
         sys.stdout.write(json.dumps(data, indent=2) + "\n")

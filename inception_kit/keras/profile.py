@@ -27,7 +27,6 @@ The module's top level imports no TensorFlow: the CLI and `--help` stay fast.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import platform
@@ -42,6 +41,7 @@ from ..analysis import Analysis, BlockCost
 from ..errors import ArgumentError
 from ..kinds import Cost
 from ..planner import BlockPlan, Step, naive, walk
+from ..progress import Progress, no_progress
 from ..tables import human, ms, ratio
 
 TIMING = "concrete tf.function per sub-model (graph mode, no XLA, training=False)"
@@ -232,26 +232,16 @@ def _build(unit: Unit, batch: int, rng: Any) -> None:
     unit.call = lambda: concrete(x)
 
 
-class _Progress:
-    """keras.utils.Progbar on stderr (stdout stays clean for --format json)."""
+def measure(pairs: list[Pair], batch: int, repeats: int, warmup: int, progress: Progress = no_progress) -> None:
+    """Builds and times every unit; each block's units round-robin (warm-ups first).
 
-    def __init__(self, total: int) -> None:
-        import keras
-
-        self.done = 0
-        tty = hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
-        with contextlib.redirect_stdout(sys.stderr):
-            # In a pipe, nothing: Progbar's verbose=2 would add a lone "368/368 - 5s - 10ms/call".
-            self.bar = keras.utils.Progbar(total, verbose=1 if tty else 0, unit_name="call")
-
-    def step(self) -> None:
-        self.done += 1
-        with contextlib.redirect_stdout(sys.stderr):
-            self.bar.update(self.done)
-
-
-def measure(pairs: list[Pair], batch: int, repeats: int, warmup: int, progress: bool = True) -> None:
-    """Builds and times every unit; each block's units round-robin (warm-ups first)."""
+    Args:
+        pairs: what `pairs_of` returns; each unit's times are filled in.
+        batch: the batch size of the random input.
+        repeats: timed rounds (one call of each unit per round).
+        warmup: untimed rounds first.
+        progress: told of every call, as (calls done, calls in all, "block: warm-up|timing").
+    """
     import gc
 
     import keras
@@ -259,7 +249,7 @@ def measure(pairs: list[Pair], batch: int, repeats: int, warmup: int, progress: 
 
     rng = np.random.default_rng(0)
     total = sum(len(list(_units(p))) for p in pairs) * (repeats + warmup)
-    bar = _Progress(total) if progress else None
+    done = 0
     for pair in pairs:
         units = list(_units(pair))
         for unit in units:
@@ -267,15 +257,15 @@ def measure(pairs: list[Pair], batch: int, repeats: int, warmup: int, progress: 
         for _ in range(warmup):
             for unit in units:
                 unit.call()  # type: ignore[misc]
-                if bar:
-                    bar.step()
+                done += 1
+                progress(done, total, f"{pair.real.label}: warm-up")
         for _ in range(repeats):
             for unit in units:
                 start = time.perf_counter()
                 unit.call()  # type: ignore[misc]
                 unit.timing.times.append(time.perf_counter() - start)
-                if bar:
-                    bar.step()
+                done += 1
+                progress(done, total, f"{pair.real.label}: timing")
         for unit in units:
             unit.call = None  # frees the sub-model and its input before the next block
         keras.backend.clear_session()
