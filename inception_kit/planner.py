@@ -154,25 +154,31 @@ class Plan:
         return walk(self.steps)
 
 
+def steps_of(steps: list[Step], joins: bool = False) -> Iterator[Step]:
+    """The one walk over a plan's tree: every step in build order, a block before the steps
+    of its branches, and (with `joins`) its joins after them."""
+    for step in steps:
+        yield step
+        if isinstance(step, BlockPlan):
+            for branch in step.branches.values():
+                yield from steps_of(branch, joins)
+            if joins:
+                yield from step.joins
+
+
 def iter_ops(steps: list[Step]) -> Iterator[Op]:
     """Every layer a spec writes (not a block's joins), in build order."""
-    for step in steps:
-        if isinstance(step, Op):
-            yield step
-        else:
-            for branch in step.branches.values():
-                yield from iter_ops(branch)
+    return (s for s in steps_of(steps) if isinstance(s, Op))
 
 
 def walk(steps: list[Step]) -> Iterator[Op]:
     """Every op, a block's joins included, in build order."""
-    for step in steps:
-        if isinstance(step, Op):
-            yield step
-        else:
-            for branch in step.branches.values():
-                yield from walk(branch)
-            yield from step.joins
+    return (s for s in steps_of(steps, joins=True) if isinstance(s, Op))
+
+
+def iter_block_plans(steps: list[Step]) -> Iterator[BlockPlan]:
+    """Every block, outer before inner, in build order."""
+    return (s for s in steps_of(steps) if isinstance(s, BlockPlan))
 
 
 def describe(kind: str, args: dict[str, Any]) -> str:

@@ -26,7 +26,7 @@ from typing import Any
 from ..analysis import Analysis, Row, saving
 from ..errors import ArgumentError, did_you_mean
 from ..kinds import Cost, fmt_shape, kind_of
-from ..planner import BlockPlan, Op, Step, iter_ops, walk
+from ..planner import BlockPlan, Op, Step, iter_block_plans, iter_ops, walk
 
 FORMATS = ("svg", "png")
 
@@ -95,22 +95,14 @@ def _step_rows(steps: list[Step], rows: dict[str, Row]) -> Iterable[Row]:
     return (rows[op.name] for op in walk(steps))
 
 
-def _all_blocks(steps: list[Step]) -> Iterable[BlockPlan]:
-    for step in steps:
-        if isinstance(step, BlockPlan):
-            yield step
-            for branch in step.branches.values():
-                yield from _all_blocks(branch)
-
-
 def block_names(analysis: Analysis) -> list[str]:
     """Every block that `--block` accepts: top-level blocks, then nested ones, in order."""
-    return [b.name for b in _all_blocks(analysis.plan.steps)]
+    return [b.name for b in iter_block_plans(analysis.plan.steps)]
 
 
 def find_block(analysis: Analysis, name: str) -> BlockPlan:
     """The block called `name`, or an ArgumentError listing the blocks (with a did-you-mean)."""
-    blocks = {b.name: b for b in _all_blocks(analysis.plan.steps)}
+    blocks = {b.name: b for b in iter_block_plans(analysis.plan.steps)}
     if name in blocks:
         return blocks[name]
     listed = ", ".join(blocks) if blocks else "(this spec has none)"
