@@ -104,7 +104,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 prints as escapes
         with contextlib.suppress(AttributeError, ValueError):
-            stream.reconfigure(errors="backslashreplace")
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
     args, unknown = parser().parse_known_args(argv)
     if unknown:  # argparse would show the top level's usage; the subcommand's is the one that helps
         args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")

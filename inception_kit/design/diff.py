@@ -228,7 +228,7 @@ def _entry_rows(data: dict[str, Any], short: bool) -> list[list[str]]:
 
 def _title(data: dict[str, Any]) -> str:
     def one(side: dict[str, Any]) -> str:
-        return side["name"] + (f" ({side['source']})" if side["source"] else "")
+        return str(side["name"]) + (f" ({side['source']})" if side["source"] else "")
 
     return f"A: {one(data['a'])}\nB: {one(data['b'])}"
 

@@ -27,11 +27,11 @@ import re
 from dataclasses import dataclass
 from typing import Union
 
-from ..analysis import DEFAULT_BUDGET, Analysis, Budget, analyse, check_budget, op_cost
+from ..analysis import Analysis, analyse, check_budget, op_cost
 from ..errors import UNSET, ArgumentError, SpecError
 from ..kinds import Cost, kind_of
 from ..loading import load, loads
-from ..planner import BlockPlan, Op, Plan, Step, is_bottleneck, iter_ops, plan
+from ..planner import DEFAULT_BUDGET, BlockPlan, Budget, Op, Plan, Step, is_bottleneck, iter_ops, plan
 from ..spec.types import LayerSpec, ModelSpec, Node
 from ..spec.yaml_io import read_text
 from ..tables import human, text_table
@@ -72,7 +72,7 @@ class Reduction:
 
     @property
     def width(self) -> int:
-        return self.op.args["filters"]
+        return int(self.op.args["filters"])
 
     def width_at(self, scale: float) -> int:
         """The rule: round(w·s) to a multiple of `step`, at least one step, at most w."""
@@ -164,7 +164,7 @@ class _Fitter:
                     self._walk(node.branches[bname], bsteps, top or step.name)  # type: ignore[union-attr]
                 continue
             nxt = steps[i + 1] if i + 1 < len(steps) else None
-            if not is_bottleneck(step, nxt):
+            if not is_bottleneck(step, nxt) or not isinstance(nxt, Op):
                 continue
             if self.blocks is not None and (top is None or not fnmatch.fnmatchcase(top, self.blocks)):
                 continue

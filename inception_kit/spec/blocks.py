@@ -32,7 +32,8 @@ def find_block(model: ModelSpec, name: str) -> BlockSpec:
     blocks = list(iter_blocks([*model.layers, *model.head]))
     for block in blocks:
         if block.name == name:
-            return with_defaults(block, model.defaults)
+            found: BlockSpec = with_defaults(block, model.defaults)
+            return found
     names = [b.name for b in blocks if b.name]
     hint = did_you_mean(name, names) or (
         "blocks: " + ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")

@@ -36,7 +36,7 @@ _NUMBER_TAGS = {"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
 _OCTAL = re.compile(r"[-+]?0[0-7_]+")
 
 
-class YDict(dict):
+class YDict(dict[Any, Any]):
     """A mapping read from YAML: `mark` of the mapping, and of each key and value."""
 
     def __init__(self, *args: Any, mark: Mark | None = None, **kwargs: Any) -> None:
@@ -46,7 +46,7 @@ class YDict(dict):
         self.value_marks: dict[Any, Mark | None] = {}
 
 
-class YList(list):
+class YList(list[Any]):
     """A sequence read from YAML: `mark` of the sequence and of each item."""
 
     def __init__(self, *args: Any, mark: Mark | None = None) -> None:
@@ -105,7 +105,7 @@ class _Loader(yaml.SafeLoader):
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):  # an alias adds no value here; expansion is checked later
             return super().compose_node(parent, index)
-        mark = _mark(self.file, self.peek_event().start_mark)
+        mark = _mark(self.file, self.peek_event().start_mark)  # type: ignore[no-untyped-call]
         self.depth += 1
         self.written += 1
         try:
@@ -334,6 +334,7 @@ class _Converter:
                 out.append(self.convert(item, depth + 1))
                 out.item_marks.append(_mark(self.file, item.start_mark))
             return out
+        assert isinstance(node, yaml.MappingNode)  # yaml's composer makes only these three
         return self.mapping(node, depth, mark)
 
     def check_number(self, node: yaml.ScalarNode, value: Any) -> None:
@@ -381,7 +382,7 @@ class _Converter:
 
 def reads_as_number(text: str) -> bool:
     """Whether YAML reads `text`, written without quotes, as an int or a float."""
-    return _RESOLVER.resolve(yaml.ScalarNode, text, (True, False)) in _NUMBER_TAGS
+    return _RESOLVER.resolve(yaml.ScalarNode, text, (True, False)) in _NUMBER_TAGS  # type: ignore[no-untyped-call]
 
 
 _RESOLVER = yaml.resolver.Resolver()  # the implicit types SafeLoader resolves

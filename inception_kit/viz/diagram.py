@@ -296,7 +296,8 @@ def render_bytes(analysis: Analysis, block: str | None = None, format: str = "sv
     import graphviz
 
     try:
-        return g.pipe(format=format)
+        picture: bytes = g.pipe(format=format)
+        return picture
     except graphviz.ExecutableNotFound as err:
         raise GraphvizMissing(
             "Graphviz's 'dot' program was not found on PATH; install it with "

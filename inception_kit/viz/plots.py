@@ -12,10 +12,12 @@ pyplot state), and the file is written atomically.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..analysis import Analysis, saving
+from ..kinds import Cost
 
 WIDTH_IN = 12.0
 DPI = 100
@@ -77,10 +79,11 @@ def _savings_figure(analysis: Analysis) -> Any:
     axes = fig.subplots(1, 2, sharey=True)
     ys = list(range(n))
     h = 0.38
-    for ax, what, get in (
+    metrics: tuple[tuple[Any, str, Callable[[Cost], int]], ...] = (
         (axes[0], "MACs (multiply-adds)", lambda c: c.macs),
         (axes[1], "parameters", lambda c: c.params),
-    ):
+    )
+    for ax, what, get in metrics:
         real = [get(c) for _, c, _ in entries]
         naive = [get(nv) for _, _, nv in entries]
         ax.barh([y - h / 2 for y in ys], naive, h, color=NAIVE_COLOR, label="naive (1×1 reductions removed)")
