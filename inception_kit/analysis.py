@@ -14,7 +14,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import Mark, Problem, SpecError
+from .errors import ArgumentError, Mark, Problem, SpecError
 from .kinds import Cost, fmt_shape, kind_of
 from .planner import DEFAULT_BUDGET, BlockPlan, Budget, Op, Plan, Step, aux_plan, naive
 
@@ -197,6 +197,18 @@ def saving(real: int, naive: int) -> tuple[float, float]:
 
 # ---------------------------------------------------------------------------------------
 # Resource budget: refuse specs whose size would exhaust memory before anything is built.
+
+
+def check_batch(analysis: Analysis, batch: int, budget: Budget | None = None) -> None:
+    """Raises ArgumentError unless `batch` is a positive whole number of samples whose
+    activations, all together, fit the budget's activation bytes: a batch of 10**12 is refused
+    before anything allocates it."""
+    limit = (budget or analysis.plan.budget).max_activation_bytes
+    per_sample = max(analysis.memory.peak_activation_bytes, 1)
+    most = max(limit // per_sample, 1)
+    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= most:
+        raise ArgumentError("batch", f"a whole number of samples from 1 to {most:,} (each needs about "
+                            f"{per_sample:,} bytes of activations; the budget allows {limit:,})", batch)
 
 
 def check_budget(analysis: Analysis, budget: Budget = DEFAULT_BUDGET) -> None:

@@ -173,7 +173,7 @@ def test_usage_errors_exit_2():
     r = run("fit", GOOGLENET, "--macs", "1G", "--multiple", "0")
     assert r.returncode == 2 and "--multiple: expected a positive integer; received 0" in r.stderr
     r = run("fit", GOOGLENET, "--sweep", "--steps", "0")
-    assert r.returncode == 2 and "--steps: expected a positive integer; received 0" in r.stderr
+    assert r.returncode == 2 and "--steps: expected a whole number from 1 to 1000; received 0" in r.stderr
     r = run("fit", GOOGLENET, "--macs", "1.2X")
     assert r.returncode == 2 and "expected a count such as 1.2G" in r.stderr
 

@@ -92,12 +92,12 @@ def test_a_library_error_names_the_parameter_and_the_cli_names_the_flag():
     err = ArgumentError("multiple", "a positive integer", 0)
     assert str(err) == "multiple: expected a positive integer; received 0"
     assert err.worded("--multiple") == "--multiple: expected a positive integer; received 0"
-    with pytest.raises(ArgumentError, match=r"^steps: expected a positive integer; received 0$"):
+    with pytest.raises(ArgumentError, match=r"^steps: expected a whole number from 1 to 1000; received 0$"):
         from inception_kit.design.fit import sweep
 
         sweep(ik.load("googlenet"), steps=0)
     r = run("fit", "googlenet", "--sweep", "--steps", "0")
-    assert r.returncode == 2 and r.stderr == "error: --steps: expected a positive integer; received 0\n"
+    assert r.returncode == 2 and r.stderr == "error: --steps: expected a whole number from 1 to 1000; received 0\n"
 
 
 # -- the command line ----------------------------------------------------------------------

@@ -9,7 +9,7 @@ import json
 import sys
 from collections.abc import Callable
 
-from ..analysis import analyse
+from ..analysis import analyse, check_batch
 from .common import EXIT_OK, ProgressBar, quiet_tensorflow
 
 
@@ -47,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     from ..keras.profile import measure, pairs_of, profile_data, render_table
 
     analysis = analyse(args.spec)
-    pairs = pairs_of(analysis, args.block)  # a bad --block fails before TensorFlow loads
+    check_batch(analysis, args.batch)  # a bad --batch or --block fails before TensorFlow loads
+    pairs = pairs_of(analysis, args.block)
     quiet_tensorflow()
     measure(pairs, args.batch, args.repeats, args.warmup, ProgressBar("profile"))
     if args.format == "json":

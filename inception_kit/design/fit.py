@@ -215,8 +215,8 @@ def sweep(
     budget: Budget = DEFAULT_BUDGET,
 ) -> list[SweepPoint]:
     """MACs and params at s = 1/steps, 2/steps, ..., 1 under the fitting rule."""
-    if steps < 1:
-        raise ArgumentError("steps", "a positive integer", steps)
+    if not 1 <= steps <= GRID:  # the scale is searched on a grid of GRID steps: no finer sweep exists
+        raise ArgumentError("steps", f"a whole number from 1 to {GRID}", steps)
     model, planned = _model(spec)
     f = _Fitter(model, blocks, multiple, budget, planned)
     points = []
