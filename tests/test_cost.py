@@ -9,7 +9,7 @@ from conftest import ROOT, SPECS
 
 
 def test_one_by_one_example_counts_every_channel_at_every_position():
-    a = ik.analyse(SPECS / "one_by_one.yaml")
+    a = ik.analyse(ik.load(SPECS / "one_by_one.yaml"))
     assert a.plan.output_shape == (28, 28, 32)
     assert a.total.macs == 28 * 28 * 192 * 32
     assert a.total.params == 192 * 32 + 32
@@ -18,8 +18,8 @@ def test_one_by_one_example_counts_every_channel_at_every_position():
 
 
 def test_five_by_five_naive_and_bottleneck_match_the_lecture():
-    naive = ik.analyse(SPECS / "five_by_five_naive.yaml")
-    bottleneck = ik.analyse(SPECS / "five_by_five_bottleneck.yaml")
+    naive = ik.analyse(ik.load(SPECS / "five_by_five_naive.yaml"))
+    bottleneck = ik.analyse(ik.load(SPECS / "five_by_five_bottleneck.yaml"))
     assert naive.total.macs == 28 * 28 * 32 * 5 * 5 * 192 == 120_422_400
     assert bottleneck.total.macs == 28 * 28 * 16 * 192 + 28 * 28 * 32 * 5 * 5 * 16 == 12_443_648
     # The naive counterpart of the bottleneck spec is exactly the naive spec.
@@ -45,7 +45,7 @@ def inception_row(h, w, cin, c1, r3, c3, r5, c5, pp):
 
 
 def test_inception_3a_block_and_branches():
-    a = ik.analyse(SPECS / "inception_3a.yaml")
+    a = ik.analyse(ik.load(SPECS / "inception_3a.yaml"))
     (block,) = a.blocks
     real, naive = inception_row(28, 28, 192, 64, 96, 128, 16, 32, 32)
     assert block.output_shape == (28, 28, 64 + 128 + 32 + 32)
@@ -72,7 +72,7 @@ GOOGLENET_TABLE = {  # Szegedy et al. 2014, Table 1: #1x1, #3x3r, #3x3, #5x5r, #
 
 
 def test_googlenet_totals_from_the_paper_table():
-    a = ik.analyse(SPECS / "googlenet.yaml")
+    a = ik.analyse(ik.load(SPECS / "googlenet.yaml"))
     macs = params = naive_macs = 0
     stem = [conv(112, 112, 3, 64, 7), conv(56, 56, 64, 64, 1), conv(56, 56, 64, 192, 3)]
     macs += sum(m for m, _ in stem)
@@ -96,22 +96,22 @@ def test_googlenet_totals_from_the_paper_table():
 
 def test_naive_keeps_one_by_ones_that_do_not_reduce():
     # 64 -> 64 then 3×3 (GoogLeNet's stem) is not a reduction; 32 -> 64 is an expansion.
-    spec = ik.Model("m", (8, 8, 64), [
-        ik.Layer("conv", filters=64, kernel=1), ik.Layer("conv", filters=8, kernel=3),
-        ik.Layer("conv", filters=128, kernel=1), ik.Layer("conv", filters=8, kernel=3),
+    spec = ik.ModelSpec("m", (8, 8, 64), [
+        ik.LayerSpec("conv", filters=64, kernel=1), ik.LayerSpec("conv", filters=8, kernel=3),
+        ik.LayerSpec("conv", filters=128, kernel=1), ik.LayerSpec("conv", filters=8, kernel=3),
     ])
-    a = ik.analyse(spec)
+    a = ik.analyse(ik.load(spec))
     assert a.naive.macs == a.total.macs
     assert [r.removed_in_naive for r in a.rows] == [False] * 4
 
 
 def test_naive_rule_covers_any_kernel_but_1x1_as_the_readme_states():
     # A 1×1 reduction before a factorised 7×1 goes (InceptionV3's 17×17 blocks); before a 1×1 it stays.
-    spec = ik.Model("m", (17, 17, 192), [
-        ik.Layer("conv", filters=64, kernel=1), ik.Layer("conv", filters=96, kernel=[7, 1], padding="same"),
-        ik.Layer("conv", filters=32, kernel=1), ik.Layer("conv", filters=16, kernel=1),
+    spec = ik.ModelSpec("m", (17, 17, 192), [
+        ik.LayerSpec("conv", filters=64, kernel=1), ik.LayerSpec("conv", filters=96, kernel=[7, 1], padding="same"),
+        ik.LayerSpec("conv", filters=32, kernel=1), ik.LayerSpec("conv", filters=16, kernel=1),
     ])
-    a = ik.analyse(spec)
+    a = ik.analyse(ik.load(spec))
     assert [r.removed_in_naive for r in a.rows] == [True, False, False, False]
     hw = 17 * 17
     assert a.total.macs == hw * (192 * 64 + 7 * 64 * 96 + 96 * 32 + 32 * 16)
@@ -122,11 +122,11 @@ def test_naive_rule_covers_any_kernel_but_1x1_as_the_readme_states():
 
 def test_naive_needs_a_following_kxk_conv():
     # A 1×1 reduction feeding a pool, or ending the branch, stays.
-    spec = ik.Model("m", (8, 8, 64), [
-        ik.Layer("conv", filters=16, kernel=1), ik.Layer("maxpool", pool=2),
-        ik.Layer("conv", filters=8, kernel=1),
+    spec = ik.ModelSpec("m", (8, 8, 64), [
+        ik.LayerSpec("conv", filters=16, kernel=1), ik.LayerSpec("maxpool", pool=2),
+        ik.LayerSpec("conv", filters=8, kernel=1),
     ])
-    a = ik.analyse(spec)
+    a = ik.analyse(ik.load(spec))
     assert a.naive.macs == a.total.macs
 
 
@@ -135,8 +135,8 @@ def test_naive_needs_a_following_kxk_conv():
     (3, 2, "valid", 29, 14), (7, 2, "valid", 299, 147), ([1, 7], 1, "valid", 17, 17),
 ])
 def test_conv_output_size_rule(kernel, strides, padding, size, expected):
-    a = ik.analyse(ik.Model("m", (size, size, 3), [
-        ik.Layer("conv", filters=4, kernel=kernel, strides=strides, padding=padding)]))
+    a = ik.analyse(ik.load(ik.ModelSpec("m", (size, size, 3), [
+        ik.LayerSpec("conv", filters=4, kernel=kernel, strides=strides, padding=padding)])))
     kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
     want_h = math.ceil(size / strides) if padding == "same" else (size - kh) // strides + 1
     want_w = math.ceil(size / strides) if padding == "same" else (size - kw) // strides + 1
@@ -145,10 +145,10 @@ def test_conv_output_size_rule(kernel, strides, padding, size, expected):
 
 
 def test_grouped_and_separable_conv_costs():
-    grouped = ik.analyse(ik.Model("g", (10, 10, 32), [ik.Layer("conv", filters=64, kernel=3, groups=4, bias=False)]))
+    grouped = ik.analyse(ik.load(ik.ModelSpec("g", (10, 10, 32), [ik.LayerSpec("conv", filters=64, kernel=3, groups=4, bias=False)])))
     assert grouped.total.macs == 10 * 10 * 64 * 3 * 3 * (32 // 4)
     assert grouped.total.params == 3 * 3 * (32 // 4) * 64
-    sep = ik.analyse(ik.Model("s", (10, 10, 32), [ik.Layer("sepconv", filters=64, kernel=3, bias=False, depth_multiplier=2)]))
+    sep = ik.analyse(ik.load(ik.ModelSpec("s", (10, 10, 32), [ik.LayerSpec("sepconv", filters=64, kernel=3, bias=False, depth_multiplier=2)])))
     assert sep.total.params == 3 * 3 * 32 * 2 + 32 * 2 * 64
     assert sep.total.macs == 10 * 10 * (3 * 3 * 32 * 2 + 32 * 2 * 64)
     assert sep.total.flops_by_op == {"DepthwiseConv2dNative": 2 * 10 * 10 * 3 * 3 * 64, "Conv2D": 2 * 10 * 10 * 64 * 64}
@@ -156,16 +156,16 @@ def test_grouped_and_separable_conv_costs():
 
 def test_batchnorm_params_follow_keras():
     # scale=False: beta trainable, moving mean/var not; scale=True adds gamma.
-    plain = ik.analyse(ik.Model("b", (4, 4, 8), [ik.Layer("conv", filters=16, kernel=1, bias=False, batchnorm={"scale": False})]))
+    plain = ik.analyse(ik.load(ik.ModelSpec("b", (4, 4, 8), [ik.LayerSpec("conv", filters=16, kernel=1, bias=False, batchnorm={"scale": False})])))
     assert (plain.total.params, plain.total.trainable) == (8 * 16 + 3 * 16, 8 * 16 + 16)
-    scaled = ik.analyse(ik.Model("b", (4, 4, 8), [ik.Layer("conv", filters=16, kernel=1, bias=False, batchnorm=True)]))
+    scaled = ik.analyse(ik.load(ik.ModelSpec("b", (4, 4, 8), [ik.LayerSpec("conv", filters=16, kernel=1, bias=False, batchnorm=True)])))
     assert (scaled.total.params, scaled.total.trainable) == (8 * 16 + 4 * 16, 8 * 16 + 2 * 16)
 
 
 def test_residual_add_and_scale_flops():
-    block = ik.Block("r", {"shortcut": [], "res": [ik.Layer("conv", filters=8, kernel=1, activation=None, bias=False)]},
+    block = ik.BlockSpec("r", {"shortcut": [], "res": [ik.LayerSpec("conv", filters=8, kernel=1, activation=None, bias=False)]},
                      merge="add", scale=0.2, activation="relu")
-    a = ik.analyse(ik.Model("r", (5, 5, 8), [block]))
+    a = ik.analyse(ik.load(ik.ModelSpec("r", (5, 5, 8), [block])))
     n = 5 * 5 * 8
     # Rescaling is x*scale + 0 (Mul, AddV2); the add is one AddV2 per element.
     assert a.total.flops_by_op == {"Conv2D": 2 * n * 8, "Mul": n, "AddV2": 2 * n}

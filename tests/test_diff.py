@@ -47,8 +47,8 @@ def test_a_spec_against_itself_is_all_zeros():
 
 
 def test_changed_block_and_branch_have_exact_deltas():
-    a = ik.load_spec(SPECS / "inception_3a.yaml")
-    b = ik.load_spec(SPECS / "inception_3a.yaml")
+    a = ik.load(SPECS / "inception_3a.yaml").model
+    b = ik.load(SPECS / "inception_3a.yaml").model
     b3 = b.layers[-1].branches["b3"]
     assert b3[0].args["filters"] == 16
     b3[0].args["filters"] = 8  # a narrower 5x5 reduction
@@ -66,7 +66,7 @@ def test_added_and_removed_blocks():
     d = ik.diff(SPECS / "inception_3a.yaml", SPECS / "googlenet.yaml")
     status = {e.name: e.status for e in d.entries}
     assert status["inc3a"] == "same" and status["inc3b"] == "added" and status["inc5b/b4"] == "added"
-    gn = ik.analyse(SPECS / "googlenet.yaml")
+    gn = ik.analyse(ik.load(SPECS / "googlenet.yaml"))
     inc3b = next(b for b in gn.blocks if b.name == "inc3b")
     assert next(e for e in d.entries if e.name == "inc3b").delta("macs") == inc3b.cost.macs
     back = ik.diff(SPECS / "googlenet.yaml", SPECS / "inception_3a.yaml")

@@ -32,18 +32,18 @@ def inception_blocks(model, pattern=""):
     return [
         b
         for b in model.layers
-        if isinstance(b, ik.Block) and b.name.startswith(pattern) and "b3" in b.branches
+        if isinstance(b, ik.BlockSpec) and b.name.startswith(pattern) and "b3" in b.branches
     ]
 
 
 def googlenet_at(scale, pattern=""):
     """GoogLeNet with its 3x3 and 5x5 reductions set by the rule, analysed from scratch."""
-    m = ik.load_spec(GOOGLENET)
+    m = ik.load(GOOGLENET).model
     for b in inception_blocks(m, pattern):
         for br in ("b2", "b3"):
             layer = b.branches[br][0]
             layer.args["filters"] = rule(layer.args["filters"], scale)
-    return ik.analyse(m)
+    return ik.analyse(ik.load(m))
 
 
 def test_parse_count_suffixes():
@@ -63,14 +63,14 @@ def test_googlenet_macs_budget_largest_scale_that_fits():
     assert r.after.total.params == expected.total.params
     assert googlenet_at(r.scale + 0.001).total.macs > 1_200_000_000  # the largest that fits
     # 18 reductions, each changed by the rule, nothing else changed
-    original = ik.load_spec(GOOGLENET)
+    original = ik.load(GOOGLENET).model
     olds = [b.branches[br][0].args["filters"] for b in inception_blocks(original) for br in ("b2", "b3")]
     assert [(c.old, c.new) for c in r.changes] == [
         (w, rule(w, r.scale)) for w in olds if rule(w, r.scale) != w
     ]
     assert all(c.new % 8 == 0 and c.new < c.old for c in r.changes)
-    assert r.before.plan.model == ik.load_spec(GOOGLENET) != r.model  # the original is kept
-    assert ik.analyse(r.before.plan.model).total.macs == GOOGLENET_MACS
+    assert r.before.plan.model == ik.load(GOOGLENET).model != r.model  # the original is kept
+    assert ik.analyse(ik.load(r.before.plan.model)).total.macs == GOOGLENET_MACS
     # every block keeps its output width, every other layer its arguments
     assert [b.output_shape for b in r.after.blocks] == [b.output_shape for b in r.before.blocks]
     changed = {c.name for c in r.changes}
@@ -114,8 +114,8 @@ def test_written_spec_keeps_the_file_and_comments_each_change(tmp_path):
     text = out.read_text()
     result = fit(GOOGLENET, macs="1.2G")
     assert result.rewritten
-    assert ik.load_spec(out) == result.model  # reads back as the fitted model
-    assert ik.analyse(out).total.macs == result.after.total.macs
+    assert ik.load(out).model == result.model  # reads back as the fitted model
+    assert ik.analyse(ik.load(out)).total.macs == result.after.total.macs
     assert sum(line.count(" -> ") for line in text.splitlines() if "(fit:" in line) == len(result.changes)
     row = next(line for line in text.splitlines() if "name: inc3a" in line)
     old, new = next((c.old, c.new) for c in result.changes if c.name == "inc3a_b2_conv1x1")
@@ -137,8 +137,8 @@ def test_shared_template_argument_falls_back_to_the_expanded_spec(tmp_path):
     from inception_kit.design.fit import write
 
     write(r, out)
-    assert ik.load_spec(out) == r.model
-    assert ik.analyse(out).total.macs == r.after.total.macs
+    assert ik.load(out).model == r.model
+    assert ik.analyse(ik.load(out)).total.macs == r.after.total.macs
     lines = [line for line in out.read_text().splitlines() if line.startswith("# fit: ")]
     assert len(lines) == len(r.changes)
 
@@ -157,11 +157,11 @@ def test_sweep_matches_fresh_analyses_and_cli_prints_it():
 
 def test_multiple_one_on_the_tiny_spec_and_no_reductions_is_an_error():
     r = fit(SPECS / "inception_3a_tiny.yaml", macs=100_000, multiple=1)
-    tiny = ik.load_spec(SPECS / "inception_3a_tiny.yaml")
+    tiny = ik.load(SPECS / "inception_3a_tiny.yaml").model
     block = tiny.layers[1]
     for br in ("b2", "b3"):
         block.branches[br][0].args["filters"] = rule(block.branches[br][0].args["filters"], r.scale, 1)
-    assert ik.analyse(tiny).total.macs == r.after.total.macs <= 100_000
+    assert ik.analyse(ik.load(tiny)).total.macs == r.after.total.macs <= 100_000
     with pytest.raises(ik.ArgumentError, match=r"^blocks: expected blocks holding 1x1 reductions"):
         fit(GOOGLENET, macs="1G", blocks="nothing*")
     r = run("fit", SPECS / "one_by_one.yaml", "--macs", "1M")

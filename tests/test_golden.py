@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from conftest import SHIPPED
-from inception_kit import analyse, load_spec, plan, render
+from inception_kit import analyse, load, render
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 
@@ -45,7 +45,7 @@ def test_every_shipped_spec_has_a_golden_report():
 @pytest.mark.parametrize("spec", SHIPPED, ids=lambda p: p.stem)
 def test_report_json_equals_the_golden_copy(spec):
     golden = json.loads((GOLDEN / f"{spec.stem}.json").read_text())
-    current = json.loads(render(analyse(plan(load_spec(spec))), "json"))
+    current = json.loads(render(analyse(load(load(spec).model)), "json"))
     assert differences(golden, current) == []
 
 

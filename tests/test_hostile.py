@@ -25,7 +25,7 @@ def run(*args, stdin=None, cwd=ROOT):
 
 def messages(text, file="<string>"):
     with pytest.raises(ik.SpecError) as err:
-        ik.loads_spec(text, file)
+        ik.loads(text, file)
     return [str(p) for p in err.value.problems]
 
 
@@ -34,7 +34,7 @@ def messages(text, file="<string>"):
 def test_a_character_device_is_read_only_up_to_the_limit():
     # /dev/zero reports size 0 and never ends; the old reader trusted getsize and hung.
     with pytest.raises(ik.SpecError) as err:
-        ik.load_spec("/dev/zero")
+        ik.load("/dev/zero")
     assert str(err.value) == (
         f"/dev/zero:1:1: <file>: expected a spec of at most {yaml_io.MAX_FILE_BYTES:,} bytes; received more"
     )
@@ -56,7 +56,7 @@ def test_an_endless_pipe_is_read_only_up_to_the_limit():
     feeder.start()
     try:
         with pytest.raises(ik.SpecError) as err:
-            ik.load_spec(f"/dev/fd/{read}")
+            ik.load(f"/dev/fd/{read}")
     finally:
         os.close(read)
     feeder.join(timeout=10)
@@ -72,7 +72,7 @@ def test_a_fifo_without_a_writer_is_an_empty_file_not_a_hang(tmp_path):
 
 def messages_of_file(path):
     with pytest.raises(ik.SpecError) as err:
-        ik.load_spec(path)
+        ik.load(path)
     return [str(p) for p in err.value.problems]
 
 
@@ -109,13 +109,13 @@ def test_budget_flags_must_be_positive(flag, value):
 
 @pytest.mark.parametrize("name", ["..", ".", "/tmp/x", "a\x00b", "-x", "x" * 65, ""])
 def test_python_made_specs_obey_the_name_rule(name):
-    model = ik.Model("ok", (8, 8, 3), [ik.Layer("conv", name=name or None, filters=4, kernel=1)])
-    model_named = ik.Model(name or "a b", (8, 8, 3), [ik.Layer("conv", filters=4, kernel=1)])
+    model = ik.ModelSpec("ok", (8, 8, 3), [ik.LayerSpec("conv", name=name or None, filters=4, kernel=1)])
+    model_named = ik.ModelSpec(name or "a b", (8, 8, 3), [ik.LayerSpec("conv", filters=4, kernel=1)])
     if name:
         with pytest.raises(ik.SpecError, match=r"layers\[0\]\.name: expected a name of 1 to 64"):
-            ik.analyse(model)
+            ik.analyse(ik.load(model))
     with pytest.raises(ik.SpecError, match=r"^name: expected a name of 1 to 64"):
-        ik.analyse(model_named)
+        ik.analyse(ik.load(model_named))
 
 
 # -- item 10: whatever validate accepts, build builds ----------------------------------------
@@ -127,7 +127,7 @@ def test_the_deepest_spec_validate_accepts_builds_saves_and_reloads(tmp_path):
     from inception_kit.planner import MAX_KERAS_DEPTH
 
     times = (MAX_KERAS_DEPTH - 1) // 2  # each conv adds itself and its relu; the input is one more
-    spec = ik.loads_spec(f"name: deep\ninput: [4, 4, 3]\nlayers:\n  - conv: {{filters: 3, kernel: 1, repeat: {times}}}\n")
+    spec = ik.loads(f"name: deep\ninput: [4, 4, 3]\nlayers:\n  - conv: {{filters: 3, kernel: 1, repeat: {times}}}\n").model
     model = ik.build_model(spec)
     assert len(model.layers) == 1 + 2 * times
     model.save(tmp_path / "deep.keras")
@@ -179,7 +179,7 @@ def test_hostile_specs_fail_validate_or_build_and_reload(tmp_path):
     @hypothesis.given(specs())
     def check(data):
         try:
-            analysis = ik.analyse(ik.from_data(data))
+            analysis = ik.analyse(ik.load(data).model)
         except ik.SpecError:
             return
         import keras

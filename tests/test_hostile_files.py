@@ -381,10 +381,10 @@ def test_a_non_utf8_out_path_is_written_and_printed_as_escapes(tmp_path):
 
 def test_report_plot_draws_names_as_text_not_tex(tmp_path):
     pytest.importorskip("matplotlib")
-    from inception_kit import analyse, load_spec, plan
+    from inception_kit import analyse, load
     from inception_kit.viz.plots import savings_chart
 
-    analysis = analyse(plan(load_spec(SPECS / "inception_3a.yaml")))
+    analysis = analyse(load(SPECS / "inception_3a.yaml"))
     object.__setattr__(analysis.plan.model, "name", "$\\frac{$")  # what a TeX parser chokes on
     path = savings_chart(analysis, tmp_path / "c.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

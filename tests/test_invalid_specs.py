@@ -31,7 +31,7 @@ def test_invalid_spec_reports_exact_messages(path, monkeypatch):
     expected = expected_messages(path, shown)
     assert expected, f"{path.name} has no '# expect:' line"
     with pytest.raises(ik.SpecError) as err:
-        ik.analyse(shown)
+        ik.analyse(ik.load(shown))
     assert [str(p) for p in err.value.problems] == expected
     for problem in err.value.problems:  # every problem names a place and a path
         assert problem.path and problem.mark is not None

@@ -8,13 +8,14 @@ import pytest
 import inception_kit as ik
 from conftest import CLI, ROOT
 from inception_kit.errors import SpecError
+from inception_kit.spec.knobs import apply_knobs
 
-GOOGLENET_PARAMS = ik.analyse("googlenet").total.params
+GOOGLENET_PARAMS = ik.analyse(ik.load("googlenet")).total.params
 
 
 def test_classes_resizes_the_classifier():
     # GoogLeNet's classifier is dense 1024 -> 1000 with biases; with 10 classes, 1024 -> 10.
-    a = ik.analyse("googlenet", classes=10)
+    a = ik.analyse(ik.load("googlenet", classes=10))
     assert a.total.params == GOOGLENET_PARAMS - (1024 * 1000 + 1000) + (1024 * 10 + 10)
     assert a.plan.output_shape == (10,)
 
@@ -23,38 +24,38 @@ def test_classes_resizes_the_classifier():
     "pooling,kind,shape", [(None, None, (7, 7, 1024)), ("avg", "gap", (1024,)), ("max", "gmaxpool", (1024,))]
 )
 def test_no_top_drops_the_head_and_pooling_ends_the_model(pooling, kind, shape):
-    spec = ik.load_spec("googlenet", include_top=False, pooling=pooling)
+    spec = ik.load("googlenet", include_top=False, pooling=pooling).model
     assert [layer.kind for layer in spec.head] == ([kind] if kind else [])
-    a = ik.analyse(spec)
+    a = ik.analyse(ik.load(spec))
     assert a.plan.output_shape == shape
     assert a.total.params == GOOGLENET_PARAMS - (1024 * 1000 + 1000)  # dropout and pooling hold none
 
 
 def test_input_shape_changes_every_shape_not_the_params():
-    a = ik.analyse("googlenet", input_shape=(96, 96, 3), include_top=False)
+    a = ik.analyse(ik.load("googlenet", input_shape=(96, 96, 3), include_top=False))
     # 96 -> conv /2 48 -> pool /2 24 -> pool /2 12 -> pool /2 6 -> pool /2 3 (same padding rounds up)
     assert a.plan.output_shape == (3, 3, 1024)
     assert a.total.params == GOOGLENET_PARAMS - (1024 * 1000 + 1000)
 
 
 def test_classifier_activation_and_the_spec_left_as_it_was():
-    spec = ik.load_spec("googlenet")
-    changed = ik.apply_knobs(spec, classes=5, classifier_activation=None)
+    spec = ik.load("googlenet").model
+    changed = apply_knobs(spec, classes=5, classifier_activation=None)
     assert changed.head[-1].args == {"units": 5, "activation": None}
     assert spec.head[-1].args == {"units": 1000, "activation": "softmax"}
-    assert spec == ik.load_spec("googlenet")
+    assert spec == ik.load("googlenet").model
 
 
 def test_too_small_an_input_names_the_first_layer_it_vanishes_at():
     # InceptionV3 at 74x74: 74 -> 36 -> 34 -> 34 -> pool 16 -> 16 -> 14 -> pool 6 -> mixed3 (/2, valid) 2
     # -> mixed8's strided valid 3x3 (layers[14], its branch b3x3, second conv) has a 2x2 input.
     with pytest.raises(SpecError) as err:
-        ik.analyse("inception_v3", input_shape=(74, 74, 3), include_top=False)
+        ik.analyse(ik.load("inception_v3", input_shape=(74, 74, 3), include_top=False))
     assert len(err.value.problems) == 1
     text = str(err.value)
     assert text.startswith("input_shape: expected an input large enough for every layer; received 74×74×3")
     assert "inception_v3.yaml:75:42: layers[14].branches.b3x3[1].kernel" in text
-    assert ik.analyse("inception_v3", input_shape=(75, 75, 3), include_top=False).plan.output_shape == (
+    assert ik.analyse(ik.load("inception_v3", input_shape=(75, 75, 3), include_top=False)).plan.output_shape == (
         1,
         1,
         2048,
@@ -84,18 +85,18 @@ def test_too_small_an_input_names_the_first_layer_it_vanishes_at():
 )
 def test_bad_knobs_are_spec_errors(knobs, message):
     with pytest.raises(SpecError) as err:
-        ik.load_spec("googlenet", **knobs)
+        ik.load("googlenet", **knobs)
     assert str(err.value).startswith(message)
 
 
 def test_classes_needs_a_classifier():
     with pytest.raises(SpecError, match="classes: expected a spec whose head has a dense layer"):
-        ik.load_spec("inception_3a", classes=3)
+        ik.load("inception_3a", classes=3)
 
 
 def test_an_unknown_knob_is_a_type_error():
     with pytest.raises(TypeError, match="unknown knob 'top'"):
-        ik.load_spec("googlenet", top=False)
+        ik.load("googlenet", top=False)
 
 
 def run(*args):
@@ -105,7 +106,7 @@ def run(*args):
 def test_cli_flags_equal_the_python_knobs():
     r = run("report", "googlenet", "--input", "96x96x1", "--no-top", "--pooling", "max", "--format", "json")
     assert r.returncode == 0, r.stderr
-    expected = ik.report("googlenet", "json", input_shape=(96, 96, 1), include_top=False, pooling="max")
+    expected = ik.report(ik.load("googlenet", input_shape=(96, 96, 1), include_top=False, pooling="max"), "json")
     assert json.loads(r.stdout) == json.loads(expected)
     r = run("validate", "googlenet", "--classes", "10", "--classifier-activation", "none")
     assert r.returncode == 0, r.stderr
@@ -152,7 +153,7 @@ def test_knobs_give_keras_applications_param_counts(preset, knobs):
 
     theirs = getattr(keras.applications, KERAS_APPS[preset])(weights=None, **knobs)
     ours = ik.build_model(preset, **knobs)
-    a = ik.analyse(preset, **knobs)
+    a = ik.analyse(ik.load(preset, **knobs))
     assert ours.count_params() == theirs.count_params() == a.total.params
     trainable = sum(int(w.numpy().size) for w in theirs.trainable_weights)
     assert a.total.params - a.total.non_trainable == trainable

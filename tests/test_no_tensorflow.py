@@ -7,7 +7,7 @@ from conftest import ROOT
 
 CODE = """
 import sys, inception_kit as ik
-a = ik.analyse("specs/googlenet.yaml")
+a = ik.analyse(ik.load("specs/googlenet.yaml"))
 for fmt in ("table", "markdown", "csv", "json"):
     ik.render(a, fmt)
 from inception_kit import cli

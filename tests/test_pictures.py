@@ -37,7 +37,7 @@ def test_block_diagram_of_3a_shows_every_layer_its_macs_and_the_bottlenecks(tmp_
     r = run("diagram", SPECS / "inception_3a.yaml", "--block", "inc3a", "-o", out)
     assert r.returncode == 0, r.stderr
     root, texts = svg_texts(out)
-    a = ik.analyse(SPECS / "inception_3a.yaml")
+    a = ik.analyse(ik.load(SPECS / "inception_3a.yaml"))
     rows = [row for row in a.rows if row.block == "inc3a"]
     layers = node_groups(root, "layer")
     for row in rows:
@@ -75,7 +75,7 @@ def test_whole_googlenet_diagram_has_every_block_and_top_layer_with_its_macs(tmp
     r = run("diagram", SPECS / "googlenet.yaml", "-o", out)
     assert r.returncode == 0, r.stderr
     root, texts = svg_texts(out)
-    a = ik.analyse(SPECS / "googlenet.yaml")
+    a = ik.analyse(ik.load(SPECS / "googlenet.yaml"))
     blocks = node_groups(root, "block")
     assert list(blocks) == [f"block-{b.name}" for b in a.blocks]
     for b in a.blocks:
@@ -96,7 +96,7 @@ def test_whole_googlenet_diagram_has_every_block_and_top_layer_with_its_macs(tmp
 @needs_dot
 @pytest.mark.parametrize("spec,block", [("inception_v3.yaml", "mixed9"), ("inception_resnet_v2.yaml", "block35_1"), ("xception.yaml", None)])
 def test_nested_residual_and_other_specs_draw(spec, block, tmp_path):
-    a = ik.analyse(SPECS / spec)
+    a = ik.analyse(ik.load(SPECS / spec))
     root = ET.fromstring(diagram.svg(a, block))
     names = {g.get("id") for g in root.iter(f"{SVG}g")}
     if block:  # nested blocks are drawn inside their branch, with all their layers
@@ -123,7 +123,7 @@ def test_unknown_block_exits_2_with_the_choices_and_a_suggestion(tmp_path):
     assert "received 'inc3x' (did you mean 'inc3b'?)" in r.stderr
     assert "Traceback" not in r.stderr and not out.exists()
     with pytest.raises(ik.ArgumentError) as err:
-        diagram.find_block(ik.analyse(SPECS / "one_by_one.yaml"), "b")
+        diagram.find_block(ik.analyse(ik.load(SPECS / "one_by_one.yaml")), "b")
     assert "(this spec has none)" in str(err.value)
 
 
@@ -158,13 +158,13 @@ def test_savings_chart_via_report_plot(tmp_path):
 
 def test_savings_chart_python_api_sizes(tmp_path):
     for spec in ("inception_v3.yaml", "one_by_one.yaml"):
-        a = ik.analyse(SPECS / spec)
+        a = ik.analyse(ik.load(SPECS / spec))
         out = plots.savings_chart(a, tmp_path / f"{spec}.png")
         assert png_size(out) == plots.chart_size(max(len(a.blocks), 1))
 
 
 def test_savings_chart_labels_each_bar_with_its_saving():
-    a = ik.analyse(SPECS / "googlenet.yaml")
+    a = ik.analyse(ik.load(SPECS / "googlenet.yaml"))
     fig = plots.savings_figure(a)
     macs, params = fig.axes
     texts = [t.get_text() for t in macs.texts]
@@ -178,7 +178,7 @@ def test_savings_chart_labels_each_bar_with_its_saving():
 def test_savings_chart_legend_covers_no_bar_and_no_label(spec):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    fig = plots.savings_figure(ik.analyse(SPECS / spec))
+    fig = plots.savings_figure(ik.analyse(ik.load(SPECS / spec)))
     renderer = FigureCanvasAgg(fig).get_renderer()
     fig.draw(renderer)
     (legend,) = [*fig.legends, *(ax.get_legend() for ax in fig.axes if ax.get_legend())]

@@ -24,12 +24,12 @@ def test_every_shipped_spec_is_a_preset():
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
 def test_a_preset_name_loads_the_same_spec_as_its_path(path):
-    assert ik.load_spec(path.stem) == ik.load_spec(path)
+    assert ik.load(path.stem).model == ik.load(path).model
 
 
 def test_an_unknown_preset_name_gets_a_did_you_mean():
     with pytest.raises(SpecError) as err:
-        ik.load_spec("googlent")
+        ik.load("googlent")
     assert (
         str(err.value)
         == "<spec>: expected a spec file or a preset name; received 'googlent' (did you mean 'googlenet'?)"
@@ -40,7 +40,7 @@ def test_a_path_is_never_taken_for_a_preset(tmp_path):
     # A name with .yaml, or with a folder in it, is a path: a missing one says so.
     for arg in ("googlenet.yaml", "nowhere/googlenet"):
         with pytest.raises(SpecError, match="an existing spec file; received a path that does not exist"):
-            ik.load_spec(arg)
+            ik.load(arg)
     # A file in the working folder named like a preset wins over the preset.
     (tmp_path / "googlenet").write_text(
         "name: mine\ninput: [8, 8, 3]\nlayers: [{conv: {filters: 4, kernel: 1}}]\n"
@@ -131,7 +131,7 @@ def test_a_wheel_installed_in_a_fresh_venv_ships_the_presets(tmp_path):
     where, presets, params = built.stdout.strip().splitlines()[-3:]
     assert Path(where).is_relative_to(site)
     assert presets == str(ik.list_presets())
-    assert int(params) == ik.analyse("inception_3a_tiny").total.params
+    assert int(params) == ik.analyse(ik.load("inception_3a_tiny")).total.params
 
 
 def _mkdir(path: Path) -> Path:

@@ -90,5 +90,5 @@ def test_check_batch_takes_only_whole_positive_numbers():
     a = ik.analyse(ik.load(TINY))
     check_batch(a, 8)
     for bad in (0, -1, 2.0, True, 10**12):
-        with pytest.raises(ik.ArgumentError, match="^batch: expected a whole number of samples"):
+        with pytest.raises(ik.ArgumentError, match=r"^batch: expected a whole number of samples"):
             check_batch(a, bad)

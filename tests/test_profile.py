@@ -22,7 +22,7 @@ TINY = ["--repeats", "2", "--warmup", "1", "--batch", "1"]
 
 @pytest.fixture(scope="module")
 def analysis():
-    return ik.analyse(SPEC)
+    return ik.analyse(ik.load(SPEC))
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +136,6 @@ def test_compare_report_section_counts_the_same_flops_as_the_profiler():
         cwd=ROOT, capture_output=True, text=True, timeout=900,
     )
     assert r.returncode == 0, r.stdout + r.stderr
-    flops = ik.analyse(SPECS / "inception_v3.yaml").total.flops
+    flops = ik.analyse(ik.load(SPECS / "inception_v3.yaml")).total.flops
     assert f"  FLOPs: report {flops:,}, profiler {flops:,}: the same\n" in r.stdout
     assert_machine_line(r.stdout)

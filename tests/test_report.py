@@ -28,7 +28,7 @@ def assert_documented(doc, actual, where):
 
 
 def test_readme_json_matches_the_googlenet_report():
-    doc, actual = readme_json(), ik.report_data(ik.analyse(SPECS / "googlenet.yaml"))
+    doc, actual = readme_json(), ik.report_data(ik.analyse(ik.load(SPECS / "googlenet.yaml")))
     assert set(doc) == set(actual)
     assert_documented(doc["model"], actual["model"], "model")
     block = next(b for b in actual["blocks"] if b["name"] == doc["blocks"][0]["name"])
@@ -42,7 +42,7 @@ def test_readme_json_matches_the_googlenet_report():
 
 
 def test_layers_add_up_to_the_model():
-    data = ik.report_data(ik.analyse(ROOT / "tests/specs/valid/residual_and_nested.yaml"))
+    data = ik.report_data(ik.analyse(ik.load(ROOT / "tests/specs/valid/residual_and_nested.yaml")))
     for key in ("params", "macs", "flops"):
         assert sum(l[key] for l in data["layers"]) == data["model"][key]
     for block in data["blocks"]:
@@ -51,7 +51,7 @@ def test_layers_add_up_to_the_model():
 
 
 def test_csv_and_markdown_carry_every_layer():
-    a = ik.analyse(SPECS / "inception_3a.yaml")
+    a = ik.analyse(ik.load(SPECS / "inception_3a.yaml"))
     rows = list(csv.DictReader(io.StringIO(ik.render(a, "csv"))))
     assert [r["name"] for r in rows] == [r.name for r in a.rows]
     assert int(rows[4]["macs"]) == 28 * 28 * 32 * 5 * 5 * 16  # inc3a_b3_conv5x5

@@ -40,7 +40,7 @@ def test_schema_rejects_structural_mistakes(validator, doc, where):
 
 
 def test_every_registered_kind_is_in_the_schema():
-    from inception_kit import KINDS
+    from inception_kit.kinds import KINDS
 
     props = spec_schema()["$defs"]["node"]["oneOf"][1]["properties"]
     assert set(KINDS) <= set(props)
