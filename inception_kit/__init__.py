@@ -15,7 +15,8 @@ from .analysis import DEFAULT_BUDGET, Analysis, Budget, analyse, check_budget, v
 from .design.diff import Diff, diff
 from .errors import SpecError
 from .keras.importer import from_keras
-from .kinds import KINDS, MERGES, Field, Kind, Merge, register_kind, register_merge
+from .kinds import (Field, KerasRules, Kind, Merge, MergeRules, Rules, Words, get_kind, get_merge, list_kinds,
+                    list_merges, register_kind, register_merge)
 from .planner import Plan, from_data, load_plan, load_spec, loads_spec, naive, plan
 from .report import render, report, report_data
 from .spec.catalog import list_presets
@@ -25,22 +26,24 @@ from .version import __version__
 
 __all__ = [
     "DEFAULT_BUDGET",
-    "KINDS",
-    "MERGES",
     "Analysis",
     "Block",
     "BlockSpec",
     "Budget",
     "Diff",
     "Field",
+    "KerasRules",
     "Kind",
     "Layer",
     "LayerSpec",
     "Merge",
+    "MergeRules",
     "Model",
     "ModelSpec",
     "Plan",
+    "Rules",
     "SpecError",
+    "Words",
     "__version__",
     "analyse",
     "apply_block",
@@ -51,7 +54,11 @@ __all__ = [
     "export",
     "from_data",
     "from_keras",
+    "get_kind",
+    "get_merge",
     "knobs_given",
+    "list_kinds",
+    "list_merges",
     "list_presets",
     "load_plan",
     "load_spec",

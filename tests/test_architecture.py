@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from inception_kit.kinds import BLOCK_OPS, KINDS, MERGES
+from inception_kit.kinds import entries
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "inception_kit"
@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import import_graph  # noqa: E402
 
 SOURCES = sorted(PACKAGE.rglob("*.py"))
-NAMES = "|".join(sorted({*KINDS, *MERGES, *BLOCK_OPS}, key=len, reverse=True))
+NAMES = "|".join(sorted({e.name for e in entries()}, key=len, reverse=True))
 # A registered kind's name compared with a kind: `op.kind == "conv"`, `kind in ("conv", ...)`.
 KIND_TEST = re.compile(
     rf"""kind\w*\s*(==|!=)\s*["']({NAMES})["']|kind\w*\s+(not\s+)?in\s*[(\[{{][^)\]}}]*["']({NAMES})["']"""
