@@ -39,16 +39,6 @@ def hdf5_attribute(group: Any, name: str) -> list[str]:
     return [str(n) for n in load_attributes_from_hdf5_group(group, name)]
 
 
-def custom_scale_layer() -> type | None:
-    """InceptionResNetV2's `CustomScaleLayer` (`x + scale * residual`), which Keras defines
-    in its application module without exporting it; None for a Keras without it."""
-    try:
-        from keras.src.applications.inception_resnet_v2 import CustomScaleLayer
-    except ImportError:
-        return None
-    return CustomScaleLayer  # type: ignore[no-any-return]
-
-
 def freeze(concrete: Any) -> Any:
     """A concrete tf.function with its variables folded into constants (the frozen graph the
     v1 profiler reads). TensorFlow exports no v2 freezing function; this is its own."""
