@@ -398,10 +398,17 @@ class Entry(Protocol):
     """What every consumer calls, for a layer kind, a merge or a block's scale alike: one
     signature over the op's input shapes (one, or one per branch for a merge)."""
 
-    name: str
-    doc: str
-    keras: KerasRules
-    words: Words
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def doc(self) -> str: ...
+
+    @property
+    def keras(self) -> KerasRules: ...
+
+    @property
+    def words(self) -> Words: ...
 
     @property
     def fields(self) -> Mapping[str, Field]: ...
@@ -654,11 +661,12 @@ def entries() -> list[Entry]:
 @contextmanager
 def registry_scope() -> Iterator[None]:
     """Undoes, on leaving, every registration made inside (tests, notebooks trying a kind)."""
-    saved = [dict(t) for t in (_KINDS, _MERGES, _BLOCK_OPS)]
+    tables: list[dict[str, Any]] = [_KINDS, _MERGES, _BLOCK_OPS]
+    saved = [dict(t) for t in tables]
     try:
         yield
     finally:
-        for table, before in zip((_KINDS, _MERGES, _BLOCK_OPS), saved):
+        for table, before in zip(tables, saved):
             table.clear()
             table.update(before)
 

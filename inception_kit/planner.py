@@ -18,8 +18,19 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .errors import UNSET, Mark, Problems, SpecError, did_you_mean
-from .kinds import (ACTIVATION, Bad, FieldBad, Shape, ShapeError, fmt_shape, get_kind, get_merge, kind_of, list_kinds,
-                    list_merges)
+from .kinds import (
+    ACTIVATION,
+    Bad,
+    FieldBad,
+    Shape,
+    ShapeError,
+    fmt_shape,
+    get_kind,
+    get_merge,
+    kind_of,
+    list_kinds,
+    list_merges,
+)
 from .spec.parse import parse_plain, parse_text
 from .spec.types import NAME_RULE, BlockSpec, LayerSpec, ModelSpec, Node, valid_name
 from .spec.yaml_io import YDict, mark_of, read_text, reads_as_number

@@ -15,9 +15,25 @@ import pytest
 
 import inception_kit as ik
 from inception_kit.errors import ArgumentError
-from inception_kit.kinds import (POS_INT, Cost, Entry, Field, KerasRules, Kind, Merge, MergeRules, Rules, Words,
-                                  get_kind, get_merge, list_kinds, list_merges, register_kind, register_merge,
-                                  registry_scope)
+from inception_kit.kinds import (
+    POS_INT,
+    Cost,
+    Entry,
+    Field,
+    KerasRules,
+    Kind,
+    Merge,
+    MergeRules,
+    Rules,
+    Words,
+    get_kind,
+    get_merge,
+    list_kinds,
+    list_merges,
+    register_kind,
+    register_merge,
+    registry_scope,
+)
 
 
 def _pointwise_shape(args, shape):

@@ -14,7 +14,18 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ArgumentError, SpecError
 from ..kinds import kind_of
-from ..planner import INPUT_NAME, OUTPUT_CAST_NAME, OUTPUT_NAME, BlockPlan, Op, Plan, Step, load_plan, plan, walk
+from ..planner import (
+    INPUT_NAME,
+    OUTPUT_CAST_NAME,
+    OUTPUT_NAME,
+    BlockPlan,
+    Op,
+    Plan,
+    Step,
+    load_plan,
+    plan,
+    walk,
+)
 from ..spec.types import BlockSpec, LayerSpec, ModelSpec, Node
 from ._keras_internals import upstream_layer_names
 
