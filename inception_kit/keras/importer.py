@@ -15,8 +15,8 @@ Which Keras layers become which kinds, and how their configs become fields, the 
 says (each entry's `KerasRules`: `classes`, `from_keras`, `folds`, `import_defaults`; the
 merges' and the block scale's alike); this module knows the graph, blocks and the spec's readability. Read today:
 Conv2D (with groups), SeparableConv2D, BatchNormalization, Activation, ReLU, MaxPooling2D,
-AveragePooling2D, GlobalAveragePooling2D, Flatten, Dropout, Dense, Concatenate and Add,
-and here InputLayer, Rescaling (as a residual scale) and CustomScaleLayer. Anything else,
+AveragePooling2D, GlobalAveragePooling2D, Flatten, Dropout, Dense, Concatenate, Add and
+CustomScaleLayer (the add merge's), Rescaling (the block scale's), and here InputLayer. Anything else,
 or an option the spec language cannot state (dilation, channels_first, a
 shared layer, several inputs or outputs, ...), is a SpecError naming the layer, its class
 and its position in `model.layers`; nothing is dropped in silence. Initialisers,
