@@ -10,13 +10,28 @@ This module only re-exports.
 from __future__ import annotations
 
 import warnings
+from types import MappingProxyType
 from typing import Any
 
 from .analysis import Analysis, analyse
 from .design.diff import Diff, diff
 from .errors import ArgumentError, SpecError
 from .keras.importer import from_keras
-from .kinds import Field, Kind, Merge, register_kind, register_merge
+from .kinds import (
+    Field,
+    KerasRules,
+    Kind,
+    Merge,
+    MergeRules,
+    Rules,
+    Words,
+    get_kind,
+    get_merge,
+    list_kinds,
+    list_merges,
+    register_kind,
+    register_merge,
+)
 from .loading import load, loads
 from .planner import DEFAULT_BUDGET, Budget, Plan
 from .report import render, report, report_data
@@ -32,12 +47,16 @@ __all__ = [
     "Budget",
     "Diff",
     "Field",
+    "KerasRules",
     "Kind",
     "LayerSpec",
     "Merge",
+    "MergeRules",
     "ModelSpec",
     "Plan",
+    "Rules",
     "SpecError",
+    "Words",
     "__version__",
     "analyse",
     "apply_block",
@@ -45,7 +64,11 @@ __all__ = [
     "diff",
     "export",
     "from_keras",
+    "get_kind",
+    "get_merge",
     "inspect_artifact",
+    "list_kinds",
+    "list_merges",
     "list_presets",
     "load",
     "loads",
@@ -73,8 +96,8 @@ _DEPRECATED = {
     "check_budget": ("analysis", "check_budget", "ik.load(source, budget=...)"),
     "apply_knobs": ("spec.knobs", "apply_knobs", "ik.load(source, **knobs)"),
     "knobs_given": ("spec.knobs", "knobs_given", "ik.load(source, **knobs)"),
-    "KINDS": ("kinds", "KINDS", "inception_kit.kinds"),
-    "MERGES": ("kinds", "MERGES", "inception_kit.kinds"),
+    "KINDS": ("kinds", "get_kind", "ik.list_kinds() and ik.get_kind(name)"),
+    "MERGES": ("kinds", "get_merge", "ik.list_merges() and ik.get_merge(name)"),
     "Model": ("spec.types", "ModelSpec", "ik.ModelSpec (ik.Model is not a keras.Model)"),
     "Block": ("spec.types", "BlockSpec", "ik.BlockSpec"),
     "Layer": ("spec.types", "LayerSpec", "ik.LayerSpec"),
@@ -91,5 +114,9 @@ def __getattr__(name: str) -> Any:
         if module != "loading":  # those functions warn when called
             warnings.warn(f"inception_kit.{name} is deprecated and goes in 0.5; use {instead}",
                           DeprecationWarning, stacklevel=2)
-        return getattr(importlib.import_module(f".{module}", __name__), attr)
+        found = getattr(importlib.import_module(f".{module}", __name__), attr)
+        if name in ("KINDS", "MERGES"):  # the 0.3 dicts, now a read-only view of the registry
+            names = list_kinds() if name == "KINDS" else list_merges()
+            return MappingProxyType({n: found(n) for n in names})
+        return found
     raise AttributeError(f"module 'inception_kit' has no attribute {name!r}")

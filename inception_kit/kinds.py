@@ -15,19 +15,28 @@ Counting rules, stated once for the whole package:
   freezes it into: `x * inv + (beta - mean * inv)` with `inv = rsqrt(var + eps) * gamma`.
 
 Shapes exclude the batch dimension: (height, width, channels) or (features,).
-Everything about a kind lives in its entry here: fields, shape rule, cost rule, Keras layers,
-its text, whether it is a 1×1 reduction, what TensorFlow's profiler sees of it, and which
-Keras layers it is imported from. Adding a kind is one public `register_kind(Kind(...))`
-call; tests parametrise over `KINDS`.
+Everything about a kind lives in its entry here, in three records by concern: `Rules`
+(shape and cost: its shape rule, its cost rule, whether it is a 1×1 reduction, what
+TensorFlow's profiler sees of it), `KerasRules` (its Keras layers and the names they add,
+and which Keras layers it is imported from) and `Words` (its generated names, report text
+and diagram caption). Kinds, merges and a block's scale answer one interface, `Entry`.
+Adding a kind is one public `register_kind(Kind(...))` call (`conv_like` makes a
+convolution-like one); the registry is read through `list_kinds()`/`get_kind()` (and
+`list_merges()`/`get_merge()`, `kind_of()` for any op of a plan), and tests parametrise
+over it.
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, cast
+from types import MappingProxyType
+from typing import Any, Protocol, cast, runtime_checkable
+
+from .errors import ArgumentError, did_you_mean
 
 Shape = tuple[int, ...]
 
@@ -298,65 +307,173 @@ def fmt_shape(shape: Sequence[int]) -> str:
 
 
 # ---------------------------------------------------------------------------------------
-# The kinds
+# What a registry entry is: a few records, one per concern, and the interface consumers call.
 
-
-def _words(name: str) -> Callable[[dict[str, Any]], str]:
-    return lambda args: name
+Args = dict[str, Any]
+# How a following Keras layer's fields fold into this layer's fields (None: they do not).
+Fold = Callable[[Args, Args], Args | None]
 
 
 def _no(*_: Any) -> bool:
     return False
 
 
+def _as_costed(args: Args, cost: Cost) -> Counter[str]:
+    return cost.flops_by_op
+
+
+def _no_names(args: Args, name: str) -> list[str]:
+    return []
+
+
 @dataclass(frozen=True)
-class Kind:
-    """One layer kind. `shorthand` names the field a bare scalar sets (`dropout: 0.4`).
+class Rules:
+    """Shape and cost of a layer kind: plain arithmetic on shapes (batch excluded).
 
-    Beyond its fields and its shape, cost and Keras rules, a kind says how it reads:
-    `label` is the base of generated names (`conv3x3`), `title` heads its one-line config
-    in reports (`conv 3x3`), `caption` is its text in diagrams (`conv 3×3 /2, bn, relu`).
-    `reduces` says whether a layer only shrinks channels pointwise (a 1×1 bottleneck the
-    naive counterpart removes); `widens` whether a layer may read the wider input instead
-    (a k×k convolution after such a bottleneck). `profiled` is what TensorFlow's profiler
-    counts of its cost, where that differs from the cost rule.
-
-    How `inception-kit import` reads it from a Keras model (keras/importer.py):
-    `keras_classes` are the Keras layer classes it is read from; `from_keras` turns such a
-    layer's `get_config()` into the kind's fields (a value equal to the field's default may
-    be given: the importer drops it), returns None when the config is another kind's (the
-    kinds registered last are asked first), and raises `Bad(expected, value=received)`, the
-    received value as text, for what a spec cannot state. `keras_folds` maps the kind of a
-    following Keras layer to how it folds into this layer's fields (None: it does not), in
-    the order `keras` builds them after its own layer: a conv takes the batch norm and the
-    activation that follow it. `import_defaults` are the fields an imported spec states once
-    under `defaults:` (their most common values), unless those are the fields' own defaults.
+    `shape(args, input)` is the output shape, raising ShapeError for an input the layer
+    cannot take; `cost(args, input, output)` its Cost. `reduces(args, input, output)` says
+    whether the layer only shrinks channels pointwise (a 1×1 bottleneck the naive
+    counterpart removes); `widens(args, wider)` whether the layer after it may read the
+    wider input instead (a k×k convolution). `profiled(args, cost)` is what TensorFlow's
+    profiler counts of the cost, where that differs from the cost rule.
     """
+
+    shape: Callable[[Args, Shape], Shape]
+    cost: Callable[[Args, Shape, Shape], Cost]
+    reduces: Callable[[Args, Shape, Shape], bool] = _no
+    widens: Callable[[Args, Shape], bool] = _no
+    profiled: Callable[[Args, Cost], Counter[str]] = _as_costed
+
+
+@dataclass(frozen=True)
+class MergeRules:
+    """Shape and cost of a merge: over the branch outputs, one shape per branch."""
+
+    shape: Callable[[list[Shape]], Shape]
+    cost: Callable[[list[Shape], Shape], Cost]
+
+
+@dataclass(frozen=True)
+class KerasRules:
+    """How an entry becomes Keras layers, and how `inception-kit import` reads it back.
+
+    `layers(args, name)` are its Keras layers, the first named `name`; `derived(args, name)`
+    the names of the layers it adds after that one (`X_bn`, `X_relu`): the planner reserves
+    them, so that no spec name collides with one at build time.
+    `classes` are the Keras layer classes it is imported from; `from_keras(config)` turns
+    such a layer's `get_config()` into its fields (a value equal to the field's default may be
+    given: the importer drops it), returns None when the config is another entry's (the kinds
+    registered last are asked first), and raises `Bad(expected, value=received)`, the
+    received value as text, for what a spec cannot state. `folds` maps the kind of a
+    following Keras layer to how it folds into this layer's fields, in the order `layers`
+    builds them after its own: a conv takes the batch norm and the activation that follow it.
+    `import_defaults` are the fields an imported spec states once under `defaults:` (their
+    most common values), unless those are the fields' own defaults.
+    """
+
+    layers: Callable[[Args, str], list[Any]]
+    derived: Callable[[Args, str], list[str]] = _no_names
+    classes: tuple[str, ...] = ()
+    from_keras: Callable[[dict[str, Any]], Args | None] | None = None
+    folds: dict[str, Fold] = field(default_factory=dict)
+    import_defaults: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Words:
+    """How an entry reads; each is `(args) -> str`, the entry's name where None.
+
+    `label` is the base of generated layer names (`conv3x3`), `config` the one-line config
+    in reports (`conv 3x3/2 valid bn relu`), `caption` the text in diagrams
+    (`conv 3×3 /2, bn, relu`).
+    """
+
+    label: Callable[[Args], str] | None = None
+    config: Callable[[Args], str] | None = None
+    caption: Callable[[Args], str] | None = None
+
+
+@runtime_checkable
+class Entry(Protocol):
+    """What every consumer calls, for a layer kind, a merge or a block's scale alike: one
+    signature over the op's input shapes (one, or one per branch for a merge)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def doc(self) -> str: ...
+
+    @property
+    def keras(self) -> KerasRules: ...
+
+    @property
+    def words(self) -> Words: ...
+
+    @property
+    def fields(self) -> Mapping[str, Field]: ...
+
+    def op_shape(self, args: Args, inputs: Sequence[Shape]) -> Shape: ...
+
+    def op_cost(self, args: Args, inputs: Sequence[Shape], out: Shape) -> Cost: ...
+
+    def reduces(self, args: Args, inp: Shape, out: Shape) -> bool: ...
+
+    def widens(self, args: Args, wider: Shape) -> bool: ...
+
+    def profiled(self, args: Args, cost: Cost) -> Counter[str]: ...
+
+    def layers(self, args: Args, name: str) -> list[Any]: ...
+
+    def derived(self, args: Args, name: str) -> list[str]: ...
+
+    def text(self, args: Args) -> str: ...
+
+    def base_name(self, args: Args) -> str: ...
+
+    def caption_of(self, args: Args) -> str: ...
+
+
+class _Reads:
+    """The Keras and text side of `Entry`, shared by kinds and merges (both hold `name`,
+    `keras` and `words`)."""
+
+    name: str
+    keras: KerasRules
+    words: Words
+
+    def layers(self, args: Args, name: str) -> list[Any]:
+        return self.keras.layers(args, name)
+
+    def derived(self, args: Args, name: str) -> list[str]:
+        return self.keras.derived(args, name)
+
+    def text(self, args: Args) -> str:
+        """The resolved arguments in a few words: `conv 3x3/2 valid bn relu`."""
+        return self.words.config(args) if self.words.config else self.name
+
+    def base_name(self, args: Args) -> str:
+        return self.words.label(args) if self.words.label else self.name
+
+    def caption_of(self, args: Args) -> str:
+        return self.words.caption(args) if self.words.caption else self.name
+
+
+@dataclass(frozen=True)
+class Kind(_Reads):
+    """One layer kind: its fields, its `rules` (shape and cost), its `keras` side (layers and
+    import) and its `words` (names, report text, captions). `shorthand` names the field a
+    bare scalar sets (`dropout: 0.4`)."""
 
     name: str
     doc: str
     fields: dict[str, Field]
-    shape: Callable[[dict[str, Any], Shape], Shape]
-    cost: Callable[[dict[str, Any], Shape, Shape], Cost]
-    keras: Callable[[dict[str, Any], str], list[Any]]
+    rules: Rules
+    keras: KerasRules
+    words: Words = Words()
     shorthand: str | None = None
-    # Names of the Keras layers `keras` adds after the one named `name` (`X_bn`, `X_relu`):
-    # the planner reserves them, so that no spec name collides with one at build time.
-    derived: Callable[[dict[str, Any], str], list[str]] = lambda args, name: []
-    label: Callable[[dict[str, Any]], str] | None = None
-    title: Callable[[dict[str, Any]], str] | None = None
-    caption: Callable[[dict[str, Any]], str] | None = None
-    reduces: Callable[[dict[str, Any], Shape, Shape], bool] = _no
-    widens: Callable[[dict[str, Any], Shape], bool] = _no
-    profiled: Callable[[dict[str, Any], Cost], Counter[str]] = lambda args, cost: cost.flops_by_op
-    keras_classes: tuple[str, ...] = ()
-    from_keras: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None
-    keras_folds: dict[str, Callable[[dict[str, Any], dict[str, Any]], dict[str, Any] | None]] = field(
-        default_factory=dict
-    )
-    import_defaults: tuple[str, ...] = ()
 
-    def resolve(self, args: dict[str, Any]) -> tuple[dict[str, Any], list[FieldBad]]:
+    def resolve(self, args: Args) -> tuple[Args, list[FieldBad]]:
         """Fills in field defaults (normalised); returns the arguments and every bad field."""
         out, bad_fields = {}, []
         for key, spec in self.fields.items():
@@ -371,46 +488,63 @@ class Kind:
                 out[key] = spec.type.check(spec.default) if spec.default is not None else None
         return out, bad_fields
 
-    # What every consumer calls: one signature for layers and merges (see `Merge`).
+    def op_shape(self, args: Args, inputs: Sequence[Shape]) -> Shape:
+        return self.rules.shape(args, inputs[0])
 
-    def op_shape(self, args: dict[str, Any], inputs: Sequence[Shape]) -> Shape:
-        return self.shape(args, inputs[0])
+    def op_cost(self, args: Args, inputs: Sequence[Shape], out: Shape) -> Cost:
+        return self.rules.cost(args, inputs[0], out)
 
-    def op_cost(self, args: dict[str, Any], inputs: Sequence[Shape], out: Shape) -> Cost:
-        return self.cost(args, inputs[0], out)
+    def reduces(self, args: Args, inp: Shape, out: Shape) -> bool:
+        return self.rules.reduces(args, inp, out)
 
-    def layers(self, args: dict[str, Any], name: str) -> list[Any]:
-        return self.keras(args, name)
+    def widens(self, args: Args, wider: Shape) -> bool:
+        return self.rules.widens(args, wider)
 
-    def text(self, args: dict[str, Any]) -> str:
-        """The resolved arguments in a few words: `conv 3x3/2 valid bn relu`."""
-        words = [self.title(args) if self.title else self.name]
-        strides: Any = args.get("strides") or args.get("pool")
-        if "strides" in self.fields and strides and tuple(strides) != (1, 1):
-            words[0] += f"/{strides[0]}" if strides[0] == strides[1] else f"/{_by(strides)}"
-        if args.get("padding") == "valid":
-            words.append("valid")
-        if args.get("groups", 1) > 1:
-            words.append(f"groups {args['groups']}")
-        if args.get("depth_multiplier", 1) > 1:
-            words.append(f"x{args['depth_multiplier']}")
-        if args.get("batchnorm"):
-            words.append("bn+scale" if args["batchnorm"]["scale"] else "bn")  # bn: no gamma, as Inception
-        elif args.get("bias"):
-            words.append("bias")
-        if args.get("activation"):
-            words.append(args["activation"])
-        return " ".join(words)
+    def profiled(self, args: Args, cost: Cost) -> Counter[str]:
+        return self.rules.profiled(args, cost)
 
-    def base_name(self, args: dict[str, Any]) -> str:
-        return self.label(args) if self.label else self.name
 
-    def caption_of(self, args: dict[str, Any]) -> str:
-        return self.caption(args) if self.caption else self.name
+@dataclass(frozen=True)
+class Merge(_Reads):
+    """How a block joins its branches (`merge:` in a spec): an entry over several inputs.
+
+    `residual` says the merge sums its branches, so that a block's `scale` may weight its
+    residual (non-identity) branches, as Inception-ResNet does. Its `keras.from_keras` reads a
+    Keras merge's config as the block's fields (`scale`, for a merge that carries one)."""
+
+    name: str
+    doc: str
+    rules: MergeRules
+    keras: KerasRules
+    words: Words = Words()
+    residual: bool = False
+
+    @property
+    def fields(self) -> Mapping[str, Field]:
+        return MappingProxyType({})  # a merge takes no fields of its own
+
+    def op_shape(self, args: Args, inputs: Sequence[Shape]) -> Shape:
+        return self.rules.shape(list(inputs))
+
+    def op_cost(self, args: Args, inputs: Sequence[Shape], out: Shape) -> Cost:
+        return self.rules.cost(list(inputs), out)
+
+    def reduces(self, args: Args, inp: Shape, out: Shape) -> bool:
+        return False
+
+    def widens(self, args: Args, wider: Shape) -> bool:
+        return False
+
+    def profiled(self, args: Args, cost: Cost) -> Counter[str]:
+        return cost.flops_by_op
 
 
 def _by(size: Sequence[int]) -> str:
     return f"{size[0]}x{size[1]}"
+
+
+def _hw(size: Sequence[int]) -> str:
+    return f"{size[0]}×{size[1]}"
 
 
 _MISSING = object()
@@ -430,27 +564,114 @@ class FieldBad(Exception):
         return self.value is _MISSING
 
 
-KINDS: dict[str, Kind] = {}
-MERGES: dict[str, Merge] = {}  # filled below, by register_merge
-BLOCK_OPS: dict[str, Kind] = {}  # kinds blocks add that specs do not write as layers
+# ---------------------------------------------------------------------------------------
+# The registry: private tables, read through functions, extended only by registering.
+
+_KINDS: dict[str, Kind] = {}
+_MERGES: dict[str, Merge] = {}
+_BLOCK_OPS: dict[str, Kind] = {}  # kinds blocks add that specs do not write as layers
+_SPEC_WORDS = ("block", "inception", "templates", "defaults")
+
+
+def _add(table: dict[str, Any], entry: Kind | Merge) -> None:
+    if entry.name in _KINDS or entry.name in _MERGES or entry.name in _BLOCK_OPS:
+        raise ValueError(f"a layer kind or merge named '{entry.name}' is already registered")
+    if entry.name in _SPEC_WORDS:
+        raise ValueError(f"'{entry.name}' is a word of the spec language, not a free kind name")
+    table[entry.name] = entry
 
 
 def register_kind(kind: Kind) -> Kind:
-    """Adds a layer kind: specs, the JSON Schema, reports, the builder, the profiler check
-    and diagrams all take it from here. Returns it (so it can be kept as a constant)."""
-    if kind.name in KINDS or kind.name in MERGES or kind.name in BLOCK_OPS:
-        raise ValueError(f"a layer kind or merge named '{kind.name}' is already registered")
-    if kind.name in ("block", "inception", "templates", "defaults"):
-        raise ValueError(f"'{kind.name}' is a word of the spec language, not a free kind name")
-    KINDS[kind.name] = kind
+    """Adds a layer kind: specs, the JSON Schema, reports, the builder, the profiler check,
+    diagrams and the importer all take it from here.
+
+    Args:
+        kind: the kind, with its fields, rules, Keras side and words.
+
+    Returns:
+        The kind (so that it can be kept as a constant).
+
+    Raises:
+        ValueError: the name is taken (by a kind or a merge) or is a word of the spec language.
+    """
+    _add(_KINDS, kind)
     return kind
 
 
-_register = register_kind
+def register_merge(merge: Merge) -> Merge:
+    """Adds a way for blocks to join their branches (`merge:` in a spec), as `register_kind`."""
+    _add(_MERGES, merge)
+    return merge
+
+
+def list_kinds() -> list[str]:
+    """The names of the registered layer kinds, in registration order."""
+    return list(_KINDS)
+
+
+def list_merges() -> list[str]:
+    """The names of the registered merges, in registration order."""
+    return list(_MERGES)
+
+
+def _get(table: Mapping[str, Any], name: str, what: str) -> Any:
+    entry = table.get(name) if isinstance(name, str) else None
+    if entry is None:
+        raise ArgumentError("name", f"a registered {what}: " + ", ".join(table), name,
+                            did_you_mean(str(name), table))
+    return entry
+
+
+def get_kind(name: str) -> Kind:
+    """The registered layer kind `name`.
+
+    Raises:
+        ArgumentError: no kind of that name (with the closest registered name, if any).
+    """
+    return cast(Kind, _get(_KINDS, name, "layer kind"))
+
+
+def get_merge(name: str) -> Merge:
+    """The registered merge `name`.
+
+    Raises:
+        ArgumentError: no merge of that name (with the closest registered name, if any).
+    """
+    return cast(Merge, _get(_MERGES, name, "merge"))
+
+
+def get_block_op(name: str) -> Kind:
+    """A kind blocks add that specs do not write as a layer (`scale`)."""
+    return cast(Kind, _get(_BLOCK_OPS, name, "block op"))
+
+
+def kind_of(name: str) -> Entry:
+    """The registry entry of any layer a plan holds: a kind, a merge or a block's scale."""
+    entry: Entry | None = _KINDS.get(name) or _MERGES.get(name) or _BLOCK_OPS.get(name)
+    if entry is None:
+        raise KeyError(f"no layer kind or merge named {name!r} is registered")
+    return entry
+
+
+def entries() -> list[Entry]:
+    """Every registry entry: the kinds, the merges and the block ops, in that order."""
+    return [*_KINDS.values(), *_MERGES.values(), *_BLOCK_OPS.values()]
+
+
+@contextmanager
+def registry_scope() -> Iterator[None]:
+    """Undoes, on leaving, every registration made inside (tests, notebooks trying a kind)."""
+    tables: list[dict[str, Any]] = [_KINDS, _MERGES, _BLOCK_OPS]
+    saved = [dict(t) for t in tables]
+    try:
+        yield
+    finally:
+        for table, before in zip(tables, saved):
+            table.clear()
+            table.update(before)
 
 
 # Reading Keras layer configs (`from_keras`): what each kind accepts of a Keras layer.
-
 _KERAS_ACTIVATIONS = (*ACTIVATION_FLOPS, "linear")
 
 
@@ -484,7 +705,27 @@ def _keras_activation(value: Any) -> str | None:
     return cast(str, value)
 
 
-# conv -----------------------------------------------------------------------------------
+# Words of a one-line config, shared by the kinds that take the fields.
+
+
+def _stride_word(strides: Sequence[int]) -> str:
+    """`/2` (or `/1x2`) after a title; nothing for stride 1."""
+    if tuple(strides) == (1, 1):
+        return ""
+    return f"/{strides[0]}" if strides[0] == strides[1] else f"/{_by(strides)}"
+
+
+def _post_words(args: Args) -> list[str]:
+    """A conv or dense layer's batch norm (or else bias) and activation."""
+    words = []
+    if args.get("batchnorm"):
+        words.append("bn+scale" if args["batchnorm"]["scale"] else "bn")  # bn: no gamma, as Inception
+    elif args.get("bias"):
+        words.append("bias")
+    return words + ([args["activation"]] if args.get("activation") else [])
+
+
+# conv-like kinds: conv and sepconv ------------------------------------------------------
 
 _CONV_FIELDS = {
     "filters": Field(POS_INT, doc="output channels"),
@@ -497,32 +738,13 @@ _CONV_FIELDS = {
 }
 
 
-def _conv_shape(args: dict[str, Any], shape: Shape) -> Shape:
-    channels = _spatial("conv", shape)[2]
-    groups = args["groups"]
-    if channels % groups or args["filters"] % groups:
-        raise ShapeError(
-            f"groups dividing both input channels ({channels}) and filters ({args['filters']})",
-            str(groups),
-            "groups",
-        )
-    return (*_windowed("conv", shape, args["kernel"], args, "kernel"), args["filters"])
-
-
-def _conv_cost(args: dict[str, Any], inp: Shape, out: Shape) -> Cost:
-    kh, kw = args["kernel"]
-    weights = kh * kw * (inp[2] // args["groups"]) * out[2]
-    macs = out[0] * out[1] * weights
-    return Cost(weights, weights, macs, Counter(Conv2D=2 * macs)) + _post(args, out)
-
-
-def _post_names(args: dict[str, Any], name: str) -> list[str]:
+def _post_names(args: Args, name: str) -> list[str]:
     """Names of the batch norm and activation after a conv-like layer, in build order."""
     bn = [f"{name}_bn"] if args.get("batchnorm") else []
     return bn + ([f"{name}_{args['activation']}"] if args.get("activation") else [])
 
 
-def _post_layers(args: dict[str, Any], name: str) -> list[Any]:
+def _post_layers(args: Args, name: str) -> list[Any]:
     from keras import layers
 
     names = iter(_post_names(args, name))
@@ -539,38 +761,99 @@ def _post_layers(args: dict[str, Any], name: str) -> list[Any]:
     return out
 
 
-def _conv_keras(class_name: str, option: str) -> Callable[[dict[str, Any], str], list[Any]]:
-    """Keras layers of a conv-like kind: the conv, then its batch norm and activation.
-    `option` is the one argument the kinds differ in (groups, depth_multiplier)."""
+def _fold_batchnorm(body: Args, bn: Args) -> Args | None:
+    """A batch norm right after a conv without its own activation is the conv's `batchnorm`."""
+    if body["activation"] is not None or body["batchnorm"]:
+        return None
+    changed = {k: v for k, v in bn.items() if BN_DEFAULTS[k] != v}  # only what differs
+    return {**body, "batchnorm": changed or True}
 
-    def build(args: dict[str, Any], name: str) -> list[Any]:
+
+def _fold_activation(body: Args, act: Args) -> Args | None:
+    """An activation after a conv (or its batch norm) without one is the conv's `activation`."""
+    if body["activation"] is not None:
+        return None
+    return {**body, "activation": act["activation"]}
+
+
+def _conv_widens(a: Args, wider: Shape) -> bool:
+    """A k×k conv (k > 1) can read the channels a removed 1×1 bottleneck read."""
+    return bool(a["kernel"] != (1, 1) and wider[-1] % a.get("groups", 1) == 0)
+
+
+def conv_like(
+    name: str,
+    doc: str,
+    keras_class: str,
+    option: tuple[str, Field],
+    cost: Callable[[Args, Shape, Shape], Cost],
+    *,
+    option_words: Callable[[int], list[str]],
+    option_caption: Callable[[int], str] = lambda n: "",
+    check: Callable[[Args, int], None] = lambda args, channels: None,
+    reduces: Callable[[Args, Shape, Shape], bool] = _no,
+    profiled: Callable[[Args, Cost], Counter[str]] = _as_costed,
+) -> Kind:
+    """A convolution-like kind: a Keras conv layer (`keras_class`), then its optional batch
+    norm and activation, with the conv fields and one field of its own.
+
+    Args:
+        name: the kind's name, also the base of its layer names (`conv3x3`).
+        doc: one line on what it computes.
+        keras_class: the `keras.layers` class, which takes `option` as a keyword.
+        option: the field this kind adds (`groups`, `depth_multiplier`) and its Field.
+        cost: its cost rule, before the bias, batch norm and activation (added here).
+        option_words: the option's words in the report's config (`groups 2`), [] for none.
+        option_caption: the option's text appended to a diagram's caption.
+        check: raises ShapeError when the option does not fit the input channels.
+        reduces: whether a layer is a 1×1 bottleneck (see Rules).
+        profiled: what the profiler counts of its cost (see Rules).
+
+    Returns:
+        The Kind, to be registered.
+    """
+    key = option[0]
+
+    def shape(args: Args, inp: Shape) -> Shape:
+        check(args, _spatial(name, inp)[2])
+        return (*_windowed(name, inp, args["kernel"], args, "kernel"), args["filters"])
+
+    def layers_(args: Args, layer: str) -> list[Any]:
         from keras import layers
 
-        conv = getattr(layers, class_name)(
+        conv = getattr(layers, keras_class)(
             args["filters"],
             args["kernel"],
             strides=args["strides"],
             padding=args["padding"],
             use_bias=args["bias"],
-            name=name,
-            **{option: args[option]},
+            name=layer,
+            **{key: args[key]},
         )
-        return [conv, *_post_layers(args, name)]
+        return [conv, *_post_layers(args, layer)]
 
-    return build
+    def from_keras(cfg: dict[str, Any]) -> Args:
+        _keras_2d(cfg)
+        body = {
+            "filters": cfg["filters"],
+            "kernel": _keras_size(cfg["kernel_size"]),
+            "strides": _keras_size(cfg["strides"]),
+            "padding": cfg["padding"],
+            key: cfg.get(key, 1),
+            "bias": bool(cfg["use_bias"]),
+        }
+        return {**body, "batchnorm": False, "activation": _keras_activation(cfg.get("activation"))}
 
+    def config(a: Args) -> str:
+        words = [f"{name} {_by(a['kernel'])}{_stride_word(a['strides'])}"]
+        words += ["valid"] if a["padding"] == "valid" else []
+        return " ".join([*words, *option_words(a[key]), *_post_words(a)])
 
-def _hw(size: Sequence[int]) -> str:
-    return f"{size[0]}×{size[1]}"
-
-
-def _conv_caption(kind: str) -> Callable[[dict[str, Any]], str]:
-    def caption(a: dict[str, Any]) -> str:
-        text = f"{kind} {_hw(a['kernel'])}"
+    def caption(a: Args) -> str:
+        text = f"{name} {_hw(a['kernel'])}"
         if a["strides"] != (1, 1):
             text += f" /{a['strides'][0]}" if a["strides"][0] == a["strides"][1] else f" /{_hw(a['strides'])}"
-        if a.get("groups", 1) > 1:
-            text += f", {a['groups']} groups"
+        text += option_caption(a[key])
         if a.get("padding") == "valid":
             text += ", valid"
         if a.get("batchnorm"):
@@ -579,62 +862,57 @@ def _conv_caption(kind: str) -> Callable[[dict[str, Any]], str]:
             text += f", {a['activation']}"
         return text
 
-    return caption
+    return Kind(
+        name,
+        doc,
+        {**_CONV_FIELDS, key: option[1]},
+        Rules(
+            shape,
+            lambda args, inp, out: cost(args, inp, out) + _post(args, out),
+            reduces=reduces,
+            widens=_conv_widens,
+            profiled=profiled,
+        ),
+        KerasRules(
+            layers_,
+            derived=_post_names,
+            classes=(keras_class,),
+            from_keras=from_keras,
+            # folded in the order `_post_layers` builds them
+            folds={"batchnorm": _fold_batchnorm, "activation": _fold_activation},
+            import_defaults=("activation", "padding", "bias", "batchnorm"),
+        ),
+        Words(
+            label=lambda a: f"{name}{a['kernel'][0]}x{a['kernel'][1]}",
+            config=config,
+            caption=caption,
+        ),
+    )
 
 
-def _conv_reduces(a: dict[str, Any], inp: Shape, out: Shape) -> bool:
+def _conv_groups(args: Args, channels: int) -> None:
+    groups = args["groups"]
+    if channels % groups or args["filters"] % groups:
+        raise ShapeError(
+            f"groups dividing both input channels ({channels}) and filters ({args['filters']})",
+            str(groups),
+            "groups",
+        )
+
+
+def _conv_cost(args: Args, inp: Shape, out: Shape) -> Cost:
+    kh, kw = args["kernel"]
+    weights = kh * kw * (inp[2] // args["groups"]) * out[2]
+    macs = out[0] * out[1] * weights
+    return Cost(weights, weights, macs, Counter(Conv2D=2 * macs))
+
+
+def _conv_reduces(a: Args, inp: Shape, out: Shape) -> bool:
     """A 1×1 conv that only shrinks channels: stride 1, no groups, fewer out than in."""
     return a["kernel"] == (1, 1) and a["strides"] == (1, 1) and a["groups"] == 1 and out[-1] < inp[-1]
 
 
-def _conv_widens(a: dict[str, Any], wider: Shape) -> bool:
-    """A k×k conv (k > 1) can read the channels a removed 1×1 bottleneck read."""
-    return bool(a["kernel"] != (1, 1) and wider[-1] % a.get("groups", 1) == 0)
-
-
-def _conv_from_keras(option: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """A Conv2D or SeparableConv2D config as conv fields; `option` as in `_conv_keras`."""
-
-    def read(cfg: dict[str, Any]) -> dict[str, Any]:
-        _keras_2d(cfg)
-        body = {
-            "filters": cfg["filters"],
-            "kernel": _keras_size(cfg["kernel_size"]),
-            "strides": _keras_size(cfg["strides"]),
-            "padding": cfg["padding"],
-            option: cfg.get(option, 1),
-            "bias": bool(cfg["use_bias"]),
-        }
-        activation = _keras_activation(cfg.get("activation"))
-        return {**body, "batchnorm": False, "activation": activation}
-
-    return read
-
-
-def _fold_batchnorm(body: dict[str, Any], bn: dict[str, Any]) -> dict[str, Any] | None:
-    """A batch norm right after a conv without its own activation is the conv's `batchnorm`."""
-    if body["activation"] is not None or body["batchnorm"]:
-        return None
-    changed = {k: v for k, v in bn.items() if BN_DEFAULTS[k] != v}  # only what differs
-    return {**body, "batchnorm": changed or True}
-
-
-def _fold_activation(body: dict[str, Any], act: dict[str, Any]) -> dict[str, Any] | None:
-    """An activation after a conv (or its batch norm) without one is the conv's `activation`."""
-    if body["activation"] is not None:
-        return None
-    return {**body, "activation": act["activation"]}
-
-
-# Folded in the order `_post_layers` builds them.
-_CONV_FOLDS: dict[str, Callable[[dict[str, Any], dict[str, Any]], dict[str, Any] | None]] = {
-    "batchnorm": _fold_batchnorm,
-    "activation": _fold_activation,
-}
-_CONV_IMPORT_DEFAULTS = ("activation", "padding", "bias", "batchnorm")
-
-
-def _conv_profiled(a: dict[str, Any], cost: Cost) -> Counter[str]:
+def _conv_profiled(a: Args, cost: Cost) -> Counter[str]:
     # On CPU, Keras runs grouped convolutions inside an XLA-compiled function that the
     # profiler cannot see into: it counts no Conv2D FLOPs for them (their bias adds it sees).
     if a["groups"] > 1:
@@ -642,62 +920,38 @@ def _conv_profiled(a: dict[str, Any], cost: Cost) -> Counter[str]:
     return cost.flops_by_op
 
 
-_register(
-    Kind(
-        "conv",
-        "2-D convolution, then optional batch norm and activation",
-        {**_CONV_FIELDS, "groups": Field(POS_INT, 1, "channel groups (grouped convolution)")},
-        _conv_shape,
-        _conv_cost,
-        _conv_keras("Conv2D", "groups"),
-        derived=_post_names,
-        label=lambda a: f"conv{a['kernel'][0]}x{a['kernel'][1]}",
-        title=lambda a: f"conv {_by(a['kernel'])}",
-        caption=_conv_caption("conv"),
-        reduces=_conv_reduces,
-        widens=_conv_widens,
-        profiled=_conv_profiled,
-        keras_classes=("Conv2D",),
-        from_keras=_conv_from_keras("groups"),
-        keras_folds=_CONV_FOLDS,
-        import_defaults=_CONV_IMPORT_DEFAULTS,
-    )
-)
-
-# sepconv --------------------------------------------------------------------------------
-
-
-def _sepconv_shape(args: dict[str, Any], shape: Shape) -> Shape:
-    return (*_windowed("sepconv", shape, args["kernel"], args, "kernel"), args["filters"])
-
-
-def _sepconv_cost(args: dict[str, Any], inp: Shape, out: Shape) -> Cost:
+def _sepconv_cost(args: Args, inp: Shape, out: Shape) -> Cost:
     kh, kw = args["kernel"]
     mid = inp[2] * args["depth_multiplier"]
     depthwise, pointwise = kh * kw * mid, mid * out[2]
     pixels = out[0] * out[1]
     flops = Counter(DepthwiseConv2dNative=2 * pixels * depthwise, Conv2D=2 * pixels * pointwise)
     params = depthwise + pointwise
-    return Cost(params, params, pixels * (depthwise + pointwise), flops) + _post(args, out)
+    return Cost(params, params, pixels * (depthwise + pointwise), flops)
 
 
-_register(
-    Kind(
+register_kind(
+    conv_like(
+        "conv",
+        "2-D convolution, then optional batch norm and activation",
+        "Conv2D",
+        ("groups", Field(POS_INT, 1, "channel groups (grouped convolution)")),
+        _conv_cost,
+        option_words=lambda n: [f"groups {n}"] if n > 1 else [],
+        option_caption=lambda n: f", {n} groups" if n > 1 else "",
+        check=_conv_groups,
+        reduces=_conv_reduces,
+        profiled=_conv_profiled,
+    )
+)
+register_kind(
+    conv_like(
         "sepconv",
         "separable convolution (depthwise k×k, then pointwise 1×1), as in Xception",
-        {**_CONV_FIELDS, "depth_multiplier": Field(POS_INT, 1, "depthwise outputs per input channel")},
-        _sepconv_shape,
+        "SeparableConv2D",
+        ("depth_multiplier", Field(POS_INT, 1, "depthwise outputs per input channel")),
         _sepconv_cost,
-        _conv_keras("SeparableConv2D", "depth_multiplier"),
-        derived=_post_names,
-        label=lambda a: f"sepconv{a['kernel'][0]}x{a['kernel'][1]}",
-        title=lambda a: f"sepconv {_by(a['kernel'])}",
-        caption=_conv_caption("sepconv"),
-        widens=_conv_widens,
-        keras_classes=("SeparableConv2D",),
-        from_keras=_conv_from_keras("depth_multiplier"),
-        keras_folds=_CONV_FOLDS,
-        import_defaults=_CONV_IMPORT_DEFAULTS,
+        option_words=lambda n: [f"x{n}"] if n > 1 else [],
     )
 )
 
@@ -710,30 +964,34 @@ _POOL_FIELDS = {
 }
 
 
-def _pool_args(args: dict[str, Any]) -> dict[str, Any]:
+def _pool_args(args: Args) -> Args:
     return {**args, "strides": args["strides"] or args["pool"]}
 
 
 def _pool(kind: str, op: str, keras_name: str) -> Kind:
-    def shape(args: dict[str, Any], inp: Shape) -> Shape:
+    def shape(args: Args, inp: Shape) -> Shape:
         return (*_windowed(kind, inp, args["pool"], _pool_args(args), "pool"), inp[2])
 
-    def cost(args: dict[str, Any], inp: Shape, out: Shape) -> Cost:
+    def cost(args: Args, inp: Shape, out: Shape) -> Cost:
         kh, kw = args["pool"]
         return Cost(flops_by_op=Counter({op: kh * kw * _n(out)}))
 
-    def keras_(args: dict[str, Any], name: str) -> list[Any]:
+    def keras_(args: Args, name: str) -> list[Any]:
         from keras import layers
 
         a = _pool_args(args)
         return [getattr(layers, keras_name)(a["pool"], strides=a["strides"], padding=a["padding"], name=name)]
 
-    def caption(a: dict[str, Any]) -> str:
+    def config(a: Args) -> str:
+        text = f"{kind} {_by(a['pool'])}{_stride_word(a['strides'] or a['pool'])}"
+        return text + (" valid" if a["padding"] == "valid" else "")
+
+    def caption(a: Args) -> str:
         strides = a["strides"] or a["pool"]
         text = f"{kind} {_hw(a['pool'])} /{strides[0] if strides[0] == strides[1] else _hw(strides)}"
         return text + (", valid" if a.get("padding") == "valid" else "")
 
-    def from_keras(cfg: dict[str, Any]) -> dict[str, Any]:
+    def from_keras(cfg: dict[str, Any]) -> Args:
         _keras_2d(cfg)
         size = cfg["pool_size"]
         strides = cfg.get("strides") or size
@@ -748,27 +1006,21 @@ def _pool(kind: str, op: str, keras_name: str) -> Kind:
         kind,
         f"{kind[:3]} pooling",
         dict(_POOL_FIELDS),
-        shape,
-        cost,
-        keras_,
+        Rules(shape, cost),
+        KerasRules(keras_, classes=(keras_name,), from_keras=from_keras, import_defaults=("padding",)),
+        Words(label=lambda a: f"{kind}{a['pool'][0]}x{a['pool'][1]}", config=config, caption=caption),
         shorthand="pool",
-        label=lambda a: f"{kind}{a['pool'][0]}x{a['pool'][1]}",
-        title=lambda a: f"{kind} {_by(a['pool'])}",
-        caption=caption,
-        keras_classes=(keras_name,),
-        from_keras=from_keras,
-        import_defaults=("padding",),
     )
 
 
-_register(_pool("maxpool", "MaxPool", "MaxPooling2D"))
-_register(_pool("avgpool", "AvgPool", "AveragePooling2D"))
+register_kind(_pool("maxpool", "MaxPool", "MaxPooling2D"))
+register_kind(_pool("avgpool", "AvgPool", "AveragePooling2D"))
 
 # gap, flatten, dropout, activation, batchnorm, dense ------------------------------------
 
 
-def _keras_plain(class_name: str, **fixed: Any) -> Callable[[dict[str, Any], str], list[Any]]:
-    def build(args: dict[str, Any], name: str) -> list[Any]:
+def _keras_plain(class_name: str, **fixed: Any) -> Callable[[Args, str], list[Any]]:
+    def build(args: Args, name: str) -> list[Any]:
         from keras import layers
 
         return [getattr(layers, class_name)(**fixed, **args, name=name)]
@@ -776,25 +1028,33 @@ def _keras_plain(class_name: str, **fixed: Any) -> Callable[[dict[str, Any], str
     return build
 
 
-def _gap_from_keras(cfg: dict[str, Any]) -> dict[str, Any]:
+def _same(shape: Callable[[Shape], Shape] = lambda inp: inp) -> Callable[[Args, Shape], Shape]:
+    return lambda args, inp: shape(inp)
+
+
+def _free(args: Args, inp: Shape, out: Shape) -> Cost:
+    return Cost()
+
+
+def _gap_from_keras(cfg: dict[str, Any]) -> Args:
     _keras_2d(cfg)
     if cfg.get("keepdims"):
         raise Bad("keepdims false (a flat output)", value="keepdims true")
     return {}
 
 
-def _flatten_from_keras(cfg: dict[str, Any]) -> dict[str, Any]:
+def _flatten_from_keras(cfg: dict[str, Any]) -> Args:
     _keras_2d(cfg)
     return {}
 
 
-def _dropout_from_keras(cfg: dict[str, Any]) -> dict[str, Any]:
+def _dropout_from_keras(cfg: dict[str, Any]) -> Args:
     if cfg.get("noise_shape") is not None:
         raise Bad("dropout without noise_shape", value=repr(cfg["noise_shape"]))
     return {"rate": float(cfg["rate"])}
 
 
-def _activation_from_keras(cfg: dict[str, Any]) -> dict[str, Any]:
+def _activation_from_keras(cfg: dict[str, Any]) -> Args:
     """An Activation, or a ReLU (which has no `activation` in its config)."""
     if "activation" in cfg:
         return {"activation": _keras_activation(cfg["activation"])}
@@ -811,7 +1071,7 @@ def _activation_from_keras(cfg: dict[str, Any]) -> dict[str, Any]:
     raise Bad("ReLU with max_value none or 6", value=repr(top))
 
 
-def _batchnorm_from_keras(cfg: dict[str, Any]) -> dict[str, Any]:
+def _batchnorm_from_keras(cfg: dict[str, Any]) -> Args:
     axis = cfg.get("axis", -1)
     axis = axis[0] if isinstance(axis, (list, tuple)) and len(axis) == 1 else axis
     if axis not in (-1, 3) or not cfg.get("center", True) or cfg.get("renorm") or cfg.get("synchronized"):
@@ -826,73 +1086,66 @@ def _batchnorm_from_keras(cfg: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-_register(
+register_kind(
     Kind(
         "gap",
         "global average pooling to (channels,)",
         {},
-        lambda args, inp: (_spatial("gap", inp)[2],),
-        lambda args, inp, out: Cost(flops_by_op=Counter(Mean=_n(inp))),
-        _keras_plain("GlobalAveragePooling2D"),
-        caption=_words("global average pool"),
-        keras_classes=("GlobalAveragePooling2D",),
-        from_keras=_gap_from_keras,
+        Rules(_same(lambda inp: (_spatial("gap", inp)[2],)), lambda args, inp, out: Cost(flops_by_op=Counter(Mean=_n(inp)))),
+        KerasRules(_keras_plain("GlobalAveragePooling2D"), classes=("GlobalAveragePooling2D",), from_keras=_gap_from_keras),
+        Words(caption=lambda a: "global average pool"),
     )
 )
-_register(
+register_kind(
     Kind(
         "gmaxpool",
         "global max pooling to (channels,)",
         {},
-        lambda args, inp: (_spatial("gmaxpool", inp)[2],),
         # TensorFlow's profiler has no FLOP rule for Max; like Relu it counts none.
-        lambda args, inp, out: Cost(),
-        _keras_plain("GlobalMaxPooling2D"),
+        Rules(_same(lambda inp: (_spatial("gmaxpool", inp)[2],)), _free),
+        KerasRules(_keras_plain("GlobalMaxPooling2D")),
     )
 )
-_register(
+register_kind(
     Kind(
         "flatten",
         "flatten to (features,)",
         {},
-        lambda args, inp: (_n(inp),),
-        lambda args, inp, out: Cost(),
-        _keras_plain("Flatten"),
-        keras_classes=("Flatten",),
-        from_keras=_flatten_from_keras,
+        Rules(_same(lambda inp: (_n(inp),)), _free),
+        KerasRules(_keras_plain("Flatten"), classes=("Flatten",), from_keras=_flatten_from_keras),
     )
 )
-_register(
+register_kind(
     Kind(
         "dropout",
         "dropout (identity at inference)",
         {"rate": Field(RATE, doc="fraction of units dropped while training")},
-        lambda args, inp: inp,
-        lambda args, inp, out: Cost(),
-        _keras_plain("Dropout"),
+        Rules(_same(), _free),
+        KerasRules(_keras_plain("Dropout"), classes=("Dropout",), from_keras=_dropout_from_keras),
+        Words(config=lambda a: f"dropout {a['rate']:g}", caption=lambda a: f"dropout {a['rate']:g}"),
         shorthand="rate",
-        title=lambda a: f"dropout {a['rate']:g}",
-        caption=lambda a: f"dropout {a['rate']:g}",
-        keras_classes=("Dropout",),
-        from_keras=_dropout_from_keras,
     )
 )
-_register(
+register_kind(
     Kind(
         "activation",
         "an activation on its own",
         {"activation": Field(ACTIVATION, doc="relu, relu6, sigmoid, tanh or softmax")},
-        lambda args, inp: inp,
-        lambda args, inp, out: activation_cost(args["activation"], _n(out)),
-        lambda args, name: _keras_plain("Activation")({"activation": args["activation"] or "linear"}, name),
+        Rules(_same(), lambda args, inp, out: activation_cost(args["activation"], _n(out))),
+        KerasRules(
+            lambda args, name: _keras_plain("Activation")({"activation": args["activation"] or "linear"}, name),
+            classes=("Activation", "ReLU"),
+            from_keras=_activation_from_keras,
+        ),
+        Words(
+            label=lambda a: a["activation"] or "linear",
+            config=lambda a: " ".join(["activation", *([a["activation"]] if a["activation"] else [])]),
+            caption=lambda a: a["activation"] or "linear",
+        ),
         shorthand="activation",
-        label=lambda a: a["activation"] or "linear",
-        caption=lambda a: a["activation"] or "linear",
-        keras_classes=("Activation", "ReLU"),
-        from_keras=_activation_from_keras,
     )
 )
-_register(
+register_kind(
     Kind(
         "batchnorm",
         "batch normalisation on its own",
@@ -901,34 +1154,31 @@ _register(
             "epsilon": Field(POSITIVE, 1e-3, "added to the variance"),
             "momentum": Field(RATE, 0.99, "of the moving statistics"),
         },
-        lambda args, inp: inp,
-        lambda args, inp, out: batchnorm_cost(out[-1], _n(out), args["scale"]),
-        _keras_plain("BatchNormalization"),
-        label=_words("bn"),
-        keras_classes=("BatchNormalization",),
-        from_keras=_batchnorm_from_keras,
+        Rules(_same(), lambda args, inp, out: batchnorm_cost(out[-1], _n(out), args["scale"])),
+        KerasRules(_keras_plain("BatchNormalization"), classes=("BatchNormalization",), from_keras=_batchnorm_from_keras),
+        Words(label=lambda a: "bn"),
     )
 )
 
 
-def _dense_shape(args: dict[str, Any], inp: Shape) -> Shape:
+def _dense_shape(args: Args, inp: Shape) -> Shape:
     if len(inp) != 1:
         raise ShapeError("a flat (features,) input for 'dense' (add gap or flatten first)", f"an input of shape {fmt_shape(inp)}")
     return (args["units"],)
 
 
-def _dense_cost(args: dict[str, Any], inp: Shape, out: Shape) -> Cost:
+def _dense_cost(args: Args, inp: Shape, out: Shape) -> Cost:
     weights = inp[0] * out[0]
     return Cost(weights, weights, weights, Counter(MatMul=2 * weights)) + _post(args, out)
 
 
-def _dense_keras(args: dict[str, Any], name: str) -> list[Any]:
+def _dense_keras(args: Args, name: str) -> list[Any]:
     from keras import layers
 
     return [layers.Dense(args["units"], activation=args["activation"], use_bias=args["bias"], name=name)]
 
 
-_register(
+register_kind(
     Kind(
         "dense",
         "fully connected layer",
@@ -937,68 +1187,26 @@ _register(
             "activation": Field(ACTIVATION, None, "e.g. softmax for class probabilities"),
             "bias": Field(BOOL, True, "add a bias"),
         },
-        _dense_shape,
-        _dense_cost,
-        _dense_keras,
+        Rules(_dense_shape, _dense_cost),
+        KerasRules(
+            _dense_keras,
+            classes=("Dense",),
+            from_keras=lambda cfg: {
+                "units": cfg["units"],
+                "activation": _keras_activation(cfg.get("activation")),
+                "bias": bool(cfg["use_bias"]),
+            },
+        ),
+        Words(
+            config=lambda a: " ".join([f"dense {a['units']}", *_post_words(a)]),
+            caption=lambda a: "dense" + (f", {a['activation']}" if a.get("activation") else ""),
+        ),
         shorthand="units",
-        title=lambda a: f"dense {a['units']}",
-        caption=lambda a: "dense" + (f", {a['activation']}" if a.get("activation") else ""),
-        keras_classes=("Dense",),
-        from_keras=lambda cfg: {
-            "units": cfg["units"],
-            "activation": _keras_activation(cfg.get("activation")),
-            "bias": bool(cfg["use_bias"]),
-        },
     )
 )
 
 # ---------------------------------------------------------------------------------------
-# Merges: how a block joins its branches. Same idea as a kind, over several inputs.
-
-
-@dataclass(frozen=True)
-class Merge:
-    """How a block joins its branches: a kind over several inputs, one per branch."""
-
-    name: str
-    doc: str
-    shape: Callable[[list[Shape]], Shape]
-    cost: Callable[[list[Shape], Shape], Cost]
-    keras: Callable[[str], Any]
-    # How `inception-kit import` reads it, as for a kind: the Keras merge classes, and their
-    # config as the block's fields (raising `Bad(expected, value=received)` where it cannot).
-    keras_classes: tuple[str, ...] = ()
-    from_keras: Callable[[dict[str, Any]], dict[str, Any]] = lambda cfg: {}
-
-    def op_shape(self, args: dict[str, Any], inputs: Sequence[Shape]) -> Shape:
-        return self.shape(list(inputs))
-
-    def derived(self, args: dict[str, Any], name: str) -> list[str]:
-        return []
-
-    def op_cost(self, args: dict[str, Any], inputs: Sequence[Shape], out: Shape) -> Cost:
-        return self.cost(list(inputs), out)
-
-    def layers(self, args: dict[str, Any], name: str) -> list[Any]:
-        return [self.keras(name)]
-
-    def text(self, args: dict[str, Any]) -> str:
-        return self.name
-
-    def base_name(self, args: dict[str, Any]) -> str:
-        return self.name
-
-    def caption_of(self, args: dict[str, Any]) -> str:
-        return self.name
-
-    def profiled(self, args: dict[str, Any], cost: Cost) -> Counter[str]:
-        return cost.flops_by_op
-
-    def reduces(self, args: dict[str, Any], inp: Shape, out: Shape) -> bool:
-        return False
-
-    def widens(self, args: dict[str, Any], wider: Shape) -> bool:
-        return False
+# Merges: how a block joins its branches.
 
 
 def _concat_shape(shapes: list[Shape]) -> Shape:
@@ -1017,49 +1225,49 @@ def _add_shape(shapes: list[Shape]) -> Shape:
     return shapes[0]
 
 
-def _concat_from_keras(cfg: dict[str, Any]) -> dict[str, Any]:
+def _concat_from_keras(cfg: dict[str, Any]) -> Args:
     axis = cfg.get("axis", -1)
     if axis not in (-1, 3):
         raise Bad("concatenation along the channels (axis -1)", value=f"axis {axis}")
     return {}
 
 
-def _keras_merge(class_name: str) -> Callable[[str], Any]:
-    def build(name: str) -> Any:
+def _add_from_keras(cfg: dict[str, Any]) -> Args:
+    """An Add, or InceptionResNetV2's CustomScaleLayer `x + scale * residual` (an add whose
+    second branch is scaled): its `scale` is the block's."""
+    return {"scale": _finite(cfg["scale"])} if "scale" in cfg else {}
+
+
+def _keras_merge(class_name: str) -> Callable[[Args, str], list[Any]]:
+    def build(args: Args, name: str) -> list[Any]:
         from keras import layers
 
-        return getattr(layers, class_name)(name=name)
+        return [getattr(layers, class_name)(name=name)]
 
     return build
 
 
-def register_merge(merge: Merge) -> Merge:
-    """Adds a way for blocks to join their branches (`merge:` in a spec)."""
-    if merge.name in MERGES or merge.name in KINDS or merge.name in BLOCK_OPS:
-        raise ValueError(f"a layer kind or merge named '{merge.name}' is already registered")
-    MERGES[merge.name] = merge
-    return merge
+def _finite(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not (-1e6 < v < 1e6):
+        raise Bad("a finite number", value=repr(v))
+    return float(v)
 
 
 register_merge(
     Merge(
         "concat",
         "concatenate along channels",
-        _concat_shape,
-        lambda shapes, out: Cost(),
-        _keras_merge("Concatenate"),
-        keras_classes=("Concatenate",),
-        from_keras=_concat_from_keras,
+        MergeRules(_concat_shape, lambda shapes, out: Cost()),
+        KerasRules(_keras_merge("Concatenate"), classes=("Concatenate",), from_keras=_concat_from_keras),
     )
 )
 register_merge(
     Merge(
         "add",
         "element-wise sum (residual)",
-        _add_shape,
-        lambda shapes, out: Cost(flops_by_op=Counter(AddV2=(len(shapes) - 1) * _n(out))),
-        _keras_merge("Add"),
-        keras_classes=("Add",),
+        MergeRules(_add_shape, lambda shapes, out: Cost(flops_by_op=Counter(AddV2=(len(shapes) - 1) * _n(out)))),
+        KerasRules(_keras_merge("Add"), classes=("Add", "CustomScaleLayer"), from_keras=_add_from_keras),
+        residual=True,
     )
 )
 
@@ -1069,36 +1277,33 @@ def scale_cost(shape: Shape) -> Cost:
     return Cost(flops_by_op=Counter(Mul=_n(shape), AddV2=_n(shape)))
 
 
-def _rescaling(args: dict[str, Any], name: str) -> list[Any]:
+def _rescaling(args: Args, name: str) -> list[Any]:
     from keras import layers
 
     # Rescaling is a standard layer, so .keras files need no custom objects.
     return [layers.Rescaling(args["scale"], name=name)]
 
 
-def _finite(v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not (-1e6 < v < 1e6):
-        raise Bad("a finite number")
-    return float(v)
+def _scale_from_keras(cfg: dict[str, Any]) -> Args | None:
+    """A Rescaling with no offset is a residual scale; any other Rescaling is none (None)."""
+    offset = cfg.get("offset", 0.0)
+    if not isinstance(offset, (int, float)) or offset != 0:
+        return None
+    try:
+        return {"scale": _finite(cfg.get("scale"))}
+    except Bad:
+        return None
 
 
 # A residual branch's `scale` (Inception-ResNet): added by blocks, not written as a layer.
-BLOCK_OPS.update(
-    scale=Kind(
+_add(
+    _BLOCK_OPS,
+    Kind(
         "scale",
         "a residual branch multiplied by a constant before the sum (a block's `scale`)",
         {"scale": Field(FieldType("finite", _finite, {"type": "number"}), doc="the factor")},
-        lambda args, inp: inp,
-        lambda args, inp, out: scale_cost(out),
-        _rescaling,
-        title=lambda a: f"scale {a['scale']:g}",
-    )
+        Rules(_same(), lambda args, inp, out: scale_cost(out)),
+        KerasRules(_rescaling, classes=("Rescaling",), from_keras=_scale_from_keras),
+        Words(config=lambda a: f"scale {a['scale']:g}"),
+    ),
 )
-
-
-def kind_of(name: str) -> Kind | Merge:
-    """The registry entry of any layer a plan holds: a kind, a merge or a block's scale."""
-    entry = KINDS.get(name) or MERGES.get(name) or BLOCK_OPS.get(name)
-    if entry is None:
-        raise KeyError(f"no layer kind or merge named {name!r} is registered")
-    return entry

@@ -17,13 +17,25 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .errors import UNSET, Mark, Problems, SpecError, did_you_mean
-from .kinds import ACTIVATION, KINDS, MERGES, Bad, FieldBad, Shape, ShapeError, fmt_shape, kind_of
+from .kinds import (
+    ACTIVATION,
+    Bad,
+    FieldBad,
+    Shape,
+    ShapeError,
+    fmt_shape,
+    get_kind,
+    get_merge,
+    kind_of,
+    list_kinds,
+    list_merges,
+)
 from .spec.types import NAME_RULE, BlockSpec, LayerSpec, ModelSpec, Node, valid_name
 from .spec.yaml_io import YDict, mark_of, reads_as_number
 
 
 def _fields_wanted(kind: str) -> str:
-    fields = KINDS[kind].fields
+    fields = get_kind(kind).fields
     if not fields:
         return f"nothing after '{kind}' (it has no fields)"
     return f"a {kind} field: " + ", ".join(fields)
@@ -109,6 +121,7 @@ class AuxPlan:
     at: str
     weight: float
     block: BlockPlan
+    cast_name: str = ""  # its float32 cast under bfloat16, reserved as OUTPUT_CAST_NAME is
 
     @property
     def steps(self) -> list[Step]:
@@ -256,7 +269,9 @@ class _Names:
 
 # Names the builder gives layers that no spec names: reserved here, where every name is decided.
 INPUT_NAME = "image"  # the model's input layer
-OUTPUT_CAST_NAME = "output_float32"  # casts the output back to float32 under bfloat16
+OUTPUT_NAME = "output"  # the model's output, as a key beside the aux heads' names
+CAST_SUFFIX = "_float32"  # an output's cast back to float32 under bfloat16: OUTPUT_NAME + CAST_SUFFIX
+OUTPUT_CAST_NAME = OUTPUT_NAME + CAST_SUFFIX
 RESERVED_NAMES = {
     INPUT_NAME: "the model's input",
     OUTPUT_CAST_NAME: "the float32 cast of the output under bfloat16",
@@ -336,10 +351,10 @@ class _Planner:
     def check_defaults(self) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         for kind, values in self.model.defaults.items():
-            if kind not in KINDS:
-                self.p.add(f"defaults.{kind}", "a layer kind", kind, hint=did_you_mean(kind, KINDS))
+            if kind not in list_kinds():
+                self.p.add(f"defaults.{kind}", "a layer kind", kind, hint=did_you_mean(kind, list_kinds()))
                 continue
-            fields = KINDS[kind].fields
+            fields = get_kind(kind).fields
             out[kind] = {}
             for key, value in values.items():
                 path = f"defaults.{kind}.{key}"
@@ -399,9 +414,9 @@ class _Planner:
         return steps, shape
 
     def layer(self, layer: LayerSpec, shape: Shape | None, path: str, prefix: str, names: _Names) -> Op | None:
-        kind = KINDS.get(layer.kind) if isinstance(layer.kind, str) else None
+        kind = get_kind(layer.kind) if isinstance(layer.kind, str) and layer.kind in list_kinds() else None
         if kind is None:
-            self.problem(layer, path, "", "a layer kind: " + ", ".join(KINDS), layer.kind, hint=did_you_mean(layer.kind, KINDS))
+            self.problem(layer, path, "", "a layer kind: " + ", ".join(list_kinds()), layer.kind, hint=did_you_mean(layer.kind, list_kinds()))
             return None
         unknown = [k for k in layer.args if k not in kind.fields]
         for key in unknown:
@@ -426,7 +441,7 @@ class _Planner:
         if shape is None:
             return None
         try:
-            out = kind.shape(args, shape)
+            out = kind.op_shape(args, [shape])
         except ShapeError as err:
             fpath = layer.paths.get(err.field, f"{path}.{err.field}") if err.field else path
             hint = f"input is {fmt_shape(shape)}" if err.field else None
@@ -436,16 +451,17 @@ class _Planner:
 
     def block(self, block: BlockSpec, shape: Shape | None, path: str, prefix: str) -> BlockPlan | None:
         ok = True
-        if not isinstance(block.merge, str) or block.merge not in MERGES:
-            self.problem(block, f"{path}.merge", "merge", "one of " + ", ".join(MERGES), block.merge, hint=did_you_mean(str(block.merge), MERGES))
+        if not isinstance(block.merge, str) or block.merge not in list_merges():
+            self.problem(block, f"{path}.merge", "merge", "one of " + ", ".join(list_merges()), block.merge, hint=did_you_mean(str(block.merge), list_merges()))
             ok = False
         scale = block.scale
         if scale is not None:
             if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not (-1e6 < scale < 1e6):
                 self.problem(block, f"{path}.scale", "scale", "a finite number", scale)
                 ok = False
-            elif block.merge != "add":
-                self.problem(block, f"{path}.scale", "scale", "no scale unless merge is add", scale)
+            elif block.merge not in list_merges() or not get_merge(block.merge).residual:  # a scale weights a sum's branches
+                residual = " or ".join(m for m in list_merges() if get_merge(m).residual)
+                self.problem(block, f"{path}.scale", "scale", f"no scale unless merge is {residual}", scale)
                 ok = False
         try:
             activation = ACTIVATION.check(block.activation)
@@ -478,7 +494,7 @@ class _Planner:
         if not ok or shape is None or any(o is None for o in outs.values()):
             return None
         try:
-            out = MERGES[block.merge].shape(list(outs.values()))  # type: ignore[arg-type]
+            out = get_merge(block.merge).op_shape({}, list(outs.values()))  # type: ignore[arg-type]
         except ShapeError as err:
             received = ", ".join(f"{b} {fmt_shape(s)}" for b, s in outs.items())  # type: ignore[arg-type]
             self.problem(block, f"{path}.merge", "merge", err.expected, received, raw=True)
@@ -501,6 +517,7 @@ def _plan_aux(p: Plan) -> dict[str, AuxPlan]:
     it, on the output of a top-level layer or block. Raises SpecError with every problem."""
     model = p.model
     taps = {step.name: step for step in p.layers}
+    taken = {*RESERVED_NAMES, *(n for op in walk(p.steps) for n in op.layer_names)}
     problems = []
     out: dict[str, AuxPlan] = {}
     for name, head in model.aux.items():
@@ -523,7 +540,15 @@ def _plan_aux(p: Plan) -> dict[str, AuxPlan]:
         except SpecError as err:
             problems.extend(err.problems)
             continue
-        out[name] = AuxPlan(name, head.at, head.weight, sub.layers[0])  # type: ignore[arg-type]
+        cast = name + CAST_SUFFIX  # the builder's float32 cast of this head, under bfloat16
+        clash = sorted(taken & {cast, *(n for op in sub.ops() for n in op.layer_names)})
+        if clash:
+            problems.append(SpecError.one(
+                f"aux.{name}", "an aux head whose layer names the model does not use already",
+                repr(clash[0]), mark).problems[0])
+            continue
+        taken |= {cast, *(n for op in sub.ops() for n in op.layer_names)}
+        out[name] = AuxPlan(name, head.at, head.weight, sub.layers[0], cast)  # type: ignore[arg-type]
     if problems:
         raise SpecError(problems)
     return out

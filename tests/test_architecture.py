@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from inception_kit.kinds import BLOCK_OPS, KINDS, MERGES
+from inception_kit.kinds import entries
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "inception_kit"
@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import import_graph  # noqa: E402
 
 SOURCES = sorted(PACKAGE.rglob("*.py"))
-NAMES = "|".join(sorted({*KINDS, *MERGES, *BLOCK_OPS}, key=len, reverse=True))
+NAMES = "|".join(sorted({e.name for e in entries()}, key=len, reverse=True))
 # A registered kind's name compared with a kind: `op.kind == "conv"`, `kind in ("conv", ...)`.
 KIND_TEST = re.compile(
     rf"""kind\w*\s*(==|!=)\s*["']({NAMES})["']|kind\w*\s+(not\s+)?in\s*[(\[{{][^)\]}}]*["']({NAMES})["']"""
@@ -55,6 +55,62 @@ def test_the_grep_catches_a_kind_test():
 def test_no_join_name_is_composed_outside_the_planner():
     assert _lines(JOIN_NAME, {"inception_kit/planner.py"}) == []
     assert JOIN_NAME.search('name=f"{step.name}_{bname}_scale"') and JOIN_NAME.search('f"{s.name}_{s.merge}"')
+
+
+# Private Keras and TensorFlow APIs: modules under keras.src / tensorflow.python, and the
+# private graph attributes of Keras tensors and layers. They break on upgrade, so one adapter
+# module holds them all.
+ADAPTER = "inception_kit/keras/_keras_internals.py"
+PRIVATE_MODULES = ("keras.src", "tensorflow.python")
+PRIVATE_ATTRIBUTE = re.compile(r"^_(keras_\w+|inbound_nodes|outbound_nodes|legacy_weights)$")
+# A kind of merge compared by name (the merge's entry says what it does: `Merge.residual`).
+MERGE_TEST = re.compile(r"""merge\w*\s*(==|!=)\s*["']|merge\w*\s+(not\s+)?in\s*[(\[{]\s*["']""")
+
+
+def _private_api_uses(text: str) -> list[str]:
+    """Each import from a private Keras/TensorFlow module, and each use of a private Keras
+    graph attribute (as an attribute or as getattr's string)."""
+    found = []
+    for node in ast.walk(ast.parse(text)):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names = [node.module]
+        found += [f"line {node.lineno}: import {n}" for n in names if n.startswith(PRIVATE_MODULES)]
+        if isinstance(node, ast.Attribute) and PRIVATE_ATTRIBUTE.match(node.attr):
+            found.append(f"line {node.lineno}: .{node.attr}")
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and PRIVATE_ATTRIBUTE.match(node.value):
+            found.append(f"line {node.lineno}: {node.value!r}")
+    return found
+
+
+def test_private_keras_apis_live_in_one_adapter_module():
+    found = [f"{_rel(p)} {use}" for p in SOURCES if _rel(p) != ADAPTER
+             for use in _private_api_uses(p.read_text(encoding="utf-8"))]
+    assert found == []
+    assert _private_api_uses((ROOT / ADAPTER).read_text(encoding="utf-8"))  # it is where they are
+
+
+def test_the_private_api_rule_catches_a_planted_violation():
+    planted = (
+        "from keras.src.legacy.saving import legacy_h5_format\n"
+        "import tensorflow.python.framework\n"
+        "def f(x):\n"
+        "    h = getattr(x, '_keras_history', None)\n"
+        "    return x._inbound_nodes, h\n"
+    )
+    assert _private_api_uses(planted) == [
+        "line 1: import keras.src.legacy.saving", "line 2: import tensorflow.python.framework",
+        "line 4: '_keras_history'", "line 5: ._inbound_nodes",
+    ]
+    assert _private_api_uses("import keras\nfrom keras import layers\nx = layers.Dense(1).name\n") == []
+
+
+def test_no_merge_is_tested_by_name():
+    assert _lines(MERGE_TEST, {"inception_kit/kinds.py"}) == []
+    assert MERGE_TEST.search('elif block.merge != "add":') and MERGE_TEST.search("if step.merge in ('concat',)")
+    assert not MERGE_TEST.search("merge = get_merge(block.merge)")
 
 
 def test_no_module_imports_names_from_the_package_root():

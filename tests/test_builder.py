@@ -10,7 +10,7 @@ import pytest
 
 import inception_kit as ik
 from conftest import ROOT, SHIPPED, SPECS
-from inception_kit.planner import iter_ops
+from inception_kit.planner import iter_ops, walk
 
 pytestmark = pytest.mark.slow  # every test here starts TensorFlow (make check leaves them out)
 
@@ -125,3 +125,44 @@ def test_bfloat16_precision_keeps_params_and_float32_outputs():
     assert b.dtype == np.float32 and keras.config.dtype_policy().name == "float32"
     rel = np.linalg.norm(a - b) / np.linalg.norm(a)
     assert 0 < rel < 0.05  # bfloat16 keeps 8 bits of mantissa: not equal, but close
+
+
+AUX_SPEC = (
+    "name: t\ninput: [8, 8, 3]\nlayers:\n"
+    "  - conv: {name: stem, filters: 4, kernel: 3}\n"
+    "  - conv: {name: LAST, filters: 4, kernel: 1}\n"
+    "head: [gap, {dense: {units: 5, activation: softmax}}]\n"
+    "aux:\n  side: {at: stem, layers: [gap, {dense: 5}]}\n"
+)
+
+
+def test_an_aux_heads_float32_cast_is_a_name_the_planner_reserves():
+    # A user's layer named like the cast the builder adds under bfloat16 is refused by the plan,
+    # before Keras would refuse the duplicate name.
+    with pytest.raises(ik.SpecError, match=r"aux\.side: expected an aux head whose layer names the model does "
+                                           r"not use already; received 'side_float32'"):
+        ik.loads_spec(AUX_SPEC.replace("LAST", "side_float32"))
+    with pytest.raises(ik.SpecError, match=r"received 'side_head_gap'"):
+        ik.loads_spec(AUX_SPEC.replace("LAST", "side_head_gap"))
+    assert ik.plan(ik.loads_spec(AUX_SPEC)).aux["side"].cast_name == "side_float32"
+
+
+def test_bfloat16_outputs_with_aux_heads_are_cast_under_the_plans_names():
+    from inception_kit.planner import INPUT_NAME, OUTPUT_CAST_NAME, OUTPUT_NAME
+
+    p = ik.plan(ik.loads_spec(AUX_SPEC))
+    model = ik.build_model(p, precision="bfloat16", aux=True)
+    assert set(model.output) == {OUTPUT_NAME, "side"}
+    names = [layer.name for layer in model.layers]
+    assert names[0] == INPUT_NAME and {OUTPUT_CAST_NAME, p.aux["side"].cast_name} <= set(names)
+    out = model(np.zeros((1, 8, 8, 3), "float32"))
+    assert {k: keras.backend.standardize_dtype(v.dtype) for k, v in out.items()} == {"output": "float32", "side": "float32"}
+    planned = {n for op in walk([*p.steps, *(a.block for a in p.aux.values())]) for n in op.layer_names}
+    assert set(names) - planned == {INPUT_NAME, OUTPUT_CAST_NAME, p.aux["side"].cast_name}
+
+
+def test_a_bad_precision_names_the_parameter():
+    from inception_kit.errors import ArgumentError
+
+    with pytest.raises(ArgumentError, match=r"^precision: expected one of float32, bfloat16; received 'float16'$"):
+        ik.build_model("inception_3a_tiny", precision="float16")

@@ -5,7 +5,12 @@ specs, which tests/test_canonical.py holds equal to them; outputs compared numer
 after copying the weights.
 """
 
+import json
+import os
+import re
 import subprocess
+import sys
+import zipfile
 
 import keras
 import numpy as np
@@ -212,3 +217,133 @@ def test_round_trip_every_shipped_spec(path):
 
 def totals_of(block):
     return block.cost.params, block.cost.macs, block.cost.flops
+
+
+# Hostile and broken .keras files (issue 22): each is refused with the file named, exit 2, no
+# traceback, before Keras deserialises anything (and so before TensorFlow loads).
+
+
+def _rezip(src, dst, replace=None, add=None, compression=zipfile.ZIP_STORED):
+    """A copy of the .keras archive `src`, members replaced or added."""
+    replace, add = replace or {}, add or {}
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", compression) as zout:
+        for info in zin.infolist():
+            zout.writestr(info.filename, replace.get(info.filename, zin.read(info.filename)))
+        for name, data in add.items():
+            zout.writestr(name, data)
+    return dst
+
+
+def _with_layer_class(src, dst, cls, module):
+    """The archive with its last layer's class (and module) rewritten in config.json."""
+    with zipfile.ZipFile(src) as z:
+        config = json.loads(z.read("config.json"))
+    config["config"]["layers"][-1].update(class_name=cls, module=module, registered_name=cls)
+    return _rezip(src, dst, replace={"config.json": json.dumps(config)})
+
+
+def _refused_before_tensorflow(path):
+    """load_keras's message in a fresh process, and whether TensorFlow or Keras got imported."""
+    code = (
+        "import sys\nfrom inception_kit.errors import SpecError\nfrom inception_kit.keras.importer import load_keras\n"
+        f"try:\n    load_keras({str(path)!r})\nexcept SpecError as err:\n    print(err)\n"
+        "print('tensorflow' in sys.modules or 'keras' in sys.modules)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    message, loaded = r.stdout.strip().rsplit("\n", 1)
+    return message, loaded == "True"
+
+
+@pytest.fixture(scope="module")
+def small_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("keras") / "small.keras"
+    small_inception().save(path)
+    return path
+
+
+def _lambda_model(marker):
+    """A model whose Lambda writes `marker` when it runs (its code travels in the .keras file)."""
+    x = keras.Input((4, 4, 3))
+    # The path is a constant of the lambda's code (a closure would not be saved with it).
+    writes = eval(f"lambda t: (open({str(marker)!r}, 'w').write('ran'), t)[1]")
+    y = L.Lambda(writes, name="evil")(x)
+    return keras.Model(x, L.Conv2D(2, 1, name="c")(y))
+
+
+def test_a_lambda_is_refused_and_never_run(tmp_path, monkeypatch):
+    marker = tmp_path / "ran.txt"
+    path = tmp_path / "lambda.keras"
+    _lambda_model(marker).save(path, zipped=True)
+    marker.unlink()  # building the model ran it once; loading must not
+    r = run("import", path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert f"{path}: layers[1] 'evil' (Lambda): expected a layer inception-kit can express" in r.stderr
+    message, loaded = _refused_before_tensorflow(path)
+    assert message.startswith(f"{path}: layers[1] 'evil' (Lambda)") and not loaded
+    # With our own check switched off, Keras' safe mode is the second fence: refused, not run.
+    from inception_kit.keras import importer
+
+    monkeypatch.setattr(importer, "_check_archive", lambda name: None)
+    with pytest.raises(ik.SpecError, match=rf"^{re.escape(str(path))}: expected a .keras file Keras loads in safe mode; "
+                                           r"received ValueError: .*(unsafe|safe_mode)"):
+        importer.load_keras(path)
+    assert not marker.exists()
+
+
+def test_a_lambda_hidden_in_a_supported_layers_config_is_refused(tmp_path, small_file):
+    with zipfile.ZipFile(small_file) as z:
+        config = json.loads(z.read("config.json"))
+    config["config"]["layers"][1]["config"]["kernel_initializer"] = {"class_name": "__lambda__", "config": {"code": "AA=="}}
+    path = _rezip(small_file, tmp_path / "hidden.keras", replace={"config.json": json.dumps(config)})
+    message, loaded = _refused_before_tensorflow(path)
+    assert message == (f"{path}: layers[1] 'stem' (Conv2D): expected standard Keras objects only (no Python code, "
+                       "no other module); received a serialised Python function (__lambda__)") and not loaded
+
+
+@pytest.mark.parametrize("cls, module, received", [
+    ("EvilLayer", "keras.layers", "EvilLayer"),
+    ("Conv2D", "evil.module", "an object from module 'evil.module'"),
+])
+def test_an_unknown_class_or_module_is_refused_before_keras(tmp_path, small_file, cls, module, received):
+    path = _with_layer_class(small_file, tmp_path / "unknown.keras", cls, module)
+    message, loaded = _refused_before_tensorflow(path)
+    assert message.startswith(f"{path}: layers[") and message.endswith(f"received {received}") and not loaded
+    r = run("import", path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and str(path) in r.stderr
+
+
+def test_a_member_leaving_the_archive_is_refused_and_nothing_is_written(tmp_path, small_file):
+    inner = tmp_path / "in"
+    inner.mkdir()
+    path = _rezip(small_file, inner / "escape.keras", add={"../escaped.txt": b"x", "assets/../../e2.txt": b"x"})
+    message, loaded = _refused_before_tensorflow(path)
+    assert message == (f"{path}: '../escaped.txt': expected an archive member inside the archive; "
+                       "received a path that leaves it") and not loaded
+    r = run("import", path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["escape.keras", "in"]
+
+
+def test_an_unknown_member_and_a_zip_bomb_are_refused_before_unpacking(tmp_path, small_file):
+    path = _rezip(small_file, tmp_path / "extra.keras", add={"run_me.py": b"print(1)"})
+    message, _ = _refused_before_tensorflow(path)
+    assert message.startswith(f"{path}: 'run_me.py': expected only Keras' members: config.json, ")
+    bomb = 32 * 2**20  # 32 MiB of zeros packs into about 32 KiB
+    path = _rezip(small_file, tmp_path / "bomb.keras", replace={"model.weights.h5": bytes(bomb)},
+                  compression=zipfile.ZIP_DEFLATED)
+    message, loaded = _refused_before_tensorflow(path)
+    assert message.startswith(f"{path}: 'model.weights.h5': expected a member that unpacks to at most 100 times "
+                              f"its size; received {bomb:,} bytes from ") and not loaded
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not a zip", "empty"])
+def test_a_broken_file_is_refused_with_its_name(tmp_path, small_file, damage):
+    data = small_file.read_bytes()
+    path = tmp_path / f"{damage.replace(' ', '_')}.keras"
+    path.write_bytes({"truncated": data[: len(data) // 2], "not a zip": b"name: x\n", "empty": b""}[damage])
+    message, loaded = _refused_before_tensorflow(path)
+    assert message.startswith(f"{path}: expected a .keras file (a Keras 3 zip archive); received a file that is not one")
+    assert not loaded
+    r = run("import", path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and str(path) in r.stderr

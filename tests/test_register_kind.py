@@ -14,7 +14,26 @@ from dataclasses import replace
 import pytest
 
 import inception_kit as ik
-from inception_kit.kinds import KINDS, POS_INT, Cost, Field, Kind, register_kind
+from inception_kit.errors import ArgumentError
+from inception_kit.kinds import (
+    POS_INT,
+    Cost,
+    Entry,
+    Field,
+    KerasRules,
+    Kind,
+    Merge,
+    MergeRules,
+    Rules,
+    Words,
+    get_kind,
+    get_merge,
+    list_kinds,
+    list_merges,
+    register_kind,
+    register_merge,
+    registry_scope,
+)
 
 
 def _pointwise_shape(args, shape):
@@ -37,13 +56,10 @@ POINTWISE = Kind(
     "pointwise",
     "a 1×1 convolution with a bias and no activation (a linear bottleneck)",
     {"filters": Field(POS_INT, doc="output channels")},
-    _pointwise_shape,
-    _pointwise_cost,
-    _pointwise_keras,
+    Rules(_pointwise_shape, _pointwise_cost, reduces=lambda a, inp, out: out[-1] < inp[-1]),  # narrows: a bottleneck
+    KerasRules(_pointwise_keras),
+    Words(config=lambda a: f"pointwise {a['filters']}", caption=lambda a: f"1×1 linear to {a['filters']}"),
     shorthand="filters",
-    title=lambda a: f"pointwise {a['filters']}",
-    caption=lambda a: f"1×1 linear to {a['filters']}",
-    reduces=lambda a, inp, out: out[-1] < inp[-1],  # a bottleneck when it narrows
 )
 
 SPEC = """
@@ -57,9 +73,9 @@ layers:
 
 @pytest.fixture
 def pointwise():
-    register_kind(POINTWISE)
-    yield POINTWISE
-    del KINDS["pointwise"]
+    with registry_scope():
+        register_kind(POINTWISE)
+        yield POINTWISE
 
 
 def test_a_registered_kind_validates_and_is_named_from_its_kind(pointwise):
@@ -124,9 +140,14 @@ def test_a_registered_kind_builds_and_equals_the_profiler(pointwise):
 
 def test_a_kind_name_is_registered_once():
     with pytest.raises(ValueError, match="already registered"):
-        register_kind(KINDS["conv"])
+        register_kind(get_kind("conv"))
+    with pytest.raises(ValueError, match="already registered"):  # kinds and merges share one namespace
+        register_merge(replace(get_merge("add"), name="conv"))
+    with pytest.raises(ValueError, match="already registered"):
+        register_kind(replace(POINTWISE, name="concat"))
     with pytest.raises(ValueError, match="spec language"):
-        register_kind(Kind("block", "", {}, _pointwise_shape, _pointwise_cost, _pointwise_keras))
+        register_kind(replace(POINTWISE, name="block"))
+    assert "pointwise" not in list_kinds()
 
 
 def _pointwise_from_keras(cfg):
@@ -142,9 +163,9 @@ def _pointwise_from_keras(cfg):
 @pytest.fixture
 def importable_pointwise():
     # The same kind, declaring how it is imported: Keras' Conv2D, when it is a linear 1×1.
-    kind = register_kind(replace(POINTWISE, keras_classes=("Conv2D",), from_keras=_pointwise_from_keras))
-    yield kind
-    del KINDS["pointwise"]
+    keras = replace(POINTWISE.keras, classes=("Conv2D",), from_keras=_pointwise_from_keras)
+    with registry_scope():
+        yield register_kind(replace(POINTWISE, keras=keras))
 
 
 @pytest.mark.slow
@@ -169,3 +190,122 @@ def test_a_registered_kind_is_imported_from_keras(importable_pointwise):
     copy_weights(model, built, imported)
     inputs = np.random.default_rng(0).normal(size=(2, 28, 28, 192)).astype("float32")
     assert np.array_equal(np.asarray(model(inputs)), np.asarray(built(inputs)))
+
+
+def test_the_registry_is_read_through_functions_and_not_changed_from_outside():
+    import inception_kit.kinds as kinds
+
+    assert not hasattr(kinds, "KINDS") and not hasattr(kinds, "MERGES")
+    with pytest.warns(DeprecationWarning, match="ik.list_kinds"):
+        old = ik.KINDS  # 0.3's dict, for one release: a read-only view
+    assert list(old) == list_kinds() and old["conv"] is get_kind("conv")
+    with pytest.raises(TypeError):
+        old["mine"] = old["conv"]
+    names = list_kinds()
+    names.append("pointwise")  # a copy: the registry does not change
+    assert "pointwise" not in list_kinds()
+    assert list_kinds()[:2] == ["conv", "sepconv"] and list_merges() == ["concat", "add"]
+    assert get_kind("conv").name == "conv" and get_merge("add").residual and not get_merge("concat").residual
+    with pytest.raises(ArgumentError) as err:
+        get_kind("sepcov")
+    assert str(err.value).startswith("name: expected a registered layer kind: conv, sepconv, ")
+    assert str(err.value).endswith("; received 'sepcov' (did you mean 'sepconv'?)")
+    with pytest.raises(ArgumentError, match="did you mean 'concat'"):
+        get_merge("conact")
+
+
+def test_registry_scope_undoes_what_was_registered_inside():
+    with registry_scope():
+        register_kind(POINTWISE)
+        assert "pointwise" in list_kinds()
+    assert "pointwise" not in list_kinds()
+    register_kind(POINTWISE)  # registers again once the scope undid it
+    try:
+        assert get_kind("pointwise") is POINTWISE
+    finally:
+        from inception_kit import kinds
+
+        kinds._KINDS.pop("pointwise")  # test-only cleanup of a registration made outside a scope
+
+
+def test_kinds_and_merges_answer_one_interface():
+    from inception_kit.kinds import kind_of
+
+    for name in [*list_kinds(), *list_merges(), "scale"]:
+        assert isinstance(kind_of(name), Entry), name
+    add = get_merge("add")
+    assert add.op_shape({}, [(4, 4, 8), (4, 4, 8)]) == (4, 4, 8)
+    assert add.op_cost({}, [(4, 4, 8)] * 3, (4, 4, 8)).flops_by_op == Counter(AddV2=2 * 4 * 4 * 8)
+    assert (add.text({}), add.base_name({}), add.caption_of({}), dict(add.fields)) == ("add", "add", "add", {})
+
+
+def test_a_merge_registered_in_one_call_validates_and_costs():
+    mul = Merge(
+        "mul", "element-wise product (a gate)",
+        MergeRules(lambda shapes: shapes[0], lambda shapes, out: Cost(flops_by_op=Counter(Mul=(len(shapes) - 1) * 16))),
+        KerasRules(lambda args, name: []),
+    )
+    with registry_scope():
+        register_merge(mul)
+        block = ik.BlockSpec("g", {"a": [ik.LayerSpec("conv", filters=4, kernel=1)], "b": []}, merge="mul")
+        a = ik.analyse(ik.ModelSpec("gate", (2, 2, 4), [block]))
+        assert a.total.flops_by_op["Mul"] == 16
+        with pytest.raises(ik.SpecError, match="no scale unless merge is add"):
+            ik.validate(ik.ModelSpec("gate", (2, 2, 4), [replace(block, scale=0.5)]))
+    assert "mul" not in list_merges()
+
+
+CONV = {"filters": 8, "kernel": (3, 1), "strides": (2, 2), "padding": "valid", "activation": "relu",
+        "batchnorm": {"scale": False, "epsilon": 1e-3, "momentum": 0.99}, "bias": False}
+
+
+def test_conv_like_kinds_word_their_own_fields():
+    """The report's config and the caption come from each kind's words, not a generic text."""
+    conv, sep = get_kind("conv"), get_kind("sepconv")
+    assert conv.text({**CONV, "groups": 2}) == "conv 3x1/2 valid groups 2 bn relu"
+    assert sep.text({**CONV, "depth_multiplier": 3, "bias": True, "batchnorm": None}) == "sepconv 3x1/2 valid x3 bias relu"
+    assert conv.caption_of({**CONV, "groups": 2}) == "conv 3×1 /2, 2 groups, valid, bn, relu"
+    assert sep.caption_of({**CONV, "depth_multiplier": 3}) == "sepconv 3×1 /2, valid, bn, relu"
+    assert (conv.base_name({**CONV, "groups": 1}), sep.base_name({**CONV, "depth_multiplier": 1})) == ("conv3x1", "sepconv3x1")
+    assert get_kind("maxpool").text({"pool": (3, 3), "strides": None, "padding": "same"}) == "maxpool 3x3/3"
+    assert get_kind("dense").text({"units": 10, "activation": "softmax", "bias": True}) == "dense 10 bias softmax"
+    assert get_kind("activation").text({"activation": None}) == "activation"
+
+
+def _dilated_cost(args, inp, out):  # as a conv's: the dilation spreads the kernel, not its weights
+    kh, kw = args["kernel"]
+    weights = kh * kw * inp[-1] * out[-1]
+    return Cost(weights, weights, out[0] * out[1] * weights, Counter(Conv2D=2 * out[0] * out[1] * weights))
+
+
+@pytest.fixture
+def dilated():
+    from inception_kit.kinds import conv_like
+
+    kind = conv_like("dilated", "dilated convolution (padding same)", "Conv2D",
+                     ("dilation_rate", Field(POS_INT, 1, "spacing of the kernel's taps")), _dilated_cost,
+                     option_words=lambda n: [f"dilation {n}"] if n > 1 else [])
+    with registry_scope():
+        yield register_kind(kind)
+
+
+DILATED = "name: dil\ninput: [8, 8, 4]\nlayers:\n  - dilated: {filters: 6, kernel: 3, dilation_rate: 2, batchnorm: true}\n"
+
+
+def test_conv_like_makes_a_new_convolution_kind(dilated):
+    a = ik.analyse(ik.loads_spec(DILATED))
+    conv = a.rows[0]
+    assert conv.name == "dilated3x3" and get_kind("dilated").text(conv.args) == "dilated 3x3 dilation 2 bn+scale relu"
+    assert a.plan.layers[0].layer_names == ("dilated3x3", "dilated3x3_bn", "dilated3x3_relu")
+    assert conv.cost.macs == 8 * 8 * 3 * 3 * 4 * 6
+    assert a.plan.output_shape == (8, 8, 6)
+
+
+@pytest.mark.slow
+def test_a_conv_like_kind_builds_and_equals_the_profiler(dilated):
+    from inception_kit.keras.verify import compare
+
+    a = ik.analyse(ik.loads_spec(DILATED))
+    model = ik.build_model(a.plan)
+    assert model.get_layer("dilated3x3").get_config()["dilation_rate"] == (2, 2)
+    assert [(c.what, c.analytic, c.measured) for c in compare(a, model) if not c.ok] == []

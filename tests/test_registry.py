@@ -8,7 +8,7 @@ import pytest
 
 import inception_kit as ik
 from inception_kit.keras.verify import compare
-from inception_kit.kinds import KINDS, MERGES
+from inception_kit.kinds import get_merge, list_kinds, list_merges
 
 INPUT = (9, 9, 4)
 EXAMPLES = {  # kind -> (layers before it, its arguments)
@@ -27,10 +27,10 @@ EXAMPLES = {  # kind -> (layers before it, its arguments)
 
 
 def test_every_kind_has_an_example():
-    assert set(EXAMPLES) == set(KINDS)
+    assert set(EXAMPLES) == set(list_kinds())
 
 
-@pytest.mark.parametrize("kind", sorted(KINDS))
+@pytest.mark.parametrize("kind", sorted(list_kinds()))
 def test_kind_shape_params_and_flops_equal_keras(kind):
     before, args = EXAMPLES[kind]
     spec = ik.Model(kind, INPUT, [*before, ik.Layer(kind, **args)])
@@ -41,10 +41,10 @@ def test_kind_shape_params_and_flops_equal_keras(kind):
     assert not bad
 
 
-@pytest.mark.parametrize("merge", sorted(MERGES))
+@pytest.mark.parametrize("merge", sorted(list_merges()))
 def test_merge_shape_params_and_flops_equal_keras(merge):
     branches = {"a": [ik.Layer("conv", filters=4, kernel=1)], "b": [ik.Layer("conv", filters=4, kernel=3)], "c": []}
-    block = ik.Block("m", branches, merge=merge, scale=0.5 if merge == "add" else None, activation="relu")
+    block = ik.Block("m", branches, merge=merge, scale=0.5 if get_merge(merge).residual else None, activation="relu")
     a = ik.analyse(ik.Model(merge, INPUT, [block]))
     model = ik.build_model(a.plan)
     assert tuple(model.output.shape[1:]) == a.plan.output_shape

@@ -238,13 +238,13 @@ class Context:
 
     def _write_frozen(self, dest: Path) -> Callable[[Any], Any]:
         import tensorflow as tf
-        from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
+        from ..keras._keras_internals import freeze
         from ..keras.export.artifact import OUTPUT_NAME, SIGNATURE, serving_module
         from ..planner import INPUT_NAME
 
         _, concrete = serving_module(self.model, self.in_shape)
-        frozen = convert_variables_to_constants_v2(concrete)
+        frozen = freeze(concrete)
         root = tf.Module()
         root.frozen = frozen
         root.serve = tf.function(

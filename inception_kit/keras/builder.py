@@ -12,11 +12,23 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..errors import SpecError
+from ..errors import ArgumentError, SpecError
 from ..kinds import kind_of
 from ..loading import load
-from ..planner import DEFAULT_BUDGET, INPUT_NAME, OUTPUT_CAST_NAME, BlockPlan, Op, Plan, Step, plan, walk
+from ..planner import (
+    DEFAULT_BUDGET,
+    INPUT_NAME,
+    OUTPUT_CAST_NAME,
+    OUTPUT_NAME,
+    BlockPlan,
+    Op,
+    Plan,
+    Step,
+    plan,
+    walk,
+)
 from ..spec.types import BlockSpec, LayerSpec, ModelSpec, Node
+from ._keras_internals import upstream_layer_names
 
 if TYPE_CHECKING:
     import keras
@@ -52,7 +64,7 @@ def build_model(
     import keras
 
     if precision is not None and precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; received {precision!r}")
+        raise ArgumentError("precision", "one of " + ", ".join(PRECISIONS), precision)
     # Within its budget before Keras allocates anything: a plan's own, else the default.
     p = load(spec, budget=spec.budget if isinstance(spec, Plan) else DEFAULT_BUDGET, **knobs)
     previous = keras.config.dtype_policy()
@@ -64,12 +76,14 @@ def build_model(
         outputs = apply_steps(p.steps, inputs, taps)  # (B, *plan.output_shape)
         if aux and p.aux:
             heads = {name: apply_steps([a.block], taps[a.at]) for name, a in p.aux.items()}
-            outputs = {"output": outputs, **heads}
+            outputs = {OUTPUT_NAME: outputs, **heads}
         if keras.config.dtype_policy().compute_dtype != "float32":  # float32 outputs for all
-            named = outputs if isinstance(outputs, dict) else {"output": outputs}
-            cast = {k: keras.layers.Activation("linear", dtype="float32", name=_cast_name(k))(t)
+            # the casts' names are the plan's (reserved there, as every name is)
+            cast_names = {OUTPUT_NAME: OUTPUT_CAST_NAME, **{k: a.cast_name for k, a in p.aux.items()}}
+            named = outputs if isinstance(outputs, dict) else {OUTPUT_NAME: outputs}
+            cast = {k: keras.layers.Activation("linear", dtype="float32", name=cast_names[k])(t)
                     for k, t in named.items()}
-            outputs = cast if isinstance(outputs, dict) else cast["output"]
+            outputs = cast if isinstance(outputs, dict) else cast[OUTPUT_NAME]
     finally:
         keras.config.set_dtype_policy(previous)
     model = keras.Model(inputs, outputs, name=p.model.name)
@@ -119,7 +133,7 @@ def apply_block(
             raise SpecError.one("x", f"a rank-4 tensor (batch, height, width, channels) for block {what}",
                                 f"a rank-{len(shape) + 1} tensor of shape {tuple(x.shape)}") from None
         raise
-    taken = _upstream_names(x) & {name for op in walk(p.steps) for name in op.layer_names}
+    taken = upstream_layer_names(x) & {name for op in walk(p.steps) for name in op.layer_names}
     if taken:
         raise SpecError.one(
             "name", f"layer names not already in the graph of x (applying {what} twice? pass name=)",
@@ -132,25 +146,6 @@ def _renamed(node: Node, name: str) -> Node:
     out = copy.copy(node)
     out.name = name
     return out
-
-
-def _upstream_names(x: Any) -> set[str]:
-    """Names of the layers that x was computed by (Keras 3's graph history of a symbolic tensor)."""
-    names: set[str] = set()
-    stack, seen = [x], set()
-    while stack:
-        history = getattr(stack.pop(), "_keras_history", None)
-        if history is None or id(history.operation) in seen:
-            continue
-        seen.add(id(history.operation))
-        names.add(history.operation.name)
-        stack.extend(history.operation._inbound_nodes[history.node_index].input_tensors)
-    return names
-
-
-def _cast_name(output: str) -> str:
-    # The main output's cast is the planner's reserved name; an aux head's follows it.
-    return OUTPUT_CAST_NAME if output == "output" else f"{output}_float32"
 
 
 def apply_steps(steps: list[Step], x: Any, taps: dict[str, Any] | None = None) -> Any:

@@ -12,11 +12,11 @@ a GoogLeNet-shaped block becomes an `inception:` table row; consecutive blocks t
 only in a trailing number of their names become one block with `repeat`.
 
 Which Keras layers become which kinds, and how their configs become fields, the registry
-says (`Kind.keras_classes`, `from_keras`, `keras_folds`, `import_defaults`; `Merge`'s for
-the merges); this module knows the graph, blocks and the spec's readability. Read today:
+says (each entry's `KerasRules`: `classes`, `from_keras`, `folds`, `import_defaults`; the
+merges' and the block scale's alike); this module knows the graph, blocks and the spec's readability. Read today:
 Conv2D (with groups), SeparableConv2D, BatchNormalization, Activation, ReLU, MaxPooling2D,
-AveragePooling2D, GlobalAveragePooling2D, Flatten, Dropout, Dense, Concatenate and Add,
-and here InputLayer, Rescaling (as a residual scale) and CustomScaleLayer. Anything else,
+AveragePooling2D, GlobalAveragePooling2D, Flatten, Dropout, Dense, Concatenate, Add and
+CustomScaleLayer (the add merge's), Rescaling (the block scale's), and here InputLayer. Anything else,
 or an option the spec language cannot state (dilation, channels_first, a
 shared layer, several inputs or outputs, ...), is a SpecError naming the layer, its class
 and its position in `model.layers`; nothing is dropped in silence. Initialisers,
@@ -26,6 +26,7 @@ carried. Keras is needed only to hand over the model; the walk itself is plain P
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -34,34 +35,39 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, NoReturn
 
-import yaml
-
 from ..errors import Problem, SpecError
-from ..kinds import KINDS, MERGES, Bad, Kind, Merge
+from ..kinds import Bad, Kind, Merge, get_block_op, get_kind, get_merge, list_kinds, list_merges
 from ..loading import load
 from ..planner import Plan, iter_ops
 from ..spec.parse import TABLE_COLUMNS, parse_plain
 from ..spec.types import ModelSpec
+from ..spec.yaml_io import Flow, dump_yaml
 
 INPUT = "InputLayer"
 ACTIVATION = "activation"  # a block's field, set by a layer that is only an activation
-RESCALING = "Rescaling"  # our builder's residual scale, read as the block's `scale`
-SCALE_LAYER = "CustomScaleLayer"  # InceptionResNetV2's `x + scale * residual`: an add with a scale
-SUM = "Add"  # the Keras merge CustomScaleLayer is read as
 _NAME = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 def supported_classes() -> list[str]:
     """The Keras layer classes an import reads: the registered kinds' and merges', then the
     two this module reads as a block's scale."""
-    registered = [c for k in KINDS.values() for c in k.keras_classes]
-    registered += [c for m in MERGES.values() for c in m.keras_classes]
-    return list(dict.fromkeys([*registered, RESCALING, SCALE_LAYER]))
+    registered = [c for k in _kinds() for c in k.keras.classes]
+    registered += [c for m in _merges().values() for c in m.keras.classes]
+    return list(dict.fromkeys([*registered, *_scale_op().keras.classes]))
+
+
+def _kinds() -> list[Kind]:
+    return [get_kind(name) for name in list_kinds()]
+
+
+def _scale_op() -> Kind:
+    """A block's residual scale: the Keras layers it is read from end a residual branch."""
+    return get_block_op("scale")
 
 
 def _merges() -> dict[str, Merge]:
     """The registered merges by Keras class."""
-    return {c: m for m in MERGES.values() for c in m.keras_classes}
+    return {c: m for m in map(get_merge, list_merges()) for c in m.keras.classes}
 
 
 @dataclass
@@ -198,7 +204,7 @@ def _seq(g: _Graph, stop: str | None, end: str) -> list[Any]:
             if g.cls[cur] != INPUT:  # a Sequential model's first layer
                 items.append(("layer", cur))
             break
-        if g.cls[cur] in g.merges or g.cls[cur] == SCALE_LAYER:
+        if g.cls[cur] in g.merges:
             if len(ins) < 2:
                 g.fail(cur, "a merge of two or more inputs", f"{len(ins)} input")
             common = frozenset.intersection(*(g.ancestors(i) for i in ins))
@@ -257,10 +263,10 @@ class _Writer:
         its class, registered last first; None when none takes it."""
         if name not in self.read_layers:
             cls, cfg, found = self.g.cls[name], self.g.config[name], None
-            for kind in reversed(KINDS.values()):
-                if cls in kind.keras_classes and kind.from_keras is not None:
+            for kind in reversed(_kinds()):
+                if cls in kind.keras.classes and kind.keras.from_keras is not None:
                     try:
-                        fields = kind.from_keras(cfg)
+                        fields = kind.keras.from_keras(cfg)
                     except Bad as bad:
                         self.g.fail(name, bad.expected, str(bad.value))
                     if fields is not None:
@@ -273,7 +279,7 @@ class _Writer:
         """Whether a layer after a merge is the block's `activation`: a layer of a kind whose
         one field is an activation (Activation, ReLU)."""
         cls = self.g.cls[name]
-        return any(cls in k.keras_classes and set(k.fields) == {ACTIVATION} for k in KINDS.values())
+        return any(cls in k.keras.classes and set(k.fields) == {ACTIVATION} for k in _kinds())
 
     def sequence(
         self, items: list[Any], parent: str | None
@@ -300,7 +306,7 @@ class _Writer:
                 self.refuse(name)
             kind, body = read
             src, last = {"layer": name}, name
-            for following, fold in kind.keras_folds.items():  # in build order
+            for following, fold in kind.keras.folds.items():  # in build order
                 nxt = items[i + 1] if i + 1 < len(items) else None
                 if not nxt or nxt[0] != "layer" or g.consumers[last] != 1:
                     continue
@@ -315,7 +321,7 @@ class _Writer:
 
     def refuse(self, name: str) -> NoReturn:
         cls = self.g.cls[name]
-        if cls == RESCALING:
+        if cls in _scale_op().keras.classes:
             self.g.fail(
                 name,
                 "Rescaling only as the scale ending every residual branch of an add "
@@ -344,38 +350,37 @@ class _Writer:
         full = f"{parent}_{name}" if parent else name
         body: dict[str, Any] = {"name": name}
         scale = None
-        if cls == SCALE_LAYER:
-            joint, fields = g.merges[SUM], {}
-        else:
-            joint = g.merges[cls]
-            try:
-                fields = joint.from_keras(cfg)
-            except Bad as bad:
-                g.fail(merge, bad.expected, str(bad.value))
+        joint = g.merges[cls]
+        try:
+            fields = dict(joint.keras.from_keras(cfg) or {}) if joint.keras.from_keras else {}
+        except Bad as bad:
+            g.fail(merge, bad.expected, str(bad.value))
         body["merge"] = joint.name
+        scale = fields.pop("scale", None)  # a merge that scales (CustomScaleLayer: x + scale * residual)
         body.update(fields)
-        if cls in (SUM, SCALE_LAYER):
-            if cls == SCALE_LAYER:
+        if joint.residual:
+            if scale is not None:
                 if branch_items[0]:
                     g.fail(
                         merge,
                         "x + scale * residual with x the block's input",
                         "a first input with layers of its own",
                     )
-                scale = float(cfg["scale"])
-            else:  # our own builder's residual scale: a Rescaling ending every non-identity branch
+            else:  # our own builder's residual scale: a scale layer ending every non-identity branch
+                scaler = _scale_op()
                 ends = [b[-1] for b in branch_items if b]
-                if ends and all(e[0] == "layer" and g.cls[e[1]] == RESCALING for e in ends):
-                    scales = {
-                        (float(g.config[e[1]]["scale"]), float(g.config[e[1]].get("offset", 0.0)))
-                        for e in ends
-                    }
-                    if len(scales) == 1 and next(iter(scales))[1] == 0.0:
-                        scale = next(iter(scales))[0]
-                        branch_items = [b[:-1] if b else b for b in branch_items]
+                reads = [
+                    scaler.keras.from_keras(g.config[e[1]])
+                    if e[0] == "layer" and g.cls[e[1]] in scaler.keras.classes and scaler.keras.from_keras
+                    else None
+                    for e in ends
+                ]
+                if ends and all(reads) and len({r["scale"] for r in reads if r}) == 1:
+                    scale = reads[0]["scale"]  # type: ignore[index]
+                    branch_items = [b[:-1] if b else b for b in branch_items]
         if scale is not None:
             body["scale"] = scale
-        names = _branch_names(cls in (SUM, SCALE_LAYER), branch_items)
+        names = _branch_names(joint.residual, branch_items)
         branches, sources = {}, []
         for bname, items in zip(names, branch_items):
             converted = self.sequence(items, f"{full}_{bname}")
@@ -409,7 +414,7 @@ def _common_prefix(names: list[str]) -> str:
 
 def _block_name(merge: str, parent: str | None) -> str:
     name = _NAME.sub("_", merge)
-    for suffix in [f"_{m}" for m in MERGES]:  # inception-kit's own merge names: NAME_concat
+    for suffix in [f"_{m}" for m in list_merges()]:  # inception-kit's own merge names: NAME_concat
         if name.endswith(suffix) and len(name) > len(suffix):
             name = name[: -len(suffix)]
     if parent:  # nested names are prefixed by the builder: keep them relative
@@ -453,12 +458,13 @@ def _defaults(layers: list[Any]) -> dict[str, dict[str, Any]]:
     unless those are all the fields' own defaults (nothing to say)."""
     out: dict[str, dict[str, Any]] = {}
     found = list(_walk_layers(layers))
-    for name, kind in KINDS.items():
+    for kind in _kinds():
+        name = kind.name
         bodies = [b for k, b in found if k == name]
-        if not kind.import_defaults or not bodies:
+        if not kind.keras.import_defaults or not bodies:
             continue
         top = {}
-        for key in kind.import_defaults:
+        for key in kind.keras.import_defaults:
             values = Counter(repr(b.get(key)) for b in bodies)
             best = values.most_common(1)[0][0]
             top[key] = next(b.get(key) for b in bodies if repr(b.get(key)) == best)
@@ -480,7 +486,7 @@ def _strip(nodes: list[Any], defaults: dict[str, dict[str, Any]]) -> None:
             for branch in body["branches"].values():
                 _strip(branch, defaults)
             continue
-        kind, stated = KINDS[name], defaults.get(name, {})
+        kind, stated = get_kind(name), defaults.get(name, {})
         for key, value in list(body.items()):
             if key in stated:
                 if stated[key] == value:
@@ -566,33 +572,12 @@ def _repeats(nodes: list[Any]) -> list[Any]:
     return out
 
 
-class _Flow(dict):
-    """A mapping written on one line (a layer's fields)."""
-
-
-class _Dumper(yaml.SafeDumper):
-    pass
-
-
-_Dumper.add_representer(
-    _Flow, lambda d, data: d.represent_mapping("tag:yaml.org,2002:map", data.items(), flow_style=True)
-)
-
-
-def _represent_list(dumper: yaml.SafeDumper, data: list) -> Any:
-    flat = all(not isinstance(v, (dict, list)) for v in data)  # [299, 299, 3], [1, 7]
-    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flat)
-
-
-_Dumper.add_representer(list, _represent_list)
-
-
 def _node(node: Any) -> Any:
     if not isinstance(node, dict):
         return node  # gap, flatten
     ((kind, body),) = node.items()
     if kind != "block":
-        return {kind: _Flow(body) if isinstance(body, dict) else body}
+        return {kind: Flow(body) if isinstance(body, dict) else body}
     return {
         "block": {
             k: ({b: [_node(x) for x in items] for b, items in v.items()} if k == "branches" else v)
@@ -605,11 +590,11 @@ def _dump(data: dict[str, Any]) -> str:
     """Block style down to each layer, which is one line: `- conv: {filters: 64, kernel: [1, 7]}`."""
     out = dict(data)
     if "defaults" in out:
-        out["defaults"] = {kind: _Flow(v) for kind, v in out["defaults"].items()}
+        out["defaults"] = {kind: Flow(v) for kind, v in out["defaults"].items()}
     for part in ("layers", "head"):
         if part in out:
             out[part] = [_node(n) for n in out[part]]
-    return yaml.dump(out, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=1000)
+    return dump_yaml(out, width=1000)  # one layer a line, however long
 
 
 # ---------------------------------------------------------------------------------------
@@ -665,21 +650,126 @@ def from_keras(model: Any) -> ModelSpec:
     return import_keras(model).model
 
 
+# What a .keras archive may hold, and how much (Keras writes its members uncompressed).
+KERAS_MEMBERS = ("config.json", "metadata.json", "model.weights.h5", "model.weights.npz")
+MAX_MEMBERS = 1_000  # the members above, and a few under assets/
+MAX_CONFIG_BYTES = 64 * 2**20  # config.json, metadata.json: InceptionResNetV2's config is about 1 MB
+MAX_ARCHIVE_BYTES = 8 * 2**30  # all members unpacked: InceptionResNetV2's weights are about 215 MB
+MAX_RATIO = 100  # a member that unpacks to more than this times its packed size ...
+RATIO_FLOOR = 16 * 2**20  # ... and to more than this is a zip bomb
+MODEL_CLASSES = ("Functional", "Sequential")  # the graphs an import reads
+
+
 def load_keras(path: str | os.PathLike[str]) -> Any:
-    """Loads a .keras file (safe mode), knowing InceptionResNetV2's CustomScaleLayer."""
-    import keras
+    """Loads a .keras file for `import_keras`, refusing a hostile or broken one first.
 
-    custom = {}
-    try:
-        from keras.src.applications.inception_resnet_v2 import CustomScaleLayer
+    The archive is checked in plain Python before Keras reads it: a zip with only Keras'
+    members (no `../`, no absolute path, no link), their sizes bounded before anything is
+    unpacked (a zip bomb), and a config whose every layer is one an import reads, from a
+    Keras module, with no Python function in it (a Lambda's code is never deserialised,
+    let alone run). Keras then loads it in safe mode, which refuses such code again.
 
-        custom["CustomScaleLayer"] = CustomScaleLayer
-    except ImportError:  # a Keras without it: such files then fail to load, with Keras' message
-        pass
+    Raises:
+        SpecError: no such file, not a .keras archive (a truncated file, another format),
+            a member or layer refused (named), or Keras could not load it; each names the file.
+    """
     name = os.fspath(path)
     if not os.path.isfile(name):
         raise SpecError.one("<file>", "an existing .keras file", f"{name!r}, which is not a file")
-    return keras.models.load_model(name, custom_objects=custom, compile=False)
+    _check_archive(name)
+    import keras
+
+    try:
+        return keras.models.load_model(name, compile=False, safe_mode=True)
+    except Exception as err:  # Keras' reasons are many (safe mode, a bad weights file): its words, one line
+        reason = " ".join(str(err).split())[:300]
+        raise SpecError.one(name, "a .keras file Keras loads in safe mode", f"{type(err).__name__}: {reason}") from None
+
+
+def _check_archive(name: str) -> None:
+    """Refuses, before Keras opens it, a .keras archive that is broken or hostile (see `load_keras`)."""
+    import stat
+    import zipfile
+
+    def fail(where: str, expected: str, received: str) -> NoReturn:
+        raise SpecError.one(f"{name}: {where}" if where else name, expected, received)
+
+    try:
+        archive = zipfile.ZipFile(name)
+    except (zipfile.BadZipFile, OSError, ValueError) as err:  # truncated, another format, a bad header
+        fail("", "a .keras file (a Keras 3 zip archive)", f"a file that is not one ({err})")
+    with archive:
+        members = archive.infolist()
+        if len(members) > MAX_MEMBERS:
+            fail("", f"at most {MAX_MEMBERS:,} archive members", f"{len(members):,}")
+        total = 0
+        for info in members:
+            member = info.filename
+            parts = member.replace("\\", "/").split("/")
+            if member.startswith(("/", "\\")) or ".." in parts or "\0" in member or ":" in parts[0]:
+                fail(repr(member), "an archive member inside the archive", "a path that leaves it")
+            if stat.S_ISLNK(info.external_attr >> 16):
+                fail(repr(member), "an archive member that is a file", "a symbolic link")
+            if member not in KERAS_MEMBERS and not member.startswith("assets/"):
+                fail(repr(member), "only Keras' members: " + ", ".join(KERAS_MEMBERS) + " and assets/", "another")
+            if info.file_size > RATIO_FLOOR and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+                fail(repr(member), f"a member that unpacks to at most {MAX_RATIO} times its size",
+                     f"{info.file_size:,} bytes from {info.compress_size:,} (a zip bomb)")
+            total += info.file_size
+        if total > MAX_ARCHIVE_BYTES:
+            fail("", f"at most {MAX_ARCHIVE_BYTES:,} bytes unpacked", f"{total:,}")
+        for required in ("config.json", "metadata.json"):
+            if required not in archive.namelist():
+                fail("", f"a .keras archive with {required}", "none")
+        config = archive.getinfo("config.json")
+        if config.file_size > MAX_CONFIG_BYTES:
+            fail("config.json", f"at most {MAX_CONFIG_BYTES:,} bytes", f"{config.file_size:,}")
+        try:
+            with archive.open(config) as f:
+                data = json.loads(f.read(MAX_CONFIG_BYTES + 1))
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, RecursionError) as err:
+            fail("config.json", "the model's config as JSON", f"unreadable ({type(err).__name__}: {err})"[:300])
+    _check_config(data, fail)
+
+
+def _check_config(data: Any, fail: Any) -> None:
+    """A functional or Sequential model whose layers are all read by an import, from Keras'
+    own modules, with no serialised Python function anywhere in the config."""
+    if not isinstance(data, dict) or data.get("class_name") not in MODEL_CLASSES:
+        received = data.get("class_name") if isinstance(data, dict) else type(data).__name__
+        fail("config.json", "a " + " or ".join(MODEL_CLASSES) + " model", repr(received))
+    layers = (data.get("config") or {}).get("layers") if isinstance(data.get("config"), dict) else None
+    if not isinstance(layers, list):
+        fail("config.json", "a model config with a list of layers", "none")
+    allowed = {*supported_classes(), INPUT}
+    for i, layer in enumerate(layers):
+        cfg = layer.get("config") if isinstance(layer, dict) else None
+        lname = cfg.get("name") if isinstance(cfg, dict) else None
+        cls = layer.get("class_name") if isinstance(layer, dict) else None
+        where = f"layers[{i}] {lname!r} ({cls})"
+        if cls not in allowed:
+            fail(where, "a layer inception-kit can express: " + ", ".join(supported_classes()), str(cls))
+        found = _foreign(layer)
+        if found:
+            fail(where, "standard Keras objects only (no Python code, no other module)", found)
+
+
+def _foreign(tree: Any) -> str | None:
+    """The first serialised object in a config that is a Python function (a lambda's code)
+    or comes from a module other than Keras', or None. Iterative: configs nest deeply."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            module, cls = node.get("module"), node.get("class_name")
+            if cls in ("__lambda__", "function", "__function__") or "__lambda__" in node:
+                return f"a serialised Python function ({cls})"
+            if isinstance(module, str) and module != "keras" and not module.startswith("keras."):
+                return f"an object from module {module!r}"
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return None
 
 
 def copy_weights(source: Any, built: Any, imported: Imported) -> None:

@@ -39,16 +39,16 @@ def compare(analysis: Analysis, model: Any, flops: Counter | None = None) -> lis
     """Params, trainable params, each profiler op type and the FLOP total, side by side.
 
     Raises:
-        SpecError: Keras runs another backend than TensorFlow, whose profiler counts the FLOPs.
+        ArgumentError: (`backend`) Keras runs another backend than TensorFlow, whose profiler
+            counts the FLOPs, and no `flops` were given.
     """
     from .backends import current
 
     if flops is None and current() != "tensorflow":
-        from ..errors import SpecError
+        from ..errors import ArgumentError
 
-        raise SpecError.one("--verify", "the tensorflow backend: TensorFlow's profiler counts FLOPs on a "
-                            "TensorFlow graph (the cost report itself is the same on every backend)",
-                            f"the {current()} backend")
+        raise ArgumentError("backend", "the tensorflow backend: TensorFlow's profiler counts FLOPs on a "
+                            "TensorFlow graph (the cost report itself is the same on every backend)", current())
     from .profiler import profile_flops
 
     measured = profile_flops(model) if flops is None else flops

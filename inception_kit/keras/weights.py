@@ -38,45 +38,78 @@ def load_application_weights(
         spec_name: the preset the model was built from; "imagenet" needs it to pick the application.
 
     Raises:
-        SpecError: no such file, not such a file, or layers and arrays that do not match
-            (naming the first mismatch); "imagenet" for a spec that is no Keras application.
+        SpecError: no such file, not such a file (or a forged one: a missing or linked member,
+            an array that is not numbers), or layers and arrays that do not match (naming the
+            file, the layer and the first mismatch); "imagenet" for a spec that is no Keras
+            application.
         RuntimeError: "imagenet" could not be downloaded (offline).
     """
     if os.fspath(weights) == "imagenet":
-        source, arrays = "keras.applications' imagenet weights", _imagenet(model, spec_name)
-    else:
-        source, arrays = os.fspath(weights), _read_file(Path(weights))
-    _assign(model, arrays, source)
-
-
-def _read_file(path: Path) -> list[tuple[str, list[tuple[str, Any]]]]:
-    """(layer name, [(weight name, array)]) for every layer with weights, in the file's order."""
+        _assign(model, _imagenet(model, spec_name), "keras.applications' imagenet weights")
+        return
     import h5py
-    import numpy as np
-    from keras.src.legacy.saving.legacy_h5_format import load_attributes_from_hdf5_group  # Keras' own reader
 
-    wanted = "a keras.applications weight file (legacy HDF5 with layer_names)"
+    path = Path(weights)
     if not path.is_file():
-        raise SpecError.one("weights", wanted, f"{path} (no such file)")
+        raise SpecError.one("weights", _WANTED, f"{path} (no such file)")
     try:
         f = h5py.File(path, "r")
     except OSError:
-        raise SpecError.one("weights", wanted, f"{path}, which is not an HDF5 file") from None
-    with f:
-        group = f["model_weights"] if "layer_names" not in f.attrs and "model_weights" in f else f
-        names = load_attributes_from_hdf5_group(group, "layer_names")
-        if not names:
-            raise SpecError.one(
-                "weights",
-                wanted,
-                f"{path}, which has no layer_names (a Keras 3 .weights.h5?)",
-                hint="Keras 3 .weights.h5 files load with model.load_weights or export --weights",
-            )
-        out = []
-        for name in names:
-            weight_names = load_attributes_from_hdf5_group(group[name], "weight_names")
-            if weight_names:
-                out.append((name, [(w, np.asarray(group[name][w])) for w in weight_names]))
+        raise SpecError.one("weights", _WANTED, f"{path}, which is not an HDF5 file") from None
+    with f:  # datasets are read only once every shape is checked (a forged file may hold huge ones)
+        _assign(model, _read_file(f, path), os.fspath(path))
+
+
+_WANTED = "a keras.applications weight file (legacy HDF5 with layer_names)"
+
+
+def _legacy_weights(layer: Any) -> list[Any]:
+    """A layer's variables in the order legacy HDF5 files hold them: trainable, then not
+    (Keras' own order for these files; `layer.weights` is ordered otherwise)."""
+    return [*layer.trainable_weights, *layer.non_trainable_weights]
+
+
+def _member(group: Any, key: str, path: Path, what: str) -> Any:
+    """`group[key]`, refusing a missing member or a link (h5py would follow one into another file)."""
+    import h5py
+
+    link = group.get(key, getlink=True)
+    if link is None:
+        raise SpecError.one("weights", f"{what} '{key}', as the file's own index lists", f"none in {path}")
+    if isinstance(link, (h5py.SoftLink, h5py.ExternalLink)):
+        raise SpecError.one("weights", f"{what} '{key}' stored in the file", f"a link elsewhere in {path}")
+    return group[key]
+
+
+def _read_file(f: Any, path: Path) -> list[tuple[str, list[tuple[str, Any]]]]:
+    """(layer name, [(weight name, dataset)]) for every layer with weights, in the file's
+    order; the datasets stay unread (their shapes are metadata)."""
+    import h5py
+
+    from ._keras_internals import hdf5_attribute  # Keras' own reader of these attributes
+
+    group = f["model_weights"] if "layer_names" not in f.attrs and "model_weights" in f else f
+    names = hdf5_attribute(group, "layer_names")
+    if not names:
+        raise SpecError.one(
+            "weights",
+            _WANTED,
+            f"{path}, which has no layer_names (a Keras 3 .weights.h5?)",
+            hint="Keras 3 .weights.h5 files load with model.load_weights or export --weights",
+        )
+    out = []
+    for name in names:
+        layer = _member(group, name, path, "a layer group")
+        if not isinstance(layer, h5py.Group):
+            raise SpecError.one("weights", f"a layer group '{name}'", f"a dataset in {path}")
+        datasets = []
+        for w in hdf5_attribute(layer, "weight_names"):
+            ds = _member(layer, w, path, f"layer '{name}''s array")
+            if not isinstance(ds, h5py.Dataset) or ds.dtype.kind not in "fiu":
+                raise SpecError.one("weights", f"numbers for layer '{name}''s array '{w}'", f"another kind of data in {path}")
+            datasets.append((w, ds))
+        if datasets:
+            out.append((name, datasets))
     return out
 
 
@@ -109,8 +142,6 @@ def _imagenet(model: Any, spec_name: str | None) -> list[tuple[str, list[tuple[s
             f"({type(err).__name__}: {err}); "
             "offline, put Keras' weight file in ~/.keras/models or pass its path as the weights"
         ) from None
-    from keras.src.legacy.saving.legacy_h5_format import _legacy_weights  # the order files are written in
-
     return [
         (layer.name, [(w.path, w.numpy()) for w in _legacy_weights(layer)])
         for layer in app.layers
@@ -119,7 +150,8 @@ def _imagenet(model: Any, spec_name: str | None) -> list[tuple[str, list[tuple[s
 
 
 def _assign(model: Any, arrays: list[tuple[str, list[tuple[str, Any]]]], source: str) -> None:
-    from keras.src.legacy.saving.legacy_h5_format import _legacy_weights
+    """Checks every layer's count and every array's shape, then assigns (arrays or datasets)."""
+    import numpy as np
 
     layers = [layer for layer in model.layers if _legacy_weights(layer)]
     for i, (layer, (their_name, theirs)) in enumerate(zip(layers, arrays)):
@@ -147,4 +179,4 @@ def _assign(model: Any, arrays: list[tuple[str, list[tuple[str, Any]]]], source:
         )
     for layer, (_, theirs) in zip(layers, arrays):
         for variable, (_, value) in zip(_legacy_weights(layer), theirs):
-            variable.assign(value)
+            variable.assign(np.asarray(value))

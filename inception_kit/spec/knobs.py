@@ -19,7 +19,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..errors import SpecError, show
-from ..kinds import ACTIVATION, KINDS, Bad, fmt_shape
+from ..kinds import ACTIVATION, Bad, fmt_shape, get_kind, list_kinds
 from .types import LayerSpec, ModelSpec, Node
 
 POOLINGS = {"avg": "gap", "max": "gmaxpool"}  # Keras' pooling= -> the layer kind appended
@@ -160,7 +160,7 @@ def _classifies(node: Node) -> bool:
     """A classifier is a layer of a kind with `units` (dense, or one registered like it)."""
     if not isinstance(node, LayerSpec):
         return False
-    kind = KINDS.get(node.kind)
+    kind = get_kind(node.kind) if node.kind in list_kinds() else None
     return kind is not None and "units" in kind.fields
 
 

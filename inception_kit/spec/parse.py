@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 from ..errors import Mark, Problems, SpecError, closest, did_you_mean
-from ..kinds import KINDS
+from ..kinds import get_kind, list_kinds
 from .types import NAME_RULE, AuxHead, BlockSpec, LayerSpec, ModelSpec, Node, Origin, valid_name
 from .yaml_io import YDict, YList, copy_tree, key_mark_of, load_yaml, mark_of
 
@@ -177,15 +177,15 @@ class _Parser:
         out: dict[str, dict[str, Any]] = {}
         for kind, fields in (data or {}).items():
             path = f"defaults.{kind}"
-            if kind not in KINDS:
-                self.p.add(path, "a layer kind: " + ", ".join(KINDS), kind, key_mark_of(data, kind), did_you_mean(str(kind), KINDS))
+            if kind not in list_kinds():
+                self.p.add(path, "a layer kind: " + ", ".join(list_kinds()), kind, key_mark_of(data, kind), did_you_mean(str(kind), list_kinds()))
                 continue
             fields = self.mapping(fields, path, mark_of(data, kind), f"a mapping of {kind} fields")
             if fields is None:
                 continue
             out[kind] = dict(fields)  # fields and values are checked in plan, like layers'
             for k in out[kind]:
-                known = k in KINDS[kind].fields
+                known = k in get_kind(kind).fields
                 self.default_marks[f"defaults.{kind}.{k}"] = (mark_of(fields, k) if known else key_mark_of(fields, k), None)
         return out
 
@@ -193,7 +193,7 @@ class _Parser:
 
     def template(self, name: str, body: Any, mark: Mark | None, key_mark: Mark | None) -> None:
         path = f"templates.{name}"
-        if name in KINDS or name in ("block", "inception"):
+        if name in list_kinds() or name in ("block", "inception"):
             self.p.add(path, "a template name that is not a layer kind, 'block' or 'inception'", name, key_mark)
             return
         if not valid_name(name):
@@ -330,9 +330,9 @@ class _Parser:
             return self.table(body, path, body_mark, note)
         if kind in self.templates or kind in self.broken:
             return self.instance(kind, body, path, body_mark)
-        if kind in KINDS:
+        if kind in list_kinds():
             return self.layer(kind, body, path, body_mark, note)
-        choices = [*KINDS, "block", "inception", *self.templates]
+        choices = [*list_kinds(), "block", "inception", *self.templates]
         hints = [h for h in (did_you_mean(str(kind), choices), note) if h]
         self.p.add(path, "a layer kind, 'block', 'inception' or a template: " + ", ".join(choices), kind, key_mark_of(item, kind), "; ".join(hints) or None)
         return []
@@ -362,7 +362,7 @@ class _Parser:
             raise SpecError(self.p.items)
 
     def layer(self, kind: str, body: Any, path: str, mark: Mark | None, note: str | None) -> list[Node]:
-        spec = KINDS[kind]
+        spec = get_kind(kind)
         if body is None:
             body = YDict(mark=mark)
         elif not isinstance(body, dict):

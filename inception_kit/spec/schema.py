@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..kinds import ACTIVATION, KINDS, MERGES, REQUIRED
+from ..kinds import ACTIVATION, REQUIRED, get_kind, list_kinds, list_merges
 from .parse import TABLE_COLUMNS
 
 SCHEMA_FILE = Path(__file__).with_name("spec.schema.json")
@@ -36,7 +36,7 @@ def _value(schema: dict[str, Any], templated: bool) -> dict[str, Any]:
 
 
 def _layer_body(kind: str, templated: bool) -> dict[str, Any]:
-    spec = KINDS[kind]
+    spec = get_kind(kind)
     props = {k: {**_value(f.type.schema, templated), "description": f.doc} for k, f in spec.fields.items()}
     body: dict[str, Any] = {
         "type": "object",
@@ -57,7 +57,7 @@ def _layer_body(kind: str, templated: bool) -> dict[str, Any]:
 
 def _node(templated: bool) -> dict[str, Any]:
     suffix = "_t" if templated else ""
-    props: dict[str, Any] = {k: _layer_body(k, templated) for k in KINDS}
+    props: dict[str, Any] = {k: _layer_body(k, templated) for k in list_kinds()}
     props["block"] = {"$ref": f"#/$defs/block{suffix}"}
     props["inception"] = {
         "type": "object",
@@ -71,7 +71,7 @@ def _node(templated: bool) -> dict[str, Any]:
         "required": list(TABLE_COLUMNS),
         "additionalProperties": False,
     }
-    bare = [k for k in KINDS if all(f.default is not REQUIRED for f in KINDS[k].fields.values())]
+    bare = [k for k in list_kinds() if all(f.default is not REQUIRED for f in get_kind(k).fields.values())]
     return {
         "oneOf": [
             {"enum": bare, "description": "a layer kind with every field defaulted"},
@@ -93,7 +93,7 @@ def _block(templated: bool) -> dict[str, Any]:
         "type": "object",
         "properties": {
             "name": _NAME,
-            "merge": _value({"enum": list(MERGES)}, templated),
+            "merge": _value({"enum": list_merges()}, templated),
             "scale": _value({"type": "number"}, templated),
             "activation": _value(ACTIVATION.schema, templated),
             "repeat": _REPEAT,
@@ -131,10 +131,10 @@ def spec_schema() -> dict[str, Any]:
     defaults = {
         k: {
             "type": "object",
-            "properties": {f: v.type.schema for f, v in KINDS[k].fields.items()},
+            "properties": {f: v.type.schema for f, v in get_kind(k).fields.items()},
             "additionalProperties": False,
         }
-        for k in KINDS
+        for k in list_kinds()
     }
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",

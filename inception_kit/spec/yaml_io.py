@@ -388,13 +388,29 @@ def reads_as_number(text: str) -> bool:
 _RESOLVER = yaml.resolver.Resolver()  # the implicit types SafeLoader resolves
 
 
-def dump_yaml(data: Any) -> str:
-    """Writes plain data as block-style YAML, keys in the order given."""
-    return yaml.safe_dump(plain(data), sort_keys=False, default_flow_style=None, width=100)
+class Flow(dict):  # type: ignore[type-arg]
+    """A mapping `dump_yaml` writes on one line (a layer's fields: `{filters: 64, kernel: [1, 7]}`)."""
+
+
+class _Dumper(yaml.SafeDumper):
+    """SafeDumper, writing `Flow` mappings on one line."""
+
+
+_Dumper.add_representer(
+    Flow, lambda d, data: d.represent_mapping("tag:yaml.org,2002:map", data.items(), flow_style=True)
+)
+
+
+def dump_yaml(data: Any, width: int = 100) -> str:
+    """Writes plain data as block-style YAML, keys in the order given; lists and mappings of
+    plain values, and `Flow` mappings, on one line."""
+    return yaml.dump(plain(data), Dumper=_Dumper, sort_keys=False, default_flow_style=None, width=width)
 
 
 def plain(data: Any) -> Any:
     """Plain dicts and lists (tuples as lists), so Python- and YAML-made data compare and dump alike."""
+    if isinstance(data, Flow):
+        return Flow({k: plain(v) for k, v in data.items()})
     if isinstance(data, dict):
         return {k: plain(v) for k, v in data.items()}
     if isinstance(data, (list, tuple)):
