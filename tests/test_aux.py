@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 
+import numpy as np
 import pytest
 
 import inception_kit as ik
@@ -170,3 +171,82 @@ def test_an_input_too_small_for_an_aux_head_says_how_to_drop_them():
     spec = ik.load_spec("googlenet", input_shape=(32, 32, 3), include_aux=False)
     assert spec.aux == {}
     assert ik.analyse(spec).total.params == ik.analyse("googlenet").total.params
+
+
+# ---------------------------------------------------------------------------------------
+# InceptionV3's auxiliary classifier (torchvision's Inception3.AuxLogits, TF-slim's AuxLogits)
+
+
+def torchvision_aux_logits(channels, classes):
+    """torchvision's InceptionAux as its code adds it up: conv0 = BasicConv2d(channels, 128, 1),
+    conv1 = BasicConv2d(128, 768, 5), fc = Linear(768, classes); a BasicConv2d is a conv without
+    bias and a BatchNorm2d with weight and bias (2 per channel) and two running buffers.
+    Returns (learnable parameters, batch-norm channels)."""
+    convs = channels * 128 * 1 * 1 + 128 * 768 * 5 * 5
+    bn_channels = 128 + 768
+    return convs + 2 * bn_channels + 768 * classes + classes, bn_channels
+
+
+def test_inception_v3_aux_head_is_torchvisions_aux_logits_on_mixed7():
+    a = ik.analyse("inception_v3")
+    mixed7 = next(b for b in a.blocks if b.name == "mixed7")
+    assert mixed7.output_shape == (17, 17, 768)  # slim's Mixed_6e: the last 17x17 module
+    head = a.plan.aux["aux"]
+    # avg pool 5x5/3 valid: (17 - 5) // 3 + 1 = 5; the valid 5x5 conv covers that grid.
+    pooled = (17 - 5) // 3 + 1
+    assert [s.output_shape for s in head.steps] == [(pooled, pooled, 768), (pooled, pooled, 128),
+                                                    (pooled - 5 + 1, pooled - 5 + 1, 768), (768,), (1000,)]
+    row = ik.report_data(a)["aux"][0]
+    assert (row["name"], row["at"], row["loss_weight"]) == ("aux", "mixed7", 0.4)
+    learnable, bn = torchvision_aux_logits(768, 1000)
+    # The spec's convs are Keras InceptionV3's: batch norm without scale (no gamma), and Keras
+    # counts the moving mean and variance among the parameters (non-trainable).
+    assert row["trainable_params"] == learnable - bn == 3_325_800
+    assert row["params"] == learnable - bn + 2 * bn
+    # MACs: the 1x1 conv on 5x5, the 5x5 conv at one position, the dense layer.
+    assert row["macs"] == pooled * pooled * 768 * 128 + 5 * 5 * 128 * 768 + 768 * 1000
+    # Training only: the model's totals are the main network's, with the head or without it.
+    without = ik.analyse("inception_v3", include_aux=False)
+    assert without.plan.aux == {} and "aux" not in ik.report_data(without)
+    assert (a.total.params, a.total.macs, a.total.flops) == (without.total.params, without.total.macs,
+                                                             without.total.flops)
+
+
+def test_no_aux_drops_the_inception_v3_head_on_the_command_line():
+    kept = subprocess.run([*CLI, "report", "inception_v3", "--format", "json"], cwd=ROOT, env=ENV,
+                          capture_output=True, text=True, timeout=60)
+    dropped = subprocess.run([*CLI, "report", "inception_v3", "--no-aux", "--format", "json"], cwd=ROOT,
+                             env=ENV, capture_output=True, text=True, timeout=60)
+    assert kept.returncode == dropped.returncode == 0, kept.stderr + dropped.stderr
+    kept, dropped = json.loads(kept.stdout), json.loads(dropped.stdout)
+    assert [h["at"] for h in kept["aux"]] == ["mixed7"] and "aux" not in dropped
+    assert kept["model"] == dropped["model"]
+
+
+def test_an_input_too_small_for_inception_v3s_aux_head_names_it_and_no_aux():
+    # 150x150: mixed7 is 7x7, pooled 5x5/3 to 1x1, too small for the valid 5x5 conv
+    # (torchvision's AuxLogits fails there too; slim shrinks the kernel, which a spec cannot).
+    with pytest.raises(SpecError) as err:
+        ik.analyse("inception_v3", input_shape=(150, 150, 3))
+    assert "aux.aux.layers[2].kernel: a kernel no larger than the input height (1) with padding valid" in str(err.value)
+    assert str(err.value).endswith("include_aux=False (--no-aux) drops the auxiliary heads)")
+    assert ik.analyse("inception_v3", input_shape=(150, 150, 3), include_aux=False).plan.aux == {}
+
+
+@pytest.mark.slow
+def test_inception_v3_builds_with_its_aux_head_and_the_main_network_is_keras():
+    import keras
+
+    reference = keras.applications.InceptionV3(weights=None)
+    trainable = sum(int(np.prod(w.shape)) for w in reference.trainable_weights)
+    keras.backend.clear_session()
+    model = ik.build_model("inception_v3", aux=True, classes=10)
+    assert {k: tuple(v.shape) for k, v in model.output.items()} == {"output": (None, 10), "aux": (None, 10)}
+    learnable, bn = torchvision_aux_logits(768, 10)
+    main = ik.analyse("inception_v3", classes=10).total.params
+    assert model.count_params() == main + learnable - bn + 2 * bn
+    # Without aux the built model is Keras' InceptionV3, parameter for parameter.
+    keras.backend.clear_session()
+    plain = ik.build_model("inception_v3")
+    assert plain.count_params() == reference.count_params()
+    assert sum(int(np.prod(w.shape)) for w in plain.trainable_weights) == trainable
