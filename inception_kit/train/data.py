@@ -226,22 +226,42 @@ def load(
     seed: int,
     backend: str = "tensorflow",
     replicas: int = 1,
+    outputs: Sequence[str] = (),
 ) -> Data:
     """The training and validation pipelines of an inspected source (tf.data under the
-    TensorFlow backend, or for folders; numpy batches for in-memory data under the others)."""
+    TensorFlow backend, or for folders; numpy batches for in-memory data under the others).
+
+    Args:
+        outputs: for a model with a dict of outputs (auxiliary heads), their names: each batch's
+            labels come as `{name: labels}`, the same labels for every output. Empty: plain labels.
+    """
     n_train, n_val = split_sizes(source.count, validation_split)
     if n_train < batch_size:
         raise SpecError([_batch_problem(source, n_train, batch_size)])
     if source.kind == "folder":
-        train_from, val = _folder_pipelines(source, input_shape, validation_split, seed, batch_size)
+        train_from, val = _per_output(*_folder_pipelines(source, input_shape, validation_split, seed, batch_size),
+                                      outputs)
     else:
         x, y = source.arrays if source.kind == "arrays" else _digits(input_shape)
         if backend == "tensorflow":
-            train_from, val = _array_pipelines(x, y, validation_split, seed, batch_size)
-        else:
-            train_from, val = numpy_batches(x, y, validation_split, seed, batch_size, replicas)
+            train_from, val = _per_output(*_array_pipelines(x, y, validation_split, seed, batch_size), outputs)
+        else:  # numpy batches have no `map`: they label per output themselves
+            train_from, val = numpy_batches(x, y, validation_split, seed, batch_size, replicas, outputs)
             n_val -= n_val % replicas
     return Data(source, train_from, val, n_train, n_val, batch_size)
+
+
+def _per_output(train_from: Callable[[int], Any], val: Any,
+                outputs: Sequence[str]) -> tuple[Callable[[int], Any], Any]:
+    """tf.data pipelines whose labels are `{name: labels}` for each of `outputs` (none: as they are)."""
+    if not outputs:
+        return train_from, val
+    names = tuple(outputs)
+
+    def relabel(ds: Any) -> Any:
+        return ds.map(lambda x, y: (x, {k: y for k in names}))
+
+    return (lambda first_epoch: relabel(train_from(first_epoch))), None if val is None else relabel(val)
 
 
 def digits_arrays(input_shape: Sequence[int]) -> tuple[Any, Any]:
@@ -295,12 +315,14 @@ def _array_pipelines(x: Any, y: Any, validation_split: float, seed: int, batch_s
 
 
 def numpy_batches(x: Any, y: Any, validation_split: float, seed: int, batch_size: int,
-                  replicas: int = 1) -> tuple[Callable[[int], Any], Any]:
+                  replicas: int = 1, outputs: Sequence[str] = ()) -> tuple[Callable[[int], Any], Any]:
     """`_array_pipelines` in numpy, for the JAX and torch backends: `keras.utils.PyDataset`s
     of whole training batches, epoch e's order a permutation seeded by (seed, e), and
     validation batches in order (the last one smaller). Same split as `_array_pipelines`.
     keras.distribution splits every batch evenly over the replicas, so with R > 1 the
-    validation set's last `n_val % R` samples are left out (at most R - 1)."""
+    validation set's last `n_val % R` samples are left out (at most R - 1). With `outputs`,
+    labels come as `{name: labels}` (see `load`)."""
+    names = tuple(outputs)
     import keras
     import numpy as np
 
@@ -329,7 +351,8 @@ def numpy_batches(x: Any, y: Any, validation_split: float, seed: int, batch_size
                 if self._order is None:
                     self._order = np.random.default_rng([seed, self.epoch]).permutation(len(self.xs))
                 idx = self._order[i * batch_size: (i + 1) * batch_size]
-            return self.xs[idx], self.ys[idx]
+            labels = self.ys[idx]
+            return self.xs[idx], ({k: labels for k in names} if names else labels)
 
         def on_epoch_end(self) -> None:
             if self.epoch is not None:

@@ -184,19 +184,24 @@ def _train(target: Target, source: Any, folder: RunFolder | None, settings: dict
             "--batch-size", f"a multiple of the {replicas} replicas (the global batch is split evenly)", str(batch_size)
         )
     keras.utils.set_random_seed(seed)
+    # The builder's name for the main output of a model with auxiliary heads (the planner
+    # has no constant for it yet; the export's is the same word).
+    from ..keras.export.artifact import OUTPUT_NAME
+
+    outputs = (OUTPUT_NAME, *heads) if heads else ()  # every head learns the same labels
     loaded = data_mod.load(source, target.input_shape, batch_size=batch_size, validation_split=validation_split, seed=seed,
-                           backend=keras.backend.backend(), replicas=replicas)
+                           backend=keras.backend.backend(), replicas=replicas, outputs=outputs)
     with strat.scope():
         model = target.build(strat, aux=bool(heads))
         if heads:  # a dict of outputs: the main one, then each auxiliary head, one loss each
-            loss = {"output": keras.losses.SparseCategoricalCrossentropy(from_logits=target.from_logits)}
+            loss = {OUTPUT_NAME: keras.losses.SparseCategoricalCrossentropy(from_logits=target.from_logits)}
             for k, (_, logits) in heads.items():
                 loss[k] = keras.losses.SparseCategoricalCrossentropy(from_logits=logits)
             model.compile(
                 optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
                 loss=loss,
-                loss_weights={"output": 1.0, **{k: w for k, (w, _) in heads.items()}},
-                metrics={"output": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]},
+                loss_weights={OUTPUT_NAME: 1.0, **{k: w for k, (w, _) in heads.items()}},
+                metrics={OUTPUT_NAME: [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]},
             )
         else:
             model.compile(
@@ -205,7 +210,7 @@ def _train(target: Target, source: Any, folder: RunFolder | None, settings: dict
                 metrics=["accuracy"],
             )
     # What is saved and returned: the inference graph (the aux model's main output shares its layers).
-    inference = keras.Model(model.input, model.output["output"], name=model.name) if heads else model
+    inference = keras.Model(model.input, model.output[OUTPUT_NAME], name=model.name) if heads else model
     monitor = "val_accuracy" if loaded.val is not None else "accuracy"
     run_info = {
         **settings,
@@ -243,10 +248,6 @@ def _train(target: Target, source: Any, folder: RunFolder | None, settings: dict
     # shuffled by epoch), and runs on without end: steps_per_epoch cuts it into epochs.
     start = folder.backup_epoch() if folder is not None and folder.resume else 0
     train_ds, val_ds = loaded.train(start), loaded.val
-    if heads:  # every head learns the same labels
-        names = ["output", *heads]
-        train_ds, val_ds = (None if ds is None else ds.map(lambda x, y: (x, {k: y for k in names}))
-                            for ds in (train_ds, val_ds))
     finite = finite_loss_callback(keras)
     try:
         with fit_scope(strat):
