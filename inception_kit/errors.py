@@ -155,9 +155,12 @@ class ArgumentError(ValueError):
     """A library function was given a value it cannot use. Names the *parameter* (as a Python
     caller wrote it), never a command-line flag: the CLI maps `parameter` to its flag."""
 
-    def __init__(self, parameter: str, expected: str, received: object = UNSET, hint: str | None = None):
+    def __init__(self, parameter: str, expected: str, received: object = UNSET, hint: str | None = None,
+                 *, raw: bool = False):
+        """`received` is shown with `show()` unless `raw` (a description already worded, as
+        `Problems.add` takes it: "'/data', which does not exist")."""
         self.parameter, self.expected, self.hint = parameter, expected, hint
-        self.received = None if received is UNSET else show(received)
+        self.received = None if received is UNSET else str(received) if raw else show(received)
         text = f"{parameter}: expected {expected}"
         if self.received is not None:
             text += f"; received {self.received}"

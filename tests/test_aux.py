@@ -189,7 +189,7 @@ def torchvision_aux_logits(channels, classes):
 
 
 def test_inception_v3_aux_head_is_torchvisions_aux_logits_on_mixed7():
-    a = ik.analyse("inception_v3")
+    a = ik.analyse(ik.load("inception_v3"))
     mixed7 = next(b for b in a.blocks if b.name == "mixed7")
     assert mixed7.output_shape == (17, 17, 768)  # slim's Mixed_6e: the last 17x17 module
     head = a.plan.aux["aux"]
@@ -207,7 +207,7 @@ def test_inception_v3_aux_head_is_torchvisions_aux_logits_on_mixed7():
     # MACs: the 1x1 conv on 5x5, the 5x5 conv at one position, the dense layer.
     assert row["macs"] == pooled * pooled * 768 * 128 + 5 * 5 * 128 * 768 + 768 * 1000
     # Training only: the model's totals are the main network's, with the head or without it.
-    without = ik.analyse("inception_v3", include_aux=False)
+    without = ik.analyse(ik.load("inception_v3", include_aux=False))
     assert without.plan.aux == {} and "aux" not in ik.report_data(without)
     assert (a.total.params, a.total.macs, a.total.flops) == (without.total.params, without.total.macs,
                                                              without.total.flops)
@@ -228,10 +228,10 @@ def test_an_input_too_small_for_inception_v3s_aux_head_names_it_and_no_aux():
     # 150x150: mixed7 is 7x7, pooled 5x5/3 to 1x1, too small for the valid 5x5 conv
     # (torchvision's AuxLogits fails there too; slim shrinks the kernel, which a spec cannot).
     with pytest.raises(SpecError) as err:
-        ik.analyse("inception_v3", input_shape=(150, 150, 3))
+        ik.load("inception_v3", input_shape=(150, 150, 3))
     assert "aux.aux.layers[2].kernel: a kernel no larger than the input height (1) with padding valid" in str(err.value)
     assert str(err.value).endswith("include_aux=False (--no-aux) drops the auxiliary heads)")
-    assert ik.analyse("inception_v3", input_shape=(150, 150, 3), include_aux=False).plan.aux == {}
+    assert ik.load("inception_v3", input_shape=(150, 150, 3), include_aux=False).aux == {}
 
 
 @pytest.mark.slow
@@ -244,7 +244,7 @@ def test_inception_v3_builds_with_its_aux_head_and_the_main_network_is_keras():
     model = ik.build_model("inception_v3", aux=True, classes=10)
     assert {k: tuple(v.shape) for k, v in model.output.items()} == {"output": (None, 10), "aux": (None, 10)}
     learnable, bn = torchvision_aux_logits(768, 10)
-    main = ik.analyse("inception_v3", classes=10).total.params
+    main = ik.analyse(ik.load("inception_v3", classes=10)).total.params
     assert model.count_params() == main + learnable - bn + 2 * bn
     # Without aux the built model is Keras' InceptionV3, parameter for parameter.
     keras.backend.clear_session()

@@ -22,6 +22,7 @@ import inception_kit as ik
 from conftest import CLI, ROOT, SPECS, write_pngs
 from conftest import run as cli  # `run` names a training run here
 from inception_kit import train
+from inception_kit.errors import ArgumentError
 from inception_kit.files import DestinationExists
 
 pytestmark = pytest.mark.slow  # every test here starts TensorFlow (make check leaves them out)
@@ -315,8 +316,9 @@ def test_run_folder_policy_resume_refuse_overwrite(tmp_path):
     assert json.loads((out / "run.json").read_text())["status"] == "running"
 
     # An unfinished run resumes only with its own settings; the error names the others.
-    with pytest.raises(ik.SpecError) as err:
+    with pytest.raises(ArgumentError) as err:
         train.fit(TINY, data, **{**settings, "seed": 1, "batch_size": 32})
+    assert err.value.parameter == "out"
     assert "seed 1 where the run has 0" in str(err.value) and "batch_size 32 where the run has 64" in str(err.value)
 
     r = train.fit(TINY, data, **settings)

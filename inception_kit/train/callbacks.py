@@ -108,3 +108,14 @@ def finite_loss_callback(keras: Any) -> Any:
                 self.model.stop_training = True
 
     return FiniteLoss()
+
+
+def progress_callback(keras: Any, progress: Any, epochs: int) -> Any:
+    """Tells `progress` (an `inception_kit.progress.Progress`) of every epoch that ends."""
+
+    class EpochProgress(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            shown = {k: float(v) for k, v in (logs or {}).items() if k in ("loss", "accuracy", "val_loss", "val_accuracy")}
+            progress(epoch + 1, epochs, f"epoch {epoch + 1}/{epochs}: " + ", ".join(f"{k} {v:.4f}" for k, v in shown.items()))
+
+    return EpochProgress()
