@@ -290,7 +290,7 @@ def test_aux_training_runs_under_jax_and_torch(tmp_path, backend):
     assert final["accuracy"] == final["output_accuracy"] and final["val_accuracy"] == final["val_output_accuracy"]
     # 1,797 digits: 1,438 to train, 22 whole batches of 64; every epoch logged once.
     assert (run["train_samples"], run["val_samples"]) == (1438, 359)
-    assert [int(row["epoch"]) for row in csv.DictReader(open(out / "log.csv"))] == [0]
+    assert [int(row["epoch"]) for row in csv.DictReader((out / "log.csv").read_text().splitlines())] == [0]
     # The saved weights are the inference graph's (no side head): they load into the plain model.
     import keras
 

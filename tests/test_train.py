@@ -368,11 +368,13 @@ def test_unusable_image_folders_are_clear_errors(tmp_path, layout, words):
 
 
 def test_class_count_mismatch_names_both_numbers(tmp_path):
+    from PIL import Image
+
     folder = tmp_path / "images"
     for c in ("ant", "bee", "cat"):
         (folder / c).mkdir(parents=True)
-        for i in range(4):
-            (folder / c / f"{i}.png").write_bytes(b"")
+        for i in range(4):  # real images: a 0-byte one is refused first, naming the file
+            Image.new("RGB", (8, 8)).save(folder / c / f"{i}.png")
     units = ik.load_spec(TINY).head[-1].args["units"]
     r = cli("train", TINY, "--data", folder, "--out", tmp_path / "run")
     assert r.returncode == 2, r.stderr
@@ -407,3 +409,19 @@ def test_training_on_an_image_folder(tmp_path):
     # Run again: refused (exit 2) without --overwrite.
     again = cli("train", spec, "--data", folder, "--epochs", "1", "--batch-size", "6", "--out", out)
     assert again.returncode == 2 and "already exists" in again.stderr
+
+
+def test_fit_reports_through_progress_and_writes_nothing_itself(capsys):
+    # Before: fit wrote its announcement to sys.stderr (a `progress: TextIO`), whoever called it.
+    x, y = load_digits(return_X_y=True)
+    data = ((x[:320].reshape(-1, 8, 8, 1) / 16.0).astype("float32"), y[:320])
+    calls = []
+    r = train.fit(TINY, data, epochs=2, batch_size=64, seed=0, verbose=0, progress=lambda *call: calls.append(call))
+    assert capsys.readouterr() == ("", "")
+    assert [(done, total) for done, total, _ in calls] == [(0, 2), (1, 2), (2, 2)]
+    # 320 samples: int(0.2 * 320) = 64 held out, 256 to train in 4 whole batches of 64.
+    assert calls[0][2] == ("training inception_3a_tiny on the arrays given: 256 training and 64 validation samples, "
+                           "10 classes; default strategy, 1 replica, global batch 64 (64 per replica), 4 steps per epoch")
+    for (_, _, what), row in zip(calls[1:], r.log):
+        shown = ", ".join(f"{k} {row[k]:.4f}" for k in ("accuracy", "loss", "val_accuracy", "val_loss"))
+        assert what == f"epoch {row['epoch'] + 1}/2: {shown}"

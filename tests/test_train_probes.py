@@ -294,7 +294,7 @@ def test_a_lock_file_that_is_a_link_is_never_followed(tmp_path):
 
 ABSURD = [
     (("--batch-size", "0"), "--batch-size: expected a positive whole number (the global batch); received 0"),
-    (("--batch-size", str(10**12)), f"--batch-size: expected at most the 1438 training samples of 'digits'"),
+    (("--batch-size", str(10**12)), "--batch-size: expected at most the 1438 training samples of 'digits'"),
     (("--epochs", "0"), "--epochs: expected a positive whole number of epochs; received 0"),
     (("--epochs", "-3"), "--epochs: expected a positive whole number of epochs; received -3"),
     (("--learning-rate", "nan"), "--learning-rate: expected a positive finite number; received nan"),

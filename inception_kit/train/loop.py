@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..analysis import DEFAULT_BUDGET, Budget
+from ..planner import DEFAULT_BUDGET, Budget
 from ..errors import ArgumentError, Failure, SpecError
 from ..files import write_text
 from ..progress import Progress, no_progress
@@ -118,7 +118,8 @@ def fit(
     """Trains a spec or a Keras model; see `inception_kit.train.runs` for the run folder.
 
     Args:
-        spec_or_model: a spec (`inception_kit.Model` or a YAML path), or a built Keras model.
+        spec_or_model: a spec (a Plan from `inception_kit.load`, a ModelSpec or a YAML path),
+            or a built Keras model.
             A Keras model made outside this strategy's scope is cloned into it (weights
             copied) and the clone is trained and returned in the result.
         data: an image folder, a packaged name ('digits'), or `(images, labels)` arrays.
@@ -249,7 +250,7 @@ def _train(target: Target, source: Any, folder: RunFolder | None, settings: dict
     )
 
     log = epoch_log_callback(keras, folder.path / "log.csv" if folder else None, folder.rows if folder else [])
-    own: list[Any] = [main_metrics_callback(keras), log] if heads else [log]
+    own: list[Any] = [main_metrics_callback(keras, OUTPUT_NAME), log] if heads else [log]
     own.append(progress_callback(keras, progress, epochs))
     if folder is not None:
         folder.prepare()  # --overwrite clears the old run only now, with everything checked

@@ -6,7 +6,7 @@ import math
 import os
 from typing import Any
 
-from ..analysis import Budget
+from ..planner import Budget
 from ..errors import ArgumentError, Problem, SpecError
 from .strategy import KerasStrategy
 
