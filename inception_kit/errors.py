@@ -157,6 +157,8 @@ class ArgumentError(ValueError):
 
     def __init__(self, parameter: str, expected: str, received: object = UNSET, hint: str | None = None,
                  *, raw: bool = False):
+        """`received` is shown with `show()` unless `raw` (a description already worded, as
+        `Problems.add` takes it: "'/data', which does not exist")."""
         self.parameter, self.expected, self.hint = parameter, expected, hint
         self.received = None if received is UNSET else str(received) if raw else show(received)
         text = f"{parameter}: expected {expected}"

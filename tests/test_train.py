@@ -22,6 +22,7 @@ import inception_kit as ik
 from conftest import CLI, ROOT, SPECS, write_pngs
 from conftest import run as cli  # `run` names a training run here
 from inception_kit import train
+from inception_kit.errors import ArgumentError
 from inception_kit.files import DestinationExists
 
 pytestmark = pytest.mark.slow  # every test here starts TensorFlow (make check leaves them out)
@@ -315,8 +316,9 @@ def test_run_folder_policy_resume_refuse_overwrite(tmp_path):
     assert json.loads((out / "run.json").read_text())["status"] == "running"
 
     # An unfinished run resumes only with its own settings; the error names the others.
-    with pytest.raises(ik.SpecError) as err:
+    with pytest.raises(ArgumentError) as err:
         train.fit(TINY, data, **{**settings, "seed": 1, "batch_size": 32})
+    assert err.value.parameter == "out"
     assert "seed 1 where the run has 0" in str(err.value) and "batch_size 32 where the run has 64" in str(err.value)
 
     r = train.fit(TINY, data, **settings)
@@ -366,11 +368,13 @@ def test_unusable_image_folders_are_clear_errors(tmp_path, layout, words):
 
 
 def test_class_count_mismatch_names_both_numbers(tmp_path):
+    from PIL import Image
+
     folder = tmp_path / "images"
     for c in ("ant", "bee", "cat"):
         (folder / c).mkdir(parents=True)
-        for i in range(4):
-            (folder / c / f"{i}.png").write_bytes(b"")
+        for i in range(4):  # real images: a 0-byte one is refused first, naming the file
+            Image.new("RGB", (8, 8)).save(folder / c / f"{i}.png")
     units = ik.load_spec(TINY).head[-1].args["units"]
     r = cli("train", TINY, "--data", folder, "--out", tmp_path / "run")
     assert r.returncode == 2, r.stderr
@@ -405,3 +409,19 @@ def test_training_on_an_image_folder(tmp_path):
     # Run again: refused (exit 2) without --overwrite.
     again = cli("train", spec, "--data", folder, "--epochs", "1", "--batch-size", "6", "--out", out)
     assert again.returncode == 2 and "already exists" in again.stderr
+
+
+def test_fit_reports_through_progress_and_writes_nothing_itself(capsys):
+    # Before: fit wrote its announcement to sys.stderr (a `progress: TextIO`), whoever called it.
+    x, y = load_digits(return_X_y=True)
+    data = ((x[:320].reshape(-1, 8, 8, 1) / 16.0).astype("float32"), y[:320])
+    calls = []
+    r = train.fit(TINY, data, epochs=2, batch_size=64, seed=0, verbose=0, progress=lambda *call: calls.append(call))
+    assert capsys.readouterr() == ("", "")
+    assert [(done, total) for done, total, _ in calls] == [(0, 2), (1, 2), (2, 2)]
+    # 320 samples: int(0.2 * 320) = 64 held out, 256 to train in 4 whole batches of 64.
+    assert calls[0][2] == ("training inception_3a_tiny on the arrays given: 256 training and 64 validation samples, "
+                           "10 classes; default strategy, 1 replica, global batch 64 (64 per replica), 4 steps per epoch")
+    for (_, _, what), row in zip(calls[1:], r.log):
+        shown = ", ".join(f"{k} {row[k]:.4f}" for k in ("accuracy", "loss", "val_accuracy", "val_loss"))
+        assert what == f"epoch {row['epoch'] + 1}/2: {shown}"

@@ -66,7 +66,7 @@ COMMANDS = (
 # Packages some commands need, and the extra of setup.cfg that installs each.
 _OPTIONAL = {"tensorflow": "tensorflow", "keras": "tensorflow", "numpy": "tensorflow", "graphviz": "pictures",
              "matplotlib": "pictures", "sklearn": "train", "tf2onnx": "onnx", "onnxruntime": "onnx",
-             "jax": "jax", "torch": "torch"}
+             "jax": "jax", "torch": "torch", "PIL": "train"}
 
 
 class _Parser(argparse.ArgumentParser):

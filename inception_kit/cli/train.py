@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
-from ..errors import SpecError
 from ..files import child_path
+from ..progress import no_progress
 from ..train import STRATEGIES, fit
-from .common import EXIT_OK, budget, quiet_tensorflow
+from .common import EXIT_OK, budget, quiet_tensorflow, safe
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "data-parallel: keras.distribution.DataParallel over JAX's devices (JAX)")
     parser.add_argument("--out", "-o", metavar="FOLDER", help="the run folder (default runs/<model name>)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run folder's files and start again")
-    parser.add_argument("--backup-every", default="epoch", metavar="epoch|N",
+    parser.add_argument("--backup-every", type=_backup_every, default="epoch", metavar="epoch|N",
                         help="back up for resuming after each epoch (default) or every N batches")
     parser.add_argument("--aux", action="store_true",
                         help="add the auxiliary heads' losses, weighted (0.3 each, or --aux-weight)")
@@ -49,6 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     quiet_tensorflow()
     out = args.out or child_path("runs", args.spec.model.name)  # the CLI passes the plan
+    verbose = int(args.verbose) if args.verbose != "auto" else 1 if sys.stdout.isatty() else 2
     result = fit(
         args.spec,
         args.data,
@@ -60,20 +62,36 @@ def run(args: argparse.Namespace) -> int:
         validation_split=args.validation_split,
         learning_rate=args.learning_rate,
         overwrite=args.overwrite,
-        backup_every=_backup_every(args.backup_every),
+        backup_every=args.backup_every,
         budget=budget(args),
-        verbose=int(args.verbose) if args.verbose != "auto" else 1 if sys.stdout.isatty() else 2,
+        verbose=verbose,
         aux=args.aux,
         aux_weight=args.aux_weight,
-        progress=sys.stderr,
+        progress=Announcement() if verbose != 0 else no_progress,
     )
     print(result.summary())
     return EXIT_OK
 
 
+class Announcement:
+    """`fit`'s progress as the command shows it: the line describing the run, on stderr, once;
+    Keras draws the epochs itself (on stdout, `--verbose`)."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream, self.said = stream, False
+
+    def __call__(self, done: int, total: int, what: str) -> None:
+        if not self.said:
+            self.said = True
+            stream = self.stream or sys.stderr
+            stream.write(safe(what) + "\n")
+            stream.flush()
+
+
 def _backup_every(text: str) -> str | int:
+    """argparse type of --backup-every: 'epoch' or a positive number of batches."""
     if text == "epoch":
         return text
     if text.isdigit() and int(text) > 0:
         return int(text)
-    raise SpecError.one("--backup-every", "'epoch' or a positive number of batches", repr(text))
+    raise argparse.ArgumentTypeError(f"expected 'epoch' or a positive number of batches; received {text!r}")

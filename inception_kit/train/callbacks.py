@@ -46,14 +46,15 @@ def epoch_log_callback(keras: Any, path: Path | None, rows: list[dict[str, float
     return EpochLog()
 
 
-def main_metrics_callback(keras: Any) -> Any:
-    """With auxiliary heads Keras names the main output's metrics output_accuracy, ...; the
-    log, the best-weights monitor and the result read them under their plain names."""
+def main_metrics_callback(keras: Any, output: str) -> Any:
+    """With auxiliary heads Keras names the main output's metrics after it (`output`:
+    output_accuracy, ...); the log, the best-weights monitor and the result read them under
+    their plain names."""
 
     class MainMetrics(keras.callbacks.Callback):
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             for key in list(logs or {}):
-                for prefix, plain_prefix in (("output_", ""), ("val_output_", "val_")):
+                for prefix, plain_prefix in ((f"{output}_", ""), (f"val_{output}_", "val_")):
                     if key.startswith(prefix) and key.endswith("accuracy"):
                         logs[plain_prefix + key[len(prefix):]] = logs[key]
 
@@ -108,3 +109,14 @@ def finite_loss_callback(keras: Any) -> Any:
                 self.model.stop_training = True
 
     return FiniteLoss()
+
+
+def progress_callback(keras: Any, progress: Any, epochs: int) -> Any:
+    """Tells `progress` (an `inception_kit.progress.Progress`) of every epoch that ends."""
+
+    class EpochProgress(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            shown = {k: float(v) for k, v in sorted((logs or {}).items()) if k in ("accuracy", "loss", "val_accuracy", "val_loss")}
+            progress(epoch + 1, epochs, f"epoch {epoch + 1}/{epochs}: " + ", ".join(f"{k} {v:.4f}" for k, v in shown.items()))
+
+    return EpochProgress()

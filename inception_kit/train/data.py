@@ -38,17 +38,20 @@ batches), so they need TensorFlow installed.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import Problem, SpecError
+from ..errors import ArgumentError, Problem, SpecError
 
 PACKAGED = {"digits": "scikit-learn's load_digits: 1,797 8x8 grayscale digits, 10 classes"}
 DIGITS_CLASSES = [str(i) for i in range(10)]
 DIGITS_COUNT = 1797
 IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png")  # keras' ALLOWLIST_FORMATS
+# What tf.io.decode_image reads (it goes by the bytes, not the name), as Pillow names them.
+DECODED_FORMATS = ("PNG", "JPEG", "GIF", "BMP")
 COLOR_MODES = {1: "grayscale", 3: "rgb", 4: "rgba"}
 DATA_WANTED = "an image folder with one sub-folder per class, or one of: " + ", ".join(PACKAGED)
 
@@ -110,38 +113,58 @@ def split_sizes(count: int, validation_split: float) -> tuple[int, int]:
 
 
 def inspect_source(data: Any, input_shape: Sequence[int]) -> Source:
-    """Checks a data argument against a spec's input; raises SpecError naming what is wrong."""
+    """Checks a data argument against a spec's input, without TensorFlow.
+
+    Raises:
+        ArgumentError: `data` is unusable (names the folder or the file, and what is wrong).
+        SpecError: the spec's input cannot take this data.
+    """
     if isinstance(data, (tuple, list)) and len(data) == 2 and not isinstance(data[0], (str, os.PathLike)):
         return _inspect_arrays(data, input_shape)
     if isinstance(data, str) and data in PACKAGED:
         return _inspect_packaged(data, input_shape)
     if isinstance(data, (str, os.PathLike)):
         return _inspect_folder(Path(data), input_shape)
-    raise SpecError.one("data", DATA_WANTED + ", or a pair (images, labels) of arrays", type(data).__name__)
+    raise ArgumentError("data", DATA_WANTED + ", or a pair (images, labels) of arrays", type(data).__name__, raw=True)
+
+
+def check_split(source: Source, validation_split: float, batch_size: int | None = None) -> None:
+    """Raises ArgumentError (naming `validation_split` or `batch_size`) when `source` cannot be
+    split by `validation_split` into whole global batches of `batch_size`."""
+    issue = _split_issue(source, validation_split, batch_size)
+    if issue is not None:
+        raise ArgumentError(*issue, raw=True)
 
 
 def split_problems(source: Source, validation_split: float, batch_size: int | None = None) -> list[Problem]:
-    """What is wrong with splitting `source` by `validation_split` into global batches of
-    `batch_size`, if anything."""
-    if not (isinstance(validation_split, (int, float)) and 0 <= validation_split < 1):
-        return [Problem("--validation-split", "a fraction from 0 (none) up to, not including, 1", repr(validation_split))]
+    """`check_split`'s finding as a list of spec problems worded with the command's flags
+    (`--validation-split`): deploy's form, kept until it raises `check_split`'s error."""
+    issue = _split_issue(source, validation_split, batch_size)
+    return [] if issue is None else [Problem("--" + issue[0].replace("_", "-"), issue[1], issue[2])]
+
+
+def _split_issue(source: Source, validation_split: float, batch_size: int | None) -> tuple[str, str, str] | None:
+    """(parameter, expected, received) of what is wrong with the split, or None."""
+    fraction = isinstance(validation_split, (int, float)) and not isinstance(validation_split, bool)
+    if not (fraction and 0 <= validation_split < 1):  # NaN fails both comparisons
+        return ("validation_split", "a fraction from 0 (none) up to, not including, 1", repr(validation_split))
     train, val = split_sizes(source.count, validation_split)
     if validation_split > 0 and val == 0:
-        return [Problem(
-            "--validation-split",
+        return (
+            "validation_split",
             f"a split that leaves at least one validation sample of the {source.count} in {source.describe()}",
             repr(validation_split),
-        )]
+        )
     if train == 0:
-        return [Problem("--validation-split", "a split that leaves training samples", repr(validation_split))]
+        return ("validation_split", "a split that leaves training samples", repr(validation_split))
     if batch_size is not None and train < batch_size:
-        return [_batch_problem(source, train, batch_size)]
-    return []
+        return _batch_issue(source, train, batch_size)
+    return None
 
 
-def _batch_problem(source: Source, train: int, batch_size: int) -> Problem:
-    return Problem(
-        "--batch-size",
+def _batch_issue(source: Source, train: int, batch_size: int) -> tuple[str, str, str]:
+    return (
+        "batch_size",
         f"at most the {train} training samples of {source.describe()} (the global batch; whole batches only)",
         str(batch_size),
     )
@@ -158,43 +181,97 @@ def _inspect_packaged(name: str, input_shape: Sequence[int]) -> Source:
 def _inspect_folder(path: Path, input_shape: Sequence[int]) -> Source:
     where = f"'{path}'"
     if not path.exists():
-        raise SpecError.one("--data", DATA_WANTED, f"{where}, which does not exist")
+        raise ArgumentError("data", DATA_WANTED, f"{where}, which does not exist", raw=True)
     if not path.is_dir():
-        raise SpecError.one("--data", DATA_WANTED, f"{where}, a file")
+        raise ArgumentError("data", DATA_WANTED, f"{where}, a file", raw=True)
     entries = [e for e in sorted(os.listdir(path)) if not e.startswith(".")]
-    classes = [e for e in entries if (path / e).is_dir()]
+    classes = [e for e in entries if (path / e).is_dir()]  # a link looping to itself is no folder
     if not entries:
-        raise SpecError.one("--data", "a folder with one sub-folder per class", f"an empty folder {where}")
+        raise ArgumentError("data", "a folder with one sub-folder per class", f"an empty folder {where}", raw=True)
     if not classes:
-        raise SpecError.one(
-            "--data", "a folder with one sub-folder per class", f"{where}, which has files but no sub-folders",
-            hint="put each class's images in a sub-folder named after the class",
+        raise ArgumentError(
+            "data", "a folder with one sub-folder per class", f"{where}, which has files but no sub-folders",
+            hint="put each class's images in a sub-folder named after the class", raw=True,
         )
     if len(classes) < 2:
-        raise SpecError.one(
-            "--data", "a folder with at least 2 class sub-folders", f"{where} with 1 ('{classes[0]}')"
+        raise ArgumentError(
+            "data", "a folder with at least 2 class sub-folders", f"{where} with 1 ('{classes[0]}')", raw=True
         )
-    per_class = {c: _count_images(path / c) for c in classes}
-    empty = [c for c, n in per_class.items() if n == 0]
+    images = {c: _images(path / c) for c in classes}
+    empty = [c for c, found in images.items() if not found]
     if empty:
-        raise SpecError.one(
-            "--data",
+        raise ArgumentError(
+            "data",
             "images (" + ", ".join(IMAGE_SUFFIXES) + ") in every class sub-folder",
             f"{where}, where {', '.join(repr(c) for c in empty)} {'has' if len(empty) == 1 else 'have'} none",
+            raw=True,
         )
     if len(input_shape) != 3 or input_shape[-1] not in COLOR_MODES:
         raise SpecError.one(
             "input", "an image input [height, width, channels] with 1, 3 or 4 channels (grayscale, RGB, RGBA)",
             _shape(input_shape),
         )
+    _check_images([f for found in images.values() for f in found])
+    per_class = {c: len(found) for c, found in images.items()}
     return Source("folder", str(path.resolve()), classes, sum(per_class.values()), per_class=per_class)
 
 
-def _count_images(folder: Path) -> int:
-    n = 0
-    for _root, _dirs, files in os.walk(folder):
-        n += sum(1 for f in files if f.lower().endswith(IMAGE_SUFFIXES))
-    return n
+def _images(folder: Path) -> list[Path]:
+    """The files Keras' `image_dataset_from_directory` reads under a class folder: those with an
+    image suffix, found without following links to folders (its `follow_links=False`, so a link
+    looping back up is listed, never walked), in a stable order."""
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        found += [Path(root) / f for f in sorted(files) if f.lower().endswith(IMAGE_SUFFIXES)]
+    return found
+
+
+def _check_images(paths: Sequence[Path]) -> None:
+    """Refuses, before TensorFlow reads them, images it would fail on or that would exhaust
+    memory: files that are not regular (a FIFO would block the reader), empty, not a format
+    TensorFlow decodes whatever their name says, or declaring more pixels than Pillow's
+    decompression-bomb limit. Pillow reads only each header (a bounded prefix of the file)."""
+    import warnings
+
+    from PIL import Image
+
+    limit = Image.MAX_IMAGE_PIXELS or 0
+    bad: list[tuple[Path, str]] = []
+    for path in paths:
+        reason = None
+        try:
+            info = path.stat()
+        except OSError as err:  # a dangling or looping link
+            reason = f"which cannot be read ({err.strerror or err})"
+        else:
+            if not stat.S_ISREG(info.st_mode):
+                reason = "which is not a regular file"
+            elif info.st_size == 0:
+                reason = "an empty (0-byte) file"
+        if reason is None:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                    with Image.open(path) as img:  # the header only; no pixels decoded
+                        kind, (width, height) = img.format, img.size
+                if kind not in DECODED_FORMATS:
+                    reason = f"a {kind} image, which TensorFlow does not decode (only {', '.join(DECODED_FORMATS)})"
+                elif limit and width * height > limit:
+                    reason = f"declaring {width}x{height} pixels, over the {limit:,} of Pillow's decompression-bomb limit"
+            except Image.DecompressionBombError as err:
+                reason = f"over Pillow's decompression-bomb limit ({err})"
+            except (OSError, SyntaxError, ValueError) as err:  # UnidentifiedImageError is an OSError
+                reason = "which is not an image (" + (", ".join(DECODED_FORMATS)) + f"): {type(err).__name__}"
+        if reason is not None:
+            bad.append((path, reason))
+    if bad:
+        (first, reason), more = bad[0], len(bad) - 1
+        raise ArgumentError(
+            "data", f"decodable images ({', '.join(DECODED_FORMATS)}) in every class sub-folder",
+            f"'{first}', {reason}" + (f"; and {more} more such file{'s' if more != 1 else ''}" if more else ""),
+            raw=True,
+        )
 
 
 def _inspect_arrays(data: Any, input_shape: Sequence[int]) -> Source:
@@ -202,9 +279,11 @@ def _inspect_arrays(data: Any, input_shape: Sequence[int]) -> Source:
 
     x, y = (np.asarray(a) for a in data)
     if tuple(x.shape[1:]) != tuple(input_shape):
-        raise SpecError.one("data", f"images shaped (n, {', '.join(map(str, input_shape))}), like the spec's input", str(x.shape))
+        raise ArgumentError("data", f"images shaped (n, {', '.join(map(str, input_shape))}), like the spec's input",
+                            str(x.shape), raw=True)
     if y.shape != (x.shape[0],) or not np.issubdtype(y.dtype, np.integer) or (y.size and y.min() < 0):
-        raise SpecError.one("data", f"one integer label from 0 up per image ({x.shape[0]})", f"labels of shape {y.shape}, {y.dtype}")
+        raise ArgumentError("data", f"one integer label from 0 up per image ({x.shape[0]})",
+                            f"labels of shape {y.shape}, {y.dtype}", raw=True)
     k = int(y.max()) + 1 if y.size else 0
     return Source("arrays", "arrays", [str(i) for i in range(k)], int(x.shape[0]), arrays=(x, y))
 
@@ -226,22 +305,42 @@ def load(
     seed: int,
     backend: str = "tensorflow",
     replicas: int = 1,
+    outputs: Sequence[str] = (),
 ) -> Data:
     """The training and validation pipelines of an inspected source (tf.data under the
-    TensorFlow backend, or for folders; numpy batches for in-memory data under the others)."""
+    TensorFlow backend, or for folders; numpy batches for in-memory data under the others).
+
+    Args:
+        outputs: for a model with a dict of outputs (auxiliary heads), their names: each batch's
+            labels come as `{name: labels}`, the same labels for every output. Empty: plain labels.
+    """
     n_train, n_val = split_sizes(source.count, validation_split)
     if n_train < batch_size:
-        raise SpecError([_batch_problem(source, n_train, batch_size)])
+        raise ArgumentError(*_batch_issue(source, n_train, batch_size), raw=True)
     if source.kind == "folder":
-        train_from, val = _folder_pipelines(source, input_shape, validation_split, seed, batch_size)
+        train_from, val = _per_output(*_folder_pipelines(source, input_shape, validation_split, seed, batch_size),
+                                      outputs)
     else:
         x, y = source.arrays if source.kind == "arrays" else _digits(input_shape)
         if backend == "tensorflow":
-            train_from, val = _array_pipelines(x, y, validation_split, seed, batch_size)
-        else:
-            train_from, val = numpy_batches(x, y, validation_split, seed, batch_size, replicas)
+            train_from, val = _per_output(*_array_pipelines(x, y, validation_split, seed, batch_size), outputs)
+        else:  # numpy batches have no `map`: they label per output themselves
+            train_from, val = numpy_batches(x, y, validation_split, seed, batch_size, replicas, outputs)
             n_val -= n_val % replicas
     return Data(source, train_from, val, n_train, n_val, batch_size)
+
+
+def _per_output(train_from: Callable[[int], Any], val: Any,
+                outputs: Sequence[str]) -> tuple[Callable[[int], Any], Any]:
+    """tf.data pipelines whose labels are `{name: labels}` for each of `outputs` (none: as they are)."""
+    if not outputs:
+        return train_from, val
+    names = tuple(outputs)
+
+    def relabel(ds: Any) -> Any:
+        return ds.map(lambda x, y: (x, {k: y for k in names}))
+
+    return (lambda first_epoch: relabel(train_from(first_epoch))), None if val is None else relabel(val)
 
 
 def digits_arrays(input_shape: Sequence[int]) -> tuple[Any, Any]:
@@ -295,12 +394,14 @@ def _array_pipelines(x: Any, y: Any, validation_split: float, seed: int, batch_s
 
 
 def numpy_batches(x: Any, y: Any, validation_split: float, seed: int, batch_size: int,
-                  replicas: int = 1) -> tuple[Callable[[int], Any], Any]:
+                  replicas: int = 1, outputs: Sequence[str] = ()) -> tuple[Callable[[int], Any], Any]:
     """`_array_pipelines` in numpy, for the JAX and torch backends: `keras.utils.PyDataset`s
     of whole training batches, epoch e's order a permutation seeded by (seed, e), and
     validation batches in order (the last one smaller). Same split as `_array_pipelines`.
     keras.distribution splits every batch evenly over the replicas, so with R > 1 the
-    validation set's last `n_val % R` samples are left out (at most R - 1)."""
+    validation set's last `n_val % R` samples are left out (at most R - 1). With `outputs`,
+    labels come as `{name: labels}` (see `load`)."""
+    names = tuple(outputs)
     import keras
     import numpy as np
 
@@ -329,7 +430,8 @@ def numpy_batches(x: Any, y: Any, validation_split: float, seed: int, batch_size
                 if self._order is None:
                     self._order = np.random.default_rng([seed, self.epoch]).permutation(len(self.xs))
                 idx = self._order[i * batch_size: (i + 1) * batch_size]
-            return self.xs[idx], self.ys[idx]
+            labels = self.ys[idx]
+            return self.xs[idx], ({k: labels for k in names} if names else labels)
 
         def on_epoch_end(self) -> None:
             if self.epoch is not None:

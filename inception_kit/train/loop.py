@@ -5,16 +5,22 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
-from ..analysis import DEFAULT_BUDGET, Budget
-from ..errors import Failure, SpecError
+from ..errors import ArgumentError, Failure, SpecError
 from ..files import write_text
-from .callbacks import best_weights_callback, epoch_log_callback, finite_loss_callback, main_metrics_callback
+from ..planner import DEFAULT_BUDGET, Budget
+from ..progress import Progress, no_progress
+from .callbacks import (
+    best_weights_callback,
+    epoch_log_callback,
+    finite_loss_callback,
+    main_metrics_callback,
+    progress_callback,
+)
 from .runs import RUN_FILES, RunFolder, fail_run, save_weights, write_json
 from .strategy import check_backend, fit_scope, make_strategy, worker_role
 from .target import Target
@@ -107,12 +113,13 @@ def fit(
     verbose: Any = "auto",
     aux: bool = False,
     aux_weight: float | None = None,
-    progress: TextIO | None = None,
+    progress: Progress = no_progress,
 ) -> TrainResult:
     """Trains a spec or a Keras model; see `inception_kit.train.runs` for the run folder.
 
     Args:
-        spec_or_model: a spec (`inception_kit.Model` or a YAML path), or a built Keras model.
+        spec_or_model: a spec (a Plan from `inception_kit.load`, a ModelSpec or a YAML path),
+            or a built Keras model.
             A Keras model made outside this strategy's scope is cloned into it (weights
             copied) and the clone is trained and returned in the result.
         data: an image folder, a packaged name ('digits'), or `(images, labels)` arrays.
@@ -126,12 +133,19 @@ def fit(
             each head's `weight` (0.3, the paper's) or by `aux_weight` for all. Metrics and the
             saved weights are the main output's (the inference graph's, which export takes).
         verbose: Keras' own progress output (on stdout): 'auto', 0, 1 (a bar) or 2 (a line per epoch).
-        progress: where the line announcing the run goes, unless verbose is 0 (default
-            sys.stderr, read at the call).
+        progress: told `(epochs done, epochs, what)`: once when training starts (`what`
+            describes the run: data, samples, strategy, batches, run folder), then after
+            every epoch ("epoch 3/10: loss 0.41, val_accuracy 0.88").
+
+    Returns:
+        The trained model (the inference graph), its history and log, and the run's files.
 
     Raises:
-        SpecError: a bad spec, data, setting, or an unfinished run with other settings.
+        ArgumentError: a setting out of range, unusable data, or an `out` that cannot take
+            this run (an unfinished run with other settings, in use by another training).
+        SpecError: the spec cannot be trained (its head against the data's classes).
         DestinationExists: `out` holds a finished run or other files, without overwrite.
+        TrainingFailed: the loss became NaN or infinite, or an image could not be read.
     """
     _check_settings(epochs, batch_size, learning_rate, backup_every, seed)
     target = Target.of(spec_or_model, budget)
@@ -139,9 +153,10 @@ def fit(
     from . import data as data_mod
 
     source = data_mod.inspect_source(data, target.input_shape)
-    problems = [*target.class_problems(source), *data_mod.split_problems(source, validation_split, batch_size)]
+    problems = target.class_problems(source)
     if problems:
         raise SpecError(problems)
+    data_mod.check_split(source, validation_split, batch_size)
     role = worker_role(strategy)
     check_backend(strategy)  # before the run folder is touched, and before Keras loads
     run_dir = None if out is None else (Path(out) if role.chief else Path(out) / role.name)
@@ -161,7 +176,7 @@ def fit(
         return _train(target, source, folder, settings, strategy, strategy_name, epochs=epochs,
                       batch_size=batch_size, seed=seed, validation_split=validation_split,
                       learning_rate=learning_rate, backup_every=backup_every, callbacks=callbacks,
-                      verbose=verbose, heads=heads, progress=sys.stderr if progress is None else progress)
+                      verbose=verbose, heads=heads, progress=progress)
     finally:
         if folder is not None:
             folder.release()
@@ -170,7 +185,7 @@ def fit(
 def _train(target: Target, source: Any, folder: RunFolder | None, settings: dict[str, Any], strategy: Any,
            strategy_name: str, *, epochs: int, batch_size: int, seed: int, validation_split: float,
            learning_rate: float, backup_every: str | int, callbacks: Sequence[Any], verbose: Any,
-           heads: dict[str, tuple[float, bool]] | None = None, progress: TextIO) -> TrainResult:
+           heads: dict[str, tuple[float, bool]] | None = None, progress: Progress = no_progress) -> TrainResult:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     strat = make_strategy(strategy)  # first: MultiWorkerMirroredStrategy wants to precede other TF work
     import keras
@@ -179,23 +194,28 @@ def _train(target: Target, source: Any, folder: RunFolder | None, settings: dict
 
     replicas = int(strat.num_replicas_in_sync)
     if batch_size % replicas:
-        raise SpecError.one(
-            "--batch-size", f"a multiple of the {replicas} replicas (the global batch is split evenly)", str(batch_size)
+        raise ArgumentError(
+            "batch_size", f"a multiple of the {replicas} replicas (the global batch is split evenly)", batch_size
         )
     keras.utils.set_random_seed(seed)
+    # The builder's name for the main output of a model with auxiliary heads (the planner
+    # has no constant for it yet; the export's is the same word).
+    from ..planner import OUTPUT_NAME
+
+    outputs = (OUTPUT_NAME, *heads) if heads else ()  # every head learns the same labels
     loaded = data_mod.load(source, target.input_shape, batch_size=batch_size, validation_split=validation_split, seed=seed,
-                           backend=keras.backend.backend(), replicas=replicas)
+                           backend=keras.backend.backend(), replicas=replicas, outputs=outputs)
     with strat.scope():
         model = target.build(strat, aux=bool(heads))
         if heads:  # a dict of outputs: the main one, then each auxiliary head, one loss each
-            loss = {"output": keras.losses.SparseCategoricalCrossentropy(from_logits=target.from_logits)}
+            loss = {OUTPUT_NAME: keras.losses.SparseCategoricalCrossentropy(from_logits=target.from_logits)}
             for k, (_, logits) in heads.items():
                 loss[k] = keras.losses.SparseCategoricalCrossentropy(from_logits=logits)
             model.compile(
                 optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
                 loss=loss,
-                loss_weights={"output": 1.0, **{k: w for k, (w, _) in heads.items()}},
-                metrics={"output": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]},
+                loss_weights={OUTPUT_NAME: 1.0, **{k: w for k, (w, _) in heads.items()}},
+                metrics={OUTPUT_NAME: [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]},
             )
         else:
             model.compile(
@@ -204,7 +224,7 @@ def _train(target: Target, source: Any, folder: RunFolder | None, settings: dict
                 metrics=["accuracy"],
             )
     # What is saved and returned: the inference graph (the aux model's main output shares its layers).
-    inference = keras.Model(model.input, model.output["output"], name=model.name) if heads else model
+    inference = keras.Model(model.input, model.output[OUTPUT_NAME], name=model.name) if heads else model
     monitor = "val_accuracy" if loaded.val is not None else "accuracy"
     run_info = {
         **settings,
@@ -218,18 +238,20 @@ def _train(target: Target, source: Any, folder: RunFolder | None, settings: dict
         "val_samples": loaded.val_count,
         "monitor": monitor,
     }
-    if verbose != 0:
-        progress.write(
-            f"training {target.name} on {source.describe()}: {loaded.train_count} training and "
-            f"{loaded.val_count} validation samples, {source.num_classes} classes; {strategy_name} strategy, "
-            f"{replicas} replica{'s' if replicas != 1 else ''}, global batch {batch_size} "
-            f"({batch_size // replicas} per replica), {loaded.steps_per_epoch} steps per epoch"
-            + (f"; {'resuming the unfinished run in' if folder.resume else 'run folder'} {folder.path}" if folder else "")
-            + "\n"
-        )
+    start = folder.backup_epoch() if folder is not None and folder.resume else 0
+    progress(
+        start,
+        epochs,
+        f"training {target.name} on {source.describe()}: {loaded.train_count} training and "
+        f"{loaded.val_count} validation samples, {source.num_classes} classes; {strategy_name} strategy, "
+        f"{replicas} replica{'s' if replicas != 1 else ''}, global batch {batch_size} "
+        f"({batch_size // replicas} per replica), {loaded.steps_per_epoch} steps per epoch"
+        + (f"; {'resuming the unfinished run in' if folder.resume else 'run folder'} {folder.path}" if folder else ""),
+    )
 
     log = epoch_log_callback(keras, folder.path / "log.csv" if folder else None, folder.rows if folder else [])
-    own: list[Any] = [main_metrics_callback(keras), log] if heads else [log]
+    own: list[Any] = [main_metrics_callback(keras, OUTPUT_NAME), log] if heads else [log]
+    own.append(progress_callback(keras, progress, epochs))
     if folder is not None:
         folder.prepare()  # --overwrite clears the old run only now, with everything checked
         for name, text in target.files().items():
@@ -240,12 +262,7 @@ def _train(target: Target, source: Any, folder: RunFolder | None, settings: dict
                                                     double_checkpoint=True))
     # The pipeline starts at the epoch BackupAndRestore will resume (in-memory data is
     # shuffled by epoch), and runs on without end: steps_per_epoch cuts it into epochs.
-    start = folder.backup_epoch() if folder is not None and folder.resume else 0
     train_ds, val_ds = loaded.train(start), loaded.val
-    if heads:  # every head learns the same labels
-        names = ["output", *heads]
-        train_ds, val_ds = (None if ds is None else ds.map(lambda x, y: (x, {k: y for k in names}))
-                            for ds in (train_ds, val_ds))
     finite = finite_loss_callback(keras)
     try:
         with fit_scope(strat):
@@ -306,17 +323,22 @@ def _unreadable_data(err: Exception, source: Any) -> str | None:
     return None if bad is None else f"the image {bad} cannot be read as an image (corrupt, or not the format its name says)"
 
 
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _check_settings(epochs: int, batch_size: int, learning_rate: float, backup_every: Any, seed: int = 0) -> None:
-    if not isinstance(epochs, int) or epochs < 1:
-        raise SpecError.one("--epochs", "a positive whole number of epochs", repr(epochs))
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise SpecError.one("--batch-size", "a positive whole number (the global batch)", repr(batch_size))
-    if not (isinstance(seed, int) and 0 <= seed <= MAX_SEED):
-        raise SpecError.one("--seed", f"a whole number from 0 to {MAX_SEED}", repr(seed))
-    if not (isinstance(learning_rate, (int, float)) and 0 < learning_rate < math.inf):
-        raise SpecError.one("--learning-rate", "a positive finite number", repr(learning_rate))
-    if backup_every != "epoch" and not (isinstance(backup_every, int) and backup_every > 0):
-        raise SpecError.one("--backup-every", "'epoch' or a positive number of batches", repr(backup_every))
+    """Refuses settings out of range before anything is loaded (a Python caller's `True` is no number)."""
+    if not _whole(epochs) or epochs < 1:
+        raise ArgumentError("epochs", "a positive whole number of epochs", epochs)
+    if not _whole(batch_size) or batch_size < 1:
+        raise ArgumentError("batch_size", "a positive whole number (the global batch)", batch_size)
+    if not (_whole(seed) and 0 <= seed <= MAX_SEED):
+        raise ArgumentError("seed", f"a whole number from 0 to {MAX_SEED}", seed)
+    if isinstance(learning_rate, bool) or not (isinstance(learning_rate, (int, float)) and 0 < learning_rate < math.inf):
+        raise ArgumentError("learning_rate", "a positive finite number", learning_rate)
+    if backup_every != "epoch" and not (_whole(backup_every) and backup_every > 0):
+        raise ArgumentError("backup_every", "'epoch' or a positive number of batches", backup_every)
 
 
 def _arrays_sha(arrays: Any) -> str:

@@ -44,6 +44,8 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
+import io
 import json
 import math
 import os
@@ -52,7 +54,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from ..errors import SpecError
+from ..errors import ArgumentError, show
 from ..files import (
     DestinationExists,
     UnsafeDestination,
@@ -105,9 +107,9 @@ class RunFolder:
     def backup_epoch(self) -> int:
         """The epoch BackupAndRestore will resume at (it records it in its folder), else 0."""
         try:
-            meta = json.loads((self.path / "backup" / "training_metadata.json").read_text(encoding="utf-8"))
+            meta = json.loads(read_bounded(self.path / "backup" / "training_metadata.json", MAX_RUN_JSON_BYTES))
             return max(0, int(meta["epoch"]))
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
             return 0
 
     created = False  # this run made the folder
@@ -127,30 +129,55 @@ def _decide(path: Path, settings: dict[str, Any], overwrite: bool) -> str:
     if not path.exists():
         return "new"
     if not path.is_dir():
-        raise SpecError.one("--out", "a folder for the run (new, or an unfinished run to resume)", f"'{path}', a file")
+        raise ArgumentError("out", "a folder for the run (new, or an unfinished run to resume)", f"'{path}', a file",
+                            raw=True)
     entries = [e for e in path.iterdir() if not e.name.startswith(".") and not _WORKER_DIR.match(e.name)]
     if not entries:
         return "new"
-    try:
-        previous = json.loads(read_bounded(path / "run.json", MAX_RUN_JSON_BYTES).decode("utf-8"))
-    except (OSError, ValueError, RecursionError):
-        previous = None
     if overwrite:
         # The run folder's rule (inception_kit.files): only a folder a run wrote is cleared.
         check_folder_destination(path, True, "run.json")
-        if not isinstance(previous, dict) or "model" not in previous:
-            raise UnsafeDestination(path, "its run.json was not written by inception-kit train")
+    previous, wrong = read_run_json(path / "run.json")
+    if wrong is not None and os.path.lexists(path / "run.json"):
+        if overwrite:
+            raise UnsafeDestination(path, f"its run.json was not written by inception-kit train: {wrong}")
+        raise ArgumentError("out", "a folder for the run (new, or a run inception-kit train wrote)",
+                            f"'{path / 'run.json'}', {wrong}", raw=True)
+    if overwrite:
         return "overwrite"
-    if not isinstance(previous, dict) or previous.get("status") not in ("running", "failed"):
+    if previous is None or previous["status"] == "finished":
         raise DestinationExists(path)
     different = [k for k in IDENTITY if previous.get(k) != settings[k]]
     if different:
-        raise SpecError.one(
-            "--out",
-            f"the settings of the unfinished run in '{path}' to resume it, or --overwrite to start again",
-            "; ".join(f"{k} {settings[k]!r} where the run has {previous.get(k)!r}" for k in different),
+        raise ArgumentError(
+            "out",
+            f"the settings of the unfinished run in '{path}' to resume it, or overwrite=True (--overwrite) "
+            "to start again",
+            "; ".join(f"{k} {show(settings[k])} where the run has {show(previous.get(k))}" for k in different),
+            raw=True,
         )
     return "resume"
+
+
+RUN_STATUSES = ("running", "finished", "failed")
+
+
+def read_run_json(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """A run.json's settings, read bounded (`MAX_RUN_JSON_BYTES`), or None and why it is not
+    one this module wrote (too large, not JSON, a field missing or of the wrong type)."""
+    try:
+        data = json.loads(read_bounded(path, MAX_RUN_JSON_BYTES).decode("utf-8"))
+    except OSError as err:
+        return None, "which cannot be read (" + (err.strerror or str(err)) + ")"
+    except (ValueError, RecursionError) as err:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        return None, f"which is not JSON ({type(err).__name__})"
+    if not isinstance(data, dict):
+        return None, f"which holds {show(data)}, not an object"
+    if not isinstance(data.get("model"), str):
+        return None, f"whose field 'model' is {show(data.get('model'))}, not a model name"
+    if data.get("status") not in RUN_STATUSES:
+        return None, f"whose field 'status' is {show(data.get('status'))}, not one of {', '.join(RUN_STATUSES)}"
+    return data, None
 
 
 def _clear(path: Path) -> None:
@@ -169,12 +196,18 @@ def _lock(path: Path) -> Any:
         import fcntl
     except ImportError:  # not POSIX: no lock
         return None
-    fd = os.open(path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:  # never through a link: the lock file is the run folder's own
+        fd = os.open(path / ".lock", os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    except OSError as err:
+        raise ArgumentError("out", "a run folder whose .lock file it can create", f"'{path / '.lock'}', "
+                            + ("a symbolic link" if err.errno == errno.ELOOP else err.strerror or str(err)),
+                            raw=True) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         os.close(fd)
-        raise SpecError.one("--out", "a run folder no other training is using", f"'{path}', in use by another training") from None
+        raise ArgumentError("out", "a run folder no other training is using", f"'{path}', in use by another training",
+                            raw=True) from None
     return fd
 
 
@@ -183,16 +216,27 @@ def _unlock(fd: Any) -> None:
         os.close(fd)  # closing releases the flock
 
 
+MAX_LOG_BYTES = 64_000_000  # log.csv: about 100 bytes a row, one row per epoch
+
+
 def _read_log(path: Path) -> list[dict[str, float]]:
+    """log.csv's rows, read bounded; a row that is not numbers is left out."""
     if not path.exists():
         return []
+    try:
+        text = read_bounded(path, MAX_LOG_BYTES).decode("utf-8")
+    except OSError as err:
+        raise ArgumentError("out", "a run folder whose log.csv inception-kit train wrote",
+                            f"'{path}', which cannot be read ({err.strerror or err})", raw=True) from None
+    except UnicodeDecodeError:
+        raise ArgumentError("out", "a run folder whose log.csv inception-kit train wrote",
+                            f"'{path}', which is not UTF-8 text", raw=True) from None
     rows = []
-    with open(path, newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            try:
-                rows.append({k: (int(v) if k == "epoch" else float(v)) for k, v in row.items() if v not in (None, "")})
-            except ValueError:
-                continue
+    for row in csv.DictReader(io.StringIO(text, newline="")):
+        try:
+            rows.append({k: (int(v) if k == "epoch" else float(v)) for k, v in row.items() if v not in (None, "")})
+        except (ValueError, TypeError):  # TypeError: a row longer than the header (a list under None)
+            continue
     return rows
 
 

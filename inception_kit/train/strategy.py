@@ -22,7 +22,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import SpecError
+from ..errors import ArgumentError, SpecError
 
 STRATEGIES = ("default", "mirrored", "multi-worker", "data-parallel")
 TF_STRATEGIES = ("mirrored", "multi-worker")  # tf.distribute: the TensorFlow backend only
@@ -38,7 +38,7 @@ def worker_role(strategy: Any) -> Role:
     """Which worker this process is. Read from TF_CONFIG for 'multi-worker', without TensorFlow."""
     if isinstance(strategy, str):
         if strategy not in STRATEGIES:
-            raise SpecError.one("--strategy", "one of " + ", ".join(STRATEGIES), repr(strategy))
+            raise ArgumentError("strategy", "one of " + ", ".join(STRATEGIES), strategy)
         if strategy != "multi-worker":
             return Role(True, "")
         cluster, task_type, index = _tf_config()
@@ -63,7 +63,7 @@ def _tf_config() -> tuple[dict[str, Any], str, int]:
     text = os.environ.get("TF_CONFIG")
     if not text:
         raise SpecError.one("TF_CONFIG", TF_CONFIG_WANTED, "nothing (it is not set)",
-                            hint="--strategy multi-worker needs every worker's address and this one's task")
+                            hint="strategy 'multi-worker' needs every worker's address and this one's task")
     try:
         config = json.loads(text)
         cluster, task = config["cluster"], config["task"]
@@ -113,7 +113,7 @@ class KerasStrategy:
 
 
 def check_backend(strategy: Any) -> None:
-    """A strategy name the backend cannot run is a SpecError (the backend read without Keras)."""
+    """A strategy name the backend cannot run is an ArgumentError (the backend read without Keras)."""
     from ..keras.backends import current
 
     backend = current()
@@ -121,11 +121,11 @@ def check_backend(strategy: Any) -> None:
         return
     can = {"tensorflow": "default, mirrored or multi-worker", "jax": "default or data-parallel"}.get(backend, "default")
     if strategy in TF_STRATEGIES and backend != "tensorflow":
-        raise SpecError.one("--strategy", f"{can} under the {backend} backend",
-                            f"{strategy!r}, a tf.distribute strategy (run it with --backend tensorflow)")
+        raise ArgumentError("strategy", f"{can} under the {backend} backend",
+                            f"{strategy!r}, a tf.distribute strategy (run it with --backend tensorflow)", raw=True)
     if strategy == "data-parallel" and backend != "jax":
-        raise SpecError.one("--strategy", f"{can} under the {backend} backend",
-                            "'data-parallel', which keras.distribution runs on JAX only (use --backend jax)")
+        raise ArgumentError("strategy", f"{can} under the {backend} backend",
+                            "'data-parallel', which keras.distribution runs on JAX only (use --backend jax)", raw=True)
 
 
 def fit_scope(strat: Any) -> Any:
@@ -142,8 +142,9 @@ def _keras_strategy(strategy: Any, backend: str) -> KerasStrategy:
     if not isinstance(strategy, str):
         if isinstance(strategy, keras.distribution.Distribution):
             return KerasStrategy(strategy)
-        raise SpecError.one("strategy", "'default', 'data-parallel' or a keras.distribution.Distribution "
-                            f"under the {backend} backend (tf.distribute strategies need TensorFlow's)", type(strategy).__name__)
+        raise ArgumentError("strategy", "'default', 'data-parallel' or a keras.distribution.Distribution "
+                            f"under the {backend} backend (tf.distribute strategies need TensorFlow's)",
+                            type(strategy).__name__, raw=True)
     check_backend(strategy)
     if strategy == "default":
         return KerasStrategy()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
-from ..analysis import Budget
-from ..errors import Problem, SpecError
+from ..errors import ArgumentError, Problem, SpecError
+from ..planner import Budget
 from .strategy import KerasStrategy
 
 
@@ -29,16 +30,18 @@ class Target:
             return cls._of_spec(spec_or_model, budget)
         if hasattr(spec_or_model, "fit") and hasattr(spec_or_model, "output_shape"):
             return cls._of_keras(spec_or_model)
-        raise SpecError.one("spec", "a spec (inception_kit.Model or a YAML path) or a Keras model",
-                            type(spec_or_model).__name__)
+        raise ArgumentError("spec_or_model", "a spec (a Plan from inception_kit.load, a ModelSpec or a YAML path) "
+                            "or a Keras model", type(spec_or_model).__name__, raw=True)
 
     @classmethod
     def _of_spec(cls, spec: Any, budget: Budget) -> Target:
         from ..analysis import analyse
         from ..kinds import kind_of
-        from ..planner import iter_ops
+        from ..loading import load
+        from ..planner import Plan, iter_ops
 
-        analysis = analyse(spec, budget)
+        # A plan was checked against its budget when it was loaded (the CLI's is).
+        analysis = analyse(spec if isinstance(spec, Plan) else load(spec, budget=budget))
         p = analysis.plan
         ops = list(iter_ops(p.steps))
         last = ops[-1] if ops else None
@@ -66,11 +69,13 @@ class Target:
     def _of_keras(cls, model: Any) -> Target:
         out = model.output_shape
         if not isinstance(out, tuple) or len(out) != 2 or out[1] is None:
-            raise SpecError.one("model", "a Keras model with one output of shape (batch, classes)", str(out))
+            raise ArgumentError("spec_or_model", "a Keras model with one output of shape (batch, classes)", str(out),
+                                raw=True)
         act = getattr(model.layers[-1], "activation", None) if model.layers else None
         name = getattr(act, "__name__", None)
         if name not in (None, "linear", "softmax"):
-            raise SpecError.one("model", "a last layer with softmax or no activation (logits)", f"activation {name}")
+            raise ArgumentError("spec_or_model", "a Keras model whose last layer has softmax or no activation "
+                                "(logits)", f"activation {name}", raw=True)
         inp = tuple(int(d) for d in model.input_shape[1:])
         return cls(model.name, inp, int(out[1]), name != "softmax", model.to_json(), keras_model=model,
                    where="the model's output")
@@ -97,14 +102,15 @@ class Target:
         """Auxiliary head -> (loss weight, from_logits), when training with them."""
         if not aux:
             if weight is not None:
-                raise SpecError.one("aux_weight", "aux=True (--aux) with it", str(weight))
+                raise ArgumentError("aux_weight", "aux=True (--aux) with it", weight)
             return {}
-        bad = isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0
+        # NaN is no weight: it passes `< 0` and would make every loss NaN.
+        bad = isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < math.inf
         if weight is not None and bad:
-            raise SpecError.one("aux_weight", "a loss weight, a number from 0", repr(weight))
+            raise ArgumentError("aux_weight", "a loss weight, a finite number from 0", weight)
         if self.analysis is None or not self.analysis.plan.model.aux:
-            raise SpecError.one("aux", "a spec with auxiliary heads (an aux: section)",
-                                f"'{self.name}', which has none")
+            raise ArgumentError("aux", "a spec with auxiliary heads (an aux: section) to train them",
+                                f"'{self.name}', which has none", raw=True)
         heads = {}
         for name, a in self.analysis.plan.aux.items():
             last = a.steps[-1]
@@ -134,8 +140,9 @@ class Target:
         try:
             clone = keras.models.clone_model(model)
         except Exception as err:  # subclassed models cannot always be cloned
-            raise SpecError.one("model", "a model built inside strategy.scope() of the strategy passed to fit",
-                                f"{type(model).__name__} made elsewhere, which Keras could not clone ({err})") from err
+            raise ArgumentError("spec_or_model", "a model built inside strategy.scope() of the strategy passed "
+                                "to fit", f"{type(model).__name__} made elsewhere, which Keras could not clone "
+                                f"({err})", raw=True) from err
         clone.set_weights(model.get_weights())
         return clone
 
