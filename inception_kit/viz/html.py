@@ -176,15 +176,15 @@ def _totals(model: dict[str, Any]) -> str:
         for key, label, unit in TOTALS
     )
     ops = "".join(
-        f'<tr><th scope="row"><code>{_e(op)}</code></th>{_cell(v, "flops_by_op." + op)}</tr>'
+        f'<tr><th scope="row"><code>{_e(op)}</code></th>{_cell(v, op)}</tr>'
         for op, v in model["flops_by_op"].items()
     )
     shapes = f"{fmt_shape(model['input_shape'])} → {fmt_shape(model['output_shape'])}"
     return (
-        '<div class="cols"><table class="totals"><caption>Model totals (batch 1)</caption>'
+        '<div class="cols"><table class="totals" data-section="totals"><caption>Model totals (batch 1)</caption>'
         '<thead><tr><th scope="col">figure</th><th scope="col" class="n">value</th><th scope="col">unit</th></tr></thead>'
         f'<tbody><tr><th scope="row">input → output</th><td class="n" data-field="shapes">{_e(shapes)}</td><td>H×W×C</td></tr>{rows}</tbody></table>'
-        '<table class="flops-by-op"><caption>FLOPs by TensorFlow op</caption>'
+        '<table class="flops-by-op" data-section="flops_by_op"><caption>FLOPs by TensorFlow op</caption>'
         '<thead><tr><th scope="col">op</th><th scope="col" class="n">FLOPs</th></tr></thead>'
         f"<tbody>{ops}</tbody></table>"
     )
@@ -289,7 +289,7 @@ def _aux(data: dict[str, Any]) -> str:
         for h in heads
     )
     head = _head((("head", False), ("at", False), ("loss weight", True), ("output", False), ("params", True), ("MACs", True), ("FLOPs", True)), False)
-    return f'<table class="aux"><caption>Auxiliary heads: training only, not in the totals</caption>{head}<tbody>{rows}</tbody></table>'
+    return f'<table class="aux" data-section="aux"><caption>Auxiliary heads: training only, not in the totals</caption>{head}<tbody>{rows}</tbody></table>'
 
 
 def _conventions(data: dict[str, Any]) -> str:
@@ -507,7 +507,7 @@ def diff_fragment(data: dict[str, Any], heading: int = 1) -> str:
             f'<td class="n" data-field="delta.{key}" data-value="{d}">{_signed(d)}</td><td>{_e(unit)}</td></tr>'
         )
     totals = (
-        '<table class="totals"><caption>Model: A, B and B − A (batch 1)</caption>'
+        '<table class="totals" data-section="model"><caption>Model: A, B and B − A (batch 1)</caption>'
         + _head((("figure", False), ("A", True), ("B", True), ("Δ (B − A)", True), ("unit", False)), False)
         + f"<tbody>{''.join(rows)}</tbody></table>"
     )
