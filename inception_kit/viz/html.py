@@ -22,7 +22,7 @@ from ..kinds import fmt_shape
 # Colours with a contrast of at least 4.5:1 on white (WCAG AA) for text; bars carry their
 # numbers in text too, so colour is never the only signal.
 CSS = """
-.ik{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1b1b1b;background:#fff;max-width:1200px}
+.ik{font:13.5px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1b1b1b;background:#fff;max-width:1200px}
 .ik h1{font-size:1.5em;margin:.3em 0}.ik h2{font-size:1.2em;margin:1.2em 0 .4em}
 .ik table{border-collapse:collapse;margin:.4em 0 1em;font-variant-numeric:tabular-nums}
 .ik caption{text-align:left;font-weight:600;padding:.2em 0;color:#1b1b1b}
@@ -65,7 +65,7 @@ window.addEventListener('beforeprint',function(){document.querySelectorAll('.ik 
 REAL_FILL = "#1f5f99"
 NAIVE_FILL = "#c6cdd6"
 B_FILL = "#b35c00"
-BAR_WIDTH = 180
+BAR_WIDTH = 110
 
 
 def _e(text: object) -> str:
@@ -150,10 +150,10 @@ BLOCK_COLUMNS = (
     ("output", False),
     ("params", True),
     ("naive params", True),
-    ("params saving (×)", True),
+    ("params saving", True),
     ("MACs", True),
     ("naive MACs", True),
-    ("MACs saving (×)", True),
+    ("MACs saving", True),
     ("FLOPs", True),
     ("bars: params", False),
     ("bars: MACs", False),
@@ -470,8 +470,8 @@ DIFF_COLUMNS = (
     ("params A", True),
     ("params B", True),
     ("Δ params", True),
-    ("MACs saving A (×)", True),
-    ("MACs saving B (×)", True),
+    ("saving A", True),
+    ("saving B", True),
     ("bars: MACs A, B", False),
 )
 
