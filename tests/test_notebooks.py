@@ -70,3 +70,15 @@ def test_notebook_runs_top_to_bottom(path, tmp_path):
         pytest.fail(f"{path.name}: a cell failed:\n{err}", pytrace=False)
     assert all(c.execution_count is not None for c in nb.cells if c.cell_type == "code")
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # wrote nothing beside it
+
+
+def test_notebooks_show_the_inline_views():
+    # The analysis and diff display themselves (their _repr_html_, with a plain-text twin).
+    shown = []
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        for c in nb.cells:
+            for o in c.get("outputs", []):
+                if '<div class="ik' in "".join(o.get("data", {}).get("text/html", "")) and "text/plain" in o.get("data", {}):
+                    shown.append(path.stem)
+    assert len(set(shown)) >= 3, shown

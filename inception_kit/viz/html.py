@@ -258,7 +258,7 @@ def _block_group(block: dict[str, Any], layers: list[dict[str, Any]], scale_p: i
     return f'<tbody class="block" data-block="{_e(name)}">{"".join(rows)}</tbody>'
 
 
-def _blocks(data: dict[str, Any]) -> str:
+def _blocks(data: dict[str, Any], sortable: bool = True) -> str:
     blocks = data["blocks"]
     if not blocks:
         return '<p class="muted">This model has no blocks.</p>'
@@ -271,11 +271,12 @@ def _blocks(data: dict[str, Any]) -> str:
     scale_p = max(max(b["naive_params"], b["params"]) for b in blocks)
     scale_m = max(max(b["naive_macs"], b["macs"]) for b in blocks)
     groups = "".join(_block_group(b, by_block[b["name"]], scale_p, scale_m) for b in blocks)
+    how = "click a column to sort; open" if sortable else "open"
     return (
         _legend()
-        + '<table class="blocks sortable"><caption>Blocks and their branches: real against naive '
-        "(click a column to sort; open a block's layers below its branches)</caption>"
-        f"{_head(BLOCK_COLUMNS, True)}{groups}</table>"
+        + f'<table class="blocks{" sortable" if sortable else ""}"><caption>Blocks and their branches: real against naive '
+        f"({how} a block's layers below its branches)</caption>"
+        f"{_head(BLOCK_COLUMNS, sortable)}{groups}</table>"
     )
 
 
@@ -308,7 +309,9 @@ def _figure(svg: str | None, note: str | None) -> str:
     return f'<figure class="diagram">{svg[start:]}<figcaption class="muted">The model, block by block (Graphviz).</figcaption></figure>'
 
 
-def report_fragment(data: dict[str, Any], svg: str | None = None, note: str | None = None, heading: int = 1) -> str:
+def report_fragment(
+    data: dict[str, Any], svg: str | None = None, note: str | None = None, heading: int = 1, sortable: bool = True
+) -> str:
     """The report view without the page around it (a `<div class="ik">`).
 
     Args:
@@ -317,6 +320,8 @@ def report_fragment(data: dict[str, Any], svg: str | None = None, note: str | No
             where `note` is None too.
         note: why there is no diagram.
         heading: the level of the title (1 on a page, 3 inside a notebook).
+        sortable: column headings are sort buttons (the page's script sorts; a notebook
+            output may run no script, so its view has none).
     """
     m = data["model"]
     sub = min(heading + 1, 6)
@@ -331,14 +336,14 @@ def report_fragment(data: dict[str, Any], svg: str | None = None, note: str | No
         _aux(data),
         "</div>",
         f"<h{sub}>Blocks</h{sub}>",
-        _blocks(data),
+        _blocks(data, sortable),
     ]
     if svg is not None or note is not None:
         parts += [f"<h{sub}>Diagram</h{sub}>", _figure(svg, note)]
     parts += [
         f"<h{sub}>All layers</h{sub}>",
         f'<details class="all-layers"><summary>{len(data["layers"])} layers, in build order</summary>'
-        f"{layer_table(data['layers'], 'Every layer the builder creates')}</details>",
+        f"{layer_table(data['layers'], 'Every layer the builder creates', sortable=sortable)}</details>",
         f"<h{sub}>How the numbers are counted</h{sub}>",
         _conventions(data),
         "</div>",
@@ -385,7 +390,7 @@ def analysis_html(analysis: Any) -> str:
     """The inline notebook view of an analysis (`Analysis._repr_html_`)."""
     from ..report import report_data
 
-    return f"<style>{CSS}</style>" + report_fragment(report_data(analysis), heading=3)
+    return f"<style>{CSS}</style>" + report_fragment(report_data(analysis), heading=3, sortable=False)
 
 
 # ------------------------------------------------------------------------------- plan
@@ -486,12 +491,13 @@ def _maybe(side: dict[str, Any] | None, key: str, field: str, suffix: str = "") 
     return _cell(side[key], field, suffix)
 
 
-def diff_fragment(data: dict[str, Any], heading: int = 1) -> str:
+def diff_fragment(data: dict[str, Any], heading: int = 1, sortable: bool = True) -> str:
     """The diff view without the page around it.
 
     Args:
         data: `Diff.data()` (or the JSON diff read back).
         heading: the level of the title.
+        sortable: column headings are sort buttons (see `report_fragment`).
     """
     sub = min(heading + 1, 6)
     model, entries = data["rows"][0], data["rows"][1:]
@@ -534,8 +540,10 @@ def diff_fragment(data: dict[str, Any], heading: int = 1) -> str:
         )
     blocks = (
         _legend("B", "A", B_FILL)
-        + '<table class="entries sortable"><caption>Blocks and branches, matched by name (click a column to sort)</caption>'
-        + _head(DIFF_COLUMNS, True)
+        + f'<table class="entries{" sortable" if sortable else ""}"><caption>Blocks and branches, matched by name'
+        + (" (click a column to sort)" if sortable else "")
+        + "</caption>"
+        + _head(DIFF_COLUMNS, sortable)
         + "".join(groups)
         + "</table>"
         if entries
@@ -555,4 +563,4 @@ def diff_page(data: dict[str, Any]) -> str:
 
 def diff_html(d: Any) -> str:
     """The inline notebook view of a diff (`Diff._repr_html_`)."""
-    return f"<style>{CSS}</style>" + diff_fragment(d.data(), heading=3)
+    return f"<style>{CSS}</style>" + diff_fragment(d.data(), heading=3, sortable=False)
