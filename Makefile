@@ -57,7 +57,7 @@ check: lint graphviz
 # The documentation site, into build/site/: --strict makes a broken link or a docstring the
 # API page cannot render an error. (The variables silence a notice mkdocs plugins print.)
 docs: $(VENV)/.installed
-	DISABLE_MKDOCS_2_WARNING=true NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+	DISABLE_MKDOCS_2_WARNING=true NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 # docs/googlenet_report.png, after changing the HTML report (needs Debian's chromium).
 screenshot: $(VENV)/.installed
