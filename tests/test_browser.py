@@ -135,7 +135,8 @@ def test_googlenet_screenshot_is_not_blank(tab, tmp_path):
 
 
 def test_diff_page_in_the_browser(tab, tmp_path):
-    d = ik.diff("inception_3a", "inception_3a_tiny")
+    # GoogLeNet at half the input size: every block matched, each with its own Δ MACs.
+    d = ik.diff(ik.analyse("googlenet"), ik.analyse("googlenet", input_shape=(112, 112, 3)))
     data = json.loads(d.render("json"))
     open_page(tab, tmp_path / "diff.html", view.diff_page(data))
     cells = tab.evaluate(READ_CELLS)
@@ -149,7 +150,11 @@ def test_diff_page_in_the_browser(tab, tmp_path):
     button = tab.locator("table.entries > thead th", has_text="Δ MACs").get_by_role("button")
     button.click()
     names = tab.evaluate("() => Array.from(document.querySelectorAll('table.entries > tbody > tr')).map(r => r.dataset.name)")
-    assert names == [r["name"] for r in sorted(data["rows"][1:], key=lambda r: r["delta"]["macs"])]
+    blocks = [r for r in data["rows"][1:] if r["level"] == "block"]
+    # Blocks in order of their Δ MACs, each followed by its own branches.
+    assert names == [n for b in sorted(blocks, key=lambda r: r["delta"]["macs"])
+                     for n in [b["name"], *(r["name"] for r in data["rows"] if r["name"].startswith(b["name"] + "/"))]]
+    assert len(blocks) == 9 and len(names) == 9 + 4 * 9
     assert tab.errors == []
 
 

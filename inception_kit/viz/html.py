@@ -518,7 +518,7 @@ def diff_fragment(data: dict[str, Any], heading: int = 1, sortable: bool = True)
         + f"<tbody>{''.join(rows)}</tbody></table>"
     )
     scale = max([max((r["a"] or {}).get("macs", 0), (r["b"] or {}).get("macs", 0)) for r in entries] or [0])
-    groups = []
+    groups: list[list[str]] = []
     for r in entries:
         a, b = r["a"], r["b"]
         cls = "branch" if r["level"] == "branch" else "block"
@@ -528,15 +528,18 @@ def diff_fragment(data: dict[str, Any], heading: int = 1, sortable: bool = True)
             scale,
             f"{r['name']}: MACs A {number((a or {}).get('macs', 0))}, B {number((b or {}).get('macs', 0))}",
         )
-        groups.append(
-            f'<tbody><tr class="{cls}" data-name="{_e(r["name"])}"><th scope="row" data-field="name" data-value="{_e(r["name"])}">{_e(name)}</th>'
+        # One <tbody> per block, its branches in it, so sorting moves a block with them.
+        if r["level"] != "branch" or not groups:
+            groups.append([])
+        groups[-1].append(
+            f'<tr class="{cls}" data-name="{_e(r["name"])}"><th scope="row" data-field="name" data-value="{_e(r["name"])}">{_e(name)}</th>'
             f'<td class="{r["status"]}" data-field="status" data-value="{r["status"]}">{r["status"]}</td>'
             f'{_maybe(a, "macs", "a.macs")}{_maybe(b, "macs", "b.macs")}'
             f'<td class="n" data-field="delta.macs" data-value="{r["delta"]["macs"]}">{_signed(r["delta"]["macs"])}</td>'
             f'{_maybe(a, "params", "a.params")}{_maybe(b, "params", "b.params")}'
             f'<td class="n" data-field="delta.params" data-value="{r["delta"]["params"]}">{_signed(r["delta"]["params"])}</td>'
             f'{_maybe(a, "macs_saving_ratio", "a.macs_saving_ratio", "×")}{_maybe(b, "macs_saving_ratio", "b.macs_saving_ratio", "×")}'
-            f"<td>{bar}</td></tr></tbody>"
+            f"<td>{bar}</td></tr>"
         )
     blocks = (
         _legend("B", "A", B_FILL)
@@ -544,7 +547,7 @@ def diff_fragment(data: dict[str, Any], heading: int = 1, sortable: bool = True)
         + (" (click a column to sort)" if sortable else "")
         + "</caption>"
         + _head(DIFF_COLUMNS, sortable)
-        + "".join(groups)
+        + "".join(f'<tbody class="block">{"".join(rows)}</tbody>' for rows in groups)
         + "</table>"
         if entries
         else '<p class="muted">Neither model has blocks.</p>'
