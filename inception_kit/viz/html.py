@@ -359,7 +359,7 @@ def page(title: str, body: str) -> str:
         # No network: a policy that forbids every fetch, so the page reads the same offline.
         "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; "
         "script-src 'unsafe-inline'; img-src data:\">"
-        f"<title>{_e(title)}</title><style>{CSS}</style></head>\n<body>{body}<script>{SCRIPT}</script></body></html>\n"
+        f"<title>{_e(title)}</title><style>{CSS}</style></head>\n<body><main>{body}</main><script>{SCRIPT}</script></body></html>\n"
     )
 
 
