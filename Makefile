@@ -4,9 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test check lint setup graphviz constraints clean
+.PHONY: demo test check lint setup graphviz docs screenshot constraints clean
 
-EXTRAS ?= keras,test,dev,onnx,openvino,litert,pictures,train,notebooks,jax,torch
+EXTRAS ?= keras,test,dev,onnx,openvino,litert,pictures,train,notebooks,jax,torch,docs,browser
 # The TensorFlow wheel: tensorflow-cpu (no CUDA kernels, a smaller download) unless
 # `make TENSORFLOW=tensorflow`. pip users get `tensorflow` from the `tensorflow` extra;
 # make installs the wheel itself because pip cannot satisfy `tensorflow>=2.21` with tensorflow-cpu.
@@ -53,6 +53,15 @@ lint: $(VENV)/.installed
 # The fast tier: lint, types and the tests not marked slow (under a minute).
 check: lint graphviz
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+# The documentation site, into build/site/: --strict makes a broken link or a docstring the
+# API page cannot render an error. (The variables silence a notice mkdocs plugins print.)
+docs: $(VENV)/.installed
+	DISABLE_MKDOCS_2_WARNING=true NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+# docs/googlenet_report.png, after changing the HTML report (needs Debian's chromium).
+screenshot: $(VENV)/.installed
+	$(BIN)/python scripts/report_screenshot.py
 
 # Re-pin constraints.txt from the venv (after changing dependencies and seeing `make test` pass).
 constraints: $(VENV)/.installed

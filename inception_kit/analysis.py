@@ -76,6 +76,18 @@ class Analysis:
     memory: Memory = field(default_factory=lambda: Memory(0, 0))
     naive_plan: Plan | None = None  # naive(plan), costed here: profile builds and times it
 
+    def _repr_html_(self) -> str:
+        """Jupyter and VS Code show the report inline (see `viz.html`)."""
+        from .viz.html import analysis_html
+
+        return analysis_html(self)
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        """IPython's plain-text view: the terminal report."""
+        from .report import render
+
+        p.text("Analysis(...)" if cycle else render(self, "table"))
+
 
 def op_cost(op: Op, input_shape: tuple[int, ...] | None = None) -> Cost:
     """Cost of one op of a plan; `input_shape` overrides its (single) input."""

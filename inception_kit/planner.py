@@ -166,6 +166,18 @@ class Plan:
         """Every layer the builder creates, joins included, in build order."""
         return walk(self.steps)
 
+    def _repr_html_(self) -> str:
+        """Jupyter and VS Code show the layers inline, each block folded (see `viz.html`)."""
+        from .viz.html import plan_html
+
+        return plan_html(self)
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        """IPython's plain-text view: every layer with its config and output shape."""
+        from .viz.html import plan_text
+
+        p.text("Plan(...)" if cycle else plan_text(self))
+
 
 def steps_of(steps: list[Step], joins: bool = False) -> Iterator[Step]:
     """The one walk over a plan's tree: every step in build order, a block before the steps

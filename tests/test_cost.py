@@ -116,7 +116,7 @@ def test_naive_rule_covers_any_kernel_but_1x1_as_the_readme_states():
     hw = 17 * 17
     assert a.total.macs == hw * (192 * 64 + 7 * 64 * 96 + 96 * 32 + 32 * 16)
     assert a.naive.macs == hw * (7 * 192 * 96 + 96 * 32 + 32 * 16)
-    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    readme = " ".join((ROOT / "docs" / "explanation" / "naive.md").read_text(encoding="utf-8").split())
     assert "any kernel other than 1×1 (3×3 and 5×5, and the factorised 1×7 and 7×1 alike)" in readme
 
 

@@ -1,4 +1,4 @@
-"""The report formats, and the README's description of the JSON format."""
+"""The report formats, and the docs' description of the JSON format (docs/reference/report-json.md)."""
 
 import csv
 import io
@@ -10,7 +10,7 @@ from conftest import ROOT, SPECS
 
 
 def readme_json():
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "docs" / "reference" / "report-json.md").read_text(encoding="utf-8")
     block = re.search(r"```json\n(.*?)```", text, re.S).group(1)
     return json.loads(block)
 

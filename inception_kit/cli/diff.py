@@ -13,7 +13,8 @@ from .common import EXIT_OK, emit, safe
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("a", help="spec A (the baseline): a YAML file, a preset name, or - for stdin")
     parser.add_argument("b", help="spec B (the change): a YAML file, a preset name, or - for stdin")
-    parser.add_argument("--format", choices=["table", "markdown", "csv", "json"], default="table")
+    parser.add_argument("--format", choices=["table", "markdown", "csv", "json", "html"], default="table",
+                        help="html: one self-contained page")
     parser.add_argument("--out", "-o", help="write to this file instead of stdout")
     parser.add_argument("--overwrite", action="store_true", help="replace --out and --plot if they exist")
     parser.add_argument("--plot", metavar="PNG", help="also draw MACs and params per block, A against B")
@@ -21,7 +22,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     d = diff(analyse(args.a), analyse(args.b))
-    emit(d.render(args.format), args.out, args.overwrite)
+    if args.format == "html":
+        from ..viz.html import diff_page
+
+        emit(diff_page(d.data()), args.out, args.overwrite)
+    else:
+        emit(d.render(args.format), args.out, args.overwrite)
     if args.plot:
         from ..viz import plots
 

@@ -13,7 +13,8 @@ from .common import EXIT_FAIL, EXIT_OK, emit, quiet_tensorflow, safe
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", help="a YAML spec file, or - to read it from stdin")
-    parser.add_argument("--format", choices=["table", "markdown", "csv", "json"], default="table")
+    parser.add_argument("--format", choices=["table", "markdown", "csv", "json", "html"], default="table",
+                        help="html: one self-contained page (totals, blocks with bars, diagram, layers)")
     parser.add_argument("--out", "-o", help="write to this file instead of stdout")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     parser.add_argument("--verify", action="store_true",
@@ -23,7 +24,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     analysis = analyse(args.spec)
-    emit(render(analysis, args.format), args.out, args.overwrite)
+    if args.format == "html":
+        from ..viz.html import render_report
+
+        emit(render_report(analysis), args.out, args.overwrite)
+    else:
+        emit(render(analysis, args.format), args.out, args.overwrite)
     if args.plot:
         from ..viz import plots
 

@@ -98,6 +98,16 @@ class Diff:
         """The diff as 'table', 'markdown', 'csv' or 'json'."""
         return render_data(self.data(), fmt)
 
+    def _repr_html_(self) -> str:
+        """Jupyter and VS Code show the diff inline (see `viz.html`)."""
+        from ..viz.html import diff_html
+
+        return diff_html(self)
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        """IPython's plain-text view: the terminal table."""
+        p.text("Diff(...)" if cycle else self.render("table"))
+
 
 def _figures(entry: dict[str, Any], metrics: tuple[str, ...]) -> dict[str, Any]:
     out = {m: entry[m] for m in metrics}
