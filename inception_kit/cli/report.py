@@ -11,6 +11,25 @@ from ..report import render
 from .common import EXIT_FAIL, EXIT_OK, emit, quiet_tensorflow, safe
 
 
+def add_latency(parser: argparse.ArgumentParser, flag: str = "--latency") -> None:
+    """The latency profile flags that report, diff and profile share (fit names it --latency-profile)."""
+    parser.add_argument(flag, metavar="PROFILE", dest="profile",
+                        help="predicted time from this latency profile (inception-kit calibrate -o PROFILE)")
+    parser.add_argument("--latency-batch", type=int, metavar="N", dest="batch",
+                        help="the profile's batch size to predict at (default its first)")
+    parser.add_argument("--any-machine", action="store_true", dest="allow_other_machine",
+                        help="use a profile measured on another machine (its times are that machine's)")
+
+
+def predicted(args: argparse.Namespace, plan: object, naive_plan: object = None) -> object:
+    """The latency prediction the flags of `add_latency` ask for, or None."""
+    if not getattr(args, "profile", None):
+        return None
+    from ..latency.predict import predict_latency
+
+    return predict_latency(plan, args.profile, args.batch, args.allow_other_machine, naive_plan)  # type: ignore[arg-type]
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", help="a YAML spec file, or - to read it from stdin")
     parser.add_argument("--format", choices=["table", "markdown", "csv", "json"], default="table")
@@ -19,11 +38,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verify", action="store_true",
                         help="build the model and compare with Keras' param count and TensorFlow's profiler")
     parser.add_argument("--plot", metavar="PNG", help="also draw MACs and params per block, naive against bottleneck")
+    add_latency(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     analysis = analyse(args.spec)
-    emit(render(analysis, args.format), args.out, args.overwrite)
+    latency = predicted(args, analysis.plan, analysis.naive_plan)
+    emit(render(analysis, args.format, latency), args.out, args.overwrite)  # type: ignore[arg-type]
     if args.plot:
         from ..viz import plots
 
