@@ -17,6 +17,7 @@ from .design.diff import Diff, diff
 from .errors import ArgumentError, SpecError
 from .keras.importer import from_keras
 from .kinds import Field, Kind, Merge, register_kind, register_merge
+from .latency.predict import predict_latency
 from .loading import load, loads
 from .planner import DEFAULT_BUDGET, Budget, Plan
 from .report import render, report, report_data
@@ -49,6 +50,7 @@ __all__ = [
     "list_presets",
     "load",
     "loads",
+    "predict_latency",
     "register_kind",
     "register_merge",
     "render",

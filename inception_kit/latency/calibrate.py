@@ -115,11 +115,13 @@ def initial_samples(count: int, per_kind: int, seed: int) -> list[Sample]:
     for s in preset_samples():
         by_kind[s.kind].append(s)
     chosen: dict[str, Sample] = {}
-    for kind in registry_kinds():  # every kind first: its seeds, then widened ones up to per_kind
+    for kind in registry_kinds():  # every kind first: all its seeds, then the presets' and widened ones up to per_kind
         pool = by_kind[kind]
         if not pool:
             raise Failure(f"no latency sample of kind '{kind}' fits (its seeds in inception_kit.latency.kernels)")
-        for s in rng.sample(pool, min(len(pool), per_kind)):
+        seeds = [s for s in pool if s.origin == "seed"]
+        others = [s for s in pool if s.origin != "seed"]
+        for s in seeds + rng.sample(others, min(len(others), max(0, per_kind - len(seeds)))):
             chosen.setdefault(s.key, s)
         tries = 0
         while sum(1 for c in chosen.values() if c.kind == kind) < per_kind and tries < 50 * per_kind:
@@ -154,8 +156,8 @@ def _read_partial(path: Path, settings: dict[str, Any]) -> dict[str, dict[str, A
         return {}
     try:
         data = json.loads(read_bounded(path, MAX_BYTES))
-    except (OSError, ValueError) as err:
-        raise Failure(f"{path}: an unreadable partial calibration ({err}); remove it to start afresh") from None
+    except (OSError, ValueError, RecursionError):
+        data = None
     if not isinstance(data, dict) or data.get("format") != FORMAT + " (partial)":
         raise Failure(f"{path} exists and inception-kit did not write it; move it away to calibrate to {path.name[:-8]}")
     if data.get("settings") != settings:
