@@ -179,18 +179,23 @@ def _targets(samples: list[Sample], measured: dict[str, Any], overhead: float) -
     return [max(measured[s.key]["median_ms"] / 1e3 - overhead, 1e-7) for s in samples]
 
 
-def cross_errors(samples: list[Sample], ys: list[float], seed: int) -> list[float]:
-    """Relative error of each sample predicted by a regressor fitted without it (5 folds)."""
+def cross_errors(samples: list[Sample], ys: list[float], seed: int, floor: float = 0.0) -> list[float]:
+    """Error of each sample predicted by a regressor fitted without it (5 folds), relative
+    to the time of a call (kernel plus `floor`, the per-call overhead)."""
     n = len(samples)
+
+    def error(model: dict[str, Any], i: int) -> float:
+        return abs(regressor.predict(model, samples[i].features) - ys[i]) / (ys[i] + floor)
+
     if n < 5:
-        model = regressor.fit([s.features for s in samples], ys, seed)
-        return [abs(regressor.predict(model, s.features) / y - 1) for s, y in zip(samples, ys)]
+        model = regressor.fit([s.features for s in samples], ys, seed, floor)
+        return [error(model, i) for i in range(n)]
     errors = [0.0] * n
     for fold in range(5):
         train = [i for i in range(n) if i % 5 != fold]
-        model = regressor.fit([samples[i].features for i in train], [ys[i] for i in train], seed)
+        model = regressor.fit([samples[i].features for i in train], [ys[i] for i in train], seed, floor)
         for i in range(fold, n, 5):
-            errors[i] = abs(regressor.predict(model, samples[i].features) / ys[i] - 1)
+            errors[i] = error(model, i)
     return errors
 
 
@@ -202,15 +207,17 @@ def _fit_all(samples: list[Sample], measured: dict[str, Any], overhead: float, s
         by_kind[s.kind].append(s)
     for kind, group in sorted(by_kind.items()):
         ys = _targets(group, measured, overhead)
-        errors[kind] = cross_errors(group, ys, seed)
+        errors[kind] = cross_errors(group, ys, seed, overhead)
         spread = [(measured[s.key]["q3_ms"] - measured[s.key]["q1_ms"]) / max(measured[s.key]["median_ms"], 1e-9)
                   for s in group]
         models[kind] = {
-            **regressor.fit([s.features for s in group], ys, seed),
+            **regressor.fit([s.features for s in group], ys, seed, overhead),
             "samples": len(group),
             "cv_mape_percent": round(100 * statistics.fmean(errors[kind]), 2),
             "within_10_percent": round(sum(e <= 0.10 for e in errors[kind]) / len(group), 4),
             "median_spread": round(statistics.median(spread), 4),  # (q3 - q1) / median of the samples' timings
+            # what was measured, so that a profile can be audited or refitted
+            "measured": [{"origin": s.origin, "features": s.features, **measured[s.key]} for s in group],
         }
     return models, errors
 

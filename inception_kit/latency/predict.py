@@ -11,6 +11,7 @@ call's overhead.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 
 from ..errors import ArgumentError
@@ -56,6 +57,27 @@ class LatencyPrediction:
     def describe(self) -> str:
         threads = ", ".join(f"{k} {v}" for k, v in self.threads.items())
         return f"{self.runtime}, batch {self.batch}, threads {threads} (profile {self.source})"
+
+
+_UNITS = {"": 1.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6}
+
+
+def parse_duration(text: str | float) -> float:
+    """'20ms' -> 0.02, '1.5s', '800us', or a number of seconds.
+
+    Raises:
+        ValueError: not a positive duration.
+    """
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        value = float(text)
+    else:
+        m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(s|ms|us|µs)?\s*", str(text))
+        if not m:
+            raise ValueError(f"expected a duration such as 20ms, 1.5s or 800us; received {text!r}")
+        value = float(m.group(1)) * _UNITS[m.group(2) or ""]
+    if not 0 < value < 1e6:
+        raise ValueError(f"expected a positive duration; received {text!r}")
+    return value
 
 
 def op_seconds(op: Op, profile: Profile, batch: int) -> float:

@@ -223,6 +223,7 @@ def _number(v: Any, field: str, bad: Any, low: float = 0.0) -> float:
 
 
 def _model(model: Any, field: str, bad: Any, need: Any) -> None:
+    _number(need(model, field, "floor", (int, float), "the per-call overhead in seconds"), f"{field}.floor", bad)
     linear = need(model, field, "linear", list, "the linear coefficients")
     if len(linear) != len(LINEAR) + 1:
         raise bad(f"{field}.linear", f"{len(LINEAR) + 1} coefficients", linear)

@@ -1,11 +1,13 @@
 """One regressor per kernel type, fitted with scikit-learn and kept as plain JSON numbers.
 
-The model, stated once: **time = (c0 + c1·MACs + c2·input elements + c3·output elements +
-c4·params) × exp(forest(log features))**. The linear part (coefficients ≥ 0, fitted for
-relative error) carries how time grows with work, so it extrapolates sanely to sizes the
-calibration never saw; a small random forest on the logarithm of its ratio to the measured
-time learns what the work terms miss (a 1×1 conv with few channels far below peak, a
-cache-friendly size), bounded by the ratios it saw. Fitting needs scikit-learn and numpy;
+The model, stated once: **time + floor = (c0 + c1·MACs + c2·input elements + c3·output
+elements + c4·params + floor) × exp(forest(log features))**, where `floor` is the runtime's
+per-call overhead. The linear part (coefficients ≥ 0) carries how time grows with work, so it
+extrapolates sanely to sizes the calibration never saw; a small random forest on the
+logarithm of its ratio to the measured time learns what the work terms miss (a 1×1 conv with
+few channels far below peak, a cache-friendly size), bounded by the ratios it saw. Errors
+are relative to the time of a call (kernel plus floor): a kernel of a few microseconds, whose
+time after the overhead is subtracted is mostly noise, then weighs as little as it costs. Fitting needs scikit-learn and numpy;
 `predict` is plain Python (a forest is lists of split features, thresholds and leaves).
 """
 
@@ -30,11 +32,12 @@ def _linear_terms(x: Sequence[float]) -> list[float]:
     return [1.0, *(x[i] for i in _LINEAR_AT)]
 
 
-def fit(xs: Sequence[Sequence[float]], ys: Sequence[float], seed: int = 0) -> dict[str, Any]:
-    """The regressor of one kernel type from feature vectors `xs` and times `ys` (seconds > 0).
+def fit(xs: Sequence[Sequence[float]], ys: Sequence[float], seed: int = 0, floor: float = 0.0) -> dict[str, Any]:
+    """The regressor of one kernel type from feature vectors `xs` and times `ys` (seconds > 0);
+    `floor` is the per-call overhead errors are taken relative to (see the module docstring).
 
     Returns:
-        {"linear": [c0..c4], "forest": [tree, ...]}, each tree {"feature", "threshold",
+        {"linear": [c0..c4], "floor": s, "forest": [tree, ...]}, each tree {"feature", "threshold",
         "left", "right", "value"} as lists (a leaf has feature -1).
     """
     import numpy as np
@@ -45,15 +48,15 @@ def fit(xs: Sequence[Sequence[float]], ys: Sequence[float], seed: int = 0) -> di
     a = np.asarray([_linear_terms(x) for x in xs], dtype=float)
     scale = np.maximum(a.max(axis=0), 1e-30)  # columns of 1..1e9: fitted on a common scale
     reg = LinearRegression(positive=True, fit_intercept=False)
-    reg.fit(a / scale, y, sample_weight=1.0 / y**2)  # relative error: every size counts alike
+    reg.fit(a / scale, y, sample_weight=1.0 / (y + floor) ** 2)  # relative to a call's time
     coef = [float(c) for c in reg.coef_ / scale]
     if not any(coef):  # every sample took the same time: a constant
         coef[0] = float(np.median(y))
     linear = [_dot(coef, _linear_terms(x)) for x in xs]
-    model: dict[str, Any] = {"linear": coef, "forest": []}
+    model: dict[str, Any] = {"linear": coef, "floor": floor, "forest": []}
     if len(xs) < MIN_FOR_FOREST:
         return model
-    residual = [math.log(t / max(p, 1e-12)) for t, p in zip(ys, linear)]
+    residual = [math.log((t + floor) / max(p + floor, 1e-12)) for t, p in zip(ys, linear)]
     forest = RandomForestRegressor(n_estimators=TREES, max_depth=DEPTH, min_samples_leaf=LEAF, random_state=seed)
     forest.fit(np.asarray([_log(x) for x in xs]), np.asarray(residual))
     model["forest"] = [_tree(e.tree_) for e in forest.estimators_]
@@ -90,6 +93,7 @@ def predict(model: dict[str, Any], x: Sequence[float]) -> float:
     base = max(_dot(model["linear"], _linear_terms(x)), 0.0)
     if not model["forest"]:
         return base
+    floor = model.get("floor", 0.0)
     lx = _log(x)
     correction = sum(_walk(t, lx) for t in model["forest"]) / len(model["forest"])
-    return base * math.exp(correction)
+    return max((base + floor) * math.exp(correction) - floor, 0.0)
