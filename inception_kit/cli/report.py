@@ -11,12 +11,13 @@ from ..report import render
 from .common import EXIT_FAIL, EXIT_OK, emit, quiet_tensorflow, safe
 
 
-def add_latency(parser: argparse.ArgumentParser, flag: str = "--latency") -> None:
-    """The latency profile flags that report, diff and profile share (fit names it --latency-profile)."""
-    parser.add_argument(flag, metavar="PROFILE", dest="profile",
+def add_latency(parser: argparse.ArgumentParser, batch: bool = True) -> None:
+    """The latency profile flags that report, diff and profile share (profile has its own --batch)."""
+    parser.add_argument("--latency", metavar="PROFILE", dest="profile",
                         help="predicted time from this latency profile (inception-kit calibrate -o PROFILE)")
-    parser.add_argument("--latency-batch", type=int, metavar="N", dest="batch",
-                        help="the profile's batch size to predict at (default its first)")
+    if batch:
+        parser.add_argument("--latency-batch", type=int, metavar="N", dest="batch",
+                            help="the profile's batch size to predict at (default its first)")
     parser.add_argument("--any-machine", action="store_true", dest="allow_other_machine",
                         help="use a profile measured on another machine (its times are that machine's)")
 

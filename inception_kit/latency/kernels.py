@@ -187,13 +187,13 @@ def vary(sample: Sample, rng: random.Random, origin: str = "widened") -> Sample 
         for s in inputs:
             s[0] = s[1] = size
     if rng.random() < 0.6:
-        if sample.kind == "concat":
-            for s in inputs:
-                s[-1] = _round8(s[-1] * rng.choice(_FACTORS))
-        else:
-            c = _round8(inputs[0][-1] * rng.choice(_FACTORS))
-            for s in inputs:
-                s[-1] = c
+        apart = [_round8(s[-1] * rng.choice(_FACTORS)) for s in inputs]
+        try:  # inputs of their own widths where the kind takes them (concat), else one width (add)
+            kind_of(sample.kind).op_shape(args, tuple((*s[:-1], c) for s, c in zip(inputs, apart)))
+        except ShapeError:
+            apart = [apart[0]] * len(inputs)
+        for s, c in zip(inputs, apart):
+            s[-1] = c
     for width in ("filters", "units"):
         if width in args and rng.random() < 0.6:
             args[width] = _round8(args[width] * rng.choice(_FACTORS))
