@@ -243,3 +243,29 @@ def test_a_tiny_real_calibration_times_tensorflow(tmp_path):
     profile = load_profile(tmp_path / "tf.json")
     assert profile.threads["inter_op"] == 1 and set(data["kernels"]["1"]) == set(registry_kinds())
     assert 0 < ik.predict_latency(ik.load("inception_3a"), profile).plan.total < 1.0
+
+
+class ComposingTimer(FakeTimer):
+    """A fake machine on which a kernel inside a network takes 0.8 of its time alone."""
+
+    def models(self, plans, batch):
+        out = []
+        for plan in plans:
+            t = OVERHEAD + 0.8 * sum(truth(r.cost.macs, math.prod(r.output_shape), batch) for r in ik.analyse(plan).rows)
+            out.append(cal.Measurement(t, t, t, 9))
+        return out
+
+
+def test_the_composition_factor_is_measured_on_whole_models(tmp_path):
+    data = cal.calibrate(batches=[1], settings=TINY, timer=ComposingTimer())
+    assert data["composition"]["1"]["factor"] == pytest.approx(0.8, rel=1e-6)
+    assert [m["spec"] for m in data["composition"]["1"]["models"]] == list(cal.COMPOSITION_SPECS)
+    path = tmp_path / "cpu.json"
+    path.write_text(json.dumps(data))
+    plan = ik.load("googlenet")
+    expected = OVERHEAD + 0.8 * sum(truth(r.cost.macs, math.prod(r.output_shape), 1) for r in ik.analyse(plan).rows)
+    assert ik.predict_latency(plan, path).plan.total == pytest.approx(expected, rel=1e-6)
+    data["composition"]["1"]["factor"] = 50
+    path.write_text(json.dumps(data))
+    with pytest.raises(ProfileError, match="composition.1.factor: expected a factor from 0.2 to 5"):
+        load_profile(path)

@@ -35,6 +35,10 @@ from . import regressor
 from .kernels import FEATURES, Sample, registry_kinds, sample_of, sampler_of, vary
 from .profile import FORMAT, MAX_BYTES, VERSION, RUNTIMES, this_machine
 
+# Small whole models timed beside the kernels: how a network's time relates to the sum of its
+# kernels timed alone (an op inside a graph reads a tensor its neighbour just wrote and skips
+# the call's input and output handling; the ratio is measured, not assumed).
+COMPOSITION_SPECS = ("inception_3a", "five_by_five_bottleneck", "inception_3a_tiny")
 ADAPTIVE_ERROR = 0.10  # a sample predicted worse than this (cross-validated) is resampled around
 GROUP = 8  # samples timed together, round-robin
 
@@ -222,6 +226,27 @@ def _fit_all(samples: list[Sample], measured: dict[str, Any], overhead: float, s
     return models, errors
 
 
+def _composition(timer: Timer, batch: int, models: dict[str, Any], overhead: float) -> dict[str, Any]:
+    """The median ratio of small whole models' measured kernel time (a call minus its overhead)
+    to the sum of their kernels' predictions; 1 where the timer cannot time whole models."""
+    time_models = getattr(timer, "models", None)
+    if time_models is None:
+        return {"factor": 1.0, "models": []}
+    from ..loading import load
+    from .kernels import features
+
+    plans = [load(name) for name in COMPOSITION_SPECS]
+    measured = time_models(plans, batch)
+    rows = []
+    for name, plan, m in zip(COMPOSITION_SPECS, plans, measured):
+        kernels = sum(regressor.predict(models[op.kind], features(op.kind, op.args, op.inputs, op.output_shape))
+                      for op in plan.ops())
+        rows.append({"spec": name, **m.data(), "kernels_ms": kernels * 1e3,
+                     "ratio": max(m.median - overhead, 1e-7) / max(kernels, 1e-9)})
+    factor = min(max(statistics.median(r["ratio"] for r in rows), 0.2), 5.0)
+    return {"factor": factor, "models": rows}
+
+
 # --------------------------------------------------------------------------- calibrating
 
 
@@ -296,7 +321,10 @@ def calibrate(
             if partial is not None:
                 _write_partial(partial, key, measured)
 
-    kernels, overheads, counts = {}, {}, {}
+    kernels: dict[str, Any] = {}
+    overheads: dict[str, Any] = {}
+    counts: dict[str, int] = {}
+    composition: dict[str, Any] = {}
     for batch in batch_list:
         chosen = list(samples)
         measure(batch, chosen, "sampling")
@@ -339,6 +367,7 @@ def calibrate(
             "groups": len(overhead_spread),
         }
         counts[str(batch)] = len(chosen)
+        composition[str(batch)] = _composition(timer, batch, kernels[str(batch)], overhead)
     progress(total, total, "fitted")
     data = {
         "format": FORMAT,
@@ -350,6 +379,7 @@ def calibrate(
                         "seconds": round(time.monotonic() - started, 1)},
         "features": list(FEATURES),
         "overhead": overheads,
+        "composition": composition,
         "kernels": kernels,
     }
     if out is not None:

@@ -2,8 +2,10 @@
 Plain Python: the profile's regressors are walked by hand; nothing imports TensorFlow.
 
 The rule, stated once: **a network's time is the profile's per-call overhead plus the sum
-of its ops' kernel times**. Calibration pins the runtime to one inter-op thread, so ops run
-one after another and their times add; a block's time is the sum of its branches and joins
+of its ops' kernel times**, each kernel's time its regressor's times the profile's measured
+composition factor (a kernel inside a network against the same kernel timed alone).
+Calibration pins the runtime to one inter-op thread, so ops run one after another and their
+times add; a block's time is the sum of its branches and joins
 (what it costs inside the model), and a unit run as its own model (`standalone`) adds one
 call's overhead.
 """
@@ -83,7 +85,7 @@ def parse_duration(text: str | float) -> float:
 def op_seconds(op: Op, profile: Profile, batch: int) -> float:
     """Predicted seconds of one op at `batch` (its kind's regressor in the profile)."""
     x = features(op.kind, op.args, op.inputs, op.output_shape)
-    return regressor.predict(profile.kernel(batch, op.kind), x)
+    return regressor.predict(profile.kernel(batch, op.kind), x) * profile.composition(batch)
 
 
 def network_latency(plan: Plan, profile: Profile, batch: int) -> Latency:

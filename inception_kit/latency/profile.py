@@ -89,6 +89,10 @@ class Profile:
         """Seconds of one call's fixed cost at `batch`."""
         return float(self.data["overhead"][str(batch)]["median_ms"]) / 1e3
 
+    def composition(self, batch: int) -> float:
+        """How much a kernel's time inside a network is of its time alone (measured; 1 if not)."""
+        return float(self.data.get("composition", {}).get(str(batch), {}).get("factor", 1.0))
+
     def kernel(self, batch: int, kind: str) -> dict[str, Any]:
         """The regressor of `kind` at `batch`.
 
@@ -207,6 +211,13 @@ def check(data: Any, source: str) -> dict[str, Any]:
         raise bad("features", "the features " + ", ".join(FEATURES), data["features"])
     overhead = need(data, "", "overhead", dict, "the per-call overhead by batch")
     kernels = need(data, "", "kernels", dict, "the regressors by batch")
+    composition = data.get("composition", {})
+    if not isinstance(composition, dict):
+        raise bad("composition", "a mapping of batch sizes to factors", composition)
+    for b, c in composition.items():
+        factor = need(c, f"composition.{b}", "factor", (int, float), "a factor")
+        if not 0.2 <= _number(factor, f"composition.{b}.factor", bad) <= 5.0:
+            raise bad(f"composition.{b}.factor", "a factor from 0.2 to 5", factor)
     for b in batches:
         one = need(overhead, "overhead", str(b), dict, "the overhead at this batch")
         _number(need(one, f"overhead.{b}", "median_ms", (int, float), "milliseconds"), f"overhead.{b}.median_ms", bad)

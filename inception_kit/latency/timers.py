@@ -109,6 +109,12 @@ class TensorFlowTimer:
         self.keras.backend.clear_session()
         return times[1:], times[0]
 
+    def models(self, plans: Sequence[Any], batch: int) -> list[Measurement]:
+        """Whole models of `plans`, timed like samples (calibration's composition check)."""
+        times = run_rounds([model_callable(self, plan, batch) for plan in plans])
+        self.keras.backend.clear_session()
+        return times
+
 
 class OnnxRuntimeTimer(TensorFlowTimer):
     """Times samples converted by tf2onnx and run by ONNX Runtime's CPU provider (sequential)."""
