@@ -51,7 +51,7 @@ def random_spec(rng: random.Random, index: int) -> str:
         lines.append(f"  - conv: {{filters: {rng.choice([96, 128, 192])}, kernel: 3}}")
     spatial = size // 4
     for b in range(rng.randint(1, 5)):
-        w = lambda lo, hi: rng.randrange(lo, hi + 1, 8)  # noqa: E731
+        w = lambda lo, hi: rng.randrange(lo, hi + 1, 8)
         lines.append(f"  - inception: {{name: inc{b}, 1x1: {w(16, 256)}, 3x3_reduce: {w(16, 160)}, 3x3: {w(32, 320)}, "
                      f"5x5_reduce: {w(8, 48)}, 5x5: {w(16, 128)}, pool_proj: {w(16, 128)}}}")
         if spatial > 7 and rng.random() < 0.4:

@@ -4,13 +4,13 @@ import json
 import math
 
 import pytest
+from test_latency import OVERHEAD, TINY, FakeTimer, truth
 
 import inception_kit as ik
 from inception_kit.cli import main
 from inception_kit.design.fit import fit
 from inception_kit.keras.profile import attach_prediction, pairs_of, render_table
 from inception_kit.latency import calibrate as cal
-from test_latency import OVERHEAD, TINY, FakeTimer, truth
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     a, b = analyse(args.a), analyse(args.b)
     times = predicted(args, a.plan, a.naive_plan), predicted(args, b.plan, b.naive_plan)
-    d = diff(a, b, times if times[0] is not None else None)  # type: ignore[arg-type]
+    d = diff(a, b, (times[0], times[1]) if times[0] is not None and times[1] is not None else None)
     emit(d.render(args.format), args.out, args.overwrite)
     if args.plot:
         from ..viz import plots

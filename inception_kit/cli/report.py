@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING, Any
 
 from ..analysis import analyse
 from ..report import render
 from .common import EXIT_FAIL, EXIT_OK, emit, quiet_tensorflow, safe
+
+if TYPE_CHECKING:
+    from ..latency.predict import LatencyPrediction
 
 
 def add_latency(parser: argparse.ArgumentParser, batch: bool = True) -> None:
@@ -22,13 +26,13 @@ def add_latency(parser: argparse.ArgumentParser, batch: bool = True) -> None:
                         help="use a profile measured on another machine (its times are that machine's)")
 
 
-def predicted(args: argparse.Namespace, plan: object, naive_plan: object = None) -> object:
+def predicted(args: argparse.Namespace, plan: Any, naive_plan: Any = None) -> LatencyPrediction | None:
     """The latency prediction the flags of `add_latency` ask for, or None."""
     if not getattr(args, "profile", None):
         return None
     from ..latency.predict import predict_latency
 
-    return predict_latency(plan, args.profile, args.batch, args.allow_other_machine, naive_plan)  # type: ignore[arg-type]
+    return predict_latency(plan, args.profile, args.batch, args.allow_other_machine, naive_plan)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     analysis = analyse(args.spec)
     latency = predicted(args, analysis.plan, analysis.naive_plan)
-    emit(render(analysis, args.format, latency), args.out, args.overwrite)  # type: ignore[arg-type]
+    emit(render(analysis, args.format, latency), args.out, args.overwrite)
     if args.plot:
         from ..viz import plots
 

@@ -33,7 +33,7 @@ from ..files import read_bounded, write_text
 from ..progress import Progress, no_progress
 from . import regressor
 from .kernels import FEATURES, Sample, registry_kinds, sample_of, sampler_of, vary
-from .profile import FORMAT, MAX_BYTES, VERSION, RUNTIMES, this_machine
+from .profile import FORMAT, MAX_BYTES, RUNTIMES, VERSION, this_machine
 
 # Small whole models timed beside the kernels: how a network's time relates to the sum of its
 # kernels timed alone (an op inside a graph reads a tensor its neighbour just wrote and skips
@@ -112,8 +112,8 @@ def initial_samples(count: int, per_kind: int, seed: int) -> list[Sample]:
     rng = random.Random(seed)
     by_kind: dict[str, list[Sample]] = defaultdict(list)
     for kind in registry_kinds():
-        for s in sampler_of(kind):  # refuses a kind without a sampler, by name
-            made = sample_of(kind, s.fields, s.inputs, "seed")
+        for seed_ in sampler_of(kind):  # refuses a kind without a sampler, by name
+            made = sample_of(kind, seed_.fields, seed_.inputs, "seed")
             if made is not None:
                 by_kind[kind].append(made)
     for s in preset_samples():

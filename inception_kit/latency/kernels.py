@@ -169,7 +169,7 @@ def checked(kind: str, args: dict[str, Any], inputs: tuple[Shape, ...], origin: 
 
 
 def _round8(n: float) -> int:
-    return max(8, int(round(n / 8)) * 8) if n >= 8 else max(1, int(round(n)))
+    return max(8, round(n / 8) * 8) if n >= 8 else max(1, round(n))
 
 
 _FACTORS = (0.5, 0.75, 1.25, 1.5, 2.0)
@@ -183,7 +183,7 @@ def vary(sample: Sample, rng: random.Random, origin: str = "widened") -> Sample 
     inputs = [list(s) for s in sample.inputs]
     if rng.random() < 0.5 and len(inputs[0]) == 3:
         f = rng.choice(_FACTORS)
-        size = max(1, min(299, int(round(inputs[0][0] * f))))
+        size = max(1, min(299, round(inputs[0][0] * f)))
         for s in inputs:
             s[0] = s[1] = size
     if rng.random() < 0.6:

@@ -96,4 +96,4 @@ def predict(model: dict[str, Any], x: Sequence[float]) -> float:
     floor = model.get("floor", 0.0)
     lx = _log(x)
     correction = sum(_walk(t, lx) for t in model["forest"]) / len(model["forest"])
-    return max((base + floor) * math.exp(correction) - floor, 0.0)
+    return float(max((base + floor) * math.exp(correction) - floor, 0.0))

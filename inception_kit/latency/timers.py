@@ -44,7 +44,7 @@ def run_rounds(calls: Sequence[Callable[[], Any]], warmup: int = WARMUP, rounds:
             times[i].append((clock() - start) / repeat[i])
     out = []
     for t in times:
-        q1, med, q3 = statistics.quantiles(t, n=4, method="inclusive") if len(t) > 1 else (t[0],) * 3
+        q1, _, q3 = statistics.quantiles(t, n=4, method="inclusive") if len(t) > 1 else (t[0],) * 3
         out.append(Measurement(statistics.median(t), q1, q3, len(t)))
     return out
 
