@@ -270,3 +270,18 @@ def test_the_composition_factor_is_measured_on_whole_models(tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(ProfileError, match=r"composition\.1\.factor: expected a factor from 0\.2 to 5"):
         load_profile(path)
+
+
+class NoGroupsTimer(FakeTimer):
+    """A runtime that cannot run grouped convolutions (ONNX Runtime via tf2onnx)."""
+
+    def __call__(self, samples, batch):
+        times, overhead = super().__call__(samples, batch)
+        return [None if s.args.get("groups", 1) > 1 else t for s, t in zip(samples, times)], overhead
+
+
+def test_samples_a_runtime_cannot_run_are_recorded_and_left_out():
+    data = cal.calibrate(batches=[1], settings=TINY, timer=NoGroupsTimer())
+    skipped = [m for m in data["kernels"]["1"]["conv"]["measured"] if m["features"][14] > 1]
+    assert skipped == [] and data["calibration"]["unsupported_by_runtime"]["1"] >= 1
+    assert data["kernels"]["1"]["conv"]["samples"] >= 5

@@ -68,8 +68,9 @@ class Timer(Protocol):
     versions: dict[str, str]
     method: str
 
-    def __call__(self, samples: Sequence[Sample], batch: int) -> tuple[list[Measurement], Measurement]:
-        """Each sample's time per call, and the per-call overhead timed among them."""
+    def __call__(self, samples: Sequence[Sample], batch: int) -> tuple[list[Measurement | None], Measurement]:
+        """Each sample's time per call (None: the runtime cannot run it), and the per-call
+        overhead timed among them."""
         ...
 
 
@@ -208,7 +209,8 @@ def _fit_all(samples: list[Sample], measured: dict[str, Any], overhead: float, s
     models, errors = {}, {}
     by_kind: dict[str, list[Sample]] = defaultdict(list)
     for s in samples:
-        by_kind[s.kind].append(s)
+        if "unsupported" not in measured[s.key]:
+            by_kind[s.kind].append(s)
     for kind, group in sorted(by_kind.items()):
         ys = _targets(group, measured, overhead)
         errors[kind] = cross_errors(group, ys, seed, overhead)
@@ -315,7 +317,7 @@ def calibrate(
             progress(done, total, f"batch {batch} {stage}: {', '.join(sorted({s.kind for s in group}))}")
             times, overhead = timer(group, batch)
             for s, m in zip(group, times):
-                table[s.key] = m.data()
+                table[s.key] = {"unsupported": True} if m is None else m.data()
             table.setdefault("overhead", []).append(overhead.data())
             done += len(group)
             if partial is not None:
@@ -325,6 +327,7 @@ def calibrate(
     overheads: dict[str, Any] = {}
     counts: dict[str, int] = {}
     composition: dict[str, Any] = {}
+    unsupported: dict[str, int] = {}
     for batch in batch_list:
         chosen = list(samples)
         measure(batch, chosen, "sampling")
@@ -335,7 +338,8 @@ def calibrate(
             _, errors = _fit_all(chosen, measured[str(batch)], overhead, seed)
             by_kind: dict[str, list[Sample]] = defaultdict(list)
             for s in chosen:
-                by_kind[s.kind].append(s)
+                if "unsupported" not in measured[str(batch)][s.key]:
+                    by_kind[s.kind].append(s)
             worst = sorted(((e, s) for kind, group in by_kind.items() for s, e in zip(group, errors[kind])
                             if e > ADAPTIVE_ERROR), key=lambda t: -t[0])
             extra: dict[str, Sample] = {}
@@ -367,6 +371,7 @@ def calibrate(
             "groups": len(overhead_spread),
         }
         counts[str(batch)] = len(chosen)
+        unsupported[str(batch)] = sum("unsupported" in table[s.key] for s in chosen)
         composition[str(batch)] = _composition(timer, batch, kernels[str(batch)], overhead)
     progress(total, total, "fitted")
     data = {
@@ -375,7 +380,7 @@ def calibrate(
         "valid_for": {**machine, "runtime": runtime, "versions": timer.versions, "threads": timer.threads,
                       "batches": batch_list},
         "timing": timer.method,
-        "calibration": {"quick": quick, "seed": seed, "samples": counts,
+        "calibration": {"quick": quick, "seed": seed, "samples": counts, "unsupported_by_runtime": unsupported,
                         "seconds": round(time.monotonic() - started, 1)},
         "features": list(FEATURES),
         "overhead": overheads,

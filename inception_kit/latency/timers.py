@@ -102,12 +102,18 @@ class TensorFlowTimer:
         xs = [tf.constant(self.rng.standard_normal((batch, *s), dtype="float32")) for s in shapes]
         return lambda: concrete(*xs)
 
-    def __call__(self, samples: Sequence[Sample], batch: int) -> tuple[list[Measurement], Measurement]:
-        calls = [self.callable(_overhead_model(), [(8,)], batch)]
-        calls += [self.callable(_keras_model(s), s.inputs, batch) for s in samples]
-        times = run_rounds(calls)
+    def runnable(self, sample: Sample, batch: int) -> Callable[[], Any] | None:
+        """The sample as a call; None where the runtime cannot run it (ONNX Runtime and a
+        grouped conv, which TensorFlow compiles into a function tf2onnx cannot convert)."""
+        return self.callable(_keras_model(sample), sample.inputs, batch)
+
+    def __call__(self, samples: Sequence[Sample], batch: int) -> tuple[list[Measurement | None], Measurement]:
+        made = [self.runnable(s, batch) for s in samples]
+        calls = [self.callable(_overhead_model(), [(8,)], batch), *(c for c in made if c is not None)]
+        times = iter(run_rounds(calls))
+        overhead = next(times)
         self.keras.backend.clear_session()
-        return times[1:], times[0]
+        return [None if c is None else next(times) for c in made], overhead
 
     def models(self, plans: Sequence[Any], batch: int) -> list[Measurement]:
         """Whole models of `plans`, timed like samples (calibration's composition check)."""
@@ -132,6 +138,12 @@ class OnnxRuntimeTimer(TensorFlowTimer):
         self.ort, self.intra = ort, threads
         self.threads = {"intra_op": threads, "inter_op": 1}
         self.versions = versions("onnxruntime")
+
+    def runnable(self, sample: Sample, batch: int) -> Callable[[], Any] | None:
+        try:
+            return self.callable(_keras_model(sample), sample.inputs, batch)
+        except Exception:  # noqa: BLE001 - tf2onnx or ONNX Runtime refused it: recorded as unsupported
+            return None
 
     def callable(self, model: Any, shapes: Sequence[tuple[int, ...]], batch: int) -> Callable[[], Any]:
         import tf2onnx
