@@ -142,7 +142,7 @@ class OnnxRuntimeTimer(TensorFlowTimer):
     def runnable(self, sample: Sample, batch: int) -> Callable[[], Any] | None:
         try:
             return self.callable(_keras_model(sample), sample.inputs, batch)
-        except Exception:  # noqa: BLE001 - tf2onnx or ONNX Runtime refused it: recorded as unsupported
+        except Exception:  # tf2onnx or ONNX Runtime refused it: recorded as unsupported
             return None
 
     def callable(self, model: Any, shapes: Sequence[tuple[int, ...]], batch: int) -> Callable[[], Any]:
