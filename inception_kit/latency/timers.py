@@ -126,7 +126,7 @@ class OnnxRuntimeTimer(TensorFlowTimer):
     """Times samples converted by tf2onnx and run by ONNX Runtime's CPU provider (sequential)."""
 
     runtime = "onnxruntime"
-    method = ("tf2onnx conversion per sample, ONNX Runtime CPUExecutionProvider, sequential execution, "
+    method = ("tf2onnx conversion per sample, ONNX Runtime CPUExecutionProvider, sequential execution, no spinning, "
               f"all graph optimisations; {WARMUP} warm-ups, {ROUNDS} alternating rounds, median and quartiles")
 
     def __init__(self, threads: int) -> None:
@@ -158,6 +158,9 @@ class OnnxRuntimeTimer(TensorFlowTimer):
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.log_severity_level = 3
+        # Each session has its own pool; idle pools spinning for work would steal the cores of
+        # the one timed (a group alternates 9 sessions): no spinning, here and when measuring.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
         names = [i.name for i in session.get_inputs()]
         feed = {n: self.rng.standard_normal((batch, *s), dtype="float32") for n, s in zip(names, shapes)}
