@@ -32,6 +32,7 @@ from .kinds import (
     register_kind,
     register_merge,
 )
+from .latency.predict import predict_latency
 from .loading import load, loads
 from .planner import DEFAULT_BUDGET, Budget, Plan
 from .report import render, report, report_data
@@ -72,6 +73,7 @@ __all__ = [
     "list_presets",
     "load",
     "loads",
+    "predict_latency",
     "register_kind",
     "register_merge",
     "render",

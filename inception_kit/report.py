@@ -6,13 +6,16 @@ everywhere; FLOPs follow TensorFlow's profiler (see `kinds`).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .analysis import Analysis, analyse, aux_analyses, saving
 from .kinds import Cost, fmt_shape, kind_of
 from .planner import Budget, Plan
 from .spec.yaml_io import plain
-from .tables import human, markdown_table, ratio, render_as, text_table
+from .tables import human, markdown_table, ms, ratio, render_as, text_table
+
+if TYPE_CHECKING:
+    from .latency.predict import LatencyPrediction
 
 
 def _costs(cost: Cost, prefix: str = "") -> dict[str, Any]:
@@ -38,8 +41,34 @@ def _saving(cost: Cost, naive: Cost) -> dict[str, Any]:
     }
 
 
-def report_data(analysis: Analysis) -> dict[str, Any]:
-    """The report as plain data (the JSON format, documented in the README)."""
+def _times(real: float, naive: float) -> dict[str, Any]:
+    return {"predicted_ms": round(real * 1e3, 4), "naive_predicted_ms": round(naive * 1e3, 4),
+            "time_saving_ratio": round(naive / real, 4) if real > 0 else None}
+
+
+def _add_latency(data: dict[str, Any], p: LatencyPrediction) -> None:
+    """Predicted times beside every count (only when a prediction is given: the report
+    without one is unchanged)."""
+    data["conventions"]["latency"] = {
+        "predicted_ms": "the latency profile's per-call overhead plus the sum of every op's predicted kernel "
+                        "time (a block or branch: the sum of its ops)",
+        "runtime": p.runtime, "batch": p.batch, "threads": p.threads, "profile": p.source,
+    }
+    data["model"].update(_times(p.plan.total, p.naive.total))
+    naive_by_path = {path: name for path, name in p.naive.paths.items()}
+    for b in data["blocks"]:
+        twin = naive_by_path[b["path"]]
+        b.update(_times(p.plan.blocks[b["name"]], p.naive.blocks[twin]))
+        for br in b["branches"]:
+            br.update(_times(p.plan.branches[b["name"]][br["name"]], p.naive.branches[twin][br["name"]]))
+    for layer in data["layers"]:
+        layer["predicted_ms"] = round(p.plan.layers[layer["name"]] * 1e3, 4)
+        layer["naive_predicted_ms"] = round(p.naive.layers.get(layer["name"], 0.0) * 1e3, 4)
+
+
+def report_data(analysis: Analysis, latency: LatencyPrediction | None = None) -> dict[str, Any]:
+    """The report as plain data (the JSON format, documented in the README); with `latency`
+    (`ik.predict_latency`), predicted milliseconds beside the counts."""
     plan = analysis.plan
     model = {
         "name": plan.model.name,
@@ -111,6 +140,8 @@ def report_data(analysis: Analysis) -> dict[str, Any]:
             }
             for name, a in aux_analyses(plan).items()
         ]
+    if latency is not None:
+        _add_latency(data, latency)
     return data
 
 
@@ -123,28 +154,42 @@ def _layer_rows(data: dict[str, Any], short: bool) -> list[list[str]]:
     """Layers grouped under their block: a block's rows show the name inside the block."""
     n = human if short else (lambda v: f"{v:,}")
     blocks = [b["name"] for b in data["blocks"]]
+    timed = _timed(data)
     rows, current = [], None
     for l in data["layers"]:
         block = next((b for b in blocks if l["name"].startswith(b + "_")), None) if short else None
         if block != current and block is not None:
-            rows.append([f"{block}:", "", "", "", "", ""])
+            rows.append([f"{block}:", "", "", "", "", ""] + [""] * timed)
         current = block
         name = "  " + l["name"][len(block) + 1:] if block else l["name"]
-        rows.append([name, l.get("config", l["kind"]), fmt_shape(l["output_shape"]), n(l["params"]), n(l["macs"]), n(l["flops"])])
+        rows.append([name, l.get("config", l["kind"]), fmt_shape(l["output_shape"]), n(l["params"]), n(l["macs"]), n(l["flops"])]
+                    + ([ms(l["predicted_ms"] / 1e3)] if timed else []))
     return rows
+
+
+def _timed(data: dict[str, Any]) -> int:
+    """1 when the report holds predicted times (`report_data(..., latency=...)`), else 0."""
+    return int("latency" in data["conventions"])
+
+
+def _time_cells(d: dict[str, Any]) -> list[str]:
+    return [ms(d["predicted_ms"] / 1e3), ms(d["naive_predicted_ms"] / 1e3), ratio(d["time_saving_ratio"])]
 
 
 def _block_rows(data: dict[str, Any], short: bool) -> list[list[str]]:
     n = human if short else (lambda v: f"{v:,}")
     rows = []
+    timed = _timed(data)
     for b in data["blocks"]:
-        rows.append([b["name"], fmt_shape(b["output_shape"]), n(b["params"]), n(b["macs"]), n(b["naive_macs"]), ratio(b["macs_saving_ratio"])])
+        rows.append([b["name"], fmt_shape(b["output_shape"]), n(b["params"]), n(b["macs"]), n(b["naive_macs"]), ratio(b["macs_saving_ratio"])]
+                    + (_time_cells(b) if timed else []))
         for br in b["branches"]:
-            rows.append([f"  {br['name']}", fmt_shape(br["output_shape"]), n(br["params"]), n(br["macs"]), n(br["naive_macs"]), ratio(br["macs_saving_ratio"])])
+            rows.append([f"  {br['name']}", fmt_shape(br["output_shape"]), n(br["params"]), n(br["macs"]), n(br["naive_macs"]), ratio(br["macs_saving_ratio"])]
+                        + (_time_cells(br) if timed else []))
     return rows
 
 
-def _summary(m: dict[str, Any], short: bool) -> list[tuple[str, str]]:
+def _summary(m: dict[str, Any], short: bool, conventions: dict[str, Any] | None = None) -> list[tuple[str, str]]:
     n = human if short else (lambda v: f"{v:,}")
     return [
         ("input → output", f"{fmt_shape(m['input_shape'])} → {fmt_shape(m['output_shape'])}"),
@@ -154,7 +199,17 @@ def _summary(m: dict[str, Any], short: bool) -> list[tuple[str, str]]:
         ("naive MACs (no 1x1 reductions)", f"{m['naive_macs']:,}  → saving {m['macs_saving_ratio']:.2f}x, {m['macs_saving_percent']:.1f}%"),
         ("naive params", f"{m['naive_params']:,}  → saving {m['params_saving_ratio']:.2f}x, {m['params_saving_percent']:.1f}%"),
         ("param bytes / peak activation bytes", f"{n(m['param_bytes'])}B / {n(m['peak_activation_bytes'])}B per sample"),
+        *_time_summary(m, conventions or {}),
     ]
+
+
+def _time_summary(m: dict[str, Any], conventions: dict[str, Any]) -> list[tuple[str, str]]:
+    if "latency" not in conventions:
+        return []
+    c = conventions["latency"]
+    return [(f"predicted time ({c['runtime']}, batch {c['batch']})",
+             f"{ms(m['predicted_ms'] / 1e3)} ms; naive {ms(m['naive_predicted_ms'] / 1e3)} ms "
+             f"→ saving {ratio(m['time_saving_ratio'])}")]
 
 
 AUX_HEADER = ["auxiliary head (training only)", "at", "output", "params", "MACs", "FLOPs"]
@@ -168,6 +223,14 @@ def _aux_rows(data: dict[str, Any], short: bool) -> list[list[str]]:
 
 BLOCK_HEADER = ["block / branch", "output", "params", "MACs", "naive MACs", "saving"]
 LAYER_HEADER = ["layer", "config (resolved)", "output", "params", "MACs", "FLOPs"]
+TIME_HEADER = ["ms (pred.)", "naive ms", "time saving"]
+
+
+def _headers(data: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The block and layer table headers, with predicted times where the report has them."""
+    if not _timed(data):
+        return BLOCK_HEADER, LAYER_HEADER
+    return BLOCK_HEADER + TIME_HEADER, LAYER_HEADER + TIME_HEADER[:1]
 
 
 def report(plan: Plan, fmt: str = "table", budget: Budget | None = None, **knobs: Any) -> str:
@@ -186,9 +249,9 @@ def report(plan: Plan, fmt: str = "table", budget: Budget | None = None, **knobs
     return render(analyse(plan, budget, **knobs), fmt)
 
 
-def render(analysis: Analysis, fmt: str = "table") -> str:
-    """The report in one of FORMATS."""
-    return render_data(report_data(analysis), fmt)
+def render(analysis: Analysis, fmt: str = "table", latency: LatencyPrediction | None = None) -> str:
+    """The report in one of FORMATS; with `latency`, predicted times beside the counts."""
+    return render_data(report_data(analysis, latency), fmt)
 
 
 def render_data(data: dict[str, Any], fmt: str = "table") -> str:
@@ -202,30 +265,34 @@ CSV_COLUMNS = ["name", "kind", "config", "block", "branch", "output_shape", "par
 
 
 def _csv_rows(data: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
-    return CSV_COLUMNS, [[fmt_shape(l[c]) if c == "output_shape" else l[c] for c in CSV_COLUMNS]
-                         for l in data["layers"]]
+    columns = CSV_COLUMNS + (["predicted_ms", "naive_predicted_ms"] if _timed(data) else [])
+    return columns, [[fmt_shape(l[c]) if c == "output_shape" else l[c] for c in columns]
+                     for l in data["layers"]]
 
 
 def _markdown(data: dict[str, Any]) -> str:
     m = data["model"]
     md = markdown_table
-    parts = [f"# {m['name']}", "", md(["", "value"], [[k, v] for k, v in _summary(m, False)])]
+    block_header, layer_header = _headers(data)
+    parts = [f"# {m['name']}", "", md(["", "value"], [[k, v] for k, v in _summary(m, False, data["conventions"])])]
     if data.get("aux"):
         parts += ["", "## Auxiliary heads (training only, not in the totals)", "", md(AUX_HEADER, _aux_rows(data, False))]
     if data["blocks"]:
-        parts += ["", "## Blocks", "", md(BLOCK_HEADER, _block_rows(data, False))]
-    parts += ["", "## Layers", "", md(LAYER_HEADER, _layer_rows(data, False)), ""]
+        parts += ["", "## Blocks", "", md(block_header, _block_rows(data, False))]
+    parts += ["", "## Layers", "", md(layer_header, _layer_rows(data, False)), ""]
     return "\n".join(parts)
 
 
 def _table(data: dict[str, Any]) -> str:
     m = data["model"]
+    block_header, layer_header = _headers(data)
+    summary = _summary(m, True, data["conventions"])
     parts = [f"{m['name']}"]
-    width = max(len(k) for k, _ in _summary(m, True))
-    parts += [f"  {k.ljust(width)}  {v}" for k, v in _summary(m, True)]
+    width = max(len(k) for k, _ in summary)
+    parts += [f"  {k.ljust(width)}  {v}" for k, v in summary]
     if data.get("aux"):  # not in the totals above
         parts += ["", text_table(AUX_HEADER, _aux_rows(data, True), {3, 4, 5})]
     if data["blocks"]:
-        parts += ["", text_table(BLOCK_HEADER, _block_rows(data, True), {2, 3, 4, 5})]
-    parts += ["", text_table(LAYER_HEADER, _layer_rows(data, True), {3, 4, 5}), ""]
+        parts += ["", text_table(block_header, _block_rows(data, True), {2, 3, 4, 5, 6, 7, 8})]
+    parts += ["", text_table(layer_header, _layer_rows(data, True), {3, 4, 5, 6}), ""]
     return "\n".join(parts)

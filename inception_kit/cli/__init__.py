@@ -21,6 +21,7 @@ from ..errors import ArgumentError, Failure, SpecError
 from ..files import DestinationExists, UnsafeDestination
 from . import (
     build,
+    calibrate,
     deploy,
     diagram,
     diff,
@@ -59,6 +60,8 @@ COMMANDS = (
     ("train", train, "train a spec on an image folder or a packaged data set (tf.distribute)", KNOBS, SPEC),
     ("diagram", diagram, "draw a block or a whole model (SVG or PNG)", KNOBS, SPEC),
     ("profile", profile, "measure real time per block and branch beside MACs", KNOBS, SPEC),
+    ("calibrate", calibrate, "measure this machine's kernels into a latency profile (report/fit/diff --latency)",
+     NOTHING, ()),
     ("deploy", deploy, "export through every runtime here, measure them, keep the fastest within tolerance",
      KNOBS, SPEC),
 )

@@ -8,6 +8,7 @@ import sys
 from ..analysis import analyse
 from ..design.diff import diff
 from .common import EXIT_OK, emit, safe
+from .report import add_latency, predicted
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,10 +19,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", "-o", help="write to this file instead of stdout")
     parser.add_argument("--overwrite", action="store_true", help="replace --out and --plot if they exist")
     parser.add_argument("--plot", metavar="PNG", help="also draw MACs and params per block, A against B")
+    add_latency(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    d = diff(analyse(args.a), analyse(args.b))
+    a, b = analyse(args.a), analyse(args.b)
+    times = predicted(args, a.plan, a.naive_plan), predicted(args, b.plan, b.naive_plan)
+    d = diff(a, b, (times[0], times[1]) if times[0] is not None and times[1] is not None else None)
     if args.format == "html":
         from ..viz.html import diff_page
 

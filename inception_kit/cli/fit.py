@@ -9,6 +9,7 @@ import sys
 from ..design.fit import fit, parse_count, render_sweep, sweep, write
 from ..errors import SpecError
 from ..planner import Plan
+from ..tables import ms
 from .common import EXIT_OK, budget, safe
 
 
@@ -24,6 +25,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", help="a YAML spec file, a preset name, or - to read it from stdin")
     parser.add_argument("--macs", type=_count, metavar="N", help="at most this many MACs (suffixes K, M, G: 1.2G)")
     parser.add_argument("--params", type=_count, metavar="N", help="at most this many parameters (5M)")
+    parser.add_argument("--latency", metavar="TIME", help="at most this predicted time (20ms, 1.5s), from --latency-profile")
+    parser.add_argument("--latency-profile", metavar="PROFILE", help="the latency profile (inception-kit calibrate -o PROFILE)")
+    parser.add_argument("--latency-batch", type=int, metavar="N", help="the profile's batch size to fit at (default its first)")
+    parser.add_argument("--any-machine", action="store_true", dest="allow_other_machine",
+                        help="use a latency profile measured on another machine")
     parser.add_argument("--blocks", metavar="GLOB",
                         help="only reductions in top-level blocks matching this ('inc4*')")
     parser.add_argument("--multiple", type=int, default=8, metavar="N",
@@ -53,15 +59,19 @@ def run(args: argparse.Namespace) -> int:
             print(f"wrote {safe(args.plot)}", file=sys.stderr)
         if args.sweep:
             return EXIT_OK
-    if args.macs is None and args.params is None:
-        raise SpecError.one("budget", "--macs and/or --params (or --sweep)", "neither")
-    result = fit(plan, args.macs, args.params, args.blocks, args.multiple, budget(args))
+    if args.macs is None and args.params is None and args.latency is None:
+        raise SpecError.one("budget", "--macs, --params and/or --latency (or --sweep)", "none")
+    result = fit(plan, args.macs, args.params, args.blocks, args.multiple, budget(args), args.latency,
+                 args.latency_profile, args.latency_batch, args.allow_other_machine)
     print(f"scale {result.scale:g} on {result.model.name}'s 1x1 reduction widths "
           f"(multiples of {args.multiple}); "
           f"{len(result.changes)} widths changed:")
     print(result.table())
     print()
     print(result.diff.render("table"), end="")
+    if result.predicted is not None:
+        before, after = result.predicted
+        print(f"predicted time: {ms(after)} ms (was {ms(before)} ms)")
     if args.out:
         write(result, args.out, args.overwrite)
         how = "the original YAML edited in place" if result.rewritten else "the expanded spec"

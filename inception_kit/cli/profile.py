@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from ..analysis import analyse, check_batch
 from .common import EXIT_OK, ProgressBar, quiet_tensorflow
+from .report import add_latency, predicted
 
 
 def _at_least(minimum: int) -> Callable[[str], int]:
@@ -41,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="untimed calls of each first (default 3)")
     parser.add_argument("--block", metavar="NAME", help="profile this top-level block only")
     parser.add_argument("--format", choices=["table", "json"], default="table")
+    add_latency(parser, batch=False)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,7 +51,13 @@ def run(args: argparse.Namespace) -> int:
     analysis = analyse(args.spec)
     check_batch(analysis, args.batch)  # a bad --batch or --block fails before TensorFlow loads
     pairs = pairs_of(analysis, args.block)
+    latency = predicted(args, analysis.plan, analysis.naive_plan)  # a bad profile too
     quiet_tensorflow()
+    if latency is not None:
+        from ..keras.profile import attach_prediction
+
+        attach_prediction(pairs, latency)
+        _pin_threads(latency.threads)  # measured as the profile was, so both describe one setup
     measure(pairs, args.batch, args.repeats, args.warmup, ProgressBar("profile"))
     if args.format == "json":
         data = profile_data(analysis, pairs, args.batch, args.repeats, args.warmup)
@@ -57,3 +65,14 @@ def run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(render_table(analysis, pairs, args.batch, args.repeats, args.warmup))
     return EXIT_OK
+
+
+def _pin_threads(threads: dict[str, object]) -> None:
+    """TensorFlow's thread pools as a latency profile states them (before TensorFlow starts)."""
+    import tensorflow as tf
+
+    intra, inter = threads.get("intra_op"), threads.get("inter_op")
+    if isinstance(intra, int):
+        tf.config.threading.set_intra_op_parallelism_threads(intra)
+    if isinstance(inter, int):
+        tf.config.threading.set_inter_op_parallelism_threads(inter)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from ..analysis import Analysis
 from ..kinds import fmt_shape
@@ -20,7 +20,11 @@ from ..report import report_data
 from ..spec.types import ModelSpec
 from ..tables import human, markdown_table, render_as, text_table
 
+if TYPE_CHECKING:
+    from ..latency.predict import LatencyPrediction
+
 Source = Union[Analysis, ModelSpec, str, "os.PathLike[str]"]
+TIME = "predicted_ms"  # compared only when both sides have a latency prediction
 
 # The figures compared, in the order the formats show them.
 METRICS = (
@@ -68,6 +72,7 @@ class Diff:
     a: Analysis
     b: Analysis
     entries: list[Entry]
+    latency: dict[str, Any] | None = None  # what the predicted times hold for (runtime, batch, profile)
 
     @property
     def model(self) -> Entry:
@@ -80,8 +85,9 @@ class Diff:
             return {"name": analysis.plan.model.name, "source": analysis.plan.model.source}
 
         rows = []
+        timed = (TIME,) if self.latency else ()
         for e in self.entries:
-            metrics = MODEL_METRICS if e.level == "model" else METRICS
+            metrics = (*(MODEL_METRICS if e.level == "model" else METRICS), *timed)
             rows.append(
                 {
                     "level": e.level,
@@ -92,7 +98,10 @@ class Diff:
                     "delta": {m: e.delta(m) for m in metrics},
                 }
             )
-        return {"a": side(self.a), "b": side(self.b), "delta": "b - a", "rows": rows}
+        data = {"a": side(self.a), "b": side(self.b), "delta": "b - a", "rows": rows}
+        if self.latency:
+            data["latency"] = self.latency
+        return data
 
     def render(self, fmt: str = "table") -> str:
         """The diff as 'table', 'markdown', 'csv' or 'json'."""
@@ -115,13 +124,13 @@ def _figures(entry: dict[str, Any], metrics: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
-def _keyed(data: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
+def _keyed(data: dict[str, Any], metrics: tuple[str, ...] = METRICS) -> dict[str, tuple[str, dict[str, Any]]]:
     """Blocks and branches of report data by name, in their order."""
     out: dict[str, tuple[str, dict[str, Any]]] = {}
     for block in data["blocks"]:
-        out[block["name"]] = ("block", _figures(block, METRICS))
+        out[block["name"]] = ("block", _figures(block, metrics))
         for branch in block["branches"]:
-            out[f"{block['name']}/{branch['name']}"] = ("branch", _figures(branch, METRICS))
+            out[f"{block['name']}/{branch['name']}"] = ("branch", _figures(branch, metrics))
     return out
 
 
@@ -134,18 +143,20 @@ def _analysis(source: Source) -> Analysis:
     return analyse(load(source))
 
 
-def diff(a: Source, b: Source) -> Diff:
-    """Compares two specs (paths, Models or Analyses).
+def diff(a: Source, b: Source, latency: tuple[LatencyPrediction, LatencyPrediction] | None = None) -> Diff:
+    """Compares two specs (paths, Models or Analyses); with `latency` (the predictions of A
+    and B, `ik.predict_latency`), their predicted times too.
 
     Raises:
         SpecError: either spec is invalid.
     """
     aa, ab = _analysis(a), _analysis(b)
-    da, db = report_data(aa), report_data(ab)
-    ma = _figures(da["model"], MODEL_METRICS)
-    mb = _figures(db["model"], MODEL_METRICS)
+    da, db = report_data(aa, latency[0] if latency else None), report_data(ab, latency[1] if latency else None)
+    timed = (TIME,) if latency else ()
+    ma = _figures(da["model"], (*MODEL_METRICS, *timed))
+    mb = _figures(db["model"], (*MODEL_METRICS, *timed))
     entries = [Entry("model", "model", ma, mb)]
-    ka, kb = _keyed(da), _keyed(db)
+    ka, kb = _keyed(da, (*METRICS, *timed)), _keyed(db, (*METRICS, *timed))
     # A's order, with B's additions placed after the entry they follow in B.
     order = list(ka)
     last = None
@@ -160,7 +171,7 @@ def diff(a: Source, b: Source) -> Diff:
         entries.append(
             Entry(level, key, ka[key][1] if key in ka else None, kb[key][1] if key in kb else None)
         )
-    return Diff(aa, ab, entries)
+    return Diff(aa, ab, entries, da["conventions"].get("latency"))
 
 
 # ---------------------------------------------------------------------------------------
@@ -175,7 +186,9 @@ _LABELS = {
     "macs_saving_ratio": "MACs saving vs naive",
     "params_saving_ratio": "params saving vs naive",
     "peak_activation_bytes": "peak activation bytes",
+    TIME: "predicted ms",
 }
+TIME_HEADER = ["ms A", "ms B", "Δ ms"]
 ROW_HEADER = [
     "block / branch",
     "status",
@@ -206,11 +219,25 @@ def _pct(delta: int | float, a: int | float | None) -> str:
     return f"{100.0 * delta / a:+.1f}%"
 
 
+def _ms(v: float | None, signed: bool = False) -> str:
+    if v is None:
+        return "-"
+    return (f"{v:+.3f}" if signed else f"{v:.3f}") if abs(v) < 10 else (f"{v:+.1f}" if signed else f"{v:.1f}")
+
+
+def _time_cells(a: dict[str, Any], b: dict[str, Any], d: dict[str, Any]) -> list[str]:
+    return [_ms(a.get(TIME)), _ms(b.get(TIME)), _ms(d[TIME], True)]
+
+
 def _summary_rows(model: dict[str, Any], short: bool) -> list[list[str]]:
     rows = []
     for m in MODEL_METRICS:
         a, b, d = model["a"][m], model["b"][m], model["delta"][m]
         rows.append([_LABELS[m], _num(a, short), _num(b, short), _num(d, short, True), _pct(d, a)])
+    if TIME in model["delta"]:
+        a, b, d = model["a"][TIME], model["b"][TIME], model["delta"][TIME]
+        rows.append([_LABELS[TIME], *_time_cells(model["a"], model["b"], model["delta"]),
+                     f"{100.0 * d / a:+.1f}%" if a else ""])
     return rows
 
 
@@ -231,16 +258,25 @@ def _entry_rows(data: dict[str, Any], short: bool) -> list[list[str]]:
                 _num(d["params"], short, True),
                 _num(a.get("macs_saving_ratio"), short),
                 _num(b.get("macs_saving_ratio"), short),
+                *(_time_cells(a, b, d) if TIME in d else []),
             ]
         )
     return rows
+
+
+def _row_header(data: dict[str, Any]) -> list[str]:
+    return ROW_HEADER + (TIME_HEADER if "latency" in data else [])
 
 
 def _title(data: dict[str, Any]) -> str:
     def one(side: dict[str, Any]) -> str:
         return str(side["name"]) + (f" ({side['source']})" if side["source"] else "")
 
-    return f"A: {one(data['a'])}\nB: {one(data['b'])}"
+    title = f"A: {one(data['a'])}\nB: {one(data['b'])}"
+    if "latency" in data:
+        c = data["latency"]
+        title += f"\npredicted times: {c['runtime']}, batch {c['batch']}, profile {c['profile']}"
+    return title
 
 
 def render_data(data: dict[str, Any], fmt: str = "table") -> str:
@@ -253,11 +289,12 @@ SUMMARY_HEADER = ["model", "A", "B", "Δ (B − A)", "Δ %"]
 
 
 def _csv_rows(data: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
-    header = ["level", "name", "status", *(f"{s}_{m}" for m in MODEL_METRICS for s in ("a", "b", "delta"))]
+    metrics = (*MODEL_METRICS, *((TIME,) if "latency" in data else ()))
+    header = ["level", "name", "status", *(f"{s}_{m}" for m in metrics for s in ("a", "b", "delta"))]
     rows = []
     for r in data["rows"]:
         cells = []
-        for m in MODEL_METRICS:
+        for m in metrics:
             for side in (r["a"], r["b"]):
                 cells.append("" if side is None or m not in side else side[m])
             cells.append(r["delta"].get(m, ""))
@@ -275,7 +312,7 @@ def _markdown(data: dict[str, Any]) -> str:
         markdown_table(SUMMARY_HEADER, _summary_rows(model, False)),
     ]
     if len(data["rows"]) > 1:
-        parts += ["", "## Blocks and branches", "", markdown_table(ROW_HEADER, _entry_rows(data, False))]
+        parts += ["", "## Blocks and branches", "", markdown_table(_row_header(data), _entry_rows(data, False))]
     return "\n".join([*parts, ""])
 
 
@@ -286,5 +323,5 @@ def _table(data: dict[str, Any]) -> str:
     if shapes[0] != shapes[1]:
         parts.append(f"output shapes differ: {fmt_shape(shapes[0])} → {fmt_shape(shapes[1])}")
     if len(data["rows"]) > 1:
-        parts += ["", text_table(ROW_HEADER, _entry_rows(data, True), set(range(2, 10)))]
+        parts += ["", text_table(_row_header(data), _entry_rows(data, True), set(range(2, 13)))]
     return "\n".join([*parts, ""])

@@ -24,7 +24,7 @@ import fnmatch
 import math
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Union
 
 from ..analysis import Analysis, analyse, check_budget, op_cost
@@ -117,6 +117,7 @@ class FitResult:
     after: Analysis
     text: str  # the fitted spec as YAML, with a comment per changed width
     rewritten: bool  # True: the original YAML edited in place; False: written out expanded
+    predicted: tuple[float, float] | None = None  # seconds before and after, with a latency budget
 
     @property
     def diff(self) -> Diff:
@@ -246,6 +247,39 @@ def render_sweep(points: list[SweepPoint]) -> str:
     )
 
 
+class _Timed:
+    """Predicted seconds of the fitter's model at a scale: like `_Fitter.total`, only the
+    reductions and the convs they feed are predicted again (the latency profile's rule)."""
+
+    def __init__(self, f: _Fitter, profile: object, batch: int | None, allow_other_machine: bool) -> None:
+        from ..latency.predict import network_latency, op_seconds
+        from ..latency.profile import load_profile
+
+        self.profile = load_profile(profile, allow_other_machine)  # type: ignore[arg-type]
+        self.batch = self.profile.batches[0] if batch is None else batch
+        if self.batch not in self.profile.batches:
+            raise ArgumentError("latency_batch", "one of the profile's batch sizes: "
+                                + ", ".join(map(str, self.profile.batches)), self.batch)
+        self.f, self.op_seconds, self.network = f, op_seconds, network_latency
+        self._cache: dict[tuple[int, int], float] = {}
+        self.before = network_latency(f.plan, self.profile, self.batch).total
+        self.base = self.before - sum(self.time(i, r.width) for i, r in enumerate(f.reductions))
+
+    def time(self, i: int, width: int) -> float:
+        if (i, width) not in self._cache:
+            r = self.f.reductions[i]
+            narrow = (*r.op.output_shape[:-1], width)
+            mine = replace(r.op, args={**r.op.args, "filters": width}, output_shape=narrow)
+            fed_input = (*r.feeds.input_shape[:-1], width)
+            fed = replace(r.feeds, input_shape=fed_input, inputs=(fed_input,))
+            self._cache[(i, width)] = self.op_seconds(mine, self.profile, self.batch) + self.op_seconds(
+                fed, self.profile, self.batch)
+        return self._cache[(i, width)]
+
+    def total(self, scale: float) -> float:
+        return self.base + sum(self.time(i, r.width_at(scale)) for i, r in enumerate(self.f.reductions))
+
+
 def fit(
     spec: Source,
     macs: int | str | None = None,
@@ -253,6 +287,10 @@ def fit(
     blocks: str | None = None,
     multiple: int = 8,
     budget: Budget = DEFAULT_BUDGET,
+    latency: float | str | None = None,
+    latency_profile: object = None,
+    latency_batch: int | None = None,
+    allow_other_machine: bool = False,
 ) -> FitResult:
     """Scales the selected 1×1 reduction widths so the model meets the budget (the module's rule).
 
@@ -262,6 +300,9 @@ def fit(
         blocks: a glob over top-level block names ('inc4*'); None: every reduction.
         multiple: widths are rounded to multiples of this.
         budget: the resource limits every spec is checked against (not the fit's budget).
+        latency: at most this predicted time (seconds, or '20ms'), from `latency_profile`
+            (a file or `latency.Profile`) at `latency_batch` (default the profile's first);
+            `allow_other_machine` as for `ik.predict_latency`.
 
     Raises:
         SpecError: the spec is invalid.
@@ -270,11 +311,37 @@ def fit(
     """
     budget_macs = None if macs is None else parse_count(macs)
     budget_params = None if params is None else parse_count(params)
-    if budget_macs is None and budget_params is None:
-        raise ArgumentError("macs", "a MACs budget, a params budget or both", hint="neither macs nor params was given")
+    budget_time = None
+    if latency is not None:
+        from ..latency.predict import parse_duration
+
+        try:
+            budget_time = parse_duration(latency)
+        except ValueError:
+            raise ArgumentError("latency", "a duration such as 20ms, 1.5s or 800us", latency) from None
+        if latency_profile is None:
+            raise ArgumentError("latency_profile", "a latency profile to predict the time with "
+                                "(inception-kit calibrate -o PROFILE)", hint="a latency budget needs one")
+    if budget_macs is None and budget_params is None and budget_time is None:
+        raise ArgumentError("macs", "a MACs budget, a params budget, a latency budget or several",
+                            hint="neither macs, params nor latency was given")
     model, planned = _model(spec)
     f = _Fitter(model, blocks, multiple, budget, planned)
+    timed = _Timed(f, latency_profile, latency_batch, allow_other_machine) if budget_time is not None else None
+
+    def ok(scale: float) -> bool:
+        if not _fits(f.total(scale), budget_macs, budget_params):
+            return False
+        return timed is None or budget_time is None or timed.total(scale) <= budget_time
+
     lo = f.total(1 / GRID)
+    if timed is not None and budget_time is not None and _fits(lo, budget_macs, budget_params) and not ok(1 / GRID):
+        where = f"blocks matching {blocks!r}" if blocks else "the model"
+        raise ArgumentError(
+            "latency",
+            f"at least {timed.total(1 / GRID) * 1e3:.3f} ms predicted ({timed.profile.runtime}, batch {timed.batch}): "
+            f"the smallest reachable, with every 1x1 reduction of {where} at its narrowest",
+            f"{budget_time * 1e3:g} ms", raw=True)
     if not _fits(lo, budget_macs, budget_params):
         wanted = []
         if budget_macs is not None and lo.macs > budget_macs:
@@ -291,12 +358,14 @@ def fit(
             hint="; ".join(f"{p}: {e}, received {g}" for p, e, g in also) or None,
             raw=True,
         )
-    k_lo, k_hi = 1, GRID  # largest k with total(k / GRID) within budget: bisection (monotone)
-    if _fits(f.total(1.0), budget_macs, budget_params):
+    # Largest k with total(k / GRID) within budget: bisection (costs are monotone in k; the
+    # predicted time nearly so, and the k found always meets the budget: every k_lo was checked).
+    k_lo, k_hi = 1, GRID
+    if ok(1.0):
         k_lo = GRID
     while k_lo < k_hi:
         mid = (k_lo + k_hi + 1) // 2
-        if _fits(f.total(mid / GRID), budget_macs, budget_params):
+        if ok(mid / GRID):
             k_lo = mid
         else:
             k_hi = mid - 1
@@ -315,19 +384,27 @@ def fit(
     if after.total.macs != f.total(scale).macs or after.total.params != f.total(scale).params:
         raise AssertionError("fit: the incremental cost disagrees with the analysis")  # a bug, never input
     header = (
-        f"# Fitted by inception-kit fit ({_budget_words(budget_macs, budget_params)}"
+        f"# Fitted by inception-kit fit ({_budget_words(budget_macs, budget_params, budget_time)}"
         f"{', blocks ' + blocks if blocks else ''}): "
         f"1x1 reduction widths x{scale:g}, multiples of {multiple}.\n"
         f"# MACs {after.total.macs:,} (was {f.before.total.macs:,}); "
         f"params {after.total.params:,} (was {f.before.total.params:,}).\n"
     )
+    predicted = None
+    if timed is not None:
+        now = timed.network(after.plan, timed.profile, timed.batch).total
+        if abs(now - timed.total(scale)) > 1e-9 * max(now, 1e-9):
+            raise AssertionError("fit: the incremental prediction disagrees with the whole plan's")  # a bug
+        predicted = (timed.before, now)
+        header += (f"# Predicted {now * 1e3:.3f} ms (was {timed.before * 1e3:.3f} ms; {timed.profile.runtime}, "
+                   f"batch {timed.batch}, profile {timed.profile.source}).\n")
     text, rewritten = _rewrite(model, f.reductions, changes, after.plan)
     model.source = None  # the fitted model is not what the file says (until written)
-    return FitResult(scale, changes, model, f.before, after, header + text, rewritten)
+    return FitResult(scale, changes, model, f.before, after, header + text, rewritten, predicted)
 
 
-def _budget_words(macs: int | None, params: int | None) -> str:
-    words = []
+def _budget_words(macs: int | None, params: int | None, seconds: float | None = None) -> str:
+    words = [] if seconds is None else [f"at most {seconds * 1e3:g} ms predicted"]
     if macs is not None:
         words.append(f"at most {human(macs)} MACs")
     if params is not None:

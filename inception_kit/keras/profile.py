@@ -101,6 +101,7 @@ class Unit:
     built_macs: int = 0
     timing: Timing = field(default_factory=Timing)
     call: Callable[[], Any] | None = None
+    predicted: float | None = None  # seconds a latency profile predicts for it, run as its own model
 
 
 @dataclass
@@ -179,6 +180,24 @@ def pairs_of(analysis: Analysis, only: str | None = None) -> list[Pair]:
             )
         )
     return pairs
+
+
+def attach_prediction(pairs: list[Pair], prediction: Any) -> None:
+    """Sets each unit's `predicted` from a `latency.LatencyPrediction`: a block or branch run
+    as its own model costs one call's overhead plus its kernels; the model, its total."""
+    for pair in pairs:
+        for p in (pair, *pair.children):
+            for unit in (p.real, p.naive):
+                if unit is None or p.identity:
+                    continue
+                side = prediction.naive if unit.naive else prediction.plan
+                if unit.kind == "model":
+                    unit.predicted = side.total
+                elif unit.kind == "block":
+                    unit.predicted = side.overhead + side.blocks[pair.real.label]
+                else:
+                    block, branch = p.real.label.split("/", 1)
+                    unit.predicted = side.overhead + side.branches[block][branch]
 
 
 def _units(pair: Pair) -> Iterator[Unit]:
@@ -350,6 +369,7 @@ def _unit_data(unit: Unit | None, batch: int) -> dict[str, Any] | None:
         "built_macs": unit.built_macs,
         "time": unit.timing.summary() if unit.timing.times else None,
         "gflops_per_s": _round(_gflops(unit, batch), 3),
+        **({} if unit.predicted is None else {"predicted_ms": round(unit.predicted * 1e3, 4)}),
     }
 
 
@@ -409,9 +429,14 @@ def _wrap(text: str, width: int = WIDTH, indent: str = "") -> list[str]:
 HEADER = ["block / branch", "MACs", "median ms", "min–max ms", "GFLOP/s", "MACs saves", "time saves"]
 
 
-def _row(name: str, unit: Unit | None, batch: int, pair: Pair | None, identity: bool = False) -> list[str]:
+def _row(name: str, unit: Unit | None, batch: int, pair: Pair | None, identity: bool = False,
+         timed: bool = False) -> list[str]:
     if identity:
-        return [name, "0", "identity", "", "", "", ""]
+        return [name, "0", "identity", "", "", "", ""] + [""] * timed
+    if timed:  # the predicted time beside the measured median
+        assert unit is not None
+        cells = _row(name, unit, batch, pair)
+        return [*cells[:3], "" if unit.predicted is None else ms(unit.predicted), *cells[3:]]
     assert unit is not None
     t = unit.timing
     spread = f"{ms(min(t.times))}–{ms(max(t.times))}" if t.times else ""
@@ -424,19 +449,22 @@ def _row(name: str, unit: Unit | None, batch: int, pair: Pair | None, identity: 
 
 def render_table(analysis: Analysis, pairs: list[Pair], batch: int, repeats: int, warmup: int) -> str:
     rows: list[list[str]] = []
+    timed = any(u.predicted is not None for p in pairs for u in _units(p))
+    header = [*HEADER[:3], "predicted ms", *HEADER[3:]] if timed else HEADER
     for pair in pairs:
         label = pair.real.label
-        rows.append(_row(label, pair.real, batch, pair))
+        rows.append(_row(label, pair.real, batch, pair, timed=timed))
         for child in pair.children:
             name = "  " + child.real.label.split("/", 1)[1]
-            rows.append(_row(name, child.real, batch, child, child.identity))
+            rows.append(_row(name, child.real, batch, child, child.identity, timed=timed))
             if child.naive is not None:
-                rows.append(_row(f"{name} naive", child.naive, batch, None))
+                rows.append(_row(f"{name} naive", child.naive, batch, None, timed=timed))
         if pair.naive is not None:
-            rows.append(_row("  naive " + ("model" if pair.real.kind == "model" else "block"), pair.naive, batch, None))
-    name_w = min(26, max(len(HEADER[0]), *(len(r[0]) for r in rows)))
+            rows.append(_row("  naive " + ("model" if pair.real.kind == "model" else "block"), pair.naive, batch, None,
+                             timed=timed))
+    name_w = min(26, max(len(header[0]), *(len(r[0]) for r in rows)))
     rows = [[_fit(r[0], name_w), *r[1:]] for r in rows]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(HEADER)]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
 
     def line(cells: list[str]) -> str:
         return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
@@ -448,7 +476,7 @@ def render_table(analysis: Analysis, pairs: list[Pair], batch: int, repeats: int
         f"counterpart timed as its own model: {timing_method()}, on random input."
     )
     out += _wrap(machine_line(machine_info()), indent="  ")
-    out += ["", line(HEADER), rule]
+    out += ["", line(header), rule]
     for r in rows:
         out.append(line(r))
     out.append("")
