@@ -189,3 +189,70 @@ def test_setup_cfg_ships_every_package():
     listed = set(cfg["options"]["packages"].split())
     found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "inception_kit").rglob("__init__.py")}
     assert found - listed == set()
+
+
+# -- issue 23: library code neither speaks to the terminal nor in flags -------------------
+
+# The library's edge: the CLI package and `__main__` modules (child processes' entry points).
+LIBRARY = [p for p in SOURCES if "cli" not in p.relative_to(PACKAGE).parts and p.name != "__main__.py"]
+# capture.py redirects the streams at the file-descriptor level to silence converters: it
+# writes nothing, and it is the one place allowed to name them.
+STREAM_ALLOWED = {"inception_kit/keras/export/capture.py"}
+STREAM_WRITE = re.compile(r"sys\.std(err|out)\b|print\(")
+
+
+def _code_strings(text: str) -> list[tuple[int, str]]:
+    """Every string constant of a module but its docstrings, with its line."""
+    tree = ast.parse(text)
+    docs = {id(n.body[0].value) for n in ast.walk(tree)
+            if isinstance(n, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+            and n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+    return [(n.lineno, n.value) for n in ast.walk(tree)
+            if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docs]
+
+
+FLAG = re.compile(r"(^|[\s('`])--[a-z][a-z-]+")
+
+
+# The one way a library message may name a flag: beside the parameter it sets, as
+# "allow_other_machine=True (on the command line, --any-machine)".
+BESIDE_ITS_PARAMETER = re.compile(r"on the command line, --[a-z][a-z-]+")
+
+
+def _flags_in(text: str) -> list[str]:
+    return [f"{n}: {s!r}" for n, s in _code_strings(text) if FLAG.search(BESIDE_ITS_PARAMETER.sub("", s))]
+
+
+def _stream_writes(text: str) -> list[str]:
+    code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    return [m.group() for m in STREAM_WRITE.finditer(ast.unparse(ast.parse(code)))]
+
+
+def test_no_library_module_writes_to_the_terminal():
+    found = {_rel(p): w for p in LIBRARY if _rel(p) not in STREAM_ALLOWED
+             and (w := _stream_writes(p.read_text(encoding="utf-8")))}
+    assert found == {}
+
+
+def test_no_library_string_names_a_command_line_flag():
+    # Library errors name parameters (ArgumentError); the CLI maps them to flags.
+    found = {_rel(p): f for p in LIBRARY if (f := _flags_in(p.read_text(encoding="utf-8")))}
+    assert found == {}
+
+
+def test_the_model_input_and_output_names_are_defined_once_in_the_planner():
+    defined = [f"{_rel(p)}: {m.group()}" for p in SOURCES
+               for m in re.finditer(r"(?m)^(INPUT|OUTPUT)_NAME\s*=", p.read_text(encoding="utf-8"))]
+    assert defined == ["inception_kit/planner.py: INPUT_NAME =", "inception_kit/planner.py: OUTPUT_NAME ="]
+    typed = [f"{_rel(p)}:{n}" for p in LIBRARY if _rel(p) != "inception_kit/planner.py"
+             for n, s in _code_strings(p.read_text(encoding="utf-8")) if s == "image"]
+    assert typed == []  # the input's name ("image") is typed nowhere but the planner
+
+
+def test_the_new_rules_catch_planted_violations():
+    assert _stream_writes('import sys\nsys.stderr.write("x")\n') and _stream_writes('print("x")\n')
+    assert not _stream_writes('"""print(x) in a docstring is fine"""\n# print(x) in a comment too\n')
+    assert _flags_in('raise ArgumentError("x", "see --batch-size")\n')
+    assert _flags_in('problem("--out", "a folder")\n')
+    assert not _flags_in('def f():\n    """Like --batch on the command line."""\n') and not _flags_in('x = "a--b"\n')
+    assert not _flags_in('hint = "overwrite=True (on the command line, --overwrite)"\n')

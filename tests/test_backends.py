@@ -271,7 +271,7 @@ def test_data_parallel_resumes_a_crashed_run_like_the_tf_strategies(tmp_path):
 
 
 @pytest.mark.parametrize("backend, strategy, words", [
-    ("torch", "mirrored", "'mirrored', a tf.distribute strategy (run it with --backend tensorflow)"),
+    ("torch", "mirrored", "'mirrored', a tf.distribute strategy (the tensorflow backend; on the command line, --backend tensorflow)"),
     ("torch", "data-parallel", "keras.distribution runs on JAX only"),
     ("tensorflow", "data-parallel", "keras.distribution runs on JAX only"),
 ])

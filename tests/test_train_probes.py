@@ -303,7 +303,7 @@ ABSURD = [
     (("--validation-split", "nan"), "--validation-split: expected a fraction from 0 (none) up to, not including, 1"),
     (("--validation-split", "1"), "--validation-split: expected a fraction from 0 (none) up to, not including, 1"),
     (("--aux", "--aux-weight", "nan"), None),  # the tiny spec has no aux: refused for that first
-    (("--aux-weight", "0.5"), "--aux-weight: expected aux=True (--aux) with it; received 0.5"),
+    (("--aux-weight", "0.5"), "--aux-weight: expected aux=True (on the command line, --aux) with it; received 0.5"),
     (("--aux",), "--aux: expected a spec with auxiliary heads (an aux: section) to train them; received "
                  "'inception_3a_tiny', which has none"),
 ]

@@ -95,7 +95,7 @@ def _read_file(f: Any, path: Path) -> list[tuple[str, list[tuple[str, Any]]]]:
             "weights",
             _WANTED,
             f"{path}, which has no layer_names (a Keras 3 .weights.h5?)",
-            hint="Keras 3 .weights.h5 files load with model.load_weights or export --weights",
+            hint="Keras 3 .weights.h5 files load with model.load_weights, or export's weights= (on the command line, --weights)",
         )
     out = []
     for name in names:

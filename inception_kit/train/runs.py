@@ -151,7 +151,7 @@ def _decide(path: Path, settings: dict[str, Any], overwrite: bool) -> str:
     if different:
         raise ArgumentError(
             "out",
-            f"the settings of the unfinished run in '{path}' to resume it, or overwrite=True (--overwrite) "
+            f"the settings of the unfinished run in '{path}' to resume it, or overwrite=True (on the command line, --overwrite) "
             "to start again",
             "; ".join(f"{k} {show(settings[k])} where the run has {show(previous.get(k))}" for k in different),
             raw=True,

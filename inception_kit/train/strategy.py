@@ -122,10 +122,10 @@ def check_backend(strategy: Any) -> None:
     can = {"tensorflow": "default, mirrored or multi-worker", "jax": "default or data-parallel"}.get(backend, "default")
     if strategy in TF_STRATEGIES and backend != "tensorflow":
         raise ArgumentError("strategy", f"{can} under the {backend} backend",
-                            f"{strategy!r}, a tf.distribute strategy (run it with --backend tensorflow)", raw=True)
+                            f"{strategy!r}, a tf.distribute strategy (the tensorflow backend; on the command line, --backend tensorflow)", raw=True)
     if strategy == "data-parallel" and backend != "jax":
         raise ArgumentError("strategy", f"{can} under the {backend} backend",
-                            "'data-parallel', which keras.distribution runs on JAX only (use --backend jax)", raw=True)
+                            "'data-parallel', which keras.distribution runs on JAX only (on the command line, --backend jax)", raw=True)
 
 
 def fit_scope(strat: Any) -> Any:

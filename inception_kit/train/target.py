@@ -102,7 +102,7 @@ class Target:
         """Auxiliary head -> (loss weight, from_logits), when training with them."""
         if not aux:
             if weight is not None:
-                raise ArgumentError("aux_weight", "aux=True (--aux) with it", weight)
+                raise ArgumentError("aux_weight", "aux=True (on the command line, --aux) with it", weight)
             return {}
         # NaN is no weight: it passes `< 0` and would make every loss NaN.
         bad = isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < math.inf

@@ -70,7 +70,7 @@ class ExportResult:
             f"verified by reloading it: max abs diff {self.max_abs_diff:.3g} from the Keras model "
             f"on a seeded batch of {VERIFY_BATCH} (tolerance {self.tolerance:.3g})"
             if self.max_abs_diff is not None
-            else "not verified (--no-verify)"
+            else "not verified (verify=False; on the command line, --no-verify)"
         )
         return (
             f"Wrote {self.path}: {kind}{self.format}, {self.size_bytes:,} bytes, "
