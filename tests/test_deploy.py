@@ -21,8 +21,10 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from inception_kit import deploy as dp
-from inception_kit.errors import SpecError
-from inception_kit.files import DestinationExists
+from inception_kit.cli.common import ProgressBar
+from inception_kit.deploy import paths as deploy_paths
+from inception_kit.errors import ArgumentError, SpecError
+from inception_kit.files import DestinationExists, UnsafeDestination
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "specs" / "inception_3a_tiny.yaml"
@@ -93,18 +95,47 @@ def test_the_largest_batch_decides():
 
 
 @pytest.mark.parametrize("text", ["", "fast", "accuracy:", "accuracy:-1", "speed:0.1", "nan", "inf"])
-def test_bad_tolerance_is_a_spec_error(text):
-    with pytest.raises(SpecError) as err:
+def test_bad_tolerance_names_the_parameter(text):
+    with pytest.raises(ArgumentError) as err:
         dp.parse_tolerance(text)
-    assert err.value.problems[0].path == "--tolerance"
+    assert err.value.parameter == "tolerance" and "--" not in str(err.value)
 
 
 def test_batches():
     assert dp.parse_batches("1,8") == (1, 8)
     assert dp.parse_batches(" 32 ") == (32,)
-    for bad in ("", "0", "1,,8", "1,x", "-1", "8,8", "1.5"):
-        with pytest.raises(SpecError):
+    assert dp.parse_batches("4096") == (4096,)
+    for bad in ("", "0", "1,,8", "1,x", "-1", "8,8", "1.5", "1000000000000", "4097", "\u00b2"):
+        with pytest.raises(ArgumentError) as err:
             dp.parse_batches(bad)
+        assert err.value.parameter == "batches"
+
+
+@pytest.mark.parametrize(
+    "settings, parameter",
+    [
+        ({"batches": (0,)}, "batches"),
+        ({"batches": (10**12,)}, "batches"),
+        ({"repeats": 0}, "repeats"),
+        ({"warmup": -1}, "warmup"),
+        ({"paths": ("litert",)}, "paths"),
+        ({"tolerance": "accuracy:0.01"}, "tolerance"),
+        ({"weights": "no/such.weights.h5"}, "weights"),
+    ],
+)
+def test_settings_out_of_range_name_the_parameter_not_a_flag(settings, parameter, tmp_path):
+    with pytest.raises(ArgumentError) as err:
+        dp.deploy(TINY, tmp_path / "d", **settings)
+    assert err.value.parameter == parameter and "--" not in str(err.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_options_and_keywords_are_one_settings_record():
+    base = dp.DeployOptions(repeats=3, paths=("savedmodel",))
+    with pytest.raises(ArgumentError, match="warmup"):
+        dp.deploy(TINY, "unused", base, warmup=-2)  # keywords override the record, checked before any work
+    with pytest.raises(TypeError):
+        dp.deploy(TINY, "unused", repets=3)  # a misspelt setting is not silently dropped
 
 
 @pytest.mark.parametrize(
@@ -115,6 +146,9 @@ def test_batches():
         ["--tolerance", "accuracy:0.01"],
         ["--tolerance", "loose"],
         ["--paths", "savedmodel,tensorrt"],
+        ["--batch", "1000000000000"],
+        ["--repeats", "0"],
+        ["--weights", "missing.weights.h5"],
     ],
 )
 def test_cli_bad_input_exits_2(argv, tmp_path):
@@ -127,12 +161,13 @@ def test_cli_bad_input_exits_2(argv, tmp_path):
     )
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
+    assert argv[0] in proc.stderr  # worded with the flag the user typed
     assert not (tmp_path / "d").exists()
 
 
 def test_progress_is_plain_lines_in_a_pipe():
     out = io.StringIO()  # not a TTY
-    bar = dp.ProgressBar(out)
+    bar = ProgressBar("deploy", out)  # what cli/deploy.py draws deploy's Progress with
     for i, what in enumerate(["exporting savedmodel", "batch 1: round 1/2", "batch 1: round 2/2", "done"]):
         bar(i, 3, what)
     assert out.getvalue().splitlines() == [
@@ -151,8 +186,19 @@ def test_a_missing_runtime_is_skipped_with_its_extra(monkeypatch):
     assert dp.available("openvino").endswith("pip install 'inception-kit[onnx,openvino]'")
     assert dp.available("onnxruntime").endswith("pip install 'inception-kit[onnx]'")
     assert dp.available("litert") is None and dp.available("savedmodel") is None
-    monkeypatch.setattr(dp, "_cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(deploy_paths, "cpu_has_bf16", lambda: False)
     assert "no bfloat16 instructions" in dp.available("bfloat16")
+
+
+def test_one_registry_entry_per_path():
+    """Each path is one entry: its name, artifact, availability, writer and runner."""
+    assert list(dp.PATHS) == ["savedmodel", "frozen", "bfloat16", "onnxruntime", "openvino", "litert", "litert-int8"]
+    for name, path in dp.PATHS.items():
+        assert path.name == name and dp.ARTIFACTS[name] == path.artifact
+        assert callable(path.write) and callable(path.runner) and callable(path.available)
+    assert len(set(dp.ARTIFACTS.values())) == len(dp.PATHS)  # no two paths share a name in DIR
+    with pytest.raises(TypeError):
+        dp.PATHS["mine"] = dp.PATHS["savedmodel"]  # read-only: a new path is a new entry in paths.py
 
 
 def untrained_weights(folder: Path):
@@ -169,7 +215,7 @@ def untrained_weights(folder: Path):
 def test_deploy_lists_skipped_runtimes_and_still_chooses(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "openvino", None)
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
-    monkeypatch.setattr(dp, "_cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(deploy_paths, "cpu_has_bf16", lambda: False)
     _, weights = untrained_weights(tmp_path)
     r = dp.deploy(
         TINY,
@@ -295,8 +341,12 @@ def test_an_existing_dir_is_kept_without_overwrite(tmp_path):
     out = tmp_path / "d"
     out.mkdir()
     (out / "mine.txt").write_text("keep me")
+    with pytest.raises(UnsafeDestination, match="did not write it"):  # not ours: --overwrite would not help
+        dp.deploy(TINY, out, paths=["savedmodel"])
+    (out / "deploy.json").write_text("{}")  # ours: only replacing it was not asked for
     with pytest.raises(DestinationExists):
         dp.deploy(TINY, out, paths=["savedmodel"])
+    (out / "deploy.json").unlink()
     assert [p.name for p in out.iterdir()] == ["mine.txt"] and (out / "mine.txt").read_text() == "keep me"
 
 
@@ -368,7 +418,7 @@ def test_progress_is_a_bar_on_a_terminal():
             return True
 
     out = Terminal()
-    bar = dp.ProgressBar(out)
+    bar = ProgressBar("deploy", out)
     bar(0, 4, "exporting savedmodel")
     bar(2, 4, "batch 1: round 1/2")
     bar(4, 4, "done")
@@ -382,8 +432,6 @@ def test_progress_is_a_bar_on_a_terminal():
 
 
 def test_overwrite_replaces_only_a_deploy_folder(tmp_path):
-    from inception_kit.files import UnsafeDestination
-
     out = tmp_path / "d"
     out.mkdir()
     (out / "mine.txt").write_text("keep me")  # no deploy.json: not written by deploy
