@@ -438,3 +438,118 @@ def test_overwrite_replaces_only_a_deploy_folder(tmp_path):
     with pytest.raises(UnsafeDestination):
         dp.deploy(TINY, out, overwrite=True, paths=["savedmodel"])
     assert [p.name for p in out.iterdir()] == ["mine.txt"]
+
+
+# --------------------------------------------------------------------------- deploy.json (issue 22)
+
+
+def test_deploy_json_carries_the_speedup_and_every_paths_median_and_spread(tmp_path):
+    """The figures are computed here from the rounds themselves (statistics' own quartiles)."""
+    import statistics
+
+    base = dp.Candidate("savedmodel", "TF", verified=True, deviation=0.0, max_abs=0.0)
+    fast = dp.Candidate("litert", "LiteRT", verified=True, deviation=1e-7, max_abs=1e-7)
+    slow = dp.Candidate("frozen", "frozen", verified=True, deviation=0.0, max_abs=0.0)
+    base.times = {1: [0.004, 0.005, 0.006], 8: [0.020, 0.024, 0.030, 0.022]}
+    fast.times = {1: [0.001, 0.003, 0.002], 8: [0.004, 0.008, 0.006, 0.005]}
+    slow.times = {1: [0.010, 0.011, 0.012], 8: [0.050, 0.040, 0.045, 0.041]}
+    skipped = dp.Candidate("openvino", "OV", status="skipped", reason="needs openvino")
+    cands = [base, slow, fast, skipped]
+    tol = dp.parse_tolerance("1e-4")
+    winner, why = dp.choose(cands, tol, 8)
+    r = dp.DeployResult(tmp_path, "m", winner, why, cands, (1, 8), tol, None, {})
+    saved = json.loads(json.dumps(dp._json(r)))  # as written to deploy.json
+
+    assert saved["chosen"] == "litert" and saved["deciding_batch"] == 8
+    sp = saved["speedup"]
+    assert sp["over"] == "savedmodel" and sp["batch"] == 8
+    assert sp["factor"] == pytest.approx(statistics.median([20, 24, 30, 22]) / statistics.median([4, 8, 6, 5]))
+    assert sp["chosen_median_ms"] == pytest.approx(5.5) and sp["baseline_median_ms"] == pytest.approx(23.0)
+    by = {p["name"]: p for p in saved["paths"]}
+    for c in (base, slow, fast):
+        for b, t in c.times.items():
+            ms = sorted(x * 1e3 for x in t)
+            q1, _, q3 = statistics.quantiles(ms, n=4, method="inclusive")
+            spread = by[c.name]["spread_ms"][str(b)]
+            assert spread == pytest.approx({"min": ms[0], "q1": q1, "q3": q3, "max": ms[-1]})
+            assert by[c.name]["median_ms"][str(b)] == pytest.approx(statistics.median(ms))
+            assert by[c.name]["speedup_over_savedmodel"][str(b)] == pytest.approx(
+                statistics.median(base.times[b]) / statistics.median(t))
+    assert by["openvino"]["spread_ms"] == {} and by["openvino"]["speedup_over_savedmodel"] == {}
+    assert "min, q1, q3 and max" in saved["spread"]
+    assert dp.read_deploy_json(_write(tmp_path / "deploy.json", saved))["chosen"] == "litert"  # reads back
+
+
+def _write(path: Path, data) -> Path:
+    path.write_text(data if isinstance(data, str) else json.dumps(data))
+    return path
+
+
+GOOD = {"chosen": "litert", "artifact": "model.tflite", "deciding_batch": 8,
+        "paths": [{"name": "savedmodel"}, {"name": "litert"}]}
+
+
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        ("[1, 2]", "a JSON object; received a JSON list"),
+        ("[" * 100_000 + "]" * 100_000, "JSON nested too deep"),
+        ("{not json", "invalid JSON"),
+        (b"\xff\xfe{}", "invalid JSON"),
+        ({**GOOD, "paths": "all"}, "paths: expected a list of paths"),
+        ({**GOOD, "chosen": "rm -rf /"}, "chosen: expected one of the paths listed"),
+        ({**GOOD, "artifact": "../../etc/passwd"}, "artifact: expected the chosen path's artifact (model.tflite)"),
+        ({**GOOD, "deciding_batch": "8"}, "deciding_batch: expected a whole number"),
+    ],
+)
+def test_a_forged_deploy_json_is_one_error_naming_the_file_and_field(tmp_path, content, words):
+    path = tmp_path / "deploy.json"
+    path.write_bytes(content) if isinstance(content, bytes) else _write(path, content)
+    with pytest.raises(SpecError) as err:
+        dp.read_deploy_json(path)
+    assert len(err.value.problems) == 1
+    assert str(path) in str(err.value) and words in str(err.value), str(err.value)
+
+
+def test_a_huge_or_fifo_or_linked_deploy_json_is_refused_without_reading_it(tmp_path):
+    huge = tmp_path / "huge" / "deploy.json"
+    huge.parent.mkdir()
+    with huge.open("wb") as f:  # sparse: no disk used, and never read whole
+        f.truncate(dp.MAX_DEPLOY_JSON_BYTES + 1)
+    with pytest.raises(SpecError, match="larger than 4,000,000 bytes"):
+        dp.read_deploy_json(huge)
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)  # nobody writes to it: a blocking read would hang
+    with pytest.raises(SpecError, match="not a regular file"):
+        dp.read_deploy_json(fifo)
+    link = tmp_path / "link.json"
+    link.symlink_to(_write(tmp_path / "real.json", GOOD))
+    with pytest.raises(SpecError, match="a symbolic link"):
+        dp.read_deploy_json(link)
+
+
+def test_overwrite_refuses_a_folder_whose_deploy_json_is_forged(tmp_path):
+    """deploy's reuse of DIR: the proof it wrote DIR is a deploy.json it can read back."""
+    out = tmp_path / "d"
+    out.mkdir()
+    _write(out / "deploy.json", {**GOOD, "chosen": "mine"})
+    (out / "thesis.tex").write_text("years of work")
+    proc = subprocess.run([*CLI, "deploy", str(TINY), "--out", str(out), "--overwrite"], capture_output=True,
+                          text=True, env=ENV, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert f"{out / 'deploy.json'}: chosen: expected one of the paths listed" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["deploy.json", "thesis.tex"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
+
+
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+def test_deploy_onto_a_link_is_refused_and_nothing_touched(tmp_path, overwrite):
+    target = tmp_path / "theirs"
+    target.mkdir()
+    _write(target / "deploy.json", GOOD)
+    (tmp_path / "d").symlink_to(target)
+    proc = subprocess.run([*CLI, "deploy", str(TINY), "--out", "d", *overwrite], capture_output=True,
+                          text=True, env=ENV, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2 and "symbolic link" in proc.stderr, proc.stderr
+    assert (tmp_path / "d").is_symlink() and [p.name for p in target.iterdir()] == ["deploy.json"]
