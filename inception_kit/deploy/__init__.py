@@ -68,7 +68,6 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -77,7 +76,16 @@ from ..analysis import DEFAULT_BUDGET, Budget
 from ..errors import ArgumentError, SpecError
 from ..files import check_folder_destination, read_bounded, staged_dir
 from ..progress import Progress, no_progress
-from .choosing import BASELINE, MAX_BATCH, Candidate, Tolerance, choose, parse_batches, parse_tolerance, render_table
+from .choosing import (
+    BASELINE,
+    MAX_BATCH,
+    Candidate,
+    Tolerance,
+    choose,
+    parse_batches,
+    parse_tolerance,
+    render_table,
+)
 from .measuring import CALIBRATION_SAMPLES, DEVIATION_SAMPLES, Context, quiet
 from .paths import ARTIFACTS, PATHS, DeployPath, available
 

@@ -110,8 +110,8 @@ def choose(
     timed = [c for c in candidates if c.status == "measured" and c.median(batch) is not None]
     ok = sorted(
         (c for c in timed if c.verified and c.within(tolerance, reference_accuracy)),
-        key=lambda c: c.median(batch),
-    )  # type: ignore[arg-type, return-value]
+        key=lambda c: c.median(batch) or 0.0,  # every timed path has a median
+    )
     if not ok:
         return None, f"no measured path is within tolerance ({tolerance})"
     win = ok[0]

@@ -41,7 +41,7 @@ class Context:
         self.val: tuple[Any, Any] | None = None
         self.calibration: Any = None
         self.data_info: dict[str, Any] = {}
-        self.runners: dict[str, Any] = {}
+        self.runners: dict[str, Runner] = {}
         self.model: Any = None
         self.weights_entry: Any = None  # the manifest's account of the weights
         self.x_dev: Any = None
@@ -171,7 +171,7 @@ class Context:
         c.bytes = artifact.tree_bytes(dest) if folder else dest.stat().st_size
         return run
 
-    def write_frozen(self, dest: Path) -> Callable[[Any], Any]:
+    def write_frozen(self, dest: Path) -> Runner:
         import tensorflow as tf
         from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 

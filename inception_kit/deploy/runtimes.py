@@ -100,7 +100,7 @@ class LiteRunner:
 
             Interpreter = tf.lite.Interpreter
             self.name = "tf.lite.Interpreter"
-        self.make = lambda: Interpreter(model_path=str(path), num_threads=cores())
+        self.make: Callable[[], Any] = lambda: Interpreter(model_path=str(path), num_threads=cores())
         self.runners: dict[tuple[int, ...], Any] = {}
         self.name += f", {cores()} threads"
 

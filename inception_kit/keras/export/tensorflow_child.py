@@ -22,8 +22,8 @@ import json
 import os
 import sys
 import tempfile
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from ...analysis import Budget
