@@ -362,10 +362,10 @@ def test_a_failure_midway_leaves_nothing(tmp_path, monkeypatch):
 
     old = tmp_path / "old"
     old.mkdir()
-    (old / "deploy.json").write_text("{}")
+    _write(old / "deploy.json", GOOD)  # an earlier deploy's (one it can read back)
     with pytest.raises(RuntimeError):
         dp.deploy(TINY, old, overwrite=True, paths=["savedmodel"], batches=(1,), repeats=1, warmup=0)
-    assert [p.name for p in tmp_path.iterdir()] == ["old"] and (old / "deploy.json").read_text() == "{}"
+    assert [p.name for p in tmp_path.iterdir()] == ["old"] and json.loads((old / "deploy.json").read_text()) == GOOD
 
 
 @pytest.mark.slow
@@ -553,3 +553,31 @@ def test_deploy_onto_a_link_is_refused_and_nothing_touched(tmp_path, overwrite):
                           text=True, env=ENV, cwd=tmp_path, timeout=120)
     assert proc.returncode == 2 and "symbolic link" in proc.stderr, proc.stderr
     assert (tmp_path / "d").is_symlink() and [p.name for p in target.iterdir()] == ["deploy.json"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig, code", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_signal_mid_deploy_keeps_the_old_dir_and_leaves_no_temporary(tmp_path, sig, code):
+    import signal
+    import time
+
+    out = tmp_path / "d"
+    out.mkdir()
+    _write(out / "deploy.json", GOOD)  # an earlier deploy's DIR, which --overwrite may replace
+    before = (out / "deploy.json").read_bytes()
+    proc = subprocess.Popen([*CLI, "deploy", str(TINY), "--out", "d", "--overwrite", "--paths", "savedmodel,litert",
+                             "--batch", "1", "--repeats", "200", "--warmup", "0"],
+                            cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 180
+    try:  # until the staged DIR holds an exported artifact
+        while not list(tmp_path.glob(".d.*.tmp/.candidates/*")):
+            assert proc.poll() is None, proc.stderr.read()[-2000:]
+            assert time.monotonic() < deadline, "no staged DIR appeared"
+            time.sleep(0.005)
+    finally:
+        proc.send_signal(getattr(signal, sig))
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err
+    assert "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]  # the staged DIR removed
+    assert [p.name for p in out.iterdir()] == ["deploy.json"] and (out / "deploy.json").read_bytes() == before

@@ -12,7 +12,7 @@ import argparse
 from ..deploy import DEFAULT_BATCHES, DEFAULT_TOLERANCE, PATHS, DeployOptions, deploy, parse_batches
 from ..errors import ArgumentError
 from .common import EXIT_OK, ProgressBar, budget, quiet_tensorflow
-from .export import interruptible
+from .export import checked, interruptible
 
 __all__ = ["add_arguments", "run"]
 
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         budget=budget(args),
     )
     with interruptible():
-        result = deploy(args.spec, args.out, options, overwrite=args.overwrite, progress=ProgressBar("deploy"))
+        result = deploy(args.spec, args.out, options, overwrite=args.overwrite, progress=checked(ProgressBar("deploy")))
     print(result.table())
     print(result.summary())
     return EXIT_OK

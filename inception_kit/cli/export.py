@@ -2,7 +2,8 @@
 .keras, TFLite, ONNX) from the plan the CLI loaded.
 
 SIGINT and SIGTERM while exporting (`interruptible`) unwind like an exception: the staged
-temporaries are removed, the destination stays as it was, the exit is 130 or 143."""
+temporaries are removed, the destination stays as it was (or, if the write had completed,
+is the new artifact whole), the exit is 130 or 143."""
 
 from __future__ import annotations
 
@@ -13,32 +14,59 @@ import sys
 from collections.abc import Iterator
 from types import FrameType
 
+from ..progress import Progress
 from .common import EXIT_OK, budget, quiet_tensorflow, safe
 
-__all__ = ["add_arguments", "interruptible", "run"]
+__all__ = ["add_arguments", "checked", "interruptible", "run"]
 
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the process is so that `finally` blocks clean up."""
 
 
-def _raise_terminated(signum: int, frame: FrameType | None) -> None:
-    raise Terminated()
+_received: list[int] = []  # the signals `interruptible` caught, newest last
+
+
+def _raise(signum: int, frame: FrameType | None) -> None:
+    _received.append(signum)
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _raise_if_received() -> None:
+    """Raises for a signal whose exception never unwound: one raised while the interpreter ran
+    a finaliser or a library's callback is printed as "ignored" and lost (seen under TensorFlow)."""
+    if _received:
+        raise Terminated() if _received[-1] == signal.SIGTERM else KeyboardInterrupt()
 
 
 @contextlib.contextmanager
 def interruptible() -> Iterator[None]:
-    """SIGTERM raises `Terminated` inside the block (Python's default ends the process
-    without unwinding, leaving temporaries); it ends as exit 143 once the block has unwound.
-    SIGINT already raises KeyboardInterrupt (the CLI's exit 130)."""
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    """SIGINT and SIGTERM raise inside the block (Python's default SIGTERM ends the process
+    without unwinding, leaving temporaries), so staged writes remove their temporaries and
+    the destination stays as it was; SIGTERM then ends as exit 143, SIGINT as the CLI's 130.
+    A signal whose exception was lost is raised again at the block's end (and by `checked`
+    progress), so it is never ignored."""
+    _received.clear()
+    previous = {s: signal.signal(s, _raise) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
+        _raise_if_received()
     except Terminated:
-        print("terminated (files are written whole or not at all; nothing was changed)", file=sys.stderr)
+        print("terminated (files are written whole or not at all)", file=sys.stderr)
         raise SystemExit(128 + signal.SIGTERM) from None
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def checked(progress: Progress) -> Progress:
+    """`progress`, raising first for a signal `interruptible` caught but whose exception was lost."""
+
+    def report(done: int, total: int, what: str) -> None:
+        _raise_if_received()
+        progress(done, total, what)
+
+    return report
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
