@@ -14,9 +14,10 @@ What may be replaced (the overwrite rule, the same for every command): a regular
 the caller names; a folder only when it holds the marker file its writer always writes
 (an exported SavedModel's manifest, a run folder's run.json), and never `/`, the home
 folder, the working folder or a folder above it or above a path the caller protects (the
-spec being built, say). A symbolic link is followed: its target is what gets replaced, the
-link stays. A stream (a FIFO, a character device such as /dev/stdout) is written to, never
-replaced.
+spec being built, say). A destination that is a symbolic link is refused, overwrite or not
+(`UnsafeDestination`): a link could point anywhere (a planted `out -> ~/.ssh`), so nothing
+is written through it and the link and its target stay as they are. A stream (a FIFO, a
+character device such as /dev/stdout) is written to, never replaced.
 
 Temporaries are named `.NAME.PID.*.tmp` (plus a suffix a writer needs); a kill can leave one behind, never a half
 destination, and the next write to the same destination removes those whose process is
@@ -81,9 +82,15 @@ def child_path(base: str | os.PathLike[str], name: str) -> Path:
     return Path(base) / name
 
 
-def _real(dest: Path) -> Path:
-    """Where a write to `dest` lands: a symbolic link's final target, else `dest`."""
-    return Path(os.path.realpath(dest)) if dest.is_symlink() else dest
+def _not_a_link(dest: Path) -> Path:
+    """`dest`, refused if it is a symbolic link (see the module doc)."""
+    if dest.is_symlink():
+        try:
+            target = os.readlink(dest)
+        except OSError:
+            target = "?"
+        raise UnsafeDestination(dest, f"it is a symbolic link (to {target}), and nothing is written through a link")
+    return dest
 
 
 def is_stream(path: str | os.PathLike[str]) -> bool:
@@ -96,8 +103,9 @@ def is_stream(path: str | os.PathLike[str]) -> bool:
 
 
 def check_file_destination(dest: str | os.PathLike[str], overwrite: bool) -> Path:
-    """The real path a file write to `dest` replaces; refuses what a file must not replace."""
-    path = _real(Path(dest))
+    """The path a file write to `dest` replaces; refuses what a file must not replace (a
+    folder, a link, an existing file without overwrite)."""
+    path = _not_a_link(Path(dest))
     if path.is_dir():
         raise UnsafeDestination(path, "it is a folder, and a file never replaces a folder")
     if path.exists() and not overwrite:
@@ -109,15 +117,19 @@ def check_folder_destination(
     dest: str | os.PathLike[str], overwrite: bool, marker: str | os.PathLike[str] | None,
     keep: Iterable[str | os.PathLike[str]] = (),
 ) -> Path:
-    """The real path a folder write to `dest` replaces; refuses what it must not replace.
+    """The path a folder write to `dest` replaces; refuses what it must not replace.
 
     An existing `dest` is replaced only with `overwrite`, only if it is a folder holding
     the regular file `marker` (relative to it: the proof that this writer wrote it) and
-    only if `protected_reason` has nothing against it."""
-    path = _real(Path(dest))
-    if not (path.exists() or path.is_symlink()):
+    only if `protected_reason` has nothing against it. What no overwrite could replace (a
+    link, a file, a folder someone else wrote) is refused as `UnsafeDestination` whether or
+    not overwrite was asked for; an empty folder or one this writer wrote, without
+    overwrite, as `DestinationExists`."""
+    path = _not_a_link(Path(dest))
+    if not path.exists():
         return path
-    if not overwrite:
+    if not overwrite and (marker is None or (path.is_dir() and not any(path.iterdir()))):
+        # empty, or a writer with no proof to look for: only "replacing it was not asked for"
         raise DestinationExists(Path(dest))
     if not path.is_dir():
         raise UnsafeDestination(path, "it is not a folder, and a folder replaces only a folder it wrote")
@@ -129,6 +141,8 @@ def check_folder_destination(
         raise UnsafeDestination(
             path, f"inception-kit did not write it (no {marker} inside)" if marker else "it is a folder"
         )
+    if not overwrite:  # ours, but replacing it was not asked for
+        raise DestinationExists(Path(dest))
     return path
 
 

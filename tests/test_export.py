@@ -26,13 +26,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from conftest import CLI, SPECS
 from inception_kit import analyse, load_spec, render
-from inception_kit.errors import SpecError
+from inception_kit.errors import ArgumentError, SpecError
 from inception_kit.files import DestinationExists
 from inception_kit.keras import export as exporters
 
 pytestmark = pytest.mark.slow  # every test here starts TensorFlow (make check leaves them out)
 
 BLOCK = SPECS / "inception_3a.yaml"
+TINY_SPEC = SPECS / "inception_3a_tiny.yaml"
 GOOGLENET = SPECS / "googlenet.yaml"
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
@@ -419,13 +420,14 @@ def test_weights_file_errors(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.weights.h5", "x.weights.h5"]
 
 
-def test_bad_options_are_spec_errors(tmp_path):
-    with pytest.raises(SpecError, match="format"):
-        exporters.export(BLOCK, tmp_path / "a", format="pickle")
-    with pytest.raises(SpecError, match="quantize"):
-        exporters.export(BLOCK, tmp_path / "a", quantize=True)
-    with pytest.raises(SpecError, match=r"\.keras"):
-        exporters.export(BLOCK, tmp_path / "a.h5", format="keras")
+def test_bad_options_name_the_parameter(tmp_path):
+    cases = [({"format": "pickle"}, "format"), ({"quantize": True}, "quantize"), ({"dtype": "float16"}, "dtype"),
+             ({"format": "tflite", "dtype": "bfloat16"}, "dtype"), ({"format": "keras"}, "out")]
+    for options, parameter in cases:
+        out = tmp_path / ("a.h5" if options.get("format") == "keras" else "a")
+        with pytest.raises(ArgumentError) as err:
+            exporters.export(BLOCK, out, **options)
+        assert err.value.parameter == parameter and "--" not in str(err.value)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -498,9 +500,113 @@ def test_big_networks_export_as_savedmodel(name, tmp_path):
 
 
 def test_bfloat16_savedmodel_and_its_limits(tmp_path):
-    result = exporters.export(BLOCK, tmp_path / "half", precision="bfloat16")
+    result = exporters.export(BLOCK, tmp_path / "half", dtype="bfloat16")
+    manifest = json.loads((tmp_path / "half" / exporters.META_DIR / exporters.MANIFEST_FILE).read_text())
+    assert manifest["precision"] == "bfloat16" and result.dtype == "bfloat16"
+    assert result.max_abs_diff <= result.tolerance
+    with pytest.raises(ArgumentError, match="dtype"):
+        exporters.export(BLOCK, tmp_path / "half.tflite", format="tflite", dtype="bfloat16")
+
+
+def test_precision_is_a_deprecated_alias_of_dtype(tmp_path):
+    with pytest.warns(DeprecationWarning, match="use dtype="):
+        result = exporters.export(TINY_SPEC, tmp_path / "half", precision="bfloat16", verify=False)
+    assert result.dtype == "bfloat16"
     manifest = json.loads((tmp_path / "half" / exporters.META_DIR / exporters.MANIFEST_FILE).read_text())
     assert manifest["precision"] == "bfloat16"
-    assert result.max_abs_diff <= result.tolerance
-    with pytest.raises(SpecError, match="precision"):
-        exporters.export(BLOCK, tmp_path / "half.tflite", format="tflite", precision="bfloat16")
+
+
+def spread_weights(model, seed: int = 0) -> None:
+    """Weights far from Keras' initial ones (whose softmax is near uniform): He-normal kernels,
+    batch-norm statistics and scales around 1."""
+    rng = np.random.default_rng(seed)
+    for w in model.weights:
+        shape, name = tuple(w.shape), w.path.rsplit("/", 1)[-1]
+        if name in ("gamma", "moving_variance"):
+            value = rng.uniform(0.5, 1.5, shape)
+        elif name in ("beta", "moving_mean", "bias"):
+            value = rng.normal(0.0, 0.1, shape)
+        else:
+            value = rng.normal(0.0, np.sqrt(2.0 / max(int(np.prod(shape[:-1])), 1)), shape)
+        w.assign(value.astype(np.float32))
+
+
+def test_bfloat16_meets_its_own_bound_on_non_trivial_weights_and_reports_its_error(tmp_path):
+    """Issue 22: with such weights the bfloat16 export failed the float32 bound of 1e-5."""
+    from inception_kit.keras.builder import build_model
+
+    f32 = build_model(TINY_SPEC, "float32")
+    spread_weights(f32)
+    weights = tmp_path / "w.weights.h5"
+    f32.save_weights(str(weights))
+    bf16 = build_model(TINY_SPEC, "bfloat16")
+    bf16.load_weights(str(weights))
+
+    out = tmp_path / "half"
+    result = exporters.export(TINY_SPEC, out, weights=weights, dtype="bfloat16")
+    x = np.random.default_rng(exporters.VERIFY_SEED).uniform(-1, 1, (exporters.VERIFY_BATCH, 8, 8, 1)).astype(np.float32)
+    got = run_artifact("savedmodel", out, x)
+    own, full = np.asarray(bf16(x, training=False), np.float32), np.asarray(f32(x, training=False))
+    diff = float(np.abs(got - own).max())
+    assert diff > 1e-5  # what the old bound refused
+    scale = max(1.0, float(np.abs(own).max()))
+    assert diff <= 1.6e-2 * scale and result.tolerance == pytest.approx(1.6e-2 * scale)
+
+    def centred_rel_l2(ref, other):  # deploy's measure, written out here
+        a = ref.reshape(len(ref), -1) - ref.reshape(len(ref), -1).mean(1, keepdims=True)
+        b = other.reshape(len(other), -1) - other.reshape(len(other), -1).mean(1, keepdims=True)
+        return float((np.linalg.norm(b - a, axis=1) / np.linalg.norm(a, axis=1)).max())
+
+    v = json.loads((out / exporters.META_DIR / exporters.MANIFEST_FILE).read_text())["verification"]
+    assert v["max_abs_diff"] == pytest.approx(diff, abs=1e-7) and v["tolerance"] == result.tolerance
+    assert v["bound"] == {"kind": "bfloat16", "factor": 1.6e-2}
+    assert v["compared_with"] == "the Keras model (bfloat16), training=False"
+    assert v["centred_rel_l2"] == pytest.approx(centred_rel_l2(own, got), rel=1e-3)
+    assert v["float32_centred_rel_l2"] == pytest.approx(centred_rel_l2(full, got), rel=1e-3)
+    assert 1e-4 < v["float32_centred_rel_l2"] < 5e-2  # bfloat16 costs about a percent, not nothing
+    assert f"centred relative L2 {v['float32_centred_rel_l2']:.2g} from the float32 model" in result.summary()
+    assert "verified: max abs diff" in exporters.inspect_artifact(out, "table")  # inspect reads the new record
+
+
+TERMINATED = textwrap.dedent(
+    """
+    import sys
+    from inception_kit.cli import main
+    sys.exit(main(["export", sys.argv[1], "--out", sys.argv[2], "--overwrite"]))
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_sigterm_or_sigint_mid_export_leaves_the_old_artifact_and_no_temporary(sig, code, tmp_path):
+    out = tmp_path / "googlenet"
+    before = old_artifact(out)
+    proc = subprocess.Popen([sys.executable, "-c", TERMINATED, str(GOOGLENET), str(out)], cwd=tmp_path, env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 180
+    try:
+        while not any(any(p.iterdir()) for p in tmp_path.glob(".googlenet.*.tmp")):  # mid-write
+            assert proc.poll() is None, f"export ended before the signal: {proc.stderr.read()[-2000:]}"
+            assert time.monotonic() < deadline, "no temporary sibling appeared"
+            time.sleep(0.002)
+    finally:
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err
+    assert "Traceback" not in err
+    assert listing(tmp_path) == before  # the old artifact whole, the temporary gone
+
+
+@pytest.mark.parametrize("fmt, name", [("savedmodel", "m"), ("tflite", "m.tflite")])
+def test_export_onto_a_link_is_refused_and_nothing_touched(fmt, name, tmp_path):
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (target / "keep.txt").write_text("theirs")
+    (tmp_path / name).symlink_to(target if fmt == "savedmodel" else target / "keep.txt")
+    before = listing(target)
+    r = subprocess.run([*CLI, "export", str(BLOCK), "--out", name, "--format", fmt, "--overwrite"],
+                       cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "symbolic link" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert listing(target) == before and (tmp_path / name).is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["elsewhere", name])

@@ -1,6 +1,7 @@
 """Writes never lose or half-write anything: staged beside the destination, then moved."""
 
 import multiprocessing as mp
+import os
 import signal
 import subprocess
 import sys
@@ -108,3 +109,88 @@ def test_results_get_usual_modes_and_dead_writers_temporaries_are_swept(tmp_path
     os.umask(mask)
     assert dest.stat().st_mode & 0o777 == 0o666 & ~mask
     assert not stale.exists()
+
+
+# --------------------------------------------------------------------------- issue 22 probes
+
+
+@pytest.mark.parametrize("kind", ["file", "folder"])
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_a_destination_that_is_a_link_is_refused_and_nothing_touched(tmp_path, kind, overwrite):
+    """A planted `out -> somewhere` is never written through, overwrite or not."""
+    target = tmp_path / "theirs"
+    if kind == "file":
+        target.write_text("their file")
+    else:
+        target.mkdir()
+        (target / "marker").write_text("their folder, with the marker a writer looks for")
+    link = tmp_path / "out"
+    link.symlink_to(target)
+    with pytest.raises(UnsafeDestination, match="symbolic link"):
+        if kind == "file":
+            with staged_file(link, overwrite=overwrite) as tmp:
+                tmp.write_text("mine")
+        else:
+            with staged_dir(link, overwrite=overwrite, marker="marker") as tmp:
+                (tmp / "marker").write_text("mine")
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    if kind == "file":
+        assert target.read_text() == "their file"
+    else:
+        assert [p.read_text() for p in target.iterdir()] == ["their folder, with the marker a writer looks for"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "theirs"]  # no temporary left
+
+
+def test_a_dangling_link_is_refused_too(tmp_path):
+    link = tmp_path / "out.txt"
+    link.symlink_to(tmp_path / "nowhere" / "x.txt")
+    with pytest.raises(UnsafeDestination, match="symbolic link"):
+        write_text(link, "mine")
+    assert link.is_symlink() and not (tmp_path / "nowhere").exists()
+
+
+def test_a_non_empty_folder_someone_else_wrote_is_refused_overwrite_or_not(tmp_path):
+    """Not `DestinationExists` ("pass --overwrite"): overwrite would not be allowed either."""
+    dest = tmp_path / "photos"
+    dest.mkdir()
+    (dest / "cat.jpg").write_bytes(b"\xff\xd8 a cat")
+    for overwrite in (False, True):
+        with pytest.raises(UnsafeDestination, match="did not write it"), staged_dir(dest, overwrite, "manifest.json") as tmp:
+            (tmp / "manifest.json").write_text("{}")
+    assert [p.name for p in dest.iterdir()] == ["cat.jpg"] and (dest / "cat.jpg").read_bytes() == b"\xff\xd8 a cat"
+    assert [p.name for p in tmp_path.iterdir()] == ["photos"]
+    # Ours (its marker inside) but overwrite not asked for: DestinationExists, as before.
+    ours = tmp_path / "ours"
+    with staged_dir(ours) as tmp:
+        (tmp / "manifest.json").write_text("{}")
+    with pytest.raises(DestinationExists), staged_dir(ours, False, "manifest.json"):
+        pass
+
+
+TERMINATED_WRITER = """
+import sys, time
+from inception_kit.cli.export import interruptible
+from inception_kit.files import staged_dir
+with interruptible(), staged_dir(sys.argv[1], overwrite=True, marker="manifest.json") as tmp:
+    (tmp / "manifest.json").write_text("new, half written")
+    print("WRITING", flush=True)
+    time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, -signal.SIGINT)])
+def test_sigterm_or_sigint_mid_write_leaves_the_old_folder_and_no_temporary(tmp_path, sig, code):
+    """Unlike SIGKILL, these unwind: the temporary is removed, the old folder stays whole."""
+    dest = tmp_path / "artifact"
+    with staged_dir(dest) as tmp:
+        (tmp / "manifest.json").write_text("old")
+    proc = subprocess.Popen([sys.executable, "-c", TERMINATED_WRITER, str(dest)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "WRITING"
+    assert len(list(tmp_path.iterdir())) == 2  # the temporary is there while it writes
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=30)
+    # SIGINT: KeyboardInterrupt unwinds the block; uncaught at top level, Python then ends by SIGINT.
+    assert proc.returncode == code, err
+    assert [p.name for p in tmp_path.iterdir()] == ["artifact"]
+    assert (dest / "manifest.json").read_text() == "old"

@@ -399,13 +399,14 @@ def test_report_out_dev_stdout_writes_to_the_stream():
     assert "already exists" not in r.stderr
 
 
-def test_overwriting_through_a_symlink_replaces_the_target_and_leaves_no_temporary(tmp_path):
+def test_overwriting_through_a_symlink_is_refused_and_leaves_no_temporary(tmp_path):
+    """Issue 22: a destination that is a link is never written through (it used to replace the target)."""
     real = tmp_path / "models" / "g"
     real.mkdir(parents=True)
     (real / "manifest.json").write_text("old")
     link = tmp_path / "g"
     link.symlink_to(real)
-    with staged_dir(link, overwrite=True, marker="manifest.json") as tmp:
+    with pytest.raises(UnsafeDestination, match="symbolic link"), staged_dir(link, overwrite=True, marker="manifest.json") as tmp:
         (tmp / "manifest.json").write_text("new")
-    assert link.is_symlink() and (link / "manifest.json").read_text() == "new"
+    assert link.is_symlink() and (link / "manifest.json").read_text() == "old"
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["g", "g", "manifest.json", "models"]

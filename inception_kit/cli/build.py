@@ -51,6 +51,6 @@ def run(args: argparse.Namespace) -> int:
                 model.save_weights(weights)
             # The plan, not its spec: export would plan a spec again.
             result = export(analysis.plan, args.out, format="keras", weights=weights,
-                            overwrite=args.overwrite, budget=budget(args), precision=args.precision)
+                            overwrite=args.overwrite, budget=budget(args), dtype=args.precision)
         print(result.summary(), file=sys.stderr)
     return EXIT_OK

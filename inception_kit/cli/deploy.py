@@ -1,15 +1,18 @@
 """`inception-kit deploy`: its arguments, and the run that prints the table and the choice.
 
-The work is `inception_kit.deploy.deploy`; its progress goes to stderr (`ProgressBar`).
+The work is `inception_kit.deploy.deploy`; its progress is drawn on stderr
+(`common.ProgressBar`). Each flag's dest is the library parameter it sets, so an
+`ArgumentError` is worded with the flag.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from ..deploy import DEFAULT_BATCHES, DEFAULT_TOLERANCE, PATHS, ProgressBar, deploy, parse_batches
-from ..errors import SpecError
-from .common import EXIT_OK, budget, quiet_tensorflow
+from ..deploy import DEFAULT_BATCHES, DEFAULT_TOLERANCE, PATHS, DeployOptions, deploy, parse_batches
+from ..errors import ArgumentError
+from .common import EXIT_OK, ProgressBar, budget, quiet_tensorflow
+from .export import checked, interruptible
 
 __all__ = ["add_arguments", "run"]
 
@@ -17,8 +20,8 @@ __all__ = ["add_arguments", "run"]
 def _batches_arg(text: str) -> tuple[int, ...]:
     try:
         return parse_batches(text)
-    except SpecError as err:
-        raise argparse.ArgumentTypeError(str(err.problems[0])) from None
+    except ArgumentError as err:
+        raise argparse.ArgumentTypeError(err.worded("").removeprefix(": ")) from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", help="a Keras .weights.h5 file to load first (as `train` writes)")
     parser.add_argument(
         "--batch",
+        dest="batches",
         type=_batches_arg,
         default=DEFAULT_BATCHES,
         metavar="B[,B...]",
@@ -50,26 +54,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--paths", metavar="P[,P...]", help=f"only these paths (default all: {','.join(PATHS)})"
     )
-    parser.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
+    parser.add_argument("--overwrite", action="store_true", help="replace DIR if an earlier deploy wrote it")
 
 
 def run(args: argparse.Namespace) -> int:
     quiet_tensorflow()
-    paths = None if not args.paths else [p.strip() for p in args.paths.split(",")]
-    result = deploy(
-        args.spec,
-        args.out,
+    options = DeployOptions(
         weights=args.weights,
-        batches=args.batch,
+        batches=args.batches,
         data=args.data,
         tolerance=args.tolerance,
-        overwrite=args.overwrite,
         repeats=args.repeats,
         warmup=args.warmup,
-        paths=paths,
+        paths=None if not args.paths else tuple(p.strip() for p in args.paths.split(",")),
         budget=budget(args),
-        progress=ProgressBar(),
     )
+    with interruptible():
+        result = deploy(args.spec, args.out, options, overwrite=args.overwrite, progress=checked(ProgressBar("deploy")))
     print(result.table())
     print(result.summary())
     return EXIT_OK

@@ -14,9 +14,10 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..errors import SpecError
+from ..errors import ArgumentError
 
 BASELINE = "savedmodel"  # the path every other is compared with
+MAX_BATCH = 4096  # a larger batch is a typo (10^12 would fail allocating its input, not here)
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class Tolerance:
 
 
 def parse_tolerance(text: str) -> Tolerance:
-    """``1e-4``, ``deviation:1e-4`` or ``accuracy:0.01``; raises SpecError otherwise."""
+    """``1e-4``, ``deviation:1e-4`` or ``accuracy:0.01``; raises ArgumentError otherwise."""
     kind, _, value = text.rpartition(":")
     kind = kind or "deviation"
     try:
@@ -41,26 +42,20 @@ def parse_tolerance(text: str) -> Tolerance:
     except ValueError:
         limit = math.nan
     if kind not in ("deviation", "accuracy") or not (limit >= 0 and math.isfinite(limit)):
-        raise SpecError.one(
-            "--tolerance",
-            "deviation:T or accuracy:D with a number >= 0 (e.g. 1e-4, accuracy:0.01)",
-            repr(text),
-        )
+        raise ArgumentError("tolerance", "deviation:T or accuracy:D with a number >= 0 (e.g. 1e-4, accuracy:0.01)", text)
     return Tolerance(kind, limit)
 
 
 def parse_batches(text: str) -> tuple[int, ...]:
-    """``1,8`` -> (1, 8): positive integers, each once."""
+    """``1,8`` -> (1, 8): whole numbers from 1 to `MAX_BATCH`, each once; raises ArgumentError otherwise."""
     parts = [p.strip() for p in text.split(",")]
     if (
         not parts
-        or any(not p.isdigit() or int(p) < 1 for p in parts)
+        or any(not (p.isascii() and p.isdigit()) or not 1 <= int(p) <= MAX_BATCH for p in parts)
         or len(set(map(int, parts))) != len(parts)
     ):
-        raise SpecError.one(
-            "--batch",
-            "batch sizes as positive integers separated by commas, each once (e.g. 1,8)",
-            repr(text),
+        raise ArgumentError(
+            "batches", f"batch sizes from 1 to {MAX_BATCH} separated by commas, each once (e.g. 1,8)", text
         )
     return tuple(int(p) for p in parts)
 
@@ -87,6 +82,19 @@ class Candidate:
         t = self.times.get(batch)
         return statistics.median(t) if t else None
 
+    def spread(self, batch: int) -> dict[str, float]:
+        """Min, first quartile, third quartile and max of the timed rounds (seconds)."""
+        t = sorted(self.times.get(batch) or [])
+        if not t:
+            return {}
+        q1, _, q3 = statistics.quantiles(t, n=4, method="inclusive") if len(t) > 1 else (t[0], t[0], t[0])
+        return {"min": t[0], "q1": q1, "q3": q3, "max": t[-1]}
+
+    def speedup(self, base: Candidate | None, batch: int) -> float | None:
+        """`base`'s median latency over this path's at `batch` (2.0: twice as fast)."""
+        mine, theirs = self.median(batch), base.median(batch) if base is not None else None
+        return theirs / mine if mine and theirs else None
+
     def within(self, tolerance: Tolerance, reference_accuracy: float | None) -> bool:
         if tolerance.kind == "accuracy":
             if self.accuracy is None or reference_accuracy is None:
@@ -102,8 +110,8 @@ def choose(
     timed = [c for c in candidates if c.status == "measured" and c.median(batch) is not None]
     ok = sorted(
         (c for c in timed if c.verified and c.within(tolerance, reference_accuracy)),
-        key=lambda c: c.median(batch),
-    )  # type: ignore[arg-type, return-value]
+        key=lambda c: c.median(batch) or 0.0,  # every timed path has a median
+    )
     if not ok:
         return None, f"no measured path is within tolerance ({tolerance})"
     win = ok[0]

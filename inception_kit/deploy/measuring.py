@@ -10,24 +10,18 @@ difference. With data, the held-out top-1 accuracy of the Keras model and of eve
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import Problem, SpecError
+from ..keras.export.artifact import centred_rel_l2
 from .choosing import Candidate
-from .runtimes import LiteRunner, ORTRunner, OVRunner, TFRunner
+from .runtimes import LiteRunner, OVRunner, Runner, TFRunner
 
-ARTIFACTS = {  # the name each path's artifact has in DIR
-    "savedmodel": "savedmodel",
-    "frozen": "savedmodel_frozen",
-    "bfloat16": "savedmodel_bfloat16",
-    "onnxruntime": "model.onnx",
-    "openvino": "openvino",
-    "litert": "model.tflite",
-    "litert-int8": "model_int8.tflite",
-}
+if TYPE_CHECKING:
+    from .paths import DeployPath
+
 DEVIATION_SAMPLES = 8
 CALIBRATION_SAMPLES = 128
 
@@ -39,17 +33,6 @@ def quiet() -> Any:
     return captured()
 
 
-def centred_rel_l2(ref: Any, other: Any) -> Any:
-    """Per sample: ||c(other) - c(ref)|| / ||c(ref)||, c removing the sample's mean."""
-    import numpy as np
-
-    a = np.asarray(ref, np.float64).reshape(len(ref), -1)
-    b = np.asarray(other, np.float64).reshape(len(other), -1)
-    a = a - a.mean(axis=1, keepdims=True)
-    b = b - b.mean(axis=1, keepdims=True)
-    return np.linalg.norm(b - a, axis=1) / np.maximum(np.linalg.norm(a, axis=1), 1e-30)
-
-
 class Context:
     """The Keras model, the data, and each path's artifact and runtime."""
 
@@ -58,7 +41,7 @@ class Context:
         self.val: tuple[Any, Any] | None = None
         self.calibration: Any = None
         self.data_info: dict[str, Any] = {}
-        self.runners: dict[str, Any] = {}
+        self.runners: dict[str, Runner] = {}
         self.model: Any = None
         self.weights_entry: Any = None  # the manifest's account of the weights
         self.x_dev: Any = None
@@ -105,13 +88,16 @@ class Context:
 
     # ---- each path
 
-    def prepare(self, c: Candidate) -> None:
-        """Writes, verifies and loads path `c`; marks it failed when it cannot."""
+    def prepare(self, c: Candidate, path: DeployPath) -> None:
+        """Writes, verifies and loads `path`'s artifact; marks `c` failed when it cannot."""
         try:
             with quiet():
-                c.artifact = ARTIFACTS[c.name]
-                getattr(self, "_" + c.name.replace("-", "_"))(c, self.work / c.artifact)
-                dev_out = self.runners[c.name](self.x_dev)
+                c.artifact = path.artifact
+                dest = self.work / path.artifact
+                runner = path.write(self, c, dest) or path.runner(dest)
+                self.runners[c.name] = runner
+                c.runtime = runner.name
+                dev_out = runner(self.x_dev)
             import numpy as np
 
             c.deviation = float(centred_rel_l2(self.ref, dev_out).max())
@@ -122,78 +108,35 @@ class Context:
                 f"{type(err).__name__}: {str(err).strip().splitlines()[0][:200] if str(err).strip() else ''}"
             )
 
-    def _export(self, c: Candidate, dest: Path, **kw: Any) -> None:
-        """Via `export` (verified); on a failed verification, written unverified to be measured anyway."""
+    def export(self, c: Candidate | None, dest: Path, **kw: Any) -> None:
+        """Via `export` (verified); on a failed verification, written unverified to be measured
+        anyway. `c` None: a file another path reads (openvino's ONNX), not a candidate."""
         from ..keras.export import VerificationError, export
 
         _seed()
         try:
             result = export(self.analysis.plan, dest, weights=self.weights, **kw)
-            c.verified = True
-            c.verification = f"max abs diff {result.max_abs_diff:.3g} <= {result.tolerance:.3g}"
+            verification, verified = f"max abs diff {result.max_abs_diff:.3g} <= {result.tolerance:.3g}", True
         except VerificationError as err:
-            c.verification = str(err).split(";")[0]
+            verification, verified = str(err).split(";")[0], False
             _seed()
             result = export(self.analysis.plan, dest, weights=self.weights, verify=False, **kw)
-        c.bytes = result.size_bytes
-
-    def _savedmodel(self, c: Candidate, dest: Path, precision: str = "float32") -> None:
-        self._export(c, dest, format="savedmodel", precision=precision)
-        self.runners[c.name] = TFRunner(dest)
-        c.runtime = "tf.saved_model.load, serving_default"
-
-    def _bfloat16(self, c: Candidate, dest: Path) -> None:
-        self._savedmodel(c, dest, precision="bfloat16")
-
-    def _onnxruntime(self, c: Candidate, dest: Path) -> None:
-        import onnxruntime
-
-        self._export(c, dest, format="onnx")
-        self.runners[c.name] = ORTRunner(dest)
-        c.runtime = f"onnxruntime {onnxruntime.__version__}, CPUExecutionProvider"
-
-    def _litert(self, c: Candidate, dest: Path) -> None:
-        self._export(c, dest, format="tflite")
-        self.runners[c.name] = LiteRunner(dest)
-        c.runtime = self.runners[c.name].name
-
-    def _litert_int8(self, c: Candidate, dest: Path) -> None:
-        if self.calibration is None:
-            self._export(c, dest, format="tflite", quantize=True)
-            c.reason = "dynamic-range: int8 weights, float activations"
-        else:
-            self._own(c, dest, "tflite", "int8", self._write_full_int8, quantized=True)
-            c.reason = f"full-integer, calibrated on {len(self.calibration)} training samples"
-        self.runners[c.name] = LiteRunner(dest)
-        c.runtime = self.runners[c.name].name
-
-    def _frozen(self, c: Candidate, dest: Path) -> None:
-        self._own(c, dest, "savedmodel", "float32", self._write_frozen)
-        self.runners[c.name] = TFRunner(dest)
-        c.runtime = "tf.saved_model.load, serving_default (constants)"
-
-    def _openvino(self, c: Candidate, dest: Path) -> None:
-        import openvino
-
-        onnx_file = self.work / ARTIFACTS["onnxruntime"]
-        if not onnx_file.exists():  # the onnxruntime path was not asked for: write the ONNX file here
-            self._export(Candidate("onnx", ""), onnx_file, format="onnx")
-        self._onnx_file = onnx_file
-        self._own(c, dest, "openvino", "float32", self._write_openvino)
-        self.runners[c.name] = OVRunner(dest / "model.xml")
-        c.runtime = f"openvino {openvino.__version__.split('-')[0]}, CPU, f32"
+        if c is not None:
+            c.verified, c.verification, c.bytes = verified, verification, result.size_bytes
 
     # ---- artifacts that `export` does not write: written and verified by its rules here
 
-    def _own(
+    def own(
         self,
         c: Candidate,
         dest: Path,
         fmt: str,
         kind: str,
-        write: Callable[[Path], Callable[[Any], Any]],
+        write: Callable[[Path], Runner],
         quantized: bool = False,
-    ) -> None:
+    ) -> Runner:
+        """Writes an artifact `export` does not write (`write(dest)` returns its runner),
+        verifies it by export's rule for `kind` and writes its metadata as export does."""
         import numpy as np
 
         from ..keras.export import artifact
@@ -201,25 +144,21 @@ class Context:
         folder = fmt != "tflite"
         meta = dest / artifact.META_DIR if folder else artifact.metadata_dir(dest, fmt)
         run = write(dest)
-        x, _, tolerance = artifact.checker(self.model, self.in_shape, kind, f"the {c.name} artifact", dest)
-        checked_on = None
+        x, check, tolerance = artifact.checker(self.model, self.in_shape, kind, f"the {c.name} artifact", dest)
+        where: dict[str, Any] = {}
         if kind == "int8" and self.calibration is not None:
             # Calibrated int8 is checked on held-out data, by export's rule: the export batch
             # (uniform in [-1, 1)) lies outside the calibrated ranges of data in [0, 1].
-            x, checked_on = self.x_dev, self.data_info["deviation_batch"] + " of " + self.data_info["data"]
+            x = self.x_dev
+            where = {"batch": len(x), "input": self.data_info["deviation_batch"] + " of " + self.data_info["data"]}
             tolerance = artifact.TOLERANCE[kind] * max(1.0, float(np.abs(self.ref).max()))
+            check = artifact.Check(self.ref.astype(np.float32), tolerance, f"the {c.name} artifact", dest)
+        diff: float | None
         try:
-            diff: float | None = float(
-                np.abs(np.asarray(run(x), np.float32) - np.asarray(self.model(x, training=False))).max()
-            )
-            if not diff <= tolerance:  # NaN fails too
-                raise artifact.VerificationError(
-                    f"the {c.name} artifact's outputs differ from the Keras model's "
-                    f"by up to {diff:.3g} (tolerance {tolerance:.3g})"
-                )
+            diff = check(run(x))
             c.verified, c.verification = True, f"max abs diff {diff:.3g} <= {tolerance:.3g}"
         except artifact.VerificationError as err:
-            diff, c.verification = None, str(err)
+            diff, c.verification = None, str(err).split(";")[0]
         manifest = {
             **artifact.manifest_of(self.analysis.plan, fmt, quantized, "float32", self.weights_entry),
             "path": c.name,
@@ -227,16 +166,12 @@ class Context:
         if not folder:
             manifest["artifact"] = artifact.file_stamp(dest.name, dest)
         texts = artifact.meta_texts(self.analysis)
-        artifact.write_meta(meta, texts, manifest, diff, kind, tolerance if diff is not None else None)
-        if checked_on and diff is not None:
-            written = json.loads((meta / artifact.MANIFEST_FILE).read_text(encoding="utf-8"))
-            written["verification"].update(batch=len(x), input=checked_on)
-            (meta / artifact.MANIFEST_FILE).write_text(
-                json.dumps(written, indent=2) + "\n", encoding="utf-8"
-            )
+        figures = {**check.figures(), **where}
+        artifact.write_meta(meta, texts, manifest, diff, kind, tolerance if diff is not None else None, figures)
         c.bytes = artifact.tree_bytes(dest) if folder else dest.stat().st_size
+        return run
 
-    def _write_frozen(self, dest: Path) -> Callable[[Any], Any]:
+    def write_frozen(self, dest: Path) -> Runner:
         import tensorflow as tf
 
         from ..keras._keras_internals import freeze
@@ -253,9 +188,9 @@ class Context:
             input_signature=[tf.TensorSpec((None, *self.in_shape), tf.float32, name=INPUT_NAME)],
         )
         tf.saved_model.save(root, str(dest), signatures={SIGNATURE: root.serve.get_concrete_function()})
-        return TFRunner(dest)
+        return TFRunner(dest, "tf.saved_model.load, serving_default (constants)")
 
-    def _write_full_int8(self, dest: Path) -> Callable[[Any], Any]:
+    def write_full_int8(self, dest: Path) -> Runner:
         import tensorflow as tf
 
         from ..keras.export.artifact import serving_module
@@ -271,12 +206,12 @@ class Context:
         dest.write_bytes(converter.convert())
         return LiteRunner(dest)
 
-    def _write_openvino(self, dest: Path) -> Callable[[Any], Any]:
+    def write_openvino(self, onnx_file: Path, dest: Path) -> Runner:
         import openvino as ov
 
         dest.mkdir()
         # compress_to_fp16=False: keep the float32 weights (the default halves them)
-        ov.save_model(ov.convert_model(str(self._onnx_file)), str(dest / "model.xml"), compress_to_fp16=False)
+        ov.save_model(ov.convert_model(str(onnx_file)), str(dest / "model.xml"), compress_to_fp16=False)
         return OVRunner(dest / "model.xml")
 
     # ---- timing and accuracy

@@ -1,7 +1,8 @@
 """Each path's runtime: the artifact loaded once, called on a batch (`__call__`) and timed
 (`timer(x)`: a function of no arguments that runs one batch, its input made beforehand).
 
-Every runner takes float32 NHWC input named ``image`` and returns the output named ``output``.
+Every runner takes float32 NHWC input named ``image`` (`planner.INPUT_NAME`) and returns the
+output named ``output`` (`artifact.OUTPUT_NAME`); its `name` says which runtime runs it.
 """
 
 from __future__ import annotations
@@ -10,27 +11,38 @@ import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+from ..keras.export.artifact import OUTPUT_NAME, SIGNATURE
+from ..planner import INPUT_NAME
+
+
+class Runner(Protocol):
+    """An artifact loaded by its runtime."""
+
+    name: str  # the runtime, as deploy.md shows it
+
+    def __call__(self, x: Any) -> Any: ...
+
+    def timer(self, x: Any) -> Callable[[], Any]: ...
 
 
 class TFRunner:
     """A SavedModel's serving_default, run by tf.saved_model.load."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, name: str = "tf.saved_model.load, serving_default") -> None:
         import tensorflow as tf
 
-        from ..keras.export import SIGNATURE
-
-        self.tf = tf
+        self.tf, self.name = tf, name
         self.loaded = tf.saved_model.load(str(path))
         self.fn = self.loaded.signatures[SIGNATURE]
 
     def __call__(self, x: Any) -> Any:
-        return self.fn(image=self.tf.constant(x))["output"].numpy()
+        return self.fn(**{INPUT_NAME: self.tf.constant(x)})[OUTPUT_NAME].numpy()
 
     def timer(self, x: Any) -> Callable[[], Any]:
         t = self.tf.constant(x)
-        return lambda: self.fn(image=t)  # on CPU the call returns when the output is computed
+        return lambda: self.fn(**{INPUT_NAME: t})  # on CPU the call returns when the output is computed
 
 
 class ORTRunner:
@@ -40,12 +52,13 @@ class ORTRunner:
         import onnxruntime
 
         self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        self.name = f"onnxruntime {onnxruntime.__version__}, CPUExecutionProvider"
 
     def __call__(self, x: Any) -> Any:
-        return self.session.run(["output"], {"image": x})[0]
+        return self.session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
 
     def timer(self, x: Any) -> Callable[[], Any]:
-        return lambda: self.session.run(["output"], {"image": x})
+        return lambda: self.session.run([OUTPUT_NAME], {INPUT_NAME: x})
 
 
 class OVRunner:
@@ -55,6 +68,7 @@ class OVRunner:
         import openvino as ov
 
         self.core, self.xml = ov.Core(), str(xml)
+        self.name = f"openvino {ov.__version__.split('-')[0]}, CPU, f32"
         self.compiled: dict[tuple[int, ...], Any] = {}
 
     def _for(self, shape: tuple[int, ...]) -> Any:
@@ -86,7 +100,7 @@ class LiteRunner:
 
             Interpreter = tf.lite.Interpreter
             self.name = "tf.lite.Interpreter"
-        self.make = lambda: Interpreter(model_path=str(path), num_threads=cores())
+        self.make: Callable[[], Any] = lambda: Interpreter(model_path=str(path), num_threads=cores())
         self.runners: dict[tuple[int, ...], Any] = {}
         self.name += f", {cores()} threads"
 
@@ -94,15 +108,15 @@ class LiteRunner:
         if shape not in self.runners:
             with warnings.catch_warnings():  # "tf.lite.Interpreter is deprecated" (it still works)
                 warnings.simplefilter("ignore")
-                self.runners[shape] = self.make().get_signature_runner("serving_default")
+                self.runners[shape] = self.make().get_signature_runner(SIGNATURE)
         return self.runners[shape]
 
     def __call__(self, x: Any) -> Any:
-        return self._for(x.shape)(image=x)["output"]
+        return self._for(x.shape)(**{INPUT_NAME: x})[OUTPUT_NAME]
 
     def timer(self, x: Any) -> Callable[[], Any]:
         run = self._for(x.shape)
-        return lambda: run(image=x)
+        return lambda: run(**{INPUT_NAME: x})
 
 
 def cores() -> int:

@@ -3,8 +3,11 @@ manifest.json) and where it goes, the verification rule, the Keras model it is w
 and placing a one-file artifact with its sidecar.
 
 Verification: the artifact's outputs on a fixed batch (`VERIFY_BATCH` samples, numpy
-``default_rng(VERIFY_SEED)``, uniform in [-1, 1)) may differ from the Keras model's
-(``training=False``) by at most ``TOLERANCE[kind] * max(1, max |keras|)`` (`checker`).
+``default_rng(VERIFY_SEED)``, uniform in [-1, 1)) may differ from its Keras model's (of the
+same precision, ``training=False``) by at most ``TOLERANCE[kind] * max(1, max |keras|)``
+(`checker`). The manifest records that diff and bound, and also the centred relative L2
+(`centred_rel_l2`, deploy's deviation measure) from that model and, for a precision other
+than float32, from the float32 Keras model of the same weights: the error the precision costs.
 
 Imports no TensorFlow at the top: `inspect_artifact` uses this module without it.
 """
@@ -22,10 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ...errors import Failure
 from ...files import read_bounded, staged_dir, staged_file
-from ...planner import INPUT_NAME
+from ...planner import INPUT_NAME, OUTPUT_NAME
 
-OUTPUT_NAME = "output"
 SIGNATURE = "serving_default"
 META_DIR = Path("assets.extra") / "inception_kit"
 SIDECAR_SUFFIX = ".inception-kit"
@@ -33,13 +36,28 @@ SPEC_FILE, REPORT_FILE, MANIFEST_FILE = "spec.yaml", "report.json", "manifest.js
 PREVIOUS_DIR = "previous"  # the old pair's metadata, inside a sidecar while its file is replaced
 MAX_META_BYTES = 16_000_000  # spec.yaml, report.json or manifest.json (InceptionResNetV2's report: ~0.5 MB)
 VERIFY_BATCH, VERIFY_SEED = 2, 0
-TOLERANCE = {"float32": 1e-5, "bfloat16": 1e-5, "int8": 5e-2}  # artifact vs its own Keras model
+# Artifact vs its own Keras model, times max(1, max |keras|): per precision (quantized: int8).
+# bfloat16: the SavedModel's graph rounds in other places than Keras' eager bfloat16 model; the
+# worst measured over the shipped presets with spread and trained weights is 4.9e-3 (one
+# bfloat16 ulp near 1), so 1.6e-2 (2**-6, four ulps at 1) leaves 3.3x (docs/measurements.md,
+# benchmarks/bfloat16_error.py).
+TOLERANCE = {"float32": 1e-5, "bfloat16": 1.6e-2, "int8": 5e-2}
 
-Check = Callable[[Any], float]  # outputs on the reference batch -> max abs diff (raises beyond tolerance)
 
-
-class VerificationError(RuntimeError):
+class VerificationError(Failure):
     """The reloaded artifact's outputs differ from the Keras model's beyond the tolerance."""
+
+
+def centred_rel_l2(ref: Any, other: Any) -> Any:
+    """Per sample: ||c(other) - c(ref)|| / ||c(ref)||, c removing the sample's mean (a zero
+    norm counts as 1e-30, so a constant reference gives a large figure, never a NaN)."""
+    import numpy as np
+
+    a = np.asarray(ref, np.float64).reshape(len(ref), -1)
+    b = np.asarray(other, np.float64).reshape(len(other), -1)
+    a = a - a.mean(axis=1, keepdims=True)
+    b = b - b.mean(axis=1, keepdims=True)
+    return np.linalg.norm(b - a, axis=1) / np.maximum(np.linalg.norm(a, axis=1), 1e-30)
 
 
 class MissingDependency(ImportError):
@@ -62,16 +80,22 @@ class ExportResult:
     weights: str | None
     max_abs_diff: float | None
     tolerance: float | None
+    dtype: str = "float32"
+    centred_rel_l2: float | None = None  # from the Keras model of the same precision
+    float32_centred_rel_l2: float | None = None  # another precision: from the float32 Keras model
 
     def summary(self) -> str:
         kind = "quantized (dynamic-range int8) " if self.quantized else ""
-        where = "in the folder" if self.format == "savedmodel" else "in the sidecar"
+        kind += f"{self.dtype} " if self.dtype != "float32" else ""
+        where = "in the folder" if self.metadata.name != self.path.name + SIDECAR_SUFFIX else "in the sidecar"
         check = (
             f"verified by reloading it: max abs diff {self.max_abs_diff:.3g} from the Keras model "
             f"on a seeded batch of {VERIFY_BATCH} (tolerance {self.tolerance:.3g})"
             if self.max_abs_diff is not None
             else "not verified (verify=False; on the command line, --no-verify)"
         )
+        if self.float32_centred_rel_l2 is not None:
+            check += f", centred relative L2 {self.float32_centred_rel_l2:.2g} from the float32 model"
         return (
             f"Wrote {self.path}: {kind}{self.format}, {self.size_bytes:,} bytes, "
             f"input '{self.input_name}' float32{shape_text(self.input_shape)} -> "
@@ -89,7 +113,13 @@ def shape_text(shape: tuple[int | None, ...] | list[int | None]) -> str:
 def metadata_dir(path: str | os.PathLike[str], format: str | None = None) -> Path:
     """Where an artifact's spec.yaml, report.json and manifest.json are (or will be)."""
     path = Path(path)
-    if format == "savedmodel" or (format is None and path.is_dir() and (path / META_DIR).is_dir()):
+    if format is not None:
+        from . import WRITERS  # the format table (this module is below it)
+
+        folder = format in WRITERS and WRITERS[format].folder
+    else:
+        folder = path.is_dir() and (path / META_DIR).is_dir()
+    if folder:
         return path / META_DIR
     return path.with_name(path.name + SIDECAR_SUFFIX)
 
@@ -147,25 +177,51 @@ def model_input_shape(model: Any) -> tuple[int, ...]:
     return tuple(int(d) for d in model.input_shape[1:])
 
 
-def checker(model: Any, in_shape: tuple[int, ...], kind: str, what: str, out: Path) -> tuple[Any, Check, float]:
-    """The reference batch, a function that checks outputs on it, and the tolerance used."""
+class Check:
+    """Checks an artifact's outputs on the reference batch `x` against its Keras model's:
+    called with them, returns the max abs diff and raises `VerificationError` beyond
+    `tolerance`; keeps the outputs it checked so `figures` can describe them."""
+
+    def __init__(self, expected: Any, tolerance: float, what: str, out: Path, float32: Any = None) -> None:
+        self.expected, self.tolerance, self.what, self.out = expected, tolerance, what, out
+        self.float32 = float32  # the float32 model's outputs, for another precision
+        self.actual: Any = None
+
+    def __call__(self, actual: Any) -> float:
+        import numpy as np
+
+        self.actual = np.asarray(actual, dtype=np.float32)
+        diff = float(np.abs(self.actual - self.expected).max())
+        if not diff <= self.tolerance:  # NaN fails too
+            raise VerificationError(
+                f"{self.what}'s outputs differ from the Keras model's by up to {diff:.3g} "
+                f"(tolerance {self.tolerance:.3g}); nothing was written to {self.out}"
+            )
+        return diff
+
+    def figures(self) -> dict[str, float]:
+        """The centred relative L2 (largest over the batch) of the outputs last checked, from
+        the Keras model's and (another precision) from the float32 model's."""
+        if self.actual is None:
+            return {}
+        found = {"centred_rel_l2": float(centred_rel_l2(self.expected, self.actual).max())}
+        if self.float32 is not None:
+            found["float32_centred_rel_l2"] = float(centred_rel_l2(self.float32, self.actual).max())
+        return found
+
+
+def checker(model: Any, in_shape: tuple[int, ...], kind: str, what: str, out: Path,
+            float32: Any = None) -> tuple[Any, Check, float]:
+    """The reference batch, a `Check` of outputs on it, and the tolerance used. `float32`: the
+    float32 Keras model of the same weights, when `model` computes in another precision."""
     import keras
     import numpy as np
 
     x = np.random.default_rng(VERIFY_SEED).uniform(-1.0, 1.0, (VERIFY_BATCH, *in_shape)).astype(np.float32)
-    expected = keras.ops.convert_to_numpy(model(x, training=False))
+    expected = keras.ops.convert_to_numpy(model(x, training=False)).astype(np.float32)
     tolerance = TOLERANCE[kind] * max(1.0, float(np.abs(expected).max()))
-
-    def check(actual: Any) -> float:
-        diff = float(np.abs(np.asarray(actual, dtype=np.float32) - expected).max())
-        if not diff <= tolerance:  # NaN fails too
-            raise VerificationError(
-                f"{what}'s outputs differ from the Keras model's by up to {diff:.3g} "
-                f"(tolerance {tolerance:.3g}); nothing was written to {out}"
-            )
-        return diff
-
-    return x, check, tolerance
+    reference = None if float32 is None else keras.ops.convert_to_numpy(float32(x, training=False))
+    return x, Check(expected, tolerance, what, out, reference), tolerance
 
 
 def serving_module(model: Any, shape: tuple[int, ...]) -> tuple[Any, Any]:
@@ -235,8 +291,10 @@ def write_meta(
     diff: float | None,
     kind: str,
     tolerance: float | None,
+    figures: dict[str, Any] | None = None,
 ) -> None:
-    """Writes spec.yaml, report.json and manifest.json (diff None: not verified)."""
+    """Writes spec.yaml, report.json and manifest.json (diff None: not verified); `figures`
+    (`Check.figures`, the batch checked) join the verification record."""
     from ...version import __version__
     from ..backends import versions
 
@@ -245,10 +303,12 @@ def write_meta(
         "verification": {
             "batch": VERIFY_BATCH,
             "input": f"numpy default_rng({VERIFY_SEED}).uniform(-1, 1), float32",
-            "compared_with": "the Keras model, training=False",
+            "compared_with": f"the Keras model ({manifest.get('precision', 'float32')}), training=False",
             "max_abs_diff": diff,
             "tolerance": tolerance,
             "rule": f"max abs diff <= {TOLERANCE[kind]:g} * max(1, max |keras output|)",
+            "bound": {"kind": kind, "factor": TOLERANCE[kind]},  # TOLERANCE's entry for this precision
+            **(figures or {}),
         }
         if diff is not None
         else None,
