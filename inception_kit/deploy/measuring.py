@@ -175,8 +175,8 @@ class Context:
         import tensorflow as tf
 
         from ..keras._keras_internals import freeze
-        from ..keras.export.artifact import OUTPUT_NAME, SIGNATURE, serving_module
-        from ..planner import INPUT_NAME
+        from ..keras.export.artifact import SIGNATURE, serving_module
+        from ..planner import INPUT_NAME, OUTPUT_NAME
 
         _, concrete = serving_module(self.model, self.in_shape)
         frozen = freeze(concrete)

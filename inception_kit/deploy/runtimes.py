@@ -13,8 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..keras.export.artifact import OUTPUT_NAME, SIGNATURE
-from ..planner import INPUT_NAME
+from ..keras.export.artifact import SIGNATURE
+from ..planner import INPUT_NAME, OUTPUT_NAME
 
 
 class Runner(Protocol):

@@ -131,8 +131,8 @@ class _Graph:
             self.input, self.output = ins[0][0], outs[0][0]
         self.consumers: Counter[str] = Counter(i for ins in self.inputs.values() for i in ins)
         self.users: dict[str, list[str]] = {}
-        for user, ins in self.inputs.items():
-            for i in ins:
+        for user, feeds in self.inputs.items():
+            for i in feeds:
                 self.users.setdefault(i, []).append(user)
         supported = supported_classes()
         unsupported = [
@@ -305,7 +305,7 @@ class _Writer:
             if read is None:
                 self.refuse(name)
             kind, body = read
-            src, last = {"layer": name}, name
+            source, last = {"layer": name}, name
             for following, fold in kind.keras.folds.items():  # in build order
                 nxt = items[i + 1] if i + 1 < len(items) else None
                 if not nxt or nxt[0] != "layer" or g.consumers[last] != 1:
@@ -313,9 +313,9 @@ class _Writer:
                 other = self.read(nxt[1])
                 folded = fold(body, other[1]) if other and other[0].name == following else None
                 if folded is not None:
-                    body, src[following], last = folded, nxt[1], nxt[1]
+                    body, source[following], last = folded, nxt[1], nxt[1]
                     i += 1
-            out.append(({kind.name: body}, [src]))
+            out.append(({kind.name: body}, [source]))
             i += 1
         return out
 
@@ -545,7 +545,7 @@ def _repeats(nodes: list[Any]) -> list[Any]:
         kind, body = next(iter(nodes[i].items())) if isinstance(nodes[i], dict) else (nodes[i], None)
         m = re.fullmatch(r"(.*?)(\d+)", str(body.get("name", ""))) if isinstance(body, dict) else None
         j = i + 1
-        if m and kind in ("block", "inception"):
+        if m and isinstance(body, dict) and kind in ("block", "inception"):
             rest = {k: v for k, v in body.items() if k != "name"}
             while j < len(nodes):
                 k2, b2 = next(iter(nodes[j].items())) if isinstance(nodes[j], dict) else (nodes[j], {})
@@ -556,7 +556,7 @@ def _repeats(nodes: list[Any]) -> list[Any]:
                 ):
                     break
                 j += 1
-        if j - i > 1 and m:
+        if j - i > 1 and m and isinstance(body, dict):
             prefix, first = m.group(1), int(m.group(2))
             name = prefix[:-1] if prefix.endswith("_") and prefix[:-1] else prefix + "{i}"
             times: Any = (
@@ -616,9 +616,9 @@ def import_keras(model: Any) -> Imported:
     layers: list[Any] = []
     head: list[Any] = []
     sources: list[dict[str, str]] = []
-    for data, src in converted:
-        in_head = bool(head) or _flat(g, data, src)
-        (head if in_head else layers).append(data)
+    for node, src in converted:
+        in_head = bool(head) or _flat(g, node, src)
+        (head if in_head else layers).append(node)
         sources.extend(src)
     if not layers:
         raise SpecError.one("<model>", "a model with at least one layer before its head", "none")
@@ -741,6 +741,7 @@ def _check_config(data: Any, fail: Any) -> None:
     layers = (data.get("config") or {}).get("layers") if isinstance(data.get("config"), dict) else None
     if not isinstance(layers, list):
         fail("config.json", "a model config with a list of layers", "none")
+    assert isinstance(layers, list)  # fail() raises; mypy reads a nested NoReturn loosely
     allowed = {*supported_classes(), INPUT}
     for i, layer in enumerate(layers):
         cfg = layer.get("config") if isinstance(layer, dict) else None

@@ -10,7 +10,7 @@ from collections import Counter
 from typing import Any
 
 
-def profile_flops(model: Any, batch: int = 1) -> Counter:
+def profile_flops(model: Any, batch: int = 1) -> Counter[str]:
     """Float ops per TensorFlow op type for one inference call of a Keras model."""
     import tensorflow as tf
 
@@ -27,7 +27,7 @@ def profile_flops(model: Any, batch: int = 1) -> Counter:
     with silenced_deprecations():  # the v1 profiler's own calls of deprecated TF functions: not the user's
         result = tf.compat.v1.profiler.profile(graph, cmd="op", options=options)
     # The "op" view nests op types as a chain, so totals repeat: sum each node's own count.
-    counts: Counter = Counter()
+    counts: Counter[str] = Counter()
     stack = list(result.children)
     while stack:
         node = stack.pop()

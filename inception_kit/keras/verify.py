@@ -27,15 +27,15 @@ class Check:
         return self.analytic == self.measured
 
 
-def expected_profile(analysis: Analysis) -> Counter:
+def expected_profile(analysis: Analysis) -> Counter[str]:
     """What the profiler should report, op type by op type (see the module docstring)."""
-    expected: Counter = Counter()
+    expected: Counter[str] = Counter()
     for op in analysis.plan.ops():
         expected.update(kind_of(op.kind).profiled(op.args, op_cost(op)))
     return +expected
 
 
-def compare(analysis: Analysis, model: Any, flops: Counter | None = None) -> list[Check]:
+def compare(analysis: Analysis, model: Any, flops: Counter[str] | None = None) -> list[Check]:
     """Params, trainable params, each profiler op type and the FLOP total, side by side.
 
     Raises:

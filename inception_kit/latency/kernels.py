@@ -17,10 +17,10 @@ import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from ..errors import ArgumentError
-from ..kinds import ACTIVATION_FLOPS, Shape, ShapeError, entries, kind_of, list_merges
+from ..kinds import ACTIVATION_FLOPS, Kind, Shape, ShapeError, entries, kind_of, list_merges
 
 # The features every regressor reads, in this order (batch 1: the profile has a model per batch).
 FEATURES = (
@@ -151,7 +151,7 @@ def sample_of(kind: str, raw: dict[str, Any], inputs: Sequence[Shape], origin: s
     if kind in list_merges():
         args: dict[str, Any] = {}
     else:
-        args, bad = entry.resolve(raw)  # type: ignore[union-attr]
+        args, bad = cast(Kind, entry).resolve(raw)  # kinds and block ops resolve fields; merges take none
         if bad:
             raise ValueError(f"a bad latency seed for '{kind}': {bad[0].field}: {bad[0].expected}")
     return checked(kind, args, tuple(tuple(s) for s in inputs), origin)

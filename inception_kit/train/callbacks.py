@@ -74,7 +74,7 @@ def best_weights_callback(keras: Any, dest: Path, log: Any, monitor: str, infere
 
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
             super().on_epoch_begin(epoch, logs)
-            if self.best is None:
+            if self.best is None:  # type: ignore[has-type]  # set by Keras' ModelCheckpoint.__init__
                 earlier = [r[monitor] for r in log.rows if monitor in r and r["epoch"] < epoch]
                 if earlier and dest.exists():
                     self.best = max(earlier)

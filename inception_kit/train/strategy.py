@@ -44,11 +44,11 @@ def worker_role(strategy: Any) -> Role:
         cluster, task_type, index = _tf_config()
     else:
         resolver = getattr(strategy, "cluster_resolver", None)
-        task_type = getattr(resolver, "task_type", None)
+        task_type = str(getattr(resolver, "task_type", None) or "")
         if not task_type:
             return Role(True, "")
-        index = int(resolver.task_id)
-        cluster = resolver.cluster_spec().as_dict()
+        index = int(resolver.task_id)  # type: ignore[union-attr]  # a resolver has them where it has a task type
+        cluster = resolver.cluster_spec().as_dict()  # type: ignore[union-attr]
     chief = task_type == "chief" or (task_type == "worker" and index == 0 and not cluster.get("chief"))
     return Role(chief, "" if chief else f"{task_type}-{index}")
 
@@ -171,7 +171,7 @@ def _multi_worker_strategy() -> Any:
             def one(v: Any) -> Any:
                 local = self.experimental_local_results(v)[0]
                 scalar = getattr(getattr(local, "shape", None), "rank", None) == 0
-                return parent.reduce(reduce_op, v, None if scalar else axis)
+                return parent.reduce(reduce_op, v, None if scalar else axis)  # type: ignore[attr-defined]  # TF's untyped base
 
             return tf.nest.map_structure(one, value)
 

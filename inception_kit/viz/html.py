@@ -412,7 +412,7 @@ def plan_rows(plan: Any) -> list[tuple[str | None, str, str, str, str]]:
 
 def plan_text(plan: Any) -> str:
     """The plan as plain text: every layer with its config and output shape."""
-    from ..report import text_table
+    from ..tables import text_table
 
     m = plan.model
     head = f"{m.name}: {fmt_shape(plan.input_shape)} → {fmt_shape(plan.output_shape)}"

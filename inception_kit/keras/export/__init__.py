@@ -88,14 +88,13 @@ from typing import Any
 from ...errors import ArgumentError
 from ...files import check_file_destination, check_folder_destination, staged_dir
 from ...loading import Source, load
-from ...planner import DEFAULT_BUDGET, INPUT_NAME, Budget
+from ...planner import DEFAULT_BUDGET, INPUT_NAME, OUTPUT_NAME, Budget
 from ..builder import PRECISIONS
 from . import keras_file, onnx, savedmodel, tflite
 from .artifact import (
     MANIFEST_FILE,
     MAX_META_BYTES,
     META_DIR,
-    OUTPUT_NAME,
     PREVIOUS_DIR,
     REPORT_FILE,
     SIDECAR_SUFFIX,

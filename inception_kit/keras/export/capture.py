@@ -38,7 +38,8 @@ def captured() -> Iterator[CapturedOutput]:
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     with tempfile.TemporaryFile() as sink:
-        saved: tuple[int, int] | None = os.dup(1), os.dup(2)
+        saved = os.dup(1), os.dup(2)
+        collected = False
         try:
             os.dup2(sink.fileno(), 1)
             os.dup2(sink.fileno(), 2)
@@ -46,12 +47,12 @@ def captured() -> Iterator[CapturedOutput]:
                 yield log
         except BaseException as err:
             _collect(log, sink, python, saved)
-            saved = None
+            collected = True
             if log.text.strip() and hasattr(err, "add_note"):
                 err.add_note("output captured while exporting (last lines):\n" + log.tail())
             raise
         finally:
-            if saved is not None:
+            if not collected:
                 _collect(log, sink, python, saved)
 
 

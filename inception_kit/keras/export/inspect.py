@@ -163,7 +163,7 @@ def _is_stamped(artifact: Path | None, stamp: dict[str, Any]) -> bool:
     if artifact is None or not isinstance(stamp.get("bytes"), int) or not isinstance(stamp.get("sha256"), str):
         return False
     try:
-        return artifact.lstat().st_size == stamp["bytes"] and file_sha256(artifact) == stamp["sha256"]
+        return bool(artifact.lstat().st_size == stamp["bytes"] and file_sha256(artifact) == stamp["sha256"])
     except OSError:
         return False
 

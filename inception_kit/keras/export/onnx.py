@@ -11,9 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ...planner import INPUT_NAME
+from ...planner import INPUT_NAME, OUTPUT_NAME
 from .artifact import (
-    OUTPUT_NAME,
     Check,
     MissingDependency,
     VerificationError,

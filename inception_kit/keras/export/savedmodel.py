@@ -23,8 +23,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ...planner import INPUT_NAME
-from .artifact import OUTPUT_NAME, SIGNATURE, Check, VerificationError, model_input_shape, serving_module
+from ...planner import INPUT_NAME, OUTPUT_NAME
+from .artifact import SIGNATURE, Check, VerificationError, model_input_shape, serving_module
 
 
 def write(model: Any, tmp: Path, x: Any, check: Check | None, quantize: bool) -> dict[str, Any]:

@@ -26,9 +26,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ...analysis import Budget
 from ...errors import ArgumentError, Mark, Problem, SpecError
 from ...files import DestinationExists, UnsafeDestination
+from ...planner import Budget
 from ...spec.types import ModelSpec
 from .artifact import ExportResult, MissingDependency, VerificationError
 

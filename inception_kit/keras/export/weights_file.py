@@ -41,7 +41,7 @@ def load_weights(model: Any, path: Path) -> None:
             except ValueError as err:
                 raise SpecError.one("weights", f"weights matching the architecture of '{model.name}'", f"{path}: {err}") from None
             return
-        assign = []
+        assign: list[tuple[Any, list[Any]]] = []
         for layer in model.layers:  # check everything first, in model order
             want = [tuple(int(d) for d in w.shape) for w in layer.weights]
             got = saved.pop(layer.name, None)
@@ -52,7 +52,7 @@ def load_weights(model: Any, path: Path) -> None:
                     f"weights of shapes {_shapes(want)} (the spec's architecture)",
                     f"{_shapes(have)} in {path}" if have is not None else f"no layer '{layer.name}' in {path}",
                 )
-            if want:
+            if want and got is not None:
                 assign.append((layer, got))
         extra = {name: ds for name, ds in saved.items() if ds}
         if extra:
