@@ -50,7 +50,8 @@ DIGITS_CLASSES = [str(i) for i in range(10)]
 DIGITS_COUNT = 1797
 IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png")  # keras' ALLOWLIST_FORMATS
 COLOR_MODES = {1: "grayscale", 3: "rgb", 4: "rgba"}
-DATA_WANTED = "an image folder with one sub-folder per class, or one of: " + ", ".join(PACKAGED)
+DATA_WANTED = ("an image folder with one sub-folder per class, idx:DIR (MNIST-format IDX files), or one of: "
+               + ", ".join([*PACKAGED, "fashion-mnist"]))
 
 
 @dataclass
@@ -115,6 +116,10 @@ def inspect_source(data: Any, input_shape: Sequence[int]) -> Source:
         return _inspect_arrays(data, input_shape)
     if isinstance(data, str) and data in PACKAGED:
         return _inspect_packaged(data, input_shape)
+    from . import idx
+
+    if idx.is_idx_name(data):  # fashion-mnist, idx:DIR: IDX files read into arrays (train/idx.py)
+        return idx.inspect(data, input_shape)
     if isinstance(data, (str, os.PathLike)):
         return _inspect_folder(Path(data), input_shape)
     raise SpecError.one("data", DATA_WANTED + ", or a pair (images, labels) of arrays", type(data).__name__)
