@@ -29,6 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--final-epochs", type=int, metavar="E", help="epochs per seed of each front design (default --epochs)")
     parser.add_argument("--subset", type=int, metavar="N", help="training examples per trial (the front trains on all)")
     parser.add_argument("--seeds", type=int, default=3, metavar="N", help="seeds per front design (default 3)")
+    parser.add_argument("--front-size", type=int, metavar="K",
+                        help="retrain at most K front designs with --seeds seeds, spread over MACs (default all)")
     parser.add_argument("--sampler", choices=SAMPLERS, default="tpe", help="Optuna's sampler (default tpe)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the sampler, the split and the trials (default 0)")
     parser.add_argument("--batch-size", type=int, default=128, metavar="N", help="training batch (default 128)")
@@ -52,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     result = search(
         plan, trainer=trainer, trials=args.trials, epochs=args.epochs, macs=args.macs, params=args.params,
         blocks=args.blocks, widths=args.widths, multiple=args.multiple, subset=args.subset, out=args.out,
-        storage=args.storage, study=args.study, worker=args.worker, seeds=args.seeds,
+        storage=args.storage, study=args.study, worker=args.worker, seeds=args.seeds, front_size=args.front_size,
         final_epochs=args.final_epochs, sampler=args.sampler, seed=args.seed, data=args.data,
         heartbeat=args.heartbeat, budget=budget(args), progress=ProgressBar("search"),
     )

@@ -370,6 +370,7 @@ def search(
     study: str | None = None,
     worker: bool = False,
     seeds: int = 3,
+    front_size: int | None = None,
     final_epochs: int | None = None,
     sampler: str = "tpe",
     seed: int = 0,
@@ -396,6 +397,8 @@ def search(
             (default the spec's name).
         worker: run trials only (join a search another process finishes and writes).
         seeds: seeds per front design (the front's accuracy is their mean).
+        front_size: retrain at most this many front designs, spread over MACs (the cheapest and
+            the most accurate first); None: all.
         sampler: 'tpe' or 'nsga2' (both multi-objective, both honour the constraints); `seed` seeds it.
         data: a label of the data, kept with the study's settings (a resume with other data is refused).
         heartbeat: seconds between a running trial's heartbeats (a dead worker's trial is retried
@@ -416,19 +419,19 @@ def search(
     with warnings.catch_warnings():  # Optuna marks heartbeats and retries experimental: said once, in the docs
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return _search(spec, trainer, trials, epochs, macs, params, blocks, widths, multiple, subset, out, storage,
-                       study, worker, seeds, final_epochs, sampler, seed, data, heartbeat, latency, latency_ms,
+                       study, worker, seeds, front_size, final_epochs, sampler, seed, data, heartbeat, latency, latency_ms,
                        budget, progress)
 
 
 def _search(spec: Source, trainer: Trainer, trials: int, epochs: int, macs: Any, params: Any, blocks: str | None,
             widths: str, multiple: int, subset: int | None, out: Any, storage: str | None, study: str | None,
-            worker: bool, seeds: int, final_epochs: int | None, sampler: str, seed: int, data: str, heartbeat: int,
+            worker: bool, seeds: int, front_size: int | None, final_epochs: int | None, sampler: str, seed: int, data: str, heartbeat: int,
             latency: Callable[[Plan], float] | None, latency_ms: float | None, budget: Budget,
             progress: Progress) -> SearchResult:
     import optuna
 
     setup, settings = _prepare(spec, trials, epochs, macs, params, blocks, widths, multiple, subset, seeds,
-                               final_epochs, sampler, seed, data, latency, latency_ms, budget)
+                               front_size, final_epochs, sampler, seed, data, latency, latency_ms, budget)
     out_path = None if out is None else Path(out)
     if out_path is None and not worker:
         raise ArgumentError("out", "a folder for the results (only a worker runs without one)")
@@ -456,14 +459,15 @@ def _search(spec: Source, trainer: Trainer, trials: int, epochs: int, macs: Any,
     original = {"macs": analyse(setup.planned).total.macs, "params": analyse(setup.planned).total.params}
     if worker:
         return SearchResult(name, budget_json, records, [], original, None, seeds, worker=True)
-    front = _final(st, setup, trainer, seeds, final_epochs or epochs, seed, progress)
+    front = _final(st, setup, trainer, seeds, front_size, final_epochs or epochs, seed, progress)
     result = SearchResult(name, budget_json, records, front, original, out_path, seeds)
     _write(result, setup, out_path)  # type: ignore[arg-type]
     return result
 
 
 def _prepare(spec: Source, trials: int, epochs: int, macs: Any, params: Any, blocks: str | None, widths: str,
-             multiple: int, subset: int | None, seeds: int, final_epochs: int | None, sampler: str, seed: int,
+             multiple: int, subset: int | None, seeds: int, front_size: int | None, final_epochs: int | None,
+             sampler: str, seed: int,
              data: str, latency: Callable[[Plan], float] | None, latency_ms: float | None,
              budget: Budget) -> tuple[_Setup, dict[str, Any]]:
     """Everything checked before any storage is touched: settings, budget, space."""
@@ -471,7 +475,7 @@ def _prepare(spec: Source, trials: int, epochs: int, macs: Any, params: Any, blo
                                     ("multiple", multiple, 1)):
         if not isinstance(value, int) or isinstance(value, bool) or value < least:
             raise ArgumentError(parameter, f"a whole number of at least {least}", value)
-    for parameter, value in (("subset", subset), ("final_epochs", final_epochs)):
+    for parameter, value in (("subset", subset), ("final_epochs", final_epochs), ("front_size", front_size)):
         if value is not None and (not isinstance(value, int) or value < 1):
             raise ArgumentError(parameter, "a positive whole number", value)
     if sampler not in SAMPLERS:
@@ -635,7 +639,7 @@ def _records(st: Any) -> list[TrialRecord]:
     return out
 
 
-def _final(st: Any, setup: _Setup, trainer: Trainer, seeds: int, epochs: int, seed: int,
+def _final(st: Any, setup: _Setup, trainer: Trainer, seeds: int, front_size: int | None, epochs: int, seed: int,
            progress: Progress) -> list[FrontPoint]:
     """The Pareto front of the search (Optuna's, feasible trials only), one design per set of
     widths, each trained with `seeds` seeds (kept in the study: a resume continues)."""
@@ -647,6 +651,10 @@ def _final(st: Any, setup: _Setup, trainer: Trainer, seeds: int, epochs: int, se
         if key not in seen:
             seen.add(key)
             chosen.append(t)
+    if front_size is not None and len(chosen) > front_size:  # by MACs the front's accuracy rises: keep both ends
+        n = len(chosen)
+        picks = [n - 1] if front_size == 1 else sorted({round(i * (n - 1) / (front_size - 1)) for i in range(front_size)})
+        chosen = [chosen[i] for i in picks]
     front = []
     jobs = len(chosen) * seeds
     done = 0
