@@ -435,9 +435,12 @@ def _search(spec: Source, trainer: Trainer, trials: int, epochs: int, macs: Any,
     out_path = None if out is None else Path(out)
     if out_path is None and not worker:
         raise ArgumentError("out", "a folder for the results (only a worker runs without one)")
+    # A storage named is opened before the folder is claimed: a bad URL leaves nothing written.
+    store = open_storage(storage, out_path, heartbeat) if storage is not None else None
     if out_path is not None and not worker:
         _claim_folder(out_path, settings)
-    store = open_storage(storage, out_path, heartbeat)
+    if store is None:
+        store = open_storage(storage, out_path, heartbeat)
     name = study or setup.model.name
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     directions = ["maximize", "minimize"] + (["minimize"] if latency is not None else [])
