@@ -302,15 +302,21 @@ def open_storage(url: str | None, out: Path | None, heartbeat: int = 10) -> Any:
     if parsed.drivername.startswith("sqlite") and parsed.database and parsed.database != ":memory:":
         if not Path(parsed.database).parent.is_dir():
             raise ArgumentError("storage", "an SQLite file in an existing folder", url)
-    try:
-        return optuna.storages.RDBStorage(
-            url, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3),
-            engine_kwargs={"pool_pre_ping": True} if not parsed.drivername.startswith("sqlite") else None,
-        )
-    except (sqlalchemy.exc.SQLAlchemyError, OSError) as err:
-        first = str(getattr(err, "orig", None) or err).strip().split("\n")[0]
-        raise ArgumentError("storage", "a database the search can open", _shown_url(parsed), hint=first) from None
+    for attempt in range(3):
+        try:
+            return optuna.storages.RDBStorage(
+                url, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3),
+                engine_kwargs={"pool_pre_ping": True} if not parsed.drivername.startswith("sqlite") else None,
+            )
+        except sqlalchemy.exc.IntegrityError:
+            # Workers starting together all create Optuna's tables; on PostgreSQL the losers of that
+            # race see a duplicate key. The tables exist then: open again.
+            time.sleep(0.2 * (attempt + 1))
+        except (sqlalchemy.exc.SQLAlchemyError, OSError) as err:
+            first = str(getattr(err, "orig", None) or err).strip().split("\n")[0]
+            raise ArgumentError("storage", "a database the search can open", _shown_url(parsed), hint=first) from None
+    raise ArgumentError("storage", "a database whose tables can be created", _shown_url(parsed))
 
 
 def _shown_url(parsed: Any) -> str:
