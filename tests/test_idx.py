@@ -49,7 +49,7 @@ def test_reads_what_it_was_given(tmp_path: Path, zipped: bool) -> None:
 
 
 def test_mnist_s_own_file_names_are_read(tmp_path: Path) -> None:
-    images, labels = write_set(tmp_path / "d", zipped=False)
+    _, labels = write_set(tmp_path / "d", zipped=False)
     for old in ("images-idx3", "labels-idx1"):
         kind, dims = old.split("-")
         os.rename(tmp_path / "d" / f"train-{old}-ubyte", tmp_path / "d" / f"train-{kind}.{dims}-ubyte")
@@ -104,7 +104,7 @@ def test_a_missing_folder_or_file_says_how_to_get_it(tmp_path: Path, monkeypatch
         idx.load_split("fashion-mnist")
     assert "which does not exist" in str(err.value) and "apt-get install dataset-fashion-mnist" in str(err.value)
     write_set(tmp_path / "d")
-    with pytest.raises(SpecError, match="t10k-images-idx3-ubyte \\(or .gz\\) in .*; received no such file"):
+    with pytest.raises(SpecError, match=r"t10k-images-idx3-ubyte \(or .gz\) in .*; received no such file"):
         idx.load_split(f"idx:{tmp_path / 'd'}", "t10k")
     with pytest.raises(SpecError, match="idx:DIR"):
         idx.load_split("idx:")

@@ -105,7 +105,7 @@ def test_over_budget_is_never_trained_and_trials_count_the_within_budget(tiny: P
         # the front's spec is the user's file with the widths replaced: it reloads to the recorded cost
         text = (tmp_path / "o" / p["spec"]).read_text()
         assert text.startswith("# Found by inception-kit search")
-        assert "name: search_tiny" in text and "# fit: 3x3_reduce 24 -> " in text or "5x5_reduce 16 -> " in text
+        assert "name: search_tiny" in text and "  # fit: " in text  # a changed width, commented where written
         assert analyse(loads(text, "front.yaml")).total.macs == p["macs"] <= budget
         mean = sum(0.5 + 0.4 * (p["macs"] / 1_128_848) ** 0.5 + 0.001 * s for s in (0, 1)) / 2
         assert p["accuracy"] == pytest.approx(mean)  # the mean of the 2 seeds' final accuracies

@@ -22,7 +22,7 @@ import pytest
 
 pytest.importorskip("optuna")
 
-from test_search import TINY  # noqa: E402
+from test_search import TINY
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

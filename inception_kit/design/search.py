@@ -58,11 +58,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, Union
 
-from ..analysis import DEFAULT_BUDGET, Budget, analyse
+from ..analysis import analyse
 from ..errors import ArgumentError, Failure
 from ..files import UnsafeDestination, staged_dir, staged_file
 from ..loading import load
-from ..planner import BlockPlan, Op, Plan, Step, plan
+from ..planner import DEFAULT_BUDGET, BlockPlan, Budget, Op, Plan, Step, plan
 from ..progress import Progress, no_progress
 from ..spec.types import LayerSpec, ModelSpec, Node
 from ..tables import human, text_table
@@ -449,7 +449,7 @@ def _search(spec: Source, trainer: Trainer, trials: int, epochs: int, macs: Any,
         store = open_storage(storage, out_path, heartbeat)
     name = study or setup.model.name
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    directions = ["maximize", "minimize"] + (["minimize"] if latency is not None else [])
+    directions: list[Any] = ["maximize", "minimize"] + (["minimize"] if latency is not None else [])
     samplers = {"tpe": optuna.samplers.TPESampler, "nsga2": optuna.samplers.NSGAIISampler}
     worker_seed = seed if not worker else seed + 1 + os.getpid() % 100_000  # workers explore differently
     kw: dict[str, Any] = {"seed": worker_seed}  # constraints: Trial.set_constraint (constraints_func is deprecated)
@@ -484,9 +484,9 @@ def _prepare(spec: Source, trials: int, epochs: int, macs: Any, params: Any, blo
                                     ("multiple", multiple, 1)):
         if not isinstance(value, int) or isinstance(value, bool) or value < least:
             raise ArgumentError(parameter, f"a whole number of at least {least}", value)
-    for parameter, value in (("subset", subset), ("final_epochs", final_epochs), ("front_size", front_size)):
-        if value is not None and (not isinstance(value, int) or value < 1):
-            raise ArgumentError(parameter, "a positive whole number", value)
+    for parameter, maybe in (("subset", subset), ("final_epochs", final_epochs), ("front_size", front_size)):
+        if maybe is not None and (not isinstance(maybe, int) or maybe < 1):
+            raise ArgumentError(parameter, "a positive whole number", maybe)
     if sampler not in SAMPLERS:
         raise ArgumentError("sampler", "one of " + ", ".join(SAMPLERS), sampler)
     budget_macs, budget_params = (None if v is None else _count(p, v) for p, v in (("macs", macs), ("params", params)))
@@ -672,12 +672,12 @@ def _final(st: Any, setup: _Setup, trainer: Trainer, seeds: int, front_size: int
         p = cost(setup.model, setup.knobs, widths)
         accs = []
         for s in range(seeds):
-            key = f"final:{t.number}:{seed + s}"
-            have = st.user_attrs.get(key)
+            attr = f"final:{t.number}:{seed + s}"
+            have = st.user_attrs.get(attr)
             if have is None:
                 progress(done, jobs, f"front: trial {t.number}, seed {seed + s}")
                 have = float(trainer(p, epochs=epochs, seed=seed + s, subset=None, final=True))
-                st.set_user_attr(key, have)
+                st.set_user_attr(attr, have)
             accs.append(float(have))
             done += 1
         a = t.user_attrs
@@ -741,7 +741,7 @@ def _chart(result: SearchResult, setup: _Setup, path: Path) -> None:
     FigureCanvasAgg(fig)
     ax = fig.subplots()
     tried = [t for t in result.trials if t.trained and t.accuracy is not None]
-    ax.scatter([t.macs for t in tried], [t.accuracy for t in tried], color="#b8b8b8", label="trials (search training)")
+    ax.scatter([float(t.macs or 0) for t in tried], [float(t.accuracy or 0.0) for t in tried], color="#b8b8b8", label="trials (search training)")
     if result.front:
         ax.errorbar([p.macs for p in result.front], [p.accuracy for p in result.front],
                     yerr=[p.sd for p in result.front], color="#2f6db5", marker="o", capsize=3,
