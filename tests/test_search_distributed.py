@@ -1,6 +1,6 @@
 """One search as 3 processes on localhost sharing one storage (SQLite, then a real PostgreSQL
 server this test starts), one worker SIGKILLed mid-trial: the search finishes with every trial
-accounted for, none trained twice, its killed trial retried, and the front shaped like a
+accounted for, no training counted twice, its killed trial retried, and the front shaped like a
 single-process run's. And a single search killed mid-trial resumes: it continues, it does not
 restart. The trainer is a fake that sleeps (no TensorFlow), so each case takes seconds."""
 
@@ -67,7 +67,7 @@ def mid_trial(log: Path, pid: int) -> bool:
     return bool(mine) and mine[-1]["event"] == "start"
 
 
-def wait_for(cond, timeout: float = 90.0) -> None:  # type: ignore[no-untyped-def]
+def wait_for(cond, timeout: float = 150.0) -> None:  # type: ignore[no-untyped-def]
     end = time.monotonic() + timeout
     while not cond():
         if time.monotonic() > end:
@@ -83,12 +83,15 @@ def study_trials(storage: str) -> list:
 
 def check_accounting(storage: str, log: Path, killed: list[int]) -> None:
     trials = study_trials(storage)
+    assert [t.number for t in trials] == list(range(len(trials)))
     within = [t for t in trials if t.state.name == "COMPLETE" and not t.user_attrs.get("over_budget")]
     assert len(within) == TRIALS  # exactly --trials evaluated, by all processes together
     assert all(t.state.name in ("COMPLETE", "PRUNED", "FAIL") for t in trials)  # nothing left running
     trained = [t for t in within if t.user_attrs.get("trained")]
-    widths = [tuple(sorted(t.params.items())) for t in trained]
-    assert len(set(widths)) == len(widths)  # no design trained twice
+    # (Two processes may propose the same widths at the same moment and both train them, as two
+    # trials; a repeat proposed after one finished reuses its accuracy, untrained.)
+    repeats = [t for t in within if "same_as" in t.user_attrs]
+    assert all(t.params == trials[t.user_attrs["same_as"]].params for t in repeats)
     done = [e for e in events(log) if e["event"] == "done" and not e["final"]]
     assert len(done) == len(trained)  # every finished training is one trained trial
     failed = [t for t in trials if t.state.name == "FAIL"]
@@ -121,9 +124,10 @@ def distributed(tmp_path: Path, storage: str) -> None:
     t0 = time.monotonic()
     main = start(spec, storage, out, False, log, 1.0)
     victim = start(spec, storage, None, True, log, 1.0)
+    # SIGKILL the victim in the middle of a training of its own (its first: a later one may never
+    # come, when the others take the rest), all three running
     other = start(spec, storage, None, True, log, 1.0)
-    # SIGKILL the victim in the middle of a training of its own, once some trials are done
-    wait_for(lambda: sum(e["event"] == "done" for e in events(log)) >= 1 and mid_trial(log, victim.pid))
+    wait_for(lambda: mid_trial(log, victim.pid))
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     for p in (main, other):
