@@ -29,9 +29,10 @@ from pathlib import Path
 
 from inception_kit.analysis import analyse
 from inception_kit.design.fit import fit
-from inception_kit.design.search import KerasTrainer, search
+from inception_kit.design.search import search
 from inception_kit.files import write_text
 from inception_kit.loading import loads
+from inception_kit.train.trials import KerasTrainer
 
 SPEC = Path(__file__).resolve().parent.parent / "specs" / "fashion_inception.yaml"
 

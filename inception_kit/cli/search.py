@@ -7,9 +7,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..design.search import SAMPLERS, WIDTHS, KerasTrainer, search
+from ..design.fit import parse_count
+from ..design.search import SAMPLERS, WIDTHS, search
+from ..train.trials import KerasTrainer
 from .common import EXIT_OK, ProgressBar, budget, quiet_tensorflow, safe
-from .fit import _count
+
+
+def _count(text: str) -> int:
+    """argparse type of --macs and --params: 1200000, 1.2M, 5G."""
+    try:
+        return parse_count(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -34,8 +34,8 @@ The rules, stated once:
 
 Outputs under `out`: front.json (the issue's schema), front.png, front/NAME_tN.yaml (each
 front design written like `fit` writes: the user's file with numbers replaced and commented),
-written together or not at all. The training itself is a `Trainer` (the default trains with
-`inception_kit.train.fit`); tests pass a fake one. Plain Python until a trainer runs.
+written together or not at all. The training itself is a `Trainer` (`inception_kit.train.trials.KerasTrainer`
+trains with `inception_kit.train.fit`); tests pass a fake one. Plain Python until a trainer runs.
 
 Latency: pass `latency` (a callable Plan -> predicted milliseconds, the latency model's
 hook) and optionally `latency_ms` (its budget); trials then record `latency_ms`, it becomes
@@ -66,7 +66,7 @@ from ..planner import DEFAULT_BUDGET, BlockPlan, Budget, Op, Plan, Step, plan
 from ..progress import Progress, no_progress
 from ..spec.types import LayerSpec, ModelSpec, Node
 from ..tables import human, text_table
-from .fit import Change, Reduction, _Fitter, _rewrite, parse_count
+from .fit import Change, Fitter, Reduction, parse_count, rewrite
 
 Source = Union[Plan, ModelSpec, str, "os.PathLike[str]"]
 WIDTHS = ("reductions", "all")
@@ -206,7 +206,7 @@ def space(model: ModelSpec, planned: Plan, blocks: str | None, widths: str, mult
     k×k convs they feed)."""
     if widths not in WIDTHS:
         raise ArgumentError("widths", "one of " + ", ".join(WIDTHS), widths)
-    reductions = _Fitter(model, blocks, multiple, budget, planned).reductions
+    reductions = Fitter(model, blocks, multiple, budget, planned).reductions
     layers = _layers(model.layers, planned.layers)
     knobs: list[Knob] = []
     for r in reductions:
@@ -262,7 +262,7 @@ def spec_text(model: ModelSpec, knobs: Sequence[Knob], widths: dict[str, int], h
     changes = [Change(k.name, k.path, k.original, widths[k.name]) for k in knobs if widths[k.name] != k.original]
     with _widths_set(knobs, widths):
         target = plan(copy.deepcopy(model))
-        text, _ = _rewrite(model, [k.reduction for k in knobs], changes, target)
+        text, _ = rewrite(model, [k.reduction for k in knobs], changes, target)
     return header + text
 
 
@@ -391,7 +391,7 @@ def search(
 
     Args:
         spec: a Plan, a Model or a YAML path (a front design is that file edited).
-        trainer: trains a candidate, returns its accuracy (see `Trainer`; `KerasTrainer`).
+        trainer: trains a candidate, returns its accuracy (see `Trainer`; `train.trials.KerasTrainer`).
         trials: candidates evaluated within budget, by all workers together.
         epochs: epochs per trial; `final_epochs` (default `epochs`) for the front's seeds.
         macs, params: the budget (at least one), counts or '1.2G', '5M'.
@@ -755,87 +755,3 @@ def _chart(result: SearchResult, setup: _Setup, path: Path) -> None:
     ax.grid(color="#e4e4e4")
     ax.legend(fontsize=8, frameon=False)
     fig.savefig(path, format="png", metadata={"Software": None})
-
-
-# ------------------------------------------------------------------------------ training
-
-
-@dataclass
-class Splits:
-    """The data a search trains on: training, held-out (scored by the trials) and test arrays."""
-
-    train: tuple[Any, Any]
-    held_out: tuple[Any, Any]
-    test: tuple[Any, Any] | None
-
-
-def splits(data: Any, input_shape: Sequence[int], seed: int = 0, held_out: float = 0.1) -> Splits:
-    """The training split of `data` ('digits', 'fashion-mnist', 'idx:DIR', an image folder)
-    cut into training and held-out parts by a seeded shuffle, and the test split where the
-    data has one (the IDX t10k files)."""
-    import numpy as np
-
-    from ..train import data as data_mod
-    from ..train import idx
-
-    test = None
-    if idx.is_idx_name(data):
-        x, y = data_mod.inspect_source(data, input_shape).arrays
-        t = idx.load_split(data, "t10k")
-        test = t.arrays(input_shape[-1])
-    elif data == "digits":
-        x, y = data_mod.digits_arrays(input_shape)
-    else:
-        source = data_mod.inspect_source(data, input_shape)
-        x, y = _folder_arrays(source, input_shape, seed)
-    order = np.random.RandomState(seed).permutation(len(x))
-    n_out = max(1, int(held_out * len(x)))
-    tr, va = order[:-n_out], order[-n_out:]
-    return Splits((x[tr], y[tr]), (x[va], y[va]), test)
-
-
-def _folder_arrays(source: Any, input_shape: Sequence[int], seed: int) -> tuple[Any, Any]:
-    """An image folder read whole into arrays by Keras (scaled to [0, 1])."""
-    import keras
-    import numpy as np
-
-    from ..train.data import COLOR_MODES
-
-    h, w, c = input_shape
-    ds = keras.utils.image_dataset_from_directory(
-        source.name, labels="inferred", label_mode="int", class_names=source.class_names, color_mode=COLOR_MODES[c],
-        batch_size=256, image_size=(h, w), shuffle=False, verbose=False)
-    xs, ys = zip(*((np.asarray(a) / 255.0, np.asarray(b)) for a, b in ds))
-    return np.concatenate(xs).astype("float32"), np.concatenate(ys).astype("int32")
-
-
-class KerasTrainer:
-    """The default trainer: `inception_kit.train.fit` on arrays (no run folder), scored with
-    Keras' `evaluate` on the held-out split (trials) or the test split (the front)."""
-
-    def __init__(self, data: Any, input_shape: Sequence[int], *, batch_size: int = 128,
-                 learning_rate: float = 1e-3, budget: Budget = DEFAULT_BUDGET) -> None:
-        self.data, self.input_shape = data, tuple(input_shape)
-        self.batch_size, self.learning_rate, self.budget = batch_size, learning_rate, budget
-        self._splits: Splits | None = None
-
-    def splits(self) -> Splits:
-        if self._splits is None:
-            self._splits = splits(self.data, self.input_shape)
-        return self._splits
-
-    def __call__(self, plan: Plan, *, epochs: int, seed: int, subset: int | None, final: bool) -> float:
-        import keras
-
-        from ..train import fit
-
-        s = self.splits()
-        x, y = s.train
-        if subset is not None and not final:
-            x, y = x[:subset], y[:subset]
-        keras.backend.clear_session()
-        result = fit(plan, (x, y), epochs=epochs, batch_size=min(self.batch_size, len(x)), out=None, seed=seed,
-                     validation_split=0.0, learning_rate=self.learning_rate, budget=self.budget, verbose=0)
-        xe, ye = s.test if final and s.test is not None else s.held_out
-        scores = result.model.evaluate(xe, ye, batch_size=512, verbose=0, return_dict=True)
-        return float(scores["accuracy"])
