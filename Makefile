@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test check lint setup graphviz docs screenshot constraints clean
 
-EXTRAS ?= keras,test,dev,onnx,openvino,litert,pictures,train,latency,notebooks,jax,torch,docs,browser
+EXTRAS ?= keras,test,dev,onnx,openvino,litert,pictures,train,latency,notebooks,jax,torch,docs,browser,search
 # The TensorFlow wheel: tensorflow-cpu (no CUDA kernels, a smaller download) unless
 # `make TENSORFLOW=tensorflow`. pip users get `tensorflow` from the `tensorflow` extra;
 # make installs the wheel itself because pip cannot satisfy `tensorflow>=2.21` with tensorflow-cpu.

@@ -32,6 +32,7 @@ from . import (
     profile,
     report,
     schema,
+    search,
     train,
     validate,
 )
@@ -57,6 +58,8 @@ COMMANDS = (
     ("build", build, "build the Keras model; print its summary and the cost report", KNOBS, SPEC),
     ("export", export, "build and export (SavedModel, .keras, TFLite, ONNX), verified", KNOBS, SPEC),
     ("inspect", inspect, "show the spec and cost report stored in an exported artifact", NOTHING, ()),
+    ("search", search, "search the 1x1 reduction widths for accuracy within a budget (Optuna); the Pareto front",
+     BUDGET, SPEC),
     ("train", train, "train a spec on an image folder or a packaged data set (tf.distribute)", KNOBS, SPEC),
     ("diagram", diagram, "draw a block or a whole model (SVG or PNG)", KNOBS, SPEC),
     ("profile", profile, "measure real time per block and branch beside MACs", KNOBS, SPEC),
@@ -69,7 +72,8 @@ COMMANDS = (
 # Packages some commands need, and the extra of setup.cfg that installs each.
 _OPTIONAL = {"tensorflow": "tensorflow", "keras": "tensorflow", "numpy": "tensorflow", "graphviz": "pictures",
              "matplotlib": "pictures", "sklearn": "train", "tf2onnx": "onnx", "onnxruntime": "onnx",
-             "jax": "jax", "torch": "torch", "PIL": "train"}
+             "jax": "jax", "torch": "torch", "PIL": "train", "optuna": "search", "sqlalchemy": "search",
+             "psycopg2": "search"}
 
 
 class _Parser(argparse.ArgumentParser):

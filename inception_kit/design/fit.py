@@ -475,3 +475,9 @@ def write(result: FitResult, out: str | os.PathLike[str], overwrite: bool = Fals
     from ..files import write_text
 
     write_text(out, result.text, overwrite)
+
+
+# The fitting machinery, public for `design.search` (which searches the same reductions and
+# writes its designs the same way).
+Fitter = _Fitter
+rewrite = _rewrite

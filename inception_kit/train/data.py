@@ -53,7 +53,8 @@ IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png")  # keras' ALLOWLIST_F
 # What tf.io.decode_image reads (it goes by the bytes, not the name), as Pillow names them.
 DECODED_FORMATS = ("PNG", "JPEG", "GIF", "BMP")
 COLOR_MODES = {1: "grayscale", 3: "rgb", 4: "rgba"}
-DATA_WANTED = "an image folder with one sub-folder per class, or one of: " + ", ".join(PACKAGED)
+DATA_WANTED = ("an image folder with one sub-folder per class, idx:DIR (MNIST-format IDX files), or one of: "
+               + ", ".join([*PACKAGED, "fashion-mnist"]))
 
 
 @dataclass
@@ -123,6 +124,11 @@ def inspect_source(data: Any, input_shape: Sequence[int]) -> Source:
         return _inspect_arrays(data, input_shape)
     if isinstance(data, str) and data in PACKAGED:
         return _inspect_packaged(data, input_shape)
+    from . import idx
+
+    if idx.is_idx_name(data):  # fashion-mnist, idx:DIR: IDX files read into arrays (train/idx.py)
+        found: Source = idx.inspect(data, input_shape)
+        return found
     if isinstance(data, (str, os.PathLike)):
         return _inspect_folder(Path(data), input_shape)
     raise ArgumentError("data", DATA_WANTED + ", or a pair (images, labels) of arrays", type(data).__name__, raw=True)
