@@ -36,7 +36,9 @@ print(statistics.median(times) * 1e3)
 
 
 def median_ms(checkout: Path, spec: str) -> float:
-    out = subprocess.run([sys.executable, "-c", TIMER, str(checkout), spec], capture_output=True, text=True, cwd="/")
+    out = subprocess.run(
+        [sys.executable, "-c", TIMER, str(checkout), spec], capture_output=True, text=True, cwd="/"
+    )
     if out.returncode:
         raise SystemExit(f"{checkout}: the timing process failed:\n{out.stderr}")
     return float(out.stdout.split()[-1])
@@ -53,12 +55,16 @@ def main() -> None:
         for checkout, samples in times.items():
             samples.append(median_ms(checkout, str(checkout / args.spec)))
     for checkout, samples in times.items():
-        print(f"{checkout}: median {statistics.median(samples):.1f} ms (min {min(samples):.1f}, "
-              f"max {max(samples):.1f}, {len(samples)} rounds)")
+        print(
+            f"{checkout}: median {statistics.median(samples):.1f} ms (min {min(samples):.1f}, "
+            f"max {max(samples):.1f}, {len(samples)} rounds)"
+        )
     this, other = times.values()
     ratios = [o / t for o, t in zip(other, this)]
-    print(f"other / this, per round: median {statistics.median(ratios):.2f}x "
-          f"(min {min(ratios):.2f}, max {max(ratios):.2f})")
+    print(
+        f"other / this, per round: median {statistics.median(ratios):.2f}x "
+        f"(min {min(ratios):.2f}, max {max(ratios):.2f})"
+    )
 
 
 if __name__ == "__main__":

@@ -65,9 +65,13 @@ def main() -> None:
     args = parser.parse_args()
     trained = dict(w.split("=", 1) for w in args.weights)
     worst = {"own": 0.0, "own_abs": 0.0, "f32": 0.0, "f32_abs": 0.0}
-    print(f"{'spec':26} {'weights':9} {'L2 vs bf16':>11} {'abs vs bf16':>12} {'L2 vs f32':>10} {'abs vs f32':>11} {'s':>5}")
+    print(
+        f"{'spec':26} {'weights':9} {'L2 vs bf16':>11} {'abs vs bf16':>12} {'L2 vs f32':>10} {'abs vs f32':>11} {'s':>5}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
-        names = [n for n in args.specs.split(",") if n] + [n for n in trained if n not in args.specs.split(",")]
+        names = [n for n in args.specs.split(",") if n] + [
+            n for n in trained if n not in args.specs.split(",")
+        ]
         for name in names:
             start = time.perf_counter()
             plan = load_plan(SPECS / f"{name}.yaml")
@@ -83,7 +87,11 @@ def main() -> None:
             out = Path(tmp) / f"{name}-bf16"
             export(plan, out, weights=weights, precision="bfloat16", verify=False)
             in_shape = tuple(int(d) for d in plan.model.input_shape)
-            x = np.random.default_rng(VERIFY_SEED).uniform(-1.0, 1.0, (VERIFY_BATCH, *in_shape)).astype(np.float32)
+            x = (
+                np.random.default_rng(VERIFY_SEED)
+                .uniform(-1.0, 1.0, (VERIFY_BATCH, *in_shape))
+                .astype(np.float32)
+            )
             got = tf.saved_model.load(str(out)).signatures[SIGNATURE](image=tf.constant(x))["output"].numpy()
             row = {}
             for key, ref_model in (("own", bf16), ("f32", f32)):
@@ -93,10 +101,15 @@ def main() -> None:
             for k, v in row.items():
                 worst[k] = max(worst[k], v)
             label = "trained" if name in trained else "spread"
-            print(f"{name:26} {label:9} {row['own']:11.3g} {row['own_abs']:12.3g} {row['f32']:10.3g} "
-                  f"{row['f32_abs']:11.3g} {time.perf_counter() - start:5.0f}", flush=True)
-    print(f"\nworst: centred rel. L2 vs bf16 Keras {worst['own']:.3g}, vs float32 Keras {worst['f32']:.3g}; "
-          f"relative max abs vs bf16 Keras {worst['own_abs']:.3g}, vs float32 {worst['f32_abs']:.3g}")
+            print(
+                f"{name:26} {label:9} {row['own']:11.3g} {row['own_abs']:12.3g} {row['f32']:10.3g} "
+                f"{row['f32_abs']:11.3g} {time.perf_counter() - start:5.0f}",
+                flush=True,
+            )
+    print(
+        f"\nworst: centred rel. L2 vs bf16 Keras {worst['own']:.3g}, vs float32 Keras {worst['f32']:.3g}; "
+        f"relative max abs vs bf16 Keras {worst['own_abs']:.3g}, vs float32 {worst['f32_abs']:.3g}"
+    )
     print(f"bound (TOLERANCE['bfloat16']): {TOLERANCE['bfloat16']:g}")
 
 

@@ -56,7 +56,10 @@ from inception_kit.deploy.measuring import centred_rel_l2  # noqa: E402  (deploy
 SPEC = build_speed.SPEC  # specs/inception_v3.yaml
 SECTIONS = ("report", "build", "inference", "savedmodel", "gflops", "bf16", "backends")
 BACKENDS = ("tensorflow", "jax", "torch")
-BACKEND_SPECS = {"InceptionV3": ROOT / "specs" / "inception_v3.yaml", "GoogLeNet": ROOT / "specs" / "googlenet.yaml"}
+BACKEND_SPECS = {
+    "InceptionV3": ROOT / "specs" / "inception_v3.yaml",
+    "GoogLeNet": ROOT / "specs" / "googlenet.yaml",
+}
 BACKEND_BATCHES = (1, 8)
 MATMUL_N = 4096
 GFLOPS_BATCH = 8
@@ -175,7 +178,15 @@ def section_report(cfg: Config) -> None:
     _header("report of InceptionV3 from YAML (whole process) vs the TF profiler route (whole process)")
     import inception_kit as ik
 
-    ours = [sys.executable, "-m", "inception_kit.cli", "report", str(SPEC.relative_to(ROOT)), "--format", "json"]
+    ours = [
+        sys.executable,
+        "-m",
+        "inception_kit.cli",
+        "report",
+        str(SPEC.relative_to(ROOT)),
+        "--format",
+        "json",
+    ]
     prof = [sys.executable, "-c", PROFILER_ROUTE]
     outputs: dict[str, str] = {}
 
@@ -188,15 +199,23 @@ def section_report(cfg: Config) -> None:
     # In --quick the profiler route (tens of seconds) runs once, after a warm-up of ours only.
     if cfg.quick:
         call("ours", ours)()
-    times = alternate({"ours": call("ours", ours), "profiler": call("profiler", prof)}, cfg.n(1, 0), cfg.n(3, 1))
+    times = alternate(
+        {"ours": call("ours", ours), "profiler": call("profiler", prof)}, cfg.n(1, 0), cfg.n(3, 1)
+    )
     ours_flops = json.loads(outputs["ours"])["model"]["flops"]
     prof_flops = json.loads(outputs["profiler"])["flops"]
     print(f"  inception-kit report --format json : {_stats(times['ours'])}")
     print(f"  import TF + build + freeze + profile: {_stats(times['profiler'])}")
     same = "the same" if ours_flops == prof_flops else "DIFFERENT"
     print(f"  FLOPs: report {ours_flops:,}, profiler {prof_flops:,}: {same}")
-    result(Result("report vs profiler route, whole process (x faster)", ratios(times["profiler"], times["ours"]),
-                  aim=">= 20x", meets=lambda r: r >= 20))
+    result(
+        Result(
+            "report vs profiler route, whole process (x faster)",
+            ratios(times["profiler"], times["ours"]),
+            aim=">= 20x",
+            meets=lambda r: r >= 20,
+        )
+    )
 
     analysis = alternate({"validate": lambda: ik.analyse(SPEC)}, 2, cfg.n(20, 3))["validate"]
     print(f"  ik.analyse(inception_v3.yaml) in-process: {_stats(analysis, 1e3, 'ms')}")
@@ -224,8 +243,14 @@ def section_build(cfg: Config) -> None:
             times[name].append(fn())
     print(f"  keras.applications: {_stats(times['keras'])}")
     print(f"  inception-kit     : {_stats(times['ours'])}")
-    result(Result("build from YAML / keras.applications", ratios(times["ours"], times["keras"]),
-                  aim="<= 1.2x", meets=lambda r: r <= 1.2))
+    result(
+        Result(
+            "build from YAML / keras.applications",
+            ratios(times["ours"], times["keras"]),
+            aim="<= 1.2x",
+            meets=lambda r: r <= 1.2,
+        )
+    )
 
 
 # --------------------------------------------------------------------------- inference helpers
@@ -235,7 +260,9 @@ def concrete(model: Any, batch: int, jit: bool = False) -> Any:
     import tensorflow as tf
 
     spec = tf.TensorSpec((batch, *model.input_shape[1:]), tf.float32)
-    return tf.function(lambda x: model(x, training=False), autograph=False, jit_compile=jit).get_concrete_function(spec)
+    return tf.function(
+        lambda x: model(x, training=False), autograph=False, jit_compile=jit
+    ).get_concrete_function(spec)
 
 
 def random_input(batch: int, seed: int = 0) -> Any:
@@ -251,7 +278,9 @@ def logits_model(model: Any) -> Any:
     import keras
 
     head = next(layer for layer in reversed(model.layers) if isinstance(layer, keras.layers.Dense))
-    dense = keras.layers.Dense(head.units, activation=None, use_bias=head.use_bias, dtype=head.dtype_policy, name="logits")
+    dense = keras.layers.Dense(
+        head.units, activation=None, use_bias=head.use_bias, dtype=head.dtype_policy, name="logits"
+    )
     out = dense(head.input)
     dense.set_weights(head.get_weights())
     return keras.Model(model.input, out)
@@ -279,10 +308,14 @@ def section_inference(cfg: Config) -> None:
     diff = float(np.abs(out_app - out_ours).max())
     ldiff = float(np.abs(lg_app - lg_ours).max() / np.abs(lg_app).max())
     same = shapes_match and ldiff <= 1e-5
-    print(f"  weights copied with ours.set_weights(app.get_weights()): "
-          f"{'yes, the order matches' if shapes_match else 'NO: shapes differ in order; each keeps its own'}")
-    print(f"  outputs on a batch of 2: max abs diff of softmax {diff:.3g}, of logits {ldiff:.3g} relative "
-          f"-> {'MATCH' if same else 'DIFFER'}")
+    print(
+        f"  weights copied with ours.set_weights(app.get_weights()): "
+        f"{'yes, the order matches' if shapes_match else 'NO: shapes differ in order; each keeps its own'}"
+    )
+    print(
+        f"  outputs on a batch of 2: max abs diff of softmax {diff:.3g}, of logits {ldiff:.3g} relative "
+        f"-> {'MATCH' if same else 'DIFFER'}"
+    )
     if shapes_match and not same:
         print("  FAIL: same-shaped weights but different outputs: the weight order differs somewhere")
     for batch, reps in ((1, cfg.n(20, 3)), (32, cfg.n(5, 1))):
@@ -291,8 +324,14 @@ def section_inference(cfg: Config) -> None:
         times = alternate({"app": lambda: fa(xb), "ours": lambda: fo(xb)}, cfg.n(2, 1), reps)
         print(f"  batch {batch:2}: keras.applications {_stats(times['app'], 1e3, 'ms')}")
         print(f"            inception-kit      {_stats(times['ours'], 1e3, 'ms')}")
-        result(Result(f"inference batch {batch}, ours / keras.applications", ratios(times["ours"], times["app"]),
-                      aim="<= 1.02x", meets=lambda r: r <= 1.02))
+        result(
+            Result(
+                f"inference batch {batch}, ours / keras.applications",
+                ratios(times["ours"], times["app"]),
+                aim="<= 1.02x",
+                meets=lambda r: r <= 1.02,
+            )
+        )
     del app, ours
     keras.backend.clear_session()
     assert same or not shapes_match, "same weights, different outputs (see above)"
@@ -316,15 +355,28 @@ def section_savedmodel(cfg: Config) -> None:
         res = export(analysis.plan, ours, format="savedmodel")
         total = tree_bytes(ours)
         variables = tree_bytes(ours / "variables")
-        print(f"  inception_kit.keras.export.export: {total:,} bytes in all (reported {res.size_bytes:,}); "
-              f"variables/ {variables:,}; graph and metadata {total - variables:,}")
-        result(Result("SavedModel (export) bytes / raw weight bytes", [total / raw], aim="<= 1.05x",
-                      meets=lambda r: r <= 1.05))
+        print(
+            f"  inception_kit.keras.export.export: {total:,} bytes in all (reported {res.size_bytes:,}); "
+            f"variables/ {variables:,}; graph and metadata {total - variables:,}"
+        )
+        result(
+            Result(
+                "SavedModel (export) bytes / raw weight bytes",
+                [total / raw],
+                aim="<= 1.05x",
+                meets=lambda r: r <= 1.05,
+            )
+        )
         # Keras' own route, which stores each weight twice (the reason export does not use it)
         ik.build_model(analysis.plan).export(str(theirs), format="tf_saved_model", verbose=False)
         keras.backend.clear_session()
-        result(Result("SavedModel (Keras model.export) bytes / raw weight bytes", [tree_bytes(theirs) / raw],
-                      aim="report"))
+        result(
+            Result(
+                "SavedModel (Keras model.export) bytes / raw weight bytes",
+                [tree_bytes(theirs) / raw],
+                aim="report",
+            )
+        )
 
 
 # --------------------------------------------------------------------------- gflops
@@ -383,13 +435,24 @@ def worker(args: argparse.Namespace) -> None:
     a, b = rng.standard_normal((512, 512)), rng.standard_normal((512, 512))
     got = tf.linalg.matmul(tf.constant(a, tf.float32), tf.constant(b, tf.float32)).numpy()
     err = float(np.linalg.norm(got - a @ b) / np.linalg.norm(a @ b))
-    print(json.dumps({**times, "matmul_rel_error": err,
-                      "threads": [tf.config.threading.get_intra_op_parallelism_threads(),
-                                  tf.config.threading.get_inter_op_parallelism_threads()]}))
+    print(
+        json.dumps(
+            {
+                **times,
+                "matmul_rel_error": err,
+                "threads": [
+                    tf.config.threading.get_intra_op_parallelism_threads(),
+                    tf.config.threading.get_inter_op_parallelism_threads(),
+                ],
+            }
+        )
+    )
 
 
 def section_gflops(cfg: Config) -> None:
-    _header(f"achieved GFLOP/s: InceptionV3 inference at batch {GFLOPS_BATCH} vs a {MATMUL_N}³ float32 matmul")
+    _header(
+        f"achieved GFLOP/s: InceptionV3 inference at batch {GFLOPS_BATCH} vs a {MATMUL_N}³ float32 matmul"
+    )
     import keras
     import numpy as np
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
@@ -410,34 +473,72 @@ def section_gflops(cfg: Config) -> None:
         out = out[0] if isinstance(out, (list, tuple)) else out
         print(f"  {name} output vs graph mode: max abs diff {float(np.abs(np.asarray(out) - ref).max()):.3g}")
     mm, mm_flops = matmul_fn()
-    times = alternate({"graph": lambda: graph(x), "xla": lambda: xla(x), "frozen": lambda: frozen(x), "matmul": mm},  # noqa: F821 (called before the del below)
-                      1, cfg.n(5, 2))
-    for name, label in (("graph", "tf.function (graph)"), ("xla", "jit_compile=True (XLA)"),
-                        ("frozen", "weights frozen into constants")):
+    times = alternate(
+        {"graph": lambda: graph(x), "xla": lambda: xla(x), "frozen": lambda: frozen(x), "matmul": mm},  # noqa: F821 (called before the del below)
+        1,
+        cfg.n(5, 2),
+    )
+    for name, label in (
+        ("graph", "tf.function (graph)"),
+        ("xla", "jit_compile=True (XLA)"),
+        ("frozen", "weights frozen into constants"),
+    ):
         g = _gflops(flops, times[name])
-        print(f"  InceptionV3 b{GFLOPS_BATCH}, {label:30}: {_num(statistics.median(g))} GFLOP/s; "
-              f"{_stats(times[name], 1e3, 'ms')}")
+        print(
+            f"  InceptionV3 b{GFLOPS_BATCH}, {label:30}: {_num(statistics.median(g))} GFLOP/s; "
+            f"{_stats(times[name], 1e3, 'ms')}"
+        )
     m = _gflops(mm_flops, times["matmul"])
-    print(f"  matmul {MATMUL_N}³ float32{'':27}: {_num(statistics.median(m))} GFLOP/s; {_stats(times['matmul'], 1e3, 'ms')}")
-    result(Result(f"GFLOP/s InceptionV3 b{GFLOPS_BATCH} / matmul {MATMUL_N}³",
-                  [a / b for a, b in zip(_gflops(flops, times["graph"]), m)], note="context"))
-    result(Result("XLA speed-up (graph time / XLA time)", ratios(times["graph"], times["xla"]), aim=HELD_UP,
-                  meets=held_up))
-    result(Result("frozen-constants speed-up (graph / frozen)", ratios(times["graph"], times["frozen"]),
-                  aim=HELD_UP, meets=held_up))
+    print(
+        f"  matmul {MATMUL_N}³ float32{'':27}: {_num(statistics.median(m))} GFLOP/s; {_stats(times['matmul'], 1e3, 'ms')}"
+    )
+    result(
+        Result(
+            f"GFLOP/s InceptionV3 b{GFLOPS_BATCH} / matmul {MATMUL_N}³",
+            [a / b for a, b in zip(_gflops(flops, times["graph"]), m)],
+            note="context",
+        )
+    )
+    result(
+        Result(
+            "XLA speed-up (graph time / XLA time)",
+            ratios(times["graph"], times["xla"]),
+            aim=HELD_UP,
+            meets=held_up,
+        )
+    )
+    result(
+        Result(
+            "frozen-constants speed-up (graph / frozen)",
+            ratios(times["graph"], times["frozen"]),
+            aim=HELD_UP,
+            meets=held_up,
+        )
+    )
     del model, graph, xla, frozen
     keras.backend.clear_session()
 
-    print("  start-up settings, each in a fresh process; processes round-robin, a ratio per round "
-          "against that round's default one (same seed, same weights):", flush=True)
+    print(
+        "  start-up settings, each in a fresh process; processes round-robin, a ratio per round "
+        "against that round's default one (same seed, same weights):",
+        flush=True,
+    )
     rounds: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in WORKER_VARIANTS}
     logits: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(cfg.n(3, 1)):
             for i, (label, env, wargs) in enumerate(WORKER_VARIANTS):
                 path = Path(tmp) / f"logits_{i}.npy"
-                cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--logits", str(path),
-                       "--reps", str(cfg.n(2, 1)), *wargs]
+                cmd = [
+                    sys.executable,
+                    str(Path(__file__).resolve()),
+                    "--worker",
+                    "--logits",
+                    str(path),
+                    "--reps",
+                    str(cfg.n(2, 1)),
+                    *wargs,
+                ]
                 rounds[label].append(json.loads(_run(cmd, {**_env(), **env}).strip().splitlines()[-1]))
                 logits[label] = np.load(path)
     base_label = WORKER_VARIANTS[0][0]
@@ -449,15 +550,23 @@ def section_gflops(cfg: Config) -> None:
         dev = float(centred_rel_l2(logits[base_label], logits[label]).max())
         err = max(r["matmul_rel_error"] for r in runs)
         print(f"    {label:51} model {_num(g):>5} GFLOP/s, matmul {_num(mg):>5} GFLOP/s")
-        print(f"      logits vs default: rel. L2 {dev:.2g}; 512² matmul rel. error vs float64 {err:.1g}; "
-              f"threads (intra, inter; 0 = TF's default) {tuple(runs[0]['threads'])}")
+        print(
+            f"      logits vs default: rel. L2 {dev:.2g}; 512² matmul rel. error vs float64 {err:.1g}; "
+            f"threads (intra, inter; 0 = TF's default) {tuple(runs[0]['threads'])}"
+        )
         inert = "bf16 math" in label and err < 1e-5 and dev < 1e-5
         if inert:
             print("      not applied: the numerics are float32's, so any difference in time is noise")
         if label != base_label:
             mine = [statistics.median(r["model"]) for r in runs]
-            result(Result(f"speed-up: {label}" + (" [not applied]" if inert else ""), ratios(base, mine),
-                          aim="-" if inert else HELD_UP, meets=None if inert else held_up))
+            result(
+                Result(
+                    f"speed-up: {label}" + (" [not applied]" if inert else ""),
+                    ratios(base, mine),
+                    aim="-" if inert else HELD_UP,
+                    meets=None if inert else held_up,
+                )
+            )
 
 
 # --------------------------------------------------------------------------- bf16
@@ -475,23 +584,39 @@ def section_bf16(cfg: Config) -> None:
     f32 = ik.build_model(SPEC)
     bf16 = ik.build_model(SPEC, precision="bfloat16")  # Keras' mixed_bfloat16 policy
     bf16.set_weights(f32.get_weights())  # variables stay float32 under mixed precision
-    print(f"  compute dtype of the bf16 model's convs: {bf16.layers[1].compute_dtype}; "
-          f"output dtype: {bf16.output.dtype}")
+    print(
+        f"  compute dtype of the bf16 model's convs: {bf16.layers[1].compute_dtype}; "
+        f"output dtype: {bf16.output.dtype}"
+    )
     x = random_input(GFLOPS_BATCH)
     ff, fb = concrete(f32, GFLOPS_BATCH), concrete(bf16, GFLOPS_BATCH)
     times = alternate({"f32": lambda: ff(x), "bf16": lambda: fb(x)}, 1, cfg.n(5, 2))
     print(f"  float32       : {_stats(times['f32'], 1e3, 'ms')}")
     print(f"  mixed_bfloat16: {_stats(times['bf16'], 1e3, 'ms')}")
-    result(Result("bf16 speed-up (float32 time / bf16 time)", ratios(times["f32"], times["bf16"]), aim=HELD_UP,
-                  meets=held_up))
+    result(
+        Result(
+            "bf16 speed-up (float32 time / bf16 time)",
+            ratios(times["f32"], times["bf16"]),
+            aim=HELD_UP,
+            meets=held_up,
+        )
+    )
     lf = np.asarray(logits_model(f32)(x), np.float64)
     lb = np.asarray(logits_model(bf16)(x)).astype(np.float64)
     dev = centred_rel_l2(lf, lb)
     agree = float(np.mean(lf.argmax(1) == lb.argmax(1)))
     print(f"  centred logits, relative L2 per sample: median {np.median(dev):.3g}, max {dev.max():.3g}")
-    print(f"  top-1 agreement {agree:.0%} of {GFLOPS_BATCH} (meaningless with random weights: near-equal logits)")
-    result(Result("bf16 logits deviation (centred, relative L2)", [float(d) for d in dev], unit="",
-                  note="per sample; lower is better"))
+    print(
+        f"  top-1 agreement {agree:.0%} of {GFLOPS_BATCH} (meaningless with random weights: near-equal logits)"
+    )
+    result(
+        Result(
+            "bf16 logits deviation (centred, relative L2)",
+            [float(d) for d in dev],
+            unit="",
+            note="per sample; lower is better",
+        )
+    )
     del f32, bf16
     keras.backend.clear_session()
 
@@ -540,13 +665,23 @@ def section_backends(cfg: Config) -> None:
     for name in BACKEND_SPECS:
         params = {b: runs[b][0][name]["params"] for b in BACKENDS}
         assert len(set(params.values())) == 1, f"{name}: params differ between backends: {params}"
-        for what, label in (("build", "build"), *((f"batch {b}", f"inference batch {b}") for b in BACKEND_BATCHES)):
+        for what, label in (
+            ("build", "build"),
+            *((f"batch {b}", f"inference batch {b}") for b in BACKEND_BATCHES),
+        ):
             medians = {b: [statistics.median(r[name][what]) for r in runs[b]] for b in BACKENDS}
-            print(f"  {name} {label}: " + ", ".join(f"{b} {_num(statistics.median(m) * 1000)} ms"
-                                                  for b, m in medians.items()))
+            print(
+                f"  {name} {label}: "
+                + ", ".join(f"{b} {_num(statistics.median(m) * 1000)} ms" for b, m in medians.items())
+            )
             for backend in BACKENDS[1:]:
-                result(Result(f"{name} {label}, {backend} / TensorFlow (time)",
-                              ratios(medians[backend], medians["tensorflow"]), note="above 1: slower than TF"))
+                result(
+                    Result(
+                        f"{name} {label}, {backend} / TensorFlow (time)",
+                        ratios(medians[backend], medians["tensorflow"]),
+                        note="above 1: slower than TF",
+                    )
+                )
 
 
 # --------------------------------------------------------------------------- main
@@ -571,17 +706,26 @@ def final_table() -> str:
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
 
     def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i in (0, 3) else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+        return "  ".join(
+            c.ljust(w) if i in (0, 3) else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
+        ).rstrip()
 
     return "\n".join([line(header), "  ".join("-" * w for w in widths), *(line(r) for r in rows)])
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 2)[2])
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 2)[2],
+    )
     parser.add_argument("--quick", action="store_true", help="fewer repeats: a smoke test, not a measurement")
-    parser.add_argument("--only", default=",".join(SECTIONS), metavar="NAMES",
-                        help="comma-separated sections: " + ", ".join(SECTIONS))
+    parser.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        metavar="NAMES",
+        help="comma-separated sections: " + ", ".join(SECTIONS),
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--intra", help=argparse.SUPPRESS)
     parser.add_argument("--inter", help=argparse.SUPPRESS)
@@ -601,8 +745,11 @@ def main() -> None:
         parser.error(f"--only: unknown section {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
     cfg = Config(args.quick)
     print(machine())
-    print(f"mode: {'--quick (a smoke test: too few repeats to mean much)' if cfg.quick else 'full'}; "
-          f"sections: {', '.join(only)}", flush=True)
+    print(
+        f"mode: {'--quick (a smoke test: too few repeats to mean much)' if cfg.quick else 'full'}; "
+        f"sections: {', '.join(only)}",
+        flush=True,
+    )
     functions = {name: globals()[f"section_{name}"] for name in SECTIONS}
     failed = []
     for name in only:

@@ -50,8 +50,12 @@ def main() -> None:
             for label in formats:
                 fmt, quantize, suffix = FORMATS[label]
                 start = time.perf_counter()
-                r = export(SPECS / f"{name}.yaml", Path(tmp) / f"{name}-{label}{suffix}", format=fmt,
-                           quantize=quantize)
+                r = export(
+                    SPECS / f"{name}.yaml",
+                    Path(tmp) / f"{name}-{label}{suffix}",
+                    format=fmt,
+                    quantize=quantize,
+                )
                 seconds = time.perf_counter() - start
                 assert r.max_abs_diff is not None and r.tolerance is not None
                 kind = "int8" if quantize else "float32"

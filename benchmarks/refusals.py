@@ -44,7 +44,9 @@ GENERATED = {
     "6: inception rows, repeat x repeat": HEAD + "templates:\n  t:\n    branches:\n      a:\n"
     "        - inception: {1x1: 1, 3x3_reduce: 1, 3x3: 1, 5x5_reduce: 1, 5x5: 1, pool_proj: 1, repeat: 1000}\n"
     "layers:\n  - t: {repeat: 1000}\n",
-    "6: big value x repeat 1000": _fill(HEAD + "layers:\n  - conv: {filters: 3, kernel: 1, repeat: 1000, x: [", "0, ", "0]}\n"),
+    "6: big value x repeat 1000": _fill(
+        HEAD + "layers:\n  - conv: {filters: 3, kernel: 1, repeat: 1000, x: [", "0, ", "0]}\n"
+    ),
     "6: conv repeat 1000 (Keras depth)": HEAD + "layers:\n  - conv: {filters: 3, kernel: 1, repeat: 1000}\n",
     "8: a 1 MB list": _fill(HEAD + "layers: [{conv: {filters: 3, kernel: 1}}]\nhead: [", "0, ", "0]\n"),
     "9: NUL byte": HEAD + "layers: [\x00]\n",
@@ -106,8 +108,10 @@ def main() -> None:
             refusal(load)
             peak = tracemalloc.get_traced_memory()[1]
             tracemalloc.stop()
-            print(f"{name:36} {statistics.median(times) * 1e3:7.1f} ms  ({min(times) * 1e3:.1f}–{max(times) * 1e3:.1f})"
-                  f"  {peak / 2**20:7.1f} MB")
+            print(
+                f"{name:36} {statistics.median(times) * 1e3:7.1f} ms  ({min(times) * 1e3:.1f}–{max(times) * 1e3:.1f})"
+                f"  {peak / 2**20:7.1f} MB"
+            )
 
 
 if __name__ == "__main__":

@@ -57,9 +57,20 @@ def main() -> int:
     def progress(done: int, total: int, what: str) -> None:
         print(f"[{time.monotonic() - t0:7.0f}s] {done}/{total} {what}", file=sys.stderr, flush=True)
 
-    result = search(SPEC, trainer=trainer, trials=args.trials, epochs=args.epochs, macs=budget, subset=args.subset,
-                    out=out, seeds=args.seeds, front_size=args.front_size, final_epochs=args.final_epochs,
-                    data="fashion-mnist", progress=progress)
+    result = search(
+        SPEC,
+        trainer=trainer,
+        trials=args.trials,
+        epochs=args.epochs,
+        macs=budget,
+        subset=args.subset,
+        out=out,
+        seeds=args.seeds,
+        front_size=args.front_size,
+        final_epochs=args.final_epochs,
+        data="fashion-mnist",
+        progress=progress,
+    )
     t_search = time.monotonic() - t0
     print(result.table())
     record_path = out / "experiment.json"
@@ -88,16 +99,25 @@ def main() -> int:
         "search_best_at_least_fit": best.accuracy >= fit_m,
     }
     record.update(
-        budget_macs=budget, original_macs=original.macs, seconds_search=round(t_search), seconds_all=round(t_all),
-        front=[{"trial": p.trial, "macs": p.macs, "accuracy": p.accuracy, "sd": p.sd, "accuracies": p.accuracies}
-               for p in result.front],
-        trials_trained=result.trained, over_budget_trained=result.over_budget_trained, checks=checks,
+        budget_macs=budget,
+        original_macs=original.macs,
+        seconds_search=round(t_search),
+        seconds_all=round(t_all),
+        front=[
+            {"trial": p.trial, "macs": p.macs, "accuracy": p.accuracy, "sd": p.sd, "accuracies": p.accuracies}
+            for p in result.front
+        ],
+        trials_trained=result.trained,
+        over_budget_trained=result.over_budget_trained,
+        checks=checks,
         settings=vars(args),
     )
     write_text(record_path, json.dumps(record, indent=1) + "\n", overwrite=True)
     print(f"original: {original.macs:,} MACs, accuracy {orig_m:.4f} ± {orig_sd:.4f} ({args.seeds} seeds)")
     print(f"fit at {budget:,} MACs: {record['fit']['macs']:,} MACs, accuracy {fit_m:.4f} ± {fit_sd:.4f}")
-    print(f"search best: trial {best.trial}, {best.macs:,} MACs, accuracy {best.accuracy:.4f} ± {best.sd:.4f}")
+    print(
+        f"search best: trial {best.trial}, {best.macs:,} MACs, accuracy {best.accuracy:.4f} ± {best.sd:.4f}"
+    )
     print(f"checks: {checks}; search {t_search:.0f} s, all {t_all:.0f} s")
     return 0
 

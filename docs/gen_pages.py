@@ -87,8 +87,16 @@ def api_page() -> str:
 def cli_page() -> str:
     os.environ["COLUMNS"] = "100"  # argparse wraps to the terminal: one width for the page
     root = parser()
-    lines = ["# Command line", "", "Generated from `inception_kit.cli.parser()`: what `--help` prints.", "",
-             "```text", root.format_help().rstrip(), "```", ""]
+    lines = [
+        "# Command line",
+        "",
+        "Generated from `inception_kit.cli.parser()`: what `--help` prints.",
+        "",
+        "```text",
+        root.format_help().rstrip(),
+        "```",
+        "",
+    ]
     sub = next(a for a in root._actions if a.__class__.__name__ == "_SubParsersAction")
     for name, p in sub.choices.items():
         lines += [f"## `inception-kit {name}`", "", "```text", p.format_help().rstrip(), "```", ""]
@@ -115,8 +123,18 @@ def kinds_page() -> str:
             + (f" ({_md(field.doc)})" if field.doc else "")
             for f, field in kind.fields.items()
         )
-        lines.append(f"| `{name}` | {_md(kind.doc)} | {f'`{kind.shorthand}`' if kind.shorthand else ''} | {fields or 'none'} |")
-    lines += ["", "## Merges", "", "How a block joins its branches (`merge:`).", "", "| merge | what it does |", "|---|---|"]
+        lines.append(
+            f"| `{name}` | {_md(kind.doc)} | {f'`{kind.shorthand}`' if kind.shorthand else ''} | {fields or 'none'} |"
+        )
+    lines += [
+        "",
+        "## Merges",
+        "",
+        "How a block joins its branches (`merge:`).",
+        "",
+        "| merge | what it does |",
+        "|---|---|",
+    ]
     lines += [f"| `{name}` | {_md(get_merge(name).doc)} |" for name in list_merges()]
     return "\n".join(lines) + "\n"
 
@@ -140,7 +158,9 @@ def schema_page() -> str:
     ]
     for key, sub in schema["properties"].items():
         kind = sub.get("type", "")
-        lines.append(f"| `{key}` | {'yes' if key in schema['required'] else ''} | {kind} | {_md(sub.get('description', ''))} |")
+        lines.append(
+            f"| `{key}` | {'yes' if key in schema['required'] else ''} | {kind} | {_md(sub.get('description', ''))} |"
+        )
     lines += ["", "## Layer kinds in the schema", "", "| kind | description | fields |", "|---|---|---|"]
     node = schema["$defs"]["node"]["oneOf"]
     for option in node:

@@ -82,8 +82,12 @@ __all__ = [
 ]
 
 # The Keras-facing parts load TensorFlow: they are imported when first asked for.
-_LAZY = {"build_model": "keras.builder", "apply_block": "keras.builder", "export": "keras.export",
-         "inspect_artifact": "keras.export"}
+_LAZY = {
+    "build_model": "keras.builder",
+    "apply_block": "keras.builder",
+    "export": "keras.export",
+    "inspect_artifact": "keras.export",
+}
 
 # Names 0.3 exported that go in 0.5: (module, name there, what to use instead).
 _DEPRECATED = {
@@ -114,8 +118,11 @@ def __getattr__(name: str) -> Any:
     if name in _DEPRECATED:
         module, attr, instead = _DEPRECATED[name]
         if module != "loading":  # those functions warn when called
-            warnings.warn(f"inception_kit.{name} is deprecated and goes in 0.5; use {instead}",
-                          DeprecationWarning, stacklevel=2)
+            warnings.warn(
+                f"inception_kit.{name} is deprecated and goes in 0.5; use {instead}",
+                DeprecationWarning,
+                stacklevel=2,
+            )
         found = getattr(importlib.import_module(f".{module}", __name__), attr)
         if name in ("KINDS", "MERGES"):  # the 0.3 dicts, now a read-only view of the registry
             names = list_kinds() if name == "KINDS" else list_merges()

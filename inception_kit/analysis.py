@@ -111,8 +111,19 @@ class _Column:
                 continue
             c = op_cost(step)
             self.peak = max(self.peak, math.prod(step.input_shape) + math.prod(step.output_shape))
-            self.rows.append(Row(step.name, step.kind, step.path, step.output_shape, c, block=block, branch=branch,
-                                 mark=step.mark, args=step.args))
+            self.rows.append(
+                Row(
+                    step.name,
+                    step.kind,
+                    step.path,
+                    step.output_shape,
+                    c,
+                    block=block,
+                    branch=branch,
+                    mark=step.mark,
+                    args=step.args,
+                )
+            )
             total += c
         return total
 
@@ -125,8 +136,19 @@ class _Column:
         for op in step.joins:
             c = op_cost(op)
             joins += c
-            self.rows.append(Row(op.name, op.kind, op.path, op.output_shape, c, block=step.name, branch=op.branch,
-                                 mark=op.mark, args=op.args))
+            self.rows.append(
+                Row(
+                    op.name,
+                    op.kind,
+                    op.path,
+                    op.output_shape,
+                    c,
+                    block=step.name,
+                    branch=op.branch,
+                    mark=op.mark,
+                    args=op.args,
+                )
+            )
         alive = math.prod(step.input_shape) + sum(math.prod(b.output_shape) for b in branches)
         self.peak = max(self.peak, alive + math.prod(step.output_shape))
         total = sum((b.cost for b in branches), Cost()) + joins
@@ -160,8 +182,12 @@ def analyse(plan: Plan, budget: Budget | None = None, **knobs: Any) -> Analysis:
         True
     """
     if not isinstance(plan, Plan) or knobs or budget is not None:
-        warnings.warn("analyse(spec, budget, **knobs) is deprecated and goes in 0.5; use "
-                      "analyse(ik.load(spec, budget=..., **knobs))", DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            "analyse(spec, budget, **knobs) is deprecated and goes in 0.5; use "
+            "analyse(ik.load(spec, budget=..., **knobs))",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         from .loading import load
 
         plan = load(plan, budget=budget or DEFAULT_BUDGET, **knobs)
@@ -172,8 +198,17 @@ def check_plan_budget(plan: Plan, budget: Budget = DEFAULT_BUDGET) -> None:
     """Raises SpecError naming the largest layer when `plan` exceeds `budget`; costs the
     plan alone (its naive counterpart is not needed)."""
     column, total = _column(plan)
-    check_budget(Analysis(plan, column.rows, column.blocks, total, Cost(),
-                          Memory(total.params * BYTES_PER_VALUE, column.peak * BYTES_PER_VALUE)), budget)
+    check_budget(
+        Analysis(
+            plan,
+            column.rows,
+            column.blocks,
+            total,
+            Cost(),
+            Memory(total.params * BYTES_PER_VALUE, column.peak * BYTES_PER_VALUE),
+        ),
+        budget,
+    )
 
 
 def _analyse(plan: Plan) -> Analysis:
@@ -219,8 +254,12 @@ def check_batch(analysis: Analysis, batch: int, budget: Budget | None = None) ->
     per_sample = max(analysis.memory.peak_activation_bytes, 1)
     most = max(limit // per_sample, 1)
     if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= most:
-        raise ArgumentError("batch", f"a whole number of samples from 1 to {most:,} (each needs about "
-                            f"{per_sample:,} bytes of activations; the budget allows {limit:,})", batch)
+        raise ArgumentError(
+            "batch",
+            f"a whole number of samples from 1 to {most:,} (each needs about "
+            f"{per_sample:,} bytes of activations; the budget allows {limit:,})",
+            batch,
+        )
 
 
 def check_budget(analysis: Analysis, budget: Budget = DEFAULT_BUDGET) -> None:

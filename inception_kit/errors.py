@@ -148,15 +148,24 @@ class Problems:
 
     def sort(self) -> None:
         """Orders problems as they stand in the file; those without a place go last."""
-        self.items.sort(key=lambda p: (p.mark is None, p.mark.line if p.mark else 0, p.mark.col if p.mark else 0))
+        self.items.sort(
+            key=lambda p: (p.mark is None, p.mark.line if p.mark else 0, p.mark.col if p.mark else 0)
+        )
 
 
 class ArgumentError(ValueError):
     """A library function was given a value it cannot use. Names the *parameter* (as a Python
     caller wrote it), never a command-line flag: the CLI maps `parameter` to its flag."""
 
-    def __init__(self, parameter: str, expected: str, received: object = UNSET, hint: str | None = None,
-                 *, raw: bool = False):
+    def __init__(
+        self,
+        parameter: str,
+        expected: str,
+        received: object = UNSET,
+        hint: str | None = None,
+        *,
+        raw: bool = False,
+    ):
         """`received` is shown with `show()` unless `raw` (a description already worded, as
         `Problems.add` takes it: "'/data', which does not exist")."""
         self.parameter, self.expected, self.hint = parameter, expected, hint

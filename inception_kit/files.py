@@ -63,7 +63,10 @@ def protected_reason(dest: str | os.PathLike[str], keep: Iterable[str | os.PathL
         return "it is the root of the file system"
     if target == Path(os.path.realpath(Path.home())):
         return "it is the home folder"
-    for what, path in (("the working folder", Path.cwd()), *(("the input " + os.fspath(k), Path(k)) for k in keep)):
+    for what, path in (
+        ("the working folder", Path.cwd()),
+        *(("the input " + os.fspath(k), Path(k)) for k in keep),
+    ):
         inside = Path(os.path.realpath(path))
         if inside == target or target in inside.parents:
             return f"it is or holds {what}"
@@ -89,7 +92,9 @@ def _not_a_link(dest: Path) -> Path:
             target = os.readlink(dest)
         except OSError:
             target = "?"
-        raise UnsafeDestination(dest, f"it is a symbolic link (to {target}), and nothing is written through a link")
+        raise UnsafeDestination(
+            dest, f"it is a symbolic link (to {target}), and nothing is written through a link"
+        )
     return dest
 
 
@@ -114,7 +119,9 @@ def check_file_destination(dest: str | os.PathLike[str], overwrite: bool) -> Pat
 
 
 def check_folder_destination(
-    dest: str | os.PathLike[str], overwrite: bool, marker: str | os.PathLike[str] | None,
+    dest: str | os.PathLike[str],
+    overwrite: bool,
+    marker: str | os.PathLike[str] | None,
     keep: Iterable[str | os.PathLike[str]] = (),
 ) -> Path:
     """The path a folder write to `dest` replaces; refuses what it must not replace.
@@ -146,7 +153,9 @@ def check_folder_destination(
     return path
 
 
-def read_bounded(path: str | os.PathLike[str], limit: int, inside: str | os.PathLike[str] | None = None) -> bytes:
+def read_bounded(
+    path: str | os.PathLike[str], limit: int, inside: str | os.PathLike[str] | None = None
+) -> bytes:
     """The bytes of a regular file of at most `limit` bytes, read without following a link
     out of `inside` (when given) and without blocking on FIFOs or devices.
 
@@ -274,7 +283,9 @@ def _exchange(a: Path, b: Path) -> bool:
 
 @contextlib.contextmanager
 def staged_dir(
-    dest: str | os.PathLike[str], overwrite: bool = False, marker: str | os.PathLike[str] | None = None,
+    dest: str | os.PathLike[str],
+    overwrite: bool = False,
+    marker: str | os.PathLike[str] | None = None,
     keep: Iterable[str | os.PathLike[str]] = (),
 ) -> Iterator[Path]:
     """Yields an empty temporary folder beside `dest`; moves it onto `dest` on success.

@@ -115,7 +115,10 @@ def _activation(v: Any) -> str | None:
     if v is None or v == "linear":
         return None
     if not isinstance(v, str) or v not in ACTIVATION_FLOPS:
-        raise Bad("one of " + ", ".join(ACTIVATION_FLOPS) + ", linear or null", choices=[*ACTIVATION_FLOPS, "linear"])
+        raise Bad(
+            "one of " + ", ".join(ACTIVATION_FLOPS) + ", linear or null",
+            choices=[*ACTIVATION_FLOPS, "linear"],
+        )
     return v
 
 
@@ -165,9 +168,7 @@ SIZE2 = FieldType(
 BOOL = FieldType("bool", _bool, {"type": "boolean"})
 RATE = FieldType("rate", _rate, {"type": "number", "minimum": 0, "exclusiveMaximum": 1})
 POSITIVE = FieldType("positive", _positive_float, {"type": "number", "exclusiveMinimum": 0})
-ACTIVATION = FieldType(
-    "activation", _activation, {"enum": [*ACTIVATION_FLOPS, "linear", None]}
-)
+ACTIVATION = FieldType("activation", _activation, {"enum": [*ACTIVATION_FLOPS, "linear", None]})
 BATCHNORM = FieldType(
     "batchnorm",
     _batchnorm,
@@ -293,7 +294,9 @@ def _window(size: int, k: int, s: int, padding: str, axis: str, field_: str) -> 
     return (size - k) // s + 1
 
 
-def _windowed(kind: str, shape: Shape, kernel: tuple[int, int], args: dict[str, Any], field_: str) -> tuple[int, int]:
+def _windowed(
+    kind: str, shape: Shape, kernel: tuple[int, int], args: dict[str, Any], field_: str
+) -> tuple[int, int]:
     h, w, _ = _spatial(kind, shape)
     sh, sw = args["strides"]
     return (
@@ -617,8 +620,9 @@ def list_merges() -> list[str]:
 def _get(table: Mapping[str, Any], name: str, what: str) -> Any:
     entry = table.get(name) if isinstance(name, str) else None
     if entry is None:
-        raise ArgumentError("name", f"a registered {what}: " + ", ".join(table), name,
-                            did_you_mean(str(name), table))
+        raise ArgumentError(
+            "name", f"a registered {what}: " + ", ".join(table), name, did_you_mean(str(name), table)
+        )
     return entry
 
 
@@ -1091,8 +1095,15 @@ register_kind(
         "gap",
         "global average pooling to (channels,)",
         {},
-        Rules(_same(lambda inp: (_spatial("gap", inp)[2],)), lambda args, inp, out: Cost(flops_by_op=Counter(Mean=_n(inp)))),
-        KerasRules(_keras_plain("GlobalAveragePooling2D"), classes=("GlobalAveragePooling2D",), from_keras=_gap_from_keras),
+        Rules(
+            _same(lambda inp: (_spatial("gap", inp)[2],)),
+            lambda args, inp, out: Cost(flops_by_op=Counter(Mean=_n(inp))),
+        ),
+        KerasRules(
+            _keras_plain("GlobalAveragePooling2D"),
+            classes=("GlobalAveragePooling2D",),
+            from_keras=_gap_from_keras,
+        ),
         Words(caption=lambda a: "global average pool"),
     )
 )
@@ -1133,7 +1144,9 @@ register_kind(
         {"activation": Field(ACTIVATION, doc="relu, relu6, sigmoid, tanh or softmax")},
         Rules(_same(), lambda args, inp, out: activation_cost(args["activation"], _n(out))),
         KerasRules(
-            lambda args, name: _keras_plain("Activation")({"activation": args["activation"] or "linear"}, name),
+            lambda args, name: _keras_plain("Activation")(
+                {"activation": args["activation"] or "linear"}, name
+            ),
             classes=("Activation", "ReLU"),
             from_keras=_activation_from_keras,
         ),
@@ -1155,7 +1168,11 @@ register_kind(
             "momentum": Field(RATE, 0.99, "of the moving statistics"),
         },
         Rules(_same(), lambda args, inp, out: batchnorm_cost(out[-1], _n(out), args["scale"])),
-        KerasRules(_keras_plain("BatchNormalization"), classes=("BatchNormalization",), from_keras=_batchnorm_from_keras),
+        KerasRules(
+            _keras_plain("BatchNormalization"),
+            classes=("BatchNormalization",),
+            from_keras=_batchnorm_from_keras,
+        ),
         Words(label=lambda a: "bn"),
     )
 )
@@ -1163,7 +1180,10 @@ register_kind(
 
 def _dense_shape(args: Args, inp: Shape) -> Shape:
     if len(inp) != 1:
-        raise ShapeError("a flat (features,) input for 'dense' (add gap or flatten first)", f"an input of shape {fmt_shape(inp)}")
+        raise ShapeError(
+            "a flat (features,) input for 'dense' (add gap or flatten first)",
+            f"an input of shape {fmt_shape(inp)}",
+        )
     return (args["units"],)
 
 
@@ -1265,7 +1285,9 @@ register_merge(
     Merge(
         "add",
         "element-wise sum (residual)",
-        MergeRules(_add_shape, lambda shapes, out: Cost(flops_by_op=Counter(AddV2=(len(shapes) - 1) * _n(out)))),
+        MergeRules(
+            _add_shape, lambda shapes, out: Cost(flops_by_op=Counter(AddV2=(len(shapes) - 1) * _n(out)))
+        ),
         KerasRules(_keras_merge("Add"), classes=("Add", "CustomScaleLayer"), from_keras=_add_from_keras),
         residual=True,
     )

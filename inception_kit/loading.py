@@ -112,7 +112,9 @@ def _planned(written: ModelSpec, knobs: dict[str, Any]) -> Plan:
 
 
 def _deprecated(old: str, new: str) -> None:
-    warnings.warn(f"inception_kit.{old} is deprecated and goes in 0.5; use {new}", DeprecationWarning, stacklevel=3)
+    warnings.warn(
+        f"inception_kit.{old} is deprecated and goes in 0.5; use {new}", DeprecationWarning, stacklevel=3
+    )
 
 
 def load_plan(source: Source, **knobs: Any) -> Plan:

@@ -328,8 +328,14 @@ class _Planner:
         for step in steps:
             depth += keras_depth(step)
             if depth > MAX_KERAS_DEPTH:
-                self.p.add(step.path, f"at most {MAX_KERAS_DEPTH} Keras layers from input to output",
-                           f"{depth} at this layer", step.mark, "Keras recurses once per layer", raw=True)
+                self.p.add(
+                    step.path,
+                    f"at most {MAX_KERAS_DEPTH} Keras layers from input to output",
+                    f"{depth} at this layer",
+                    step.mark,
+                    "Keras recurses once per layer",
+                    raw=True,
+                )
                 return
 
     # -- problems ----------------------------------------------------------------------
@@ -338,7 +344,16 @@ class _Planner:
         origins = node.origins
         return origins.get(key) or origins.get("") or (None, None)
 
-    def problem(self, node: Node, path: str, key: str, expected: str, received: Any = UNSET, raw: bool = False, hint: str | None = None) -> None:
+    def problem(
+        self,
+        node: Node,
+        path: str,
+        key: str,
+        expected: str,
+        received: Any = UNSET,
+        raw: bool = False,
+        hint: str | None = None,
+    ) -> None:
         mark, note = self.where(node, key)
         hints = "; ".join(h for h in (hint, note) if h)
         self.p.add(path, expected, received, mark, hints or None, raw=raw)
@@ -358,7 +373,9 @@ class _Planner:
         mark = mark_of(container, bad.key) if isinstance(container, YDict) else None
         note = self.where(layer, bad.field)[1]
         joined = "; ".join(h for h in (hint, note) if h) or None
-        self.p.add(f"{fpath}.{bad.key}", bad.expected, bad.value, mark or self.where(layer, bad.field)[0], joined)
+        self.p.add(
+            f"{fpath}.{bad.key}", bad.expected, bad.value, mark or self.where(layer, bad.field)[0], joined
+        )
 
     def check_defaults(self) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
@@ -388,7 +405,7 @@ class _Planner:
             if taken in self.all_names:
                 received = repr(taken)
                 if taken != name:
-                    received += f", the name Keras gives the {taken[len(name) + 1:]} after {name!r}"
+                    received += f", the name Keras gives the {taken[len(name) + 1 :]} after {name!r}"
                 expected = f"a layer name not used before (also at {self.all_names[taken]})"
                 self.problem(node, f"{path}.name", "name", expected, received, raw=True)
                 break
@@ -406,7 +423,9 @@ class _Planner:
 
     # -- walking -------------------------------------------------------------------------
 
-    def sequence(self, nodes: list[Node], shape: Shape | None, path: str, prefix: str, names: _Names) -> tuple[list[Step], Shape | None]:
+    def sequence(
+        self, nodes: list[Node], shape: Shape | None, path: str, prefix: str, names: _Names
+    ) -> tuple[list[Step], Shape | None]:
         steps: list[Step] = []
         for i, node in enumerate(nodes):
             npath = getattr(node, "source_path", None) or f"{path}[{i}]"
@@ -425,14 +444,30 @@ class _Planner:
             shape = step.output_shape
         return steps, shape
 
-    def layer(self, layer: LayerSpec, shape: Shape | None, path: str, prefix: str, names: _Names) -> Op | None:
+    def layer(
+        self, layer: LayerSpec, shape: Shape | None, path: str, prefix: str, names: _Names
+    ) -> Op | None:
         kind = get_kind(layer.kind) if isinstance(layer.kind, str) and layer.kind in list_kinds() else None
         if kind is None:
-            self.problem(layer, path, "", "a layer kind: " + ", ".join(list_kinds()), layer.kind, hint=did_you_mean(layer.kind, list_kinds()))
+            self.problem(
+                layer,
+                path,
+                "",
+                "a layer kind: " + ", ".join(list_kinds()),
+                layer.kind,
+                hint=did_you_mean(layer.kind, list_kinds()),
+            )
             return None
         unknown = [k for k in layer.args if k not in kind.fields]
         for key in unknown:
-            self.problem(layer, f"{path}.{key}", key, _fields_wanted(layer.kind), key, hint=did_you_mean(key, kind.fields))
+            self.problem(
+                layer,
+                f"{path}.{key}",
+                key,
+                _fields_wanted(layer.kind),
+                key,
+                hint=did_you_mean(key, kind.fields),
+            )
         if unknown:
             return None  # a misspelt field would also read as a missing one: say it once
         args, bad_fields = kind.resolve({**self.defaults.get(layer.kind, {}), **layer.args})
@@ -464,14 +499,23 @@ class _Planner:
     def block(self, block: BlockSpec, shape: Shape | None, path: str, prefix: str) -> BlockPlan | None:
         ok = True
         if not isinstance(block.merge, str) or block.merge not in list_merges():
-            self.problem(block, f"{path}.merge", "merge", "one of " + ", ".join(list_merges()), block.merge, hint=did_you_mean(str(block.merge), list_merges()))
+            self.problem(
+                block,
+                f"{path}.merge",
+                "merge",
+                "one of " + ", ".join(list_merges()),
+                block.merge,
+                hint=did_you_mean(str(block.merge), list_merges()),
+            )
             ok = False
         scale = block.scale
         if scale is not None:
             if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not (-1e6 < scale < 1e6):
                 self.problem(block, f"{path}.scale", "scale", "a finite number", scale)
                 ok = False
-            elif block.merge not in list_merges() or not get_merge(block.merge).residual:  # a scale weights a sum's branches
+            elif (
+                block.merge not in list_merges() or not get_merge(block.merge).residual
+            ):  # a scale weights a sum's branches
                 residual = " or ".join(m for m in list_merges() if get_merge(m).residual)
                 self.problem(block, f"{path}.scale", "scale", f"no scale unless merge is {residual}", scale)
                 ok = False
@@ -495,14 +539,19 @@ class _Planner:
         outs: dict[str, Shape | None] = {}
         branches: dict[str, list[Step]] = {}
         for bname, nodes in block.branches.items():
-            steps, out = self.sequence(list(nodes), shape, f"{path}.branches.{bname}", f"{name}_{bname}", _Names())
+            steps, out = self.sequence(
+                list(nodes), shape, f"{path}.branches.{bname}", f"{name}_{bname}", _Names()
+            )
             branches[bname], outs[bname] = steps, out
         merge_name, act_name = f"{name}_{block.merge}", f"{name}_{activation}"
         for taken in (merge_name if block.merge else None, act_name if activation else None):
             if taken:
                 self.claim(taken, path, block)
-        scale_names = {b: self.claim(f"{name}_{b}_scale", path, block)
-                       for b, nodes in block.branches.items() if scale is not None and nodes}
+        scale_names = {
+            b: self.claim(f"{name}_{b}_scale", path, block)
+            for b, nodes in block.branches.items()
+            if scale is not None and nodes
+        }
         if not ok or shape is None or any(o is None for o in outs.values()):
             return None
         try:
@@ -514,14 +563,30 @@ class _Planner:
         mark = self.where(block)[0]
         joins = [
             Op(scale_names[b], "scale", {"scale": float(scale)}, path, o, o, mark, branch=b)  # type: ignore[arg-type]
-            for b, o in outs.items() if b in scale_names
+            for b, o in outs.items()
+            if b in scale_names
         ]
         if len(outs) > 1:  # one branch needs no merge layer
             shapes = tuple(outs.values())
-            joins.append(Op(merge_name, block.merge, {}, f"{path}.merge", shapes[0], out, mark, inputs=shapes))  # type: ignore[arg-type]
+            joins.append(
+                Op(merge_name, block.merge, {}, f"{path}.merge", shapes[0], out, mark, inputs=shapes)  # type: ignore[arg-type]
+            )
         if activation:
-            joins.append(Op(act_name, "activation", {"activation": activation}, f"{path}.activation", out, out, mark))
-        return BlockPlan(name, path, block.merge, None if scale is None else float(scale), activation, branches, shape, out, mark, joins)
+            joins.append(
+                Op(act_name, "activation", {"activation": activation}, f"{path}.activation", out, out, mark)
+            )
+        return BlockPlan(
+            name,
+            path,
+            block.merge,
+            None if scale is None else float(scale),
+            activation,
+            branches,
+            shape,
+            out,
+            mark,
+            joins,
+        )
 
 
 def _plan_aux(p: Plan) -> dict[str, AuxPlan]:
@@ -548,16 +613,25 @@ def _plan_aux(p: Plan) -> dict[str, AuxPlan]:
         block = BlockSpec(name, {AUX_BRANCH: list(head.layers)})
         block.origins = {"": (head.origins.get("layers"), None)}
         try:
-            sub = plan(ModelSpec(f"{model.name}_{name}", taps[head.at].output_shape, [block], defaults=model.defaults))
+            sub = plan(
+                ModelSpec(
+                    f"{model.name}_{name}", taps[head.at].output_shape, [block], defaults=model.defaults
+                )
+            )
         except SpecError as err:
             problems.extend(err.problems)
             continue
         cast = name + CAST_SUFFIX  # the builder's float32 cast of this head, under bfloat16
         clash = sorted(taken & {cast, *(n for op in sub.ops() for n in op.layer_names)})
         if clash:
-            problems.append(SpecError.one(
-                f"aux.{name}", "an aux head whose layer names the model does not use already",
-                repr(clash[0]), mark).problems[0])
+            problems.append(
+                SpecError.one(
+                    f"aux.{name}",
+                    "an aux head whose layer names the model does not use already",
+                    repr(clash[0]),
+                    mark,
+                ).problems[0]
+            )
             continue
         taken |= {cast, *(n for op in sub.ops() for n in op.layer_names)}
         out[name] = AuxPlan(name, head.at, head.weight, sub.layers[0], cast)  # type: ignore[arg-type]
@@ -569,4 +643,6 @@ def _plan_aux(p: Plan) -> dict[str, AuxPlan]:
 def aux_plan(p: Plan, name: str) -> Plan:
     """An auxiliary head as a plan of its own (its input is the output of the layer it hangs on)."""
     a = p.aux[name]
-    return Plan(ModelSpec(f"{p.model.name}_{name}", a.block.input_shape, []), [a.block], [], a.block.output_shape)
+    return Plan(
+        ModelSpec(f"{p.model.name}_{name}", a.block.input_shape, []), [a.block], [], a.block.output_shape
+    )

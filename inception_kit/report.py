@@ -42,8 +42,11 @@ def _saving(cost: Cost, naive: Cost) -> dict[str, Any]:
 
 
 def _times(real: float, naive: float) -> dict[str, Any]:
-    return {"predicted_ms": round(real * 1e3, 4), "naive_predicted_ms": round(naive * 1e3, 4),
-            "time_saving_ratio": round(naive / real, 4) if real > 0 else None}
+    return {
+        "predicted_ms": round(real * 1e3, 4),
+        "naive_predicted_ms": round(naive * 1e3, 4),
+        "time_saving_ratio": round(naive / real, 4) if real > 0 else None,
+    }
 
 
 def _add_latency(data: dict[str, Any], p: LatencyPrediction) -> None:
@@ -51,8 +54,11 @@ def _add_latency(data: dict[str, Any], p: LatencyPrediction) -> None:
     without one is unchanged)."""
     data["conventions"]["latency"] = {
         "predicted_ms": "the latency profile's per-call overhead plus the sum of every op's predicted kernel "
-                        "time (a block or branch: the sum of its ops)",
-        "runtime": p.runtime, "batch": p.batch, "threads": p.threads, "profile": p.source,
+        "time (a block or branch: the sum of its ops)",
+        "runtime": p.runtime,
+        "batch": p.batch,
+        "threads": p.threads,
+        "profile": p.source,
     }
     data["model"].update(_times(p.plan.total, p.naive.total))
     naive_by_path = {path: name for path, name in p.naive.paths.items()}
@@ -161,9 +167,18 @@ def _layer_rows(data: dict[str, Any], short: bool) -> list[list[str]]:
         if block != current and block is not None:
             rows.append([f"{block}:", "", "", "", "", ""] + [""] * timed)
         current = block
-        name = "  " + l["name"][len(block) + 1:] if block else l["name"]
-        rows.append([name, l.get("config", l["kind"]), fmt_shape(l["output_shape"]), n(l["params"]), n(l["macs"]), n(l["flops"])]
-                    + ([ms(l["predicted_ms"] / 1e3)] if timed else []))
+        name = "  " + l["name"][len(block) + 1 :] if block else l["name"]
+        rows.append(
+            [
+                name,
+                l.get("config", l["kind"]),
+                fmt_shape(l["output_shape"]),
+                n(l["params"]),
+                n(l["macs"]),
+                n(l["flops"]),
+            ]
+            + ([ms(l["predicted_ms"] / 1e3)] if timed else [])
+        )
     return rows
 
 
@@ -181,24 +196,56 @@ def _block_rows(data: dict[str, Any], short: bool) -> list[list[str]]:
     rows = []
     timed = _timed(data)
     for b in data["blocks"]:
-        rows.append([b["name"], fmt_shape(b["output_shape"]), n(b["params"]), n(b["macs"]), n(b["naive_macs"]), ratio(b["macs_saving_ratio"])]
-                    + (_time_cells(b) if timed else []))
+        rows.append(
+            [
+                b["name"],
+                fmt_shape(b["output_shape"]),
+                n(b["params"]),
+                n(b["macs"]),
+                n(b["naive_macs"]),
+                ratio(b["macs_saving_ratio"]),
+            ]
+            + (_time_cells(b) if timed else [])
+        )
         for br in b["branches"]:
-            rows.append([f"  {br['name']}", fmt_shape(br["output_shape"]), n(br["params"]), n(br["macs"]), n(br["naive_macs"]), ratio(br["macs_saving_ratio"])]
-                        + (_time_cells(br) if timed else []))
+            rows.append(
+                [
+                    f"  {br['name']}",
+                    fmt_shape(br["output_shape"]),
+                    n(br["params"]),
+                    n(br["macs"]),
+                    n(br["naive_macs"]),
+                    ratio(br["macs_saving_ratio"]),
+                ]
+                + (_time_cells(br) if timed else [])
+            )
     return rows
 
 
-def _summary(m: dict[str, Any], short: bool, conventions: dict[str, Any] | None = None) -> list[tuple[str, str]]:
+def _summary(
+    m: dict[str, Any], short: bool, conventions: dict[str, Any] | None = None
+) -> list[tuple[str, str]]:
     n = human if short else (lambda v: f"{v:,}")
     return [
         ("input → output", f"{fmt_shape(m['input_shape'])} → {fmt_shape(m['output_shape'])}"),
-        ("params (trainable / non-trainable)", f"{m['params']:,} ({m['trainable_params']:,} / {m['non_trainable_params']:,})"),
+        (
+            "params (trainable / non-trainable)",
+            f"{m['params']:,} ({m['trainable_params']:,} / {m['non_trainable_params']:,})",
+        ),
         ("MACs (multiply-adds)", f"{m['macs']:,}"),
         ("FLOPs (TF profiler)", f"{m['flops']:,}"),
-        ("naive MACs (no 1x1 reductions)", f"{m['naive_macs']:,}  → saving {m['macs_saving_ratio']:.2f}x, {m['macs_saving_percent']:.1f}%"),
-        ("naive params", f"{m['naive_params']:,}  → saving {m['params_saving_ratio']:.2f}x, {m['params_saving_percent']:.1f}%"),
-        ("param bytes / peak activation bytes", f"{n(m['param_bytes'])}B / {n(m['peak_activation_bytes'])}B per sample"),
+        (
+            "naive MACs (no 1x1 reductions)",
+            f"{m['naive_macs']:,}  → saving {m['macs_saving_ratio']:.2f}x, {m['macs_saving_percent']:.1f}%",
+        ),
+        (
+            "naive params",
+            f"{m['naive_params']:,}  → saving {m['params_saving_ratio']:.2f}x, {m['params_saving_percent']:.1f}%",
+        ),
+        (
+            "param bytes / peak activation bytes",
+            f"{n(m['param_bytes'])}B / {n(m['peak_activation_bytes'])}B per sample",
+        ),
         *_time_summary(m, conventions or {}),
     ]
 
@@ -207,9 +254,13 @@ def _time_summary(m: dict[str, Any], conventions: dict[str, Any]) -> list[tuple[
     if "latency" not in conventions:
         return []
     c = conventions["latency"]
-    return [(f"predicted time ({c['runtime']}, batch {c['batch']})",
-             f"{ms(m['predicted_ms'] / 1e3)} ms; naive {ms(m['naive_predicted_ms'] / 1e3)} ms "
-             f"→ saving {ratio(m['time_saving_ratio'])}")]
+    return [
+        (
+            f"predicted time ({c['runtime']}, batch {c['batch']})",
+            f"{ms(m['predicted_ms'] / 1e3)} ms; naive {ms(m['naive_predicted_ms'] / 1e3)} ms "
+            f"→ saving {ratio(m['time_saving_ratio'])}",
+        )
+    ]
 
 
 AUX_HEADER = ["auxiliary head (training only)", "at", "output", "params", "MACs", "FLOPs"]
@@ -217,8 +268,10 @@ AUX_HEADER = ["auxiliary head (training only)", "at", "output", "params", "MACs"
 
 def _aux_rows(data: dict[str, Any], short: bool) -> list[list[str]]:
     n = human if short else (lambda v: f"{v:,}")
-    return [[h["name"], h["at"], fmt_shape(h["output_shape"]), n(h["params"]), n(h["macs"]), n(h["flops"])]
-            for h in data.get("aux", [])]
+    return [
+        [h["name"], h["at"], fmt_shape(h["output_shape"]), n(h["params"]), n(h["macs"]), n(h["flops"])]
+        for h in data.get("aux", [])
+    ]
 
 
 BLOCK_HEADER = ["block / branch", "output", "params", "MACs", "naive MACs", "saving"]
@@ -256,27 +309,54 @@ def render(analysis: Analysis, fmt: str = "table", latency: LatencyPrediction | 
 
 def render_data(data: dict[str, Any], fmt: str = "table") -> str:
     """Renders report data (as `report_data` returns it, or read back from JSON)."""
-    return render_as(fmt, data, table=lambda: _table(data), markdown=lambda: _markdown(data),
-                     csv_rows=lambda: _csv_rows(data))
+    return render_as(
+        fmt,
+        data,
+        table=lambda: _table(data),
+        markdown=lambda: _markdown(data),
+        csv_rows=lambda: _csv_rows(data),
+    )
 
 
-CSV_COLUMNS = ["name", "kind", "config", "block", "branch", "output_shape", "params", "trainable_params", "macs",
-               "flops", "naive_macs", "naive_params"]
+CSV_COLUMNS = [
+    "name",
+    "kind",
+    "config",
+    "block",
+    "branch",
+    "output_shape",
+    "params",
+    "trainable_params",
+    "macs",
+    "flops",
+    "naive_macs",
+    "naive_params",
+]
 
 
 def _csv_rows(data: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     columns = CSV_COLUMNS + (["predicted_ms", "naive_predicted_ms"] if _timed(data) else [])
-    return columns, [[fmt_shape(l[c]) if c == "output_shape" else l[c] for c in columns]
-                     for l in data["layers"]]
+    return columns, [
+        [fmt_shape(l[c]) if c == "output_shape" else l[c] for c in columns] for l in data["layers"]
+    ]
 
 
 def _markdown(data: dict[str, Any]) -> str:
     m = data["model"]
     md = markdown_table
     block_header, layer_header = _headers(data)
-    parts = [f"# {m['name']}", "", md(["", "value"], [[k, v] for k, v in _summary(m, False, data["conventions"])])]
+    parts = [
+        f"# {m['name']}",
+        "",
+        md(["", "value"], [[k, v] for k, v in _summary(m, False, data["conventions"])]),
+    ]
     if data.get("aux"):
-        parts += ["", "## Auxiliary heads (training only, not in the totals)", "", md(AUX_HEADER, _aux_rows(data, False))]
+        parts += [
+            "",
+            "## Auxiliary heads (training only, not in the totals)",
+            "",
+            md(AUX_HEADER, _aux_rows(data, False)),
+        ]
     if data["blocks"]:
         parts += ["", "## Blocks", "", md(block_header, _block_rows(data, False))]
     parts += ["", "## Layers", "", md(layer_header, _layer_rows(data, False)), ""]

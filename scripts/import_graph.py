@@ -125,7 +125,9 @@ def main() -> None:
             line += f"  (lazy: {short(lazy)})"
         print(line)
     back = root_imports(package)
-    print(f"\n{len(g)} modules, {sum(map(len, g.values()))} edges; imports of names from the package root: {len(back)}")
+    print(
+        f"\n{len(g)} modules, {sum(map(len, g.values()))} edges; imports of names from the package root: {len(back)}"
+    )
     for line in back:
         print(f"  {line}")
 

@@ -26,14 +26,20 @@ from inception_kit import analyse  # noqa: E402
 from inception_kit.viz import diagram, plots  # noqa: E402
 
 FIGURES = {
-    "inception_3a.svg": lambda out: diagram.save(analyse(ROOT / "specs" / "inception_3a.yaml"), out, block="inc3a", overwrite=True),
-    "googlenet_savings.png": lambda out: plots.savings_chart(analyse(ROOT / "specs" / "googlenet.yaml"), out, overwrite=True),
+    "inception_3a.svg": lambda out: diagram.save(
+        analyse(ROOT / "specs" / "inception_3a.yaml"), out, block="inc3a", overwrite=True
+    ),
+    "googlenet_savings.png": lambda out: plots.savings_chart(
+        analyse(ROOT / "specs" / "googlenet.yaml"), out, overwrite=True
+    ),
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out-dir", type=Path, default=ROOT / "docs", help="where to write the figures (default: docs/)")
+    parser.add_argument(
+        "--out-dir", type=Path, default=ROOT / "docs", help="where to write the figures (default: docs/)"
+    )
     args = parser.parse_args(argv)
     for name, make in FIGURES.items():
         out = args.out_dir / name

@@ -33,11 +33,18 @@ def tidy(nb: nbformat.NotebookNode) -> None:
         outputs = []
         for out in cell.outputs:
             if out.output_type == "stream" and out.name == "stderr":
-                out.text = "".join(l for l in out.text.splitlines(keepends=True) if not NOISE.match(l.rstrip("\n")))
+                out.text = "".join(
+                    l for l in out.text.splitlines(keepends=True) if not NOISE.match(l.rstrip("\n"))
+                )
                 if not out.text:
                     continue
             previous = outputs[-1] if outputs else None
-            if out.output_type == "stream" and previous is not None and previous.output_type == "stream" and previous.name == out.name:
+            if (
+                out.output_type == "stream"
+                and previous is not None
+                and previous.output_type == "stream"
+                and previous.name == out.name
+            ):
                 previous.text += out.text
                 continue
             outputs.append(out)
@@ -48,7 +55,9 @@ def main(paths: list[str]) -> int:
     for path in [Path(p) for p in paths] or sorted(FOLDER.glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         start = time.perf_counter()
-        NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(FOLDER)}}).execute()
+        NotebookClient(
+            nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(FOLDER)}}
+        ).execute()
         tidy(nb)
         nbformat.write(nb, path)
         print(f"{path.name}: {time.perf_counter() - start:.1f} s")

@@ -17,8 +17,9 @@ TEST_SPECS = Path(__file__).resolve().parent / "specs"
 CLI = [sys.executable, "-m", "inception_kit.cli"]
 
 # Only the diagram tests need Graphviz; `make test` and `make check` install it, so CI never skips them.
-needs_dot = pytest.mark.skipif(shutil.which("dot") is None,
-                               reason="Graphviz's dot is not installed (make test installs it)")
+needs_dot = pytest.mark.skipif(
+    shutil.which("dot") is None, reason="Graphviz's dot is not installed (make test installs it)"
+)
 
 
 def run(*args, cwd=ROOT, env=None, timeout=300) -> subprocess.CompletedProcess:

@@ -80,14 +80,22 @@ def _private_api_uses(text: str) -> list[str]:
         found += [f"line {node.lineno}: import {n}" for n in names if n.startswith(PRIVATE_MODULES)]
         if isinstance(node, ast.Attribute) and PRIVATE_ATTRIBUTE.match(node.attr):
             found.append(f"line {node.lineno}: .{node.attr}")
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and PRIVATE_ATTRIBUTE.match(node.value):
+        if (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and PRIVATE_ATTRIBUTE.match(node.value)
+        ):
             found.append(f"line {node.lineno}: {node.value!r}")
     return found
 
 
 def test_private_keras_apis_live_in_one_adapter_module():
-    found = [f"{_rel(p)} {use}" for p in SOURCES if _rel(p) != ADAPTER
-             for use in _private_api_uses(p.read_text(encoding="utf-8"))]
+    found = [
+        f"{_rel(p)} {use}"
+        for p in SOURCES
+        if _rel(p) != ADAPTER
+        for use in _private_api_uses(p.read_text(encoding="utf-8"))
+    ]
     assert found == []
     assert _private_api_uses((ROOT / ADAPTER).read_text(encoding="utf-8"))  # it is where they are
 
@@ -101,15 +109,19 @@ def test_the_private_api_rule_catches_a_planted_violation():
         "    return x._inbound_nodes, h\n"
     )
     assert _private_api_uses(planted) == [
-        "line 1: import keras.src.legacy.saving", "line 2: import tensorflow.python.framework",
-        "line 4: '_keras_history'", "line 5: ._inbound_nodes",
+        "line 1: import keras.src.legacy.saving",
+        "line 2: import tensorflow.python.framework",
+        "line 4: '_keras_history'",
+        "line 5: ._inbound_nodes",
     ]
     assert _private_api_uses("import keras\nfrom keras import layers\nx = layers.Dense(1).name\n") == []
 
 
 def test_no_merge_is_tested_by_name():
     assert _lines(MERGE_TEST, {"inception_kit/kinds.py"}) == []
-    assert MERGE_TEST.search('elif block.merge != "add":') and MERGE_TEST.search("if step.merge in ('concat',)")
+    assert MERGE_TEST.search('elif block.merge != "add":') and MERGE_TEST.search(
+        "if step.merge in ('concat',)"
+    )
     assert not MERGE_TEST.search("merge = get_merge(block.merge)")
 
 
@@ -127,20 +139,36 @@ def test_no_private_name_crosses_a_module_boundary():
                 found.append(f"{name} imports {', '.join(private)} from {target}")
         # `module._name` on a module imported from the package
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        aliases = {a.asname or a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level
-                   for a in n.names if f"{name.rsplit('.', 1)[0]}.{a.name}" in modules or a.name in ("exporters",)}
+        aliases = {
+            a.asname or a.name
+            for n in ast.walk(tree)
+            if isinstance(n, ast.ImportFrom) and n.level
+            for a in n.names
+            if f"{name.rsplit('.', 1)[0]}.{a.name}" in modules or a.name in ("exporters",)
+        }
         for node in ast.walk(tree):
-            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases
-                    and node.attr.startswith("_") and not node.attr.startswith("__")):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in aliases
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+            ):
                 found.append(f"{name} uses {node.value.id}.{node.attr}")
     assert found == []
 
 
 def test_argparse_and_exit_codes_live_in_the_cli_only():
     # The edge: the CLI package, and `__main__` modules (entry points of child processes).
-    outside = [_rel(p) for p in SOURCES if "cli" not in p.relative_to(PACKAGE).parts and p.name != "__main__.py"]
-    found = [f"{f}: {what}" for f in outside for what in ("import argparse", "sys.exit(", "def add_arguments", "print(")
-             if what in (ROOT / f).read_text(encoding="utf-8")]
+    outside = [
+        _rel(p) for p in SOURCES if "cli" not in p.relative_to(PACKAGE).parts and p.name != "__main__.py"
+    ]
+    found = [
+        f"{f}: {what}"
+        for f in outside
+        for what in ("import argparse", "sys.exit(", "def add_arguments", "print(")
+        if what in (ROOT / f).read_text(encoding="utf-8")
+    ]
     assert found == []
 
 
@@ -153,14 +181,23 @@ def test_the_cli_imports_its_commands_plainly():
 def test_the_plain_python_stages_import_nothing_downstream(stage):
     """spec -> kinds -> planner -> analysis -> report: no stage imports Keras-side packages."""
     graph = import_graph.graph(PACKAGE)
-    downstream = ("inception_kit.keras", "inception_kit.train", "inception_kit.viz", "inception_kit.cli",
-                  "inception_kit.deploy")
+    downstream = (
+        "inception_kit.keras",
+        "inception_kit.train",
+        "inception_kit.viz",
+        "inception_kit.cli",
+        "inception_kit.deploy",
+    )
     # The inline notebook views (`_repr_html_`) are the one way back: viz.html is plain Python
     # (it renders report data), checked below; the rest of viz draws with Graphviz or matplotlib.
     views = "inception_kit.viz.html"
-    found = [f"{src} -> {dst}" for src, edges in graph.items()
-             if src == f"inception_kit.{stage}" or src.startswith(f"inception_kit.{stage}.")
-             for dst in edges if dst.startswith(downstream) and dst != views]
+    found = [
+        f"{src} -> {dst}"
+        for src, edges in graph.items()
+        if src == f"inception_kit.{stage}" or src.startswith(f"inception_kit.{stage}.")
+        for dst in edges
+        if dst.startswith(downstream) and dst != views
+    ]
     assert found == []
 
 
@@ -176,8 +213,12 @@ def test_the_html_views_import_only_plain_python_stages():
 def test_parsing_only_parses():
     graph = import_graph.graph(PACKAGE)
     parse = {src: edges for src, edges in graph.items() if src.startswith("inception_kit.spec.")}
-    assert [f"{src} -> {dst}" for src, edges in parse.items() for dst in edges
-            if dst in ("inception_kit.planner", "inception_kit.analysis")] == []
+    assert [
+        f"{src} -> {dst}"
+        for src, edges in parse.items()
+        for dst in edges
+        if dst in ("inception_kit.planner", "inception_kit.analysis")
+    ] == []
 
 
 def test_setup_cfg_ships_every_package():
@@ -187,7 +228,9 @@ def test_setup_cfg_ships_every_package():
     cfg = configparser.ConfigParser()
     cfg.read(ROOT / "setup.cfg")
     listed = set(cfg["options"]["packages"].split())
-    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "inception_kit").rglob("__init__.py")}
+    found = {
+        ".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "inception_kit").rglob("__init__.py")
+    }
     assert found - listed == set()
 
 
@@ -203,11 +246,19 @@ STREAM_ALLOWED = {"inception_kit/keras/export/capture.py"}
 def _code_strings(text: str) -> list[tuple[int, str]]:
     """Every string constant of a module but its docstrings, with its line."""
     tree = ast.parse(text)
-    docs = {id(n.body[0].value) for n in ast.walk(tree)
-            if isinstance(n, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
-            and n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
-    return [(n.lineno, n.value) for n in ast.walk(tree)
-            if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docs]
+    docs = {
+        id(n.body[0].value)
+        for n in ast.walk(tree)
+        if isinstance(n, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+        and n.body
+        and isinstance(n.body[0], ast.Expr)
+        and isinstance(n.body[0].value, ast.Constant)
+    }
+    return [
+        (n.lineno, n.value)
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docs
+    ]
 
 
 FLAG = re.compile(r"(^|[\s('`])--[a-z][a-z-]+")
@@ -226,7 +277,11 @@ def _stream_writes(text: str) -> list[str]:
     """`sys.stdout`/`sys.stderr` named, or `print` called, in code (not in docstrings or comments)."""
     found = []
     for n in ast.walk(ast.parse(text)):
-        if isinstance(n, ast.Attribute) and n.attr in ("stdout", "stderr") and getattr(n.value, "id", None) == "sys":
+        if (
+            isinstance(n, ast.Attribute)
+            and n.attr in ("stdout", "stderr")
+            and getattr(n.value, "id", None) == "sys"
+        ):
             found.append(f"sys.{n.attr}")
         elif isinstance(n, ast.Call) and getattr(n.func, "id", None) == "print":
             found.append("print(")
@@ -234,8 +289,11 @@ def _stream_writes(text: str) -> list[str]:
 
 
 def test_no_library_module_writes_to_the_terminal():
-    found = {_rel(p): w for p in LIBRARY if _rel(p) not in STREAM_ALLOWED
-             and (w := _stream_writes(p.read_text(encoding="utf-8")))}
+    found = {
+        _rel(p): w
+        for p in LIBRARY
+        if _rel(p) not in STREAM_ALLOWED and (w := _stream_writes(p.read_text(encoding="utf-8")))
+    }
     assert found == {}
 
 
@@ -246,11 +304,19 @@ def test_no_library_string_names_a_command_line_flag():
 
 
 def test_the_model_input_and_output_names_are_defined_once_in_the_planner():
-    defined = [f"{_rel(p)}: {m.group()}" for p in SOURCES
-               for m in re.finditer(r"(?m)^(INPUT|OUTPUT)_NAME\s*=", p.read_text(encoding="utf-8"))]
+    defined = [
+        f"{_rel(p)}: {m.group()}"
+        for p in SOURCES
+        for m in re.finditer(r"(?m)^(INPUT|OUTPUT)_NAME\s*=", p.read_text(encoding="utf-8"))
+    ]
     assert defined == ["inception_kit/planner.py: INPUT_NAME =", "inception_kit/planner.py: OUTPUT_NAME ="]
-    typed = [f"{_rel(p)}:{n}" for p in LIBRARY if _rel(p) != "inception_kit/planner.py"
-             for n, s in _code_strings(p.read_text(encoding="utf-8")) if s == "image"]
+    typed = [
+        f"{_rel(p)}:{n}"
+        for p in LIBRARY
+        if _rel(p) != "inception_kit/planner.py"
+        for n, s in _code_strings(p.read_text(encoding="utf-8"))
+        if s == "image"
+    ]
     assert typed == []  # the input's name ("image") is typed nowhere but the planner
 
 
@@ -259,5 +325,7 @@ def test_the_new_rules_catch_planted_violations():
     assert not _stream_writes('"""print(x) in a docstring is fine"""\n# print(x) in a comment too\n')
     assert _flags_in('raise ArgumentError("x", "see --batch-size")\n')
     assert _flags_in('problem("--out", "a folder")\n')
-    assert not _flags_in('def f():\n    """Like --batch on the command line."""\n') and not _flags_in('x = "a--b"\n')
+    assert not _flags_in('def f():\n    """Like --batch on the command line."""\n') and not _flags_in(
+        'x = "a--b"\n'
+    )
     assert not _flags_in('hint = "overwrite=True (on the command line, --overwrite)"\n')

@@ -102,8 +102,6 @@ def test_build_with_aux_gives_one_output_per_head():
     assert ik.build_model("googlenet", input_shape=(96, 96, 3), classes=10).count_params() == main
 
 
-
-
 @pytest.mark.slow
 def test_googlenet_trains_with_weighted_aux_losses_and_exports_without_them(tmp_path):
     folder = tmp_path / "images"
@@ -195,8 +193,13 @@ def test_inception_v3_aux_head_is_torchvisions_aux_logits_on_mixed7():
     head = a.plan.aux["aux"]
     # avg pool 5x5/3 valid: (17 - 5) // 3 + 1 = 5; the valid 5x5 conv covers that grid.
     pooled = (17 - 5) // 3 + 1
-    assert [s.output_shape for s in head.steps] == [(pooled, pooled, 768), (pooled, pooled, 128),
-                                                    (pooled - 5 + 1, pooled - 5 + 1, 768), (768,), (1000,)]
+    assert [s.output_shape for s in head.steps] == [
+        (pooled, pooled, 768),
+        (pooled, pooled, 128),
+        (pooled - 5 + 1, pooled - 5 + 1, 768),
+        (768,),
+        (1000,),
+    ]
     row = ik.report_data(a)["aux"][0]
     assert (row["name"], row["at"], row["loss_weight"]) == ("aux", "mixed7", 0.4)
     learnable, bn = torchvision_aux_logits(768, 1000)
@@ -209,15 +212,30 @@ def test_inception_v3_aux_head_is_torchvisions_aux_logits_on_mixed7():
     # Training only: the model's totals are the main network's, with the head or without it.
     without = ik.analyse(ik.load("inception_v3", include_aux=False))
     assert without.plan.aux == {} and "aux" not in ik.report_data(without)
-    assert (a.total.params, a.total.macs, a.total.flops) == (without.total.params, without.total.macs,
-                                                             without.total.flops)
+    assert (a.total.params, a.total.macs, a.total.flops) == (
+        without.total.params,
+        without.total.macs,
+        without.total.flops,
+    )
 
 
 def test_no_aux_drops_the_inception_v3_head_on_the_command_line():
-    kept = subprocess.run([*CLI, "report", "inception_v3", "--format", "json"], cwd=ROOT, env=ENV,
-                          capture_output=True, text=True, timeout=60)
-    dropped = subprocess.run([*CLI, "report", "inception_v3", "--no-aux", "--format", "json"], cwd=ROOT,
-                             env=ENV, capture_output=True, text=True, timeout=60)
+    kept = subprocess.run(
+        [*CLI, "report", "inception_v3", "--format", "json"],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    dropped = subprocess.run(
+        [*CLI, "report", "inception_v3", "--no-aux", "--format", "json"],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert kept.returncode == dropped.returncode == 0, kept.stderr + dropped.stderr
     kept, dropped = json.loads(kept.stdout), json.loads(dropped.stdout)
     assert [h["at"] for h in kept["aux"]] == ["mixed7"] and "aux" not in dropped
@@ -229,7 +247,9 @@ def test_an_input_too_small_for_inception_v3s_aux_head_names_it_and_no_aux():
     # (torchvision's AuxLogits fails there too; slim shrinks the kernel, which a spec cannot).
     with pytest.raises(SpecError) as err:
         ik.load("inception_v3", input_shape=(150, 150, 3))
-    assert "aux.aux.layers[2].kernel: a kernel no larger than the input height (1) with padding valid" in str(err.value)
+    assert "aux.aux.layers[2].kernel: a kernel no larger than the input height (1) with padding valid" in str(
+        err.value
+    )
     assert str(err.value).endswith("include_aux=False drops the auxiliary heads)")
     assert ik.load("inception_v3", input_shape=(150, 150, 3), include_aux=False).aux == {}
 
@@ -279,7 +299,11 @@ def test_aux_training_runs_under_jax_and_torch(tmp_path, backend):
     out = tmp_path / "run"
     r = subprocess.run(
         [*CLI, "train", spec, "--data", "digits", "--epochs", "1", "--aux", "--out", out, "--verbose", "0"],
-        cwd=ROOT, env=dict(ENV, KERAS_BACKEND=backend), capture_output=True, text=True, timeout=600,
+        cwd=ROOT,
+        env=dict(ENV, KERAS_BACKEND=backend),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert r.returncode == 0, r.stderr[-3000:]
     run = json.loads((out / "run.json").read_text())
@@ -287,7 +311,10 @@ def test_aux_training_runs_under_jax_and_torch(tmp_path, backend):
     final = run["final"]
     # Keras' total: the main loss plus 0.3 times the side head's (softmax main, logits side).
     assert final["loss"] == pytest.approx(final["output_loss"] + 0.3 * final["side_loss"], rel=1e-4)
-    assert final["accuracy"] == final["output_accuracy"] and final["val_accuracy"] == final["val_output_accuracy"]
+    assert (
+        final["accuracy"] == final["output_accuracy"]
+        and final["val_accuracy"] == final["val_output_accuracy"]
+    )
     # 1,797 digits: 1,438 to train, 22 whole batches of 64; every epoch logged once.
     assert (run["train_samples"], run["val_samples"]) == (1438, 359)
     assert [int(row["epoch"]) for row in csv.DictReader((out / "log.csv").read_text().splitlines())] == [0]

@@ -99,9 +99,17 @@ print(json.dumps(result))
 
 def _run_all(script, folder):
     """The script under every backend at once; {backend: its JSON}."""
-    procs = {b: subprocess.Popen([sys.executable, "-c", script, str(folder), ",".join(sorted(KERAS_FILES))],
-                                 cwd=ROOT, env=env(b), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for b in BACKENDS}
+    procs = {
+        b: subprocess.Popen(
+            [sys.executable, "-c", script, str(folder), ",".join(sorted(KERAS_FILES))],
+            cwd=ROOT,
+            env=env(b),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for b in BACKENDS
+    }
     results = {}
     for b, p in procs.items():
         out, err = p.communicate(timeout=900)
@@ -160,8 +168,14 @@ def test_weights_move_between_backends(backends_run, preset, writer, reader):
 
 
 def cli(*args, backend, timeout=600, **more):
-    return subprocess.run([*CLI, "--backend", backend, *map(str, args)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, env=env("tensorflow", **more))  # --backend overrides KERAS_BACKEND
+    return subprocess.run(
+        [*CLI, "--backend", backend, *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env("tensorflow", **more),
+    )  # --backend overrides KERAS_BACKEND
 
 
 def log_rows(path):
@@ -184,10 +198,30 @@ def trainings(tmp_path_factory):
     root = tmp_path_factory.mktemp("trainings")
     procs = {}
     for name, (backend, strategy, more) in TRAININGS.items():
-        args = ["--backend", backend, "train", TINY, "--data", "digits", "--epochs", 1, "--strategy", strategy,
-                "--out", root / name, "--verbose", 0]
-        procs[name] = subprocess.Popen([*CLI, *map(str, args)], cwd=ROOT, env=env("tensorflow", **more),
-                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        args = [
+            "--backend",
+            backend,
+            "train",
+            TINY,
+            "--data",
+            "digits",
+            "--epochs",
+            1,
+            "--strategy",
+            strategy,
+            "--out",
+            root / name,
+            "--verbose",
+            0,
+        ]
+        procs[name] = subprocess.Popen(
+            [*CLI, *map(str, args)],
+            cwd=ROOT,
+            env=env("tensorflow", **more),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
     done = {}
     for name, p in procs.items():
         out, err = p.communicate(timeout=600)
@@ -203,8 +237,12 @@ def test_one_epoch_of_digits_from_the_cli(trainings, name):
     replicas = 2 if strategy == "data-parallel" else 1
     assert f"{strategy}, {replicas} replica" in out
     run = json.loads((folder / "run.json").read_text())
-    assert (run["status"], run["strategy"], run["replicas"], run["per_replica_batch"]) == ("finished", strategy,
-                                                                                             replicas, 64 // replicas)
+    assert (run["status"], run["strategy"], run["replicas"], run["per_replica_batch"]) == (
+        "finished",
+        strategy,
+        replicas,
+        64 // replicas,
+    )
     # 1,797 digits: 1,438 to train (22 whole batches of 64), 359 to validate, less 359 % 2 on two replicas.
     assert (run["train_samples"], run["val_samples"]) == (1438, 359 - 359 % replicas)
     rows = log_rows(folder / "log.csv")
@@ -214,7 +252,8 @@ def test_one_epoch_of_digits_from_the_cli(trainings, name):
     model = ik.build_model(TINY)
     model.load_weights(folder / "best.weights.h5")  # written under JAX or torch, read under TensorFlow
     assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == sorted(
-        ["run.json", "report.json", "spec.yaml", "log.csv", "best.weights.h5", "final.weights.h5"])
+        ["run.json", "report.json", "spec.yaml", "log.csv", "best.weights.h5", "final.weights.h5"]
+    )
 
 
 def test_data_parallel_trains_like_one_device(trainings):
@@ -255,8 +294,14 @@ print(json.dumps({"status_after_crash": status, "initial_epoch": resumed.initial
 
 
 def test_data_parallel_resumes_a_crashed_run_like_the_tf_strategies(tmp_path):
-    r = subprocess.run([sys.executable, "-c", RESUME, str(tmp_path / "run"), str(TINY)], cwd=ROOT, capture_output=True,
-                       text=True, timeout=600, env=env("jax", XLA_FLAGS="--xla_force_host_platform_device_count=2"))
+    r = subprocess.run(
+        [sys.executable, "-c", RESUME, str(tmp_path / "run"), str(TINY)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env("jax", XLA_FLAGS="--xla_force_host_platform_device_count=2"),
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert "CRASHED crash" in r.stdout and "REFUSED" in r.stdout  # a finished run is not resumed
     got = json.loads(r.stdout.strip().splitlines()[-1])
@@ -270,14 +315,32 @@ def test_data_parallel_resumes_a_crashed_run_like_the_tf_strategies(tmp_path):
         assert resumed["val_accuracy"] == pytest.approx(fresh["val_accuracy"], abs=1e-6)
 
 
-@pytest.mark.parametrize("backend, strategy, words", [
-    ("torch", "mirrored", "'mirrored', a tf.distribute strategy (the tensorflow backend; on the command line, --backend tensorflow)"),
-    ("torch", "data-parallel", "keras.distribution runs on JAX only"),
-    ("tensorflow", "data-parallel", "keras.distribution runs on JAX only"),
-])
+@pytest.mark.parametrize(
+    "backend, strategy, words",
+    [
+        (
+            "torch",
+            "mirrored",
+            "'mirrored', a tf.distribute strategy (the tensorflow backend; on the command line, --backend tensorflow)",
+        ),
+        ("torch", "data-parallel", "keras.distribution runs on JAX only"),
+        ("tensorflow", "data-parallel", "keras.distribution runs on JAX only"),
+    ],
+)
 def test_a_strategy_the_backend_cannot_run_is_a_clear_error(tmp_path, backend, strategy, words):
-    r = cli("train", TINY, "--data", "digits", "--epochs", 1, "--strategy", strategy, "--out", tmp_path / "r",
-            backend=backend)
+    r = cli(
+        "train",
+        TINY,
+        "--data",
+        "digits",
+        "--epochs",
+        1,
+        "--strategy",
+        strategy,
+        "--out",
+        tmp_path / "r",
+        backend=backend,
+    )
     assert r.returncode == 2, r.stderr[-2000:]
     assert words in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "r").exists()  # refused before the run folder is made
@@ -286,8 +349,10 @@ def test_a_strategy_the_backend_cannot_run_is_a_clear_error(tmp_path, backend, s
 # --------------------------------------------------------------------------- export, profile, verify
 
 
-@pytest.mark.parametrize("backend, fmt, suffix", [("torch", "onnx", ".onnx"), ("jax", "tflite", ".tflite"),
-                                                  ("torch", "savedmodel", "")])
+@pytest.mark.parametrize(
+    "backend, fmt, suffix",
+    [("torch", "onnx", ".onnx"), ("jax", "tflite", ".tflite"), ("torch", "savedmodel", "")],
+)
 def test_export_from_another_backend(tmp_path, backend, fmt, suffix):
     out = tmp_path / f"tiny{suffix}"
     r = cli("export", TINY, "--format", fmt, "--out", out, backend=backend)
@@ -303,7 +368,9 @@ def test_export_from_another_backend(tmp_path, backend, fmt, suffix):
 
         session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
         assert [i.name for i in session.get_inputs()] == ["image"]
-        x = np.random.default_rng(1).uniform(0, 1, (3, 8, 8, 1)).astype("float32")  # batch 3: the batch is free
+        x = (
+            np.random.default_rng(1).uniform(0, 1, (3, 8, 8, 1)).astype("float32")
+        )  # batch 3: the batch is free
         y = session.run(["output"], {"image": x})[0]
         assert y.shape == (3, 10) and np.allclose(y.sum(axis=1), 1.0, atol=1e-5)  # the softmax head
 

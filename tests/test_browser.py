@@ -21,9 +21,13 @@ from inception_kit.viz import html as view
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 if not Path(CHROMIUM).exists():
-    pytest.skip("Debian's chromium is not installed (apt-get install chromium; .ci/run installs it)",
-                allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install -e '.[browser]')")
+    pytest.skip(
+        "Debian's chromium is not installed (apt-get install chromium; .ci/run installs it)",
+        allow_module_level=True,
+    )
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="Playwright is not installed (pip install -e '.[browser]')"
+)
 
 # What the DOM shows: every [data-field] cell with its owner (the closest layer, block, diff
 # row or section around it), its raw data-value and its visible text, in document order.
@@ -38,7 +42,11 @@ LAYER_SHOWN = ("params", "macs", "naive_macs", "flops")
 
 def numbers_of(cells: list, owner: str) -> list[tuple[str, int | float]]:
     """The numeric cells of one owner, as (field, number shown)."""
-    return [(f, shown(t)) for o, f, _, t in cells if o == owner and f not in ("name", "output_shape", "config", "shapes", "status")]
+    return [
+        (f, shown(t))
+        for o, f, _, t in cells
+        if o == owner and f not in ("name", "output_shape", "config", "shapes", "status")
+    ]
 
 
 def shown(text: str) -> int | float:
@@ -84,10 +92,15 @@ def test_every_preset_shows_the_json_numbers_and_sorts_and_expands(tab, tmp_path
         assert dict(numbers("totals")) == {k: v for k, v in model.items() if type(v) in (int, float)}, preset
         assert numbers("flops_by_op") == list(model["flops_by_op"].items())
         for block in data["blocks"]:
-            assert numbers(block["name"]) == [(k, e[k]) for e in (block, *block["branches"]) for k in SHOWN], preset
+            assert numbers(block["name"]) == [
+                (k, e[k]) for e in (block, *block["branches"]) for k in SHOWN
+            ], preset
         for layer in data["layers"]:
             copies = 2 if layer["block"] is not None else 1
-            assert numbers(layer["name"]) == [(k, layer[k]) for k in LAYER_SHOWN] * copies, (preset, layer["name"])
+            assert numbers(layer["name"]) == [(k, layer[k]) for k in LAYER_SHOWN] * copies, (
+                preset,
+                layer["name"],
+            )
 
         if data["blocks"]:
             blocks_in_order = "() => Array.from(document.querySelectorAll('table.blocks > tbody')).map(t => t.dataset.block)"
@@ -95,7 +108,10 @@ def test_every_preset_shows_the_json_numbers_and_sorts_and_expands(tab, tmp_path
             macs.click()  # ascending
             by_naive = [b["name"] for b in sorted(data["blocks"], key=lambda b: b["naive_macs"])]
             assert tab.evaluate(blocks_in_order) == by_naive, preset
-            assert tab.locator("table.blocks > thead th", has_text="naive MACs").get_attribute("aria-sort") == "ascending"
+            assert (
+                tab.locator("table.blocks > thead th", has_text="naive MACs").get_attribute("aria-sort")
+                == "ascending"
+            )
             macs.click()  # descending (a stable sort keeps ties in page order)
             down = [b["name"] for b in sorted(data["blocks"], key=lambda b: -b["naive_macs"])]
             assert tab.evaluate(blocks_in_order) == down, preset
@@ -142,18 +158,26 @@ def test_diff_page_in_the_browser(tab, tmp_path):
     cells = tab.evaluate(READ_CELLS)
     first = data["rows"][0]
     got = {f: shown(t) for o, f, _, t in cells if o == "model"}
-    assert got == {f"{s}.{m}": (first["delta"] if s == "delta" else first[s])[m]
-                   for m in first["delta"] for s in ("a", "b", "delta")}
+    assert got == {
+        f"{s}.{m}": (first["delta"] if s == "delta" else first[s])[m]
+        for m in first["delta"]
+        for s in ("a", "b", "delta")
+    }
     for row in data["rows"][1:]:
         mine = {f: t for o, f, _, t in cells if o == row["name"]}
         assert mine["status"] == row["status"] and shown(mine["delta.macs"]) == row["delta"]["macs"]
     button = tab.locator("table.entries > thead th", has_text="Δ MACs").get_by_role("button")
     button.click()
-    names = tab.evaluate("() => Array.from(document.querySelectorAll('table.entries > tbody > tr')).map(r => r.dataset.name)")
+    names = tab.evaluate(
+        "() => Array.from(document.querySelectorAll('table.entries > tbody > tr')).map(r => r.dataset.name)"
+    )
     blocks = [r for r in data["rows"][1:] if r["level"] == "block"]
     # Blocks in order of their Δ MACs, each followed by its own branches.
-    assert names == [n for b in sorted(blocks, key=lambda r: r["delta"]["macs"])
-                     for n in [b["name"], *(r["name"] for r in data["rows"] if r["name"].startswith(b["name"] + "/"))]]
+    assert names == [
+        n
+        for b in sorted(blocks, key=lambda r: r["delta"]["macs"])
+        for n in [b["name"], *(r["name"] for r in data["rows"] if r["name"].startswith(b["name"] + "/"))]
+    ]
     assert len(blocks) == 9 and len(names) == 9 + 4 * 9
     assert tab.errors == []
 

@@ -28,7 +28,9 @@ def test_every_layer_name_and_shape_equals_the_plan(path):
     layers = keras_layers(model)
     for op in iter_ops(a.plan.steps):
         # A conv may be followed by its _bn and _<activation> layers: the last one is the output.
-        tail = [n for n in (op.name, f"{op.name}_bn", f"{op.name}_{op.args.get('activation')}") if n in layers]
+        tail = [
+            n for n in (op.name, f"{op.name}_bn", f"{op.name}_{op.args.get('activation')}") if n in layers
+        ]
         assert tail and tail[0] == op.name, op.name
         assert tuple(layers[tail[-1]].output.shape[1:]) == op.output_shape, op.name
     for row in a.rows:  # merges, scales and post-merge activations are real layers too
@@ -47,7 +49,9 @@ def test_names_are_stable_across_builds():
 
 
 def test_keras_defaults_of_inceptionv3_are_expressible():
-    m = ik.Model("v3conv", (9, 9, 3), [ik.Layer("conv", filters=4, kernel=3, bias=False, batchnorm={"scale": False})])
+    m = ik.Model(
+        "v3conv", (9, 9, 3), [ik.Layer("conv", filters=4, kernel=3, bias=False, batchnorm={"scale": False})]
+    )
     model = ik.build_model(m)
     conv, bn, act = model.layers[1:]
     assert (type(conv).__name__, conv.use_bias) == ("Conv2D", False)
@@ -74,10 +78,17 @@ def test_get_config_survives_json():
 
 def test_apply_block_inside_a_users_functional_model():
     inputs = keras.Input((28, 28, 192))
-    block = ik.Block("mine", {
-        "a": [ik.Layer("conv", filters=16, kernel=1)],
-        "b": [ik.Layer("conv", filters=8, kernel=1), ik.Layer("conv", filters=8, kernel=[1, 7]), ik.Layer("conv", filters=8, kernel=[7, 1])],
-    })
+    block = ik.Block(
+        "mine",
+        {
+            "a": [ik.Layer("conv", filters=16, kernel=1)],
+            "b": [
+                ik.Layer("conv", filters=8, kernel=1),
+                ik.Layer("conv", filters=8, kernel=[1, 7]),
+                ik.Layer("conv", filters=8, kernel=[7, 1]),
+            ],
+        },
+    )
     x = ik.apply_block(block, inputs)  # (B, 28, 28, 24)
     x = keras.layers.GlobalAveragePooling2D()(x)
     model = keras.Model(inputs, keras.layers.Dense(3)(x))
@@ -88,7 +99,9 @@ def test_apply_block_inside_a_users_functional_model():
 
 def test_apply_block_reports_spec_errors_against_the_tensor():
     inputs = keras.Input((5, 5, 8))
-    with pytest.raises(ik.SpecError, match=r"layers\[0\].kernel: expected a kernel no larger than the input height \(5\)"):
+    with pytest.raises(
+        ik.SpecError, match=r"layers\[0\].kernel: expected a kernel no larger than the input height \(5\)"
+    ):
         ik.apply_block(ik.Layer("conv", filters=4, kernel=7, padding="valid"), inputs)
 
 
@@ -106,9 +119,13 @@ print("MIRRORED", type(model.weights[0].value).__name__, model.count_params())  
 
 
 def test_builds_under_a_mirrored_strategy_over_two_cpus():
-    r = subprocess.run([sys.executable, "-c", DISTRIBUTED], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-c", DISTRIBUTED], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert r.returncode == 0, r.stderr[-2000:]
-    lines = dict(line.split(" ", 1) for line in r.stdout.splitlines() if line.startswith(("REPLICAS", "MIRRORED")))
+    lines = dict(
+        line.split(" ", 1) for line in r.stdout.splitlines() if line.startswith(("REPLICAS", "MIRRORED"))
+    )
     assert lines["REPLICAS"] == "2"
     kind, params = lines["MIRRORED"].split()
     assert "Mirrored" in kind
@@ -139,8 +156,11 @@ AUX_SPEC = (
 def test_an_aux_heads_float32_cast_is_a_name_the_planner_reserves():
     # A user's layer named like the cast the builder adds under bfloat16 is refused by the plan,
     # before Keras would refuse the duplicate name.
-    with pytest.raises(ik.SpecError, match=r"aux\.side: expected an aux head whose layer names the model does "
-                                           r"not use already; received 'side_float32'"):
+    with pytest.raises(
+        ik.SpecError,
+        match=r"aux\.side: expected an aux head whose layer names the model does "
+        r"not use already; received 'side_float32'",
+    ):
         ik.loads_spec(AUX_SPEC.replace("LAST", "side_float32"))
     with pytest.raises(ik.SpecError, match=r"received 'side_head_gap'"):
         ik.loads_spec(AUX_SPEC.replace("LAST", "side_head_gap"))
@@ -156,7 +176,10 @@ def test_bfloat16_outputs_with_aux_heads_are_cast_under_the_plans_names():
     names = [layer.name for layer in model.layers]
     assert names[0] == INPUT_NAME and {OUTPUT_CAST_NAME, p.aux["side"].cast_name} <= set(names)
     out = model(np.zeros((1, 8, 8, 3), "float32"))
-    assert {k: keras.backend.standardize_dtype(v.dtype) for k, v in out.items()} == {"output": "float32", "side": "float32"}
+    assert {k: keras.backend.standardize_dtype(v.dtype) for k, v in out.items()} == {
+        "output": "float32",
+        "side": "float32",
+    }
     planned = {n for op in walk([*p.steps, *(a.block for a in p.aux.values())]) for n in op.layer_names}
     assert set(names) - planned == {INPUT_NAME, OUTPUT_CAST_NAME, p.aux["side"].cast_name}
 
@@ -164,5 +187,7 @@ def test_bfloat16_outputs_with_aux_heads_are_cast_under_the_plans_names():
 def test_a_bad_precision_names_the_parameter():
     from inception_kit.errors import ArgumentError
 
-    with pytest.raises(ArgumentError, match=r"^precision: expected one of float32, bfloat16; received 'float16'$"):
+    with pytest.raises(
+        ArgumentError, match=r"^precision: expected one of float32, bfloat16; received 'float16'$"
+    ):
         ik.build_model("inception_3a_tiny", precision="float16")

@@ -33,7 +33,9 @@ def _summary(model) -> dict:
     return {
         "params": (total, trainable, total - trainable),
         "output": tuple(model.output.shape[1:]),
-        "layers": [(type(layer).__name__, layer.name, tuple(layer.output.shape[1:])) for layer in model.layers],
+        "layers": [
+            (type(layer).__name__, layer.name, tuple(layer.output.shape[1:])) for layer in model.layers
+        ],
     }
 
 
@@ -75,6 +77,8 @@ def test_every_block_shape_equals_keras(net):
             assert block.name in by_name, f"Keras has no layer {block.name}"
             assert block.output_shape == by_name[block.name], block.name
         else:
-            assert any(name.startswith(block.name + "_") for name in by_name), f"Keras has no {block.name}_* layers"
+            assert any(name.startswith(block.name + "_") for name in by_name), (
+                f"Keras has no {block.name}_* layers"
+            )
             assert block.output_shape == next(residual, None), block.name
     assert next(residual, None) is None, "Keras has more residual blocks than the spec"

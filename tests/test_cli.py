@@ -12,7 +12,14 @@ from conftest import ROOT, SHIPPED, SPECS, run
 def test_validate_ok_exits_0():
     r = run("validate", SPECS / "inception_3a.yaml")
     assert r.returncode == 0, r.stderr
-    params = (192 * 64 + 64) + (192 * 96 + 96) + (9 * 96 * 128 + 128) + (192 * 16 + 16) + (25 * 16 * 32 + 32) + (192 * 32 + 32)
+    params = (
+        (192 * 64 + 64)
+        + (192 * 96 + 96)
+        + (9 * 96 * 128 + 128)
+        + (192 * 16 + 16)
+        + (25 * 16 * 32 + 32)
+        + (192 * 32 + 32)
+    )
     assert f"{params:,} params" in r.stdout
 
 
@@ -21,7 +28,10 @@ def test_bad_spec_exits_2_with_path_and_line_and_no_traceback(tmp_path):
     bad.write_text("input: [28, 28, 192]\nlayers:\n  - conv: {filters: 16, kernel: 0}\n")
     r = run("validate", bad)
     assert r.returncode == 2
-    assert f"{bad}:3:33: layers[0].kernel: expected a positive integer or [height, width] of positive integers; received 0" in r.stderr
+    assert (
+        f"{bad}:3:33: layers[0].kernel: expected a positive integer or [height, width] of positive integers; received 0"
+        in r.stderr
+    )
     assert "Traceback" not in r.stderr
     r = run("--debug", "validate", bad)
     assert r.returncode == 2 and "Traceback" in r.stderr
@@ -35,11 +45,18 @@ def test_missing_file_and_directory_exit_2(target, tmp_path):
     assert ("does not exist" if target != "." else "a directory") in r.stderr
 
 
-@pytest.mark.parametrize(("args", "error"), [
-    ([], "error: the following arguments are required: spec"),
-    ([SPECS / "one_by_one.yaml", "--format", "pdf"], "error: argument --format: invalid choice: 'pdf' (choose from "),
-    ([SPECS / "one_by_one.yaml", "--bogus"], "error: unrecognized arguments: --bogus"),
-], ids=["missing", "bad choice", "unknown"])
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        ([], "error: the following arguments are required: spec"),
+        (
+            [SPECS / "one_by_one.yaml", "--format", "pdf"],
+            "error: argument --format: invalid choice: 'pdf' (choose from ",
+        ),
+        ([SPECS / "one_by_one.yaml", "--bogus"], "error: unrecognized arguments: --bogus"),
+    ],
+    ids=["missing", "bad choice", "unknown"],
+)
 def test_usage_error_exits_2_with_the_subcommands_usage(args, error):
     r = run("report", *args)
     assert r.returncode == 2
@@ -101,14 +118,30 @@ def test_build_summary_keeps_its_width_in_a_pipe():
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     header = next(line for line in lines if "Layer (type)" in line)
-    assert header.split() == ["┃", "Layer", "(type)", "┃", "Output", "Shape", "┃", "Param", "#", "┃", "Connected", "to", "┃"]
+    assert header.split() == [
+        "┃",
+        "Layer",
+        "(type)",
+        "┃",
+        "Output",
+        "Shape",
+        "┃",
+        "Param",
+        "#",
+        "┃",
+        "Connected",
+        "to",
+        "┃",
+    ]
     assert len(header) == 100 and max(len(line) for line in lines) == 100
 
 
 def test_a_missing_optional_package_names_its_extra(tmp_path):
     # Simulate an install without the keras extra: `import keras` fails in the subprocess.
-    code = ("import sys; sys.modules['keras'] = None; sys.modules['tensorflow'] = None\n"
-            "from inception_kit.cli import main; sys.exit(main(['build', 'specs/one_by_one.yaml']))")
+    code = (
+        "import sys; sys.modules['keras'] = None; sys.modules['tensorflow'] = None\n"
+        "from inception_kit.cli import main; sys.exit(main(['build', 'specs/one_by_one.yaml']))"
+    )
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 1
     assert "pip install 'inception-kit[tensorflow]'" in r.stderr and "Traceback" not in r.stderr

@@ -96,10 +96,16 @@ def test_googlenet_totals_from_the_paper_table():
 
 def test_naive_keeps_one_by_ones_that_do_not_reduce():
     # 64 -> 64 then 3×3 (GoogLeNet's stem) is not a reduction; 32 -> 64 is an expansion.
-    spec = ik.ModelSpec("m", (8, 8, 64), [
-        ik.LayerSpec("conv", filters=64, kernel=1), ik.LayerSpec("conv", filters=8, kernel=3),
-        ik.LayerSpec("conv", filters=128, kernel=1), ik.LayerSpec("conv", filters=8, kernel=3),
-    ])
+    spec = ik.ModelSpec(
+        "m",
+        (8, 8, 64),
+        [
+            ik.LayerSpec("conv", filters=64, kernel=1),
+            ik.LayerSpec("conv", filters=8, kernel=3),
+            ik.LayerSpec("conv", filters=128, kernel=1),
+            ik.LayerSpec("conv", filters=8, kernel=3),
+        ],
+    )
     a = ik.analyse(ik.load(spec))
     assert a.naive.macs == a.total.macs
     assert [r.removed_in_naive for r in a.rows] == [False] * 4
@@ -107,10 +113,16 @@ def test_naive_keeps_one_by_ones_that_do_not_reduce():
 
 def test_naive_rule_covers_any_kernel_but_1x1_as_the_readme_states():
     # A 1×1 reduction before a factorised 7×1 goes (InceptionV3's 17×17 blocks); before a 1×1 it stays.
-    spec = ik.ModelSpec("m", (17, 17, 192), [
-        ik.LayerSpec("conv", filters=64, kernel=1), ik.LayerSpec("conv", filters=96, kernel=[7, 1], padding="same"),
-        ik.LayerSpec("conv", filters=32, kernel=1), ik.LayerSpec("conv", filters=16, kernel=1),
-    ])
+    spec = ik.ModelSpec(
+        "m",
+        (17, 17, 192),
+        [
+            ik.LayerSpec("conv", filters=64, kernel=1),
+            ik.LayerSpec("conv", filters=96, kernel=[7, 1], padding="same"),
+            ik.LayerSpec("conv", filters=32, kernel=1),
+            ik.LayerSpec("conv", filters=16, kernel=1),
+        ],
+    )
     a = ik.analyse(ik.load(spec))
     assert [r.removed_in_naive for r in a.rows] == [True, False, False, False]
     hw = 17 * 17
@@ -122,21 +134,40 @@ def test_naive_rule_covers_any_kernel_but_1x1_as_the_readme_states():
 
 def test_naive_needs_a_following_kxk_conv():
     # A 1×1 reduction feeding a pool, or ending the branch, stays.
-    spec = ik.ModelSpec("m", (8, 8, 64), [
-        ik.LayerSpec("conv", filters=16, kernel=1), ik.LayerSpec("maxpool", pool=2),
-        ik.LayerSpec("conv", filters=8, kernel=1),
-    ])
+    spec = ik.ModelSpec(
+        "m",
+        (8, 8, 64),
+        [
+            ik.LayerSpec("conv", filters=16, kernel=1),
+            ik.LayerSpec("maxpool", pool=2),
+            ik.LayerSpec("conv", filters=8, kernel=1),
+        ],
+    )
     a = ik.analyse(ik.load(spec))
     assert a.naive.macs == a.total.macs
 
 
-@pytest.mark.parametrize("kernel,strides,padding,size,expected", [
-    (3, 1, "same", 28, 28), (3, 2, "same", 28, 14), (3, 2, "same", 29, 15),
-    (3, 2, "valid", 29, 14), (7, 2, "valid", 299, 147), ([1, 7], 1, "valid", 17, 17),
-])
+@pytest.mark.parametrize(
+    "kernel,strides,padding,size,expected",
+    [
+        (3, 1, "same", 28, 28),
+        (3, 2, "same", 28, 14),
+        (3, 2, "same", 29, 15),
+        (3, 2, "valid", 29, 14),
+        (7, 2, "valid", 299, 147),
+        ([1, 7], 1, "valid", 17, 17),
+    ],
+)
 def test_conv_output_size_rule(kernel, strides, padding, size, expected):
-    a = ik.analyse(ik.load(ik.ModelSpec("m", (size, size, 3), [
-        ik.LayerSpec("conv", filters=4, kernel=kernel, strides=strides, padding=padding)])))
+    a = ik.analyse(
+        ik.load(
+            ik.ModelSpec(
+                "m",
+                (size, size, 3),
+                [ik.LayerSpec("conv", filters=4, kernel=kernel, strides=strides, padding=padding)],
+            )
+        )
+    )
     kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
     want_h = math.ceil(size / strides) if padding == "same" else (size - kh) // strides + 1
     want_w = math.ceil(size / strides) if padding == "same" else (size - kw) // strides + 1
@@ -145,26 +176,62 @@ def test_conv_output_size_rule(kernel, strides, padding, size, expected):
 
 
 def test_grouped_and_separable_conv_costs():
-    grouped = ik.analyse(ik.load(ik.ModelSpec("g", (10, 10, 32), [ik.LayerSpec("conv", filters=64, kernel=3, groups=4, bias=False)])))
+    grouped = ik.analyse(
+        ik.load(
+            ik.ModelSpec(
+                "g", (10, 10, 32), [ik.LayerSpec("conv", filters=64, kernel=3, groups=4, bias=False)]
+            )
+        )
+    )
     assert grouped.total.macs == 10 * 10 * 64 * 3 * 3 * (32 // 4)
     assert grouped.total.params == 3 * 3 * (32 // 4) * 64
-    sep = ik.analyse(ik.load(ik.ModelSpec("s", (10, 10, 32), [ik.LayerSpec("sepconv", filters=64, kernel=3, bias=False, depth_multiplier=2)])))
+    sep = ik.analyse(
+        ik.load(
+            ik.ModelSpec(
+                "s",
+                (10, 10, 32),
+                [ik.LayerSpec("sepconv", filters=64, kernel=3, bias=False, depth_multiplier=2)],
+            )
+        )
+    )
     assert sep.total.params == 3 * 3 * 32 * 2 + 32 * 2 * 64
     assert sep.total.macs == 10 * 10 * (3 * 3 * 32 * 2 + 32 * 2 * 64)
-    assert sep.total.flops_by_op == {"DepthwiseConv2dNative": 2 * 10 * 10 * 3 * 3 * 64, "Conv2D": 2 * 10 * 10 * 64 * 64}
+    assert sep.total.flops_by_op == {
+        "DepthwiseConv2dNative": 2 * 10 * 10 * 3 * 3 * 64,
+        "Conv2D": 2 * 10 * 10 * 64 * 64,
+    }
 
 
 def test_batchnorm_params_follow_keras():
     # scale=False: beta trainable, moving mean/var not; scale=True adds gamma.
-    plain = ik.analyse(ik.load(ik.ModelSpec("b", (4, 4, 8), [ik.LayerSpec("conv", filters=16, kernel=1, bias=False, batchnorm={"scale": False})])))
+    plain = ik.analyse(
+        ik.load(
+            ik.ModelSpec(
+                "b",
+                (4, 4, 8),
+                [ik.LayerSpec("conv", filters=16, kernel=1, bias=False, batchnorm={"scale": False})],
+            )
+        )
+    )
     assert (plain.total.params, plain.total.trainable) == (8 * 16 + 3 * 16, 8 * 16 + 16)
-    scaled = ik.analyse(ik.load(ik.ModelSpec("b", (4, 4, 8), [ik.LayerSpec("conv", filters=16, kernel=1, bias=False, batchnorm=True)])))
+    scaled = ik.analyse(
+        ik.load(
+            ik.ModelSpec(
+                "b", (4, 4, 8), [ik.LayerSpec("conv", filters=16, kernel=1, bias=False, batchnorm=True)]
+            )
+        )
+    )
     assert (scaled.total.params, scaled.total.trainable) == (8 * 16 + 4 * 16, 8 * 16 + 2 * 16)
 
 
 def test_residual_add_and_scale_flops():
-    block = ik.BlockSpec("r", {"shortcut": [], "res": [ik.LayerSpec("conv", filters=8, kernel=1, activation=None, bias=False)]},
-                     merge="add", scale=0.2, activation="relu")
+    block = ik.BlockSpec(
+        "r",
+        {"shortcut": [], "res": [ik.LayerSpec("conv", filters=8, kernel=1, activation=None, bias=False)]},
+        merge="add",
+        scale=0.2,
+        activation="relu",
+    )
     a = ik.analyse(ik.load(ik.ModelSpec("r", (5, 5, 8), [block])))
     n = 5 * 5 * 8
     # Rescaling is x*scale + 0 (Mul, AddV2); the add is one AddV2 per element.

@@ -192,7 +192,15 @@ def test_a_missing_runtime_is_skipped_with_its_extra(monkeypatch):
 
 def test_one_registry_entry_per_path():
     """Each path is one entry: its name, artifact, availability, writer and runner."""
-    assert list(dp.PATHS) == ["savedmodel", "frozen", "bfloat16", "onnxruntime", "openvino", "litert", "litert-int8"]
+    assert list(dp.PATHS) == [
+        "savedmodel",
+        "frozen",
+        "bfloat16",
+        "onnxruntime",
+        "openvino",
+        "litert",
+        "litert-int8",
+    ]
     for name, path in dp.PATHS.items():
         assert path.name == name and dp.ARTIFACTS[name] == path.artifact
         assert callable(path.write) and callable(path.runner) and callable(path.available)
@@ -365,7 +373,9 @@ def test_a_failure_midway_leaves_nothing(tmp_path, monkeypatch):
     _write(old / "deploy.json", GOOD)  # an earlier deploy's (one it can read back)
     with pytest.raises(RuntimeError):
         dp.deploy(TINY, old, overwrite=True, paths=["savedmodel"], batches=(1,), repeats=1, warmup=0)
-    assert [p.name for p in tmp_path.iterdir()] == ["old"] and json.loads((old / "deploy.json").read_text()) == GOOD
+    assert [p.name for p in tmp_path.iterdir()] == ["old"] and json.loads(
+        (old / "deploy.json").read_text()
+    ) == GOOD
 
 
 @pytest.mark.slow
@@ -463,7 +473,9 @@ def test_deploy_json_carries_the_speedup_and_every_paths_median_and_spread(tmp_p
     assert saved["chosen"] == "litert" and saved["deciding_batch"] == 8
     sp = saved["speedup"]
     assert sp["over"] == "savedmodel" and sp["batch"] == 8
-    assert sp["factor"] == pytest.approx(statistics.median([20, 24, 30, 22]) / statistics.median([4, 8, 6, 5]))
+    assert sp["factor"] == pytest.approx(
+        statistics.median([20, 24, 30, 22]) / statistics.median([4, 8, 6, 5])
+    )
     assert sp["chosen_median_ms"] == pytest.approx(5.5) and sp["baseline_median_ms"] == pytest.approx(23.0)
     by = {p["name"]: p for p in saved["paths"]}
     for c in (base, slow, fast):
@@ -474,7 +486,8 @@ def test_deploy_json_carries_the_speedup_and_every_paths_median_and_spread(tmp_p
             assert spread == pytest.approx({"min": ms[0], "q1": q1, "q3": q3, "max": ms[-1]})
             assert by[c.name]["median_ms"][str(b)] == pytest.approx(statistics.median(ms))
             assert by[c.name]["speedup_over_savedmodel"][str(b)] == pytest.approx(
-                statistics.median(base.times[b]) / statistics.median(t))
+                statistics.median(base.times[b]) / statistics.median(t)
+            )
     assert by["openvino"]["spread_ms"] == {} and by["openvino"]["speedup_over_savedmodel"] == {}
     assert "min, q1, q3 and max" in saved["spread"]
     assert dp.read_deploy_json(_write(tmp_path / "deploy.json", saved))["chosen"] == "litert"  # reads back
@@ -485,8 +498,12 @@ def _write(path: Path, data) -> Path:
     return path
 
 
-GOOD = {"chosen": "litert", "artifact": "model.tflite", "deciding_batch": 8,
-        "paths": [{"name": "savedmodel"}, {"name": "litert"}]}
+GOOD = {
+    "chosen": "litert",
+    "artifact": "model.tflite",
+    "deciding_batch": 8,
+    "paths": [{"name": "savedmodel"}, {"name": "litert"}],
+}
 
 
 @pytest.mark.parametrize(
@@ -498,7 +515,10 @@ GOOD = {"chosen": "litert", "artifact": "model.tflite", "deciding_batch": 8,
         (b"\xff\xfe{}", "invalid JSON"),
         ({**GOOD, "paths": "all"}, "paths: expected a list of paths"),
         ({**GOOD, "chosen": "rm -rf /"}, "chosen: expected one of the paths listed"),
-        ({**GOOD, "artifact": "../../etc/passwd"}, "artifact: expected the chosen path's artifact (model.tflite)"),
+        (
+            {**GOOD, "artifact": "../../etc/passwd"},
+            "artifact: expected the chosen path's artifact (model.tflite)",
+        ),
         ({**GOOD, "deciding_batch": "8"}, "deciding_batch: expected a whole number"),
     ],
 )
@@ -534,8 +554,14 @@ def test_overwrite_refuses_a_folder_whose_deploy_json_is_forged(tmp_path):
     out.mkdir()
     _write(out / "deploy.json", {**GOOD, "chosen": "mine"})
     (out / "thesis.tex").write_text("years of work")
-    proc = subprocess.run([*CLI, "deploy", str(TINY), "--out", str(out), "--overwrite"], capture_output=True,
-                          text=True, env=ENV, cwd=tmp_path, timeout=120)
+    proc = subprocess.run(
+        [*CLI, "deploy", str(TINY), "--out", str(out), "--overwrite"],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert proc.returncode == 2, proc.stderr
     assert f"{out / 'deploy.json'}: chosen: expected one of the paths listed" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -549,8 +575,14 @@ def test_deploy_onto_a_link_is_refused_and_nothing_touched(tmp_path, overwrite):
     target.mkdir()
     _write(target / "deploy.json", GOOD)
     (tmp_path / "d").symlink_to(target)
-    proc = subprocess.run([*CLI, "deploy", str(TINY), "--out", "d", *overwrite], capture_output=True,
-                          text=True, env=ENV, cwd=tmp_path, timeout=120)
+    proc = subprocess.run(
+        [*CLI, "deploy", str(TINY), "--out", "d", *overwrite],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert proc.returncode == 2 and "symbolic link" in proc.stderr, proc.stderr
     assert (tmp_path / "d").is_symlink() and [p.name for p in target.iterdir()] == ["deploy.json"]
 
@@ -565,9 +597,29 @@ def test_a_signal_mid_deploy_keeps_the_old_dir_and_leaves_no_temporary(tmp_path,
     out.mkdir()
     _write(out / "deploy.json", GOOD)  # an earlier deploy's DIR, which --overwrite may replace
     before = (out / "deploy.json").read_bytes()
-    proc = subprocess.Popen([*CLI, "deploy", str(TINY), "--out", "d", "--overwrite", "--paths", "savedmodel,litert",
-                             "--batch", "1", "--repeats", "200", "--warmup", "0"],
-                            cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            *CLI,
+            "deploy",
+            str(TINY),
+            "--out",
+            "d",
+            "--overwrite",
+            "--paths",
+            "savedmodel,litert",
+            "--batch",
+            "1",
+            "--repeats",
+            "200",
+            "--warmup",
+            "0",
+        ],
+        cwd=tmp_path,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 180
     try:  # until the staged DIR holds an exported artifact
         while not list(tmp_path.glob(".d.*.tmp/.candidates/*")):

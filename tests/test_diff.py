@@ -82,10 +82,7 @@ def test_formats_carry_the_same_numbers():
     assert rows[0]["delta_macs"] == str(BOTTLENECK_5X5 - NAIVE_5X5)
     md = d.render("markdown")
     saved = NAIVE_5X5 - BOTTLENECK_5X5
-    assert (
-        f"| MACs (multiply-adds) | {NAIVE_5X5:,} | {BOTTLENECK_5X5:,} | -{saved:,} | -89.7% |"
-        in md
-    )
+    assert f"| MACs (multiply-adds) | {NAIVE_5X5:,} | {BOTTLENECK_5X5:,} | -{saved:,} | -89.7% |" in md
     table = d.render("table")
     assert "120.42M" in table and "12.44M" in table and "-107.98M" in table
 

@@ -30,9 +30,20 @@ pytest.importorskip("mkdocs_gen_files", reason="the docs extra is not installed 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     out = tmp_path_factory.mktemp("site")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "DISABLE_MKDOCS_2_WARNING": "true", "NO_MKDOCS_2_WARNING": "1"}
-    r = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
-                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "DISABLE_MKDOCS_2_WARNING": "true",
+        "NO_MKDOCS_2_WARNING": "1",
+    }
+    r = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     return out
 
@@ -55,7 +66,11 @@ def docstring_of(name: str) -> str | None:
     """Read from the source, not imported: build_model and export would load TensorFlow."""
     obj = vars(ik).get(name)
     if obj is not None:
-        doc = obj.__doc__ if callable(obj) and getattr(obj, "__module__", "").startswith("inception_kit") else None
+        doc = (
+            obj.__doc__
+            if callable(obj) and getattr(obj, "__module__", "").startswith("inception_kit")
+            else None
+        )
         # A dataclass without a docstring gets its signature as one: not a docstring to show.
         return None if not doc or doc.startswith(f"{obj.__name__}(") else doc
     for rel in ("keras/builder.py", "keras/export/__init__.py", "keras/export/inspect.py"):
@@ -106,7 +121,9 @@ def test_kinds_page_is_the_registry(site):
 
 def test_schema_page_holds_the_whole_schema(site):
     raw = (site / "reference" / "spec-schema" / "index.html").read_text(encoding="utf-8")
-    block = re.search(r'<pre[^>]*><span></span><code>(.*?)</code></pre>', raw.split('id="the-whole-schema"')[1], re.S)
+    block = re.search(
+        r"<pre[^>]*><span></span><code>(.*?)</code></pre>", raw.split('id="the-whole-schema"')[1], re.S
+    )
     assert json.loads(html.unescape(re.sub(r"<[^>]+>", "", block.group(1)))) == spec_schema()
 
 
@@ -114,7 +131,9 @@ def test_notebooks_are_rendered_with_their_outputs(site):
     for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
         page = site / "tutorials" / "notebooks" / nb.stem / "index.html"
         cells = json.loads(nb.read_text(encoding="utf-8"))["cells"]
-        outputs = [o for c in cells if c["cell_type"] == "code" for o in c["outputs"] if o.get("name") == "stdout"]
+        outputs = [
+            o for c in cells if c["cell_type"] == "code" for o in c["outputs"] if o.get("name") == "stdout"
+        ]
         text = text_of(page)
         assert outputs, nb.name
         first = " ".join("".join(outputs[0]["text"]).split())[:60]
@@ -125,4 +144,6 @@ def test_every_page_of_the_site_is_in_the_nav_and_links_resolve(site):
     # --strict already failed on a broken link or a page left out of the nav; this proves the
     # pages the README links to were built.
     for link in re.findall(r"\]\(docs/([^)#]+)\.md", (ROOT / "README.md").read_text(encoding="utf-8")):
-        assert (site / link / "index.html").is_file() or (site / f"{link}.html").is_file() or link == "index", link
+        assert (
+            (site / link / "index.html").is_file() or (site / f"{link}.html").is_file() or link == "index"
+        ), link

@@ -72,7 +72,11 @@ def run_artifact(fmt: str, path: Path, x: np.ndarray) -> np.ndarray:
     if fmt == "savedmodel":
         import tensorflow as tf
 
-        return tf.saved_model.load(str(path)).signatures["serving_default"](image=tf.constant(x))["output"].numpy()
+        return (
+            tf.saved_model.load(str(path))
+            .signatures["serving_default"](image=tf.constant(x))["output"]
+            .numpy()
+        )
     if fmt == "keras":
         import keras
 
@@ -102,7 +106,11 @@ def size_on_disk(path: Path) -> int:
 
 
 def meta_of(path: Path, fmt: str) -> Path:
-    return path / "assets.extra" / "inception_kit" if fmt == "savedmodel" else path.with_name(path.name + ".inception-kit")
+    return (
+        path / "assets.extra" / "inception_kit"
+        if fmt == "savedmodel"
+        else path.with_name(path.name + ".inception-kit")
+    )
 
 
 def sha256(path: Path) -> str:
@@ -111,7 +119,10 @@ def sha256(path: Path) -> str:
 
 def listing(folder: Path) -> dict[str, bytes | None]:
     """Every path under `folder` with its bytes (None for folders): to prove nothing changed."""
-    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None) for p in sorted(folder.rglob("*"))}
+    return {
+        str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None)
+        for p in sorted(folder.rglob("*"))
+    }
 
 
 def old_artifact(path: Path) -> dict[str, bytes | None]:
@@ -148,10 +159,16 @@ def check_round_trip(spec: Path, case: str, folder: Path) -> None:
     assert result.size_bytes == (size_on_disk(out) if fmt == "savedmodel" else out.stat().st_size)
     assert manifest["format"] == fmt and manifest["quantized"] is quantize
     assert manifest["input"] == {"name": "image", "dtype": "float32", "shape": [None, *model.input_shape[1:]]}
-    assert manifest["output"] == {"name": "output", "dtype": "float32", "shape": [None, *model.output_shape[1:]]}
+    assert manifest["output"] == {
+        "name": "output",
+        "dtype": "float32",
+        "shape": [None, *model.output_shape[1:]],
+    }
     assert manifest["weights"]["sha256"] == sha256(weights)
     verification = manifest["verification"]
-    assert verification["max_abs_diff"] == result.max_abs_diff <= verification["tolerance"] == result.tolerance
+    assert (
+        verification["max_abs_diff"] == result.max_abs_diff <= verification["tolerance"] == result.tolerance
+    )
     if fmt != "savedmodel":
         assert manifest["artifact"] == {"file": out.name, "bytes": out.stat().st_size, "sha256": sha256(out)}
     analysis = analyse(spec)
@@ -160,7 +177,13 @@ def check_round_trip(spec: Path, case: str, folder: Path) -> None:
 
     summary = result.summary()
     assert "\n" not in summary
-    for part in (str(out), fmt, f"{result.size_bytes:,} bytes", f"{result.max_abs_diff:.3g}", f"{result.tolerance:.3g}"):
+    for part in (
+        str(out),
+        fmt,
+        f"{result.size_bytes:,} bytes",
+        f"{result.max_abs_diff:.3g}",
+        f"{result.tolerance:.3g}",
+    ):
         assert part in summary
     # Nothing but the artifact (and its sidecar) was left in the folder.
     names = {p.name for p in folder.iterdir()} - {weights.name}
@@ -219,7 +242,11 @@ def test_googlenet_savedmodel_small_and_loadable_without_inception_kit(tmp_path)
     elsewhere.mkdir()
     proc = subprocess.run(
         [sys.executable, "-I", "-S", "-c", FRESH, str(out), str(tmp_path / "x.npy"), *site.getsitepackages()],
-        cwd=elsewhere, env=ENV, capture_output=True, text=True, timeout=300,
+        cwd=elsewhere,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.split("\n")[0] == f"{(None, *model.input_shape[1:])} {(None, *model.output_shape[1:])}"
@@ -318,13 +345,20 @@ KILLED = textwrap.dedent(
 def test_sigkill_mid_export_leaves_destination_as_it_was(existing, tmp_path):
     out = tmp_path / "googlenet"
     before = old_artifact(out) if existing else listing(tmp_path)
-    proc = subprocess.Popen([sys.executable, "-c", KILLED, str(GOOGLENET), str(out)], cwd=tmp_path, env=ENV,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED, str(GOOGLENET), str(out)],
+        cwd=tmp_path,
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 180
     staged = None
     try:
         while staged is None:  # until the temporary SavedModel folder has files in it
-            assert proc.poll() is None, f"export ended before it could be killed: {proc.stderr.read()[-2000:]}"
+            assert proc.poll() is None, (
+                f"export ended before it could be killed: {proc.stderr.read()[-2000:]}"
+            )
             assert time.monotonic() < deadline, "no temporary sibling appeared"
             for p in tmp_path.glob(".googlenet.*.tmp"):
                 if any(p.iterdir()):
@@ -340,7 +374,9 @@ def test_sigkill_mid_export_leaves_destination_as_it_was(existing, tmp_path):
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([*CLI, *args], cwd=cwd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [*CLI, *args], cwd=cwd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 @pytest.mark.slow
@@ -352,8 +388,10 @@ def test_concurrent_exporters_one_wins_whole(suffix, tmp_path):
     models, files = zip(*(keras_model_with_weights(BLOCK, tmp_path, name) for name in ("a", "b")))
     out = work / f"block{suffix}"
     fmt = "tflite" if suffix else "savedmodel"
-    procs = [run_cli("export", str(BLOCK), "--out", str(out), "--format", fmt, "--weights", str(f), cwd=tmp_path)
-             for f in files]
+    procs = [
+        run_cli("export", str(BLOCK), "--out", str(out), "--format", fmt, "--weights", str(f), cwd=tmp_path)
+        for f in files
+    ]
     results = [(p.wait(timeout=300), *p.communicate()) for p in procs]
     codes = sorted(r[0] for r in results)
     assert codes == [0, 2], results
@@ -366,13 +404,17 @@ def test_concurrent_exporters_one_wins_whole(suffix, tmp_path):
     x = batch(models[0])
     actual = run_artifact(fmt, out, x)
     expected = [np.asarray(m(x, training=False)) for m in models]
-    assert np.abs(actual - expected[winner]).max() <= BOUND["float32"] * max(1.0, float(np.abs(expected[winner]).max()))
+    assert np.abs(actual - expected[winner]).max() <= BOUND["float32"] * max(
+        1.0, float(np.abs(expected[winner]).max())
+    )
     assert np.abs(actual - expected[1 - winner]).max() > 1e-3
     manifest = json.loads((meta_of(out, fmt) / "manifest.json").read_text())
     assert manifest["weights"]["sha256"] == sha256(files[winner])
     exporters.inspect_artifact(out, "json")  # the sidecar's sha256 matches the file
     assert temp_siblings(work) == []
-    assert {p.name for p in work.iterdir()} == ({out.name} if fmt == "savedmodel" else {out.name, out.name + ".inception-kit"})
+    assert {p.name for p in work.iterdir()} == (
+        {out.name} if fmt == "savedmodel" else {out.name, out.name + ".inception-kit"}
+    )
 
 
 # --------------------------------------------------------------------------- weights and options
@@ -389,7 +431,8 @@ def test_mismatching_weights_name_the_first_bad_layer(tmp_path):
     ours = build_model(BLOCK)
     # The first layer (in model order) whose weight shapes differ, found here independently.
     first = next(
-        l for l, o in zip(ours.layers, other.layers)
+        l
+        for l, o in zip(ours.layers, other.layers)
         if [tuple(w.shape) for w in l.weights] != [tuple(w.shape) for w in o.weights]
     )
     theirs = other.get_layer(first.name)
@@ -421,8 +464,13 @@ def test_weights_file_errors(tmp_path):
 
 
 def test_bad_options_name_the_parameter(tmp_path):
-    cases = [({"format": "pickle"}, "format"), ({"quantize": True}, "quantize"), ({"dtype": "float16"}, "dtype"),
-             ({"format": "tflite", "dtype": "bfloat16"}, "dtype"), ({"format": "keras"}, "out")]
+    cases = [
+        ({"format": "pickle"}, "format"),
+        ({"quantize": True}, "quantize"),
+        ({"dtype": "float16"}, "dtype"),
+        ({"format": "tflite", "dtype": "bfloat16"}, "dtype"),
+        ({"format": "keras"}, "out"),
+    ]
     for options, parameter in cases:
         out = tmp_path / ("a.h5" if options.get("format") == "keras" else "a")
         with pytest.raises(ArgumentError) as err:
@@ -456,8 +504,14 @@ INSPECT = textwrap.dedent(
 def test_inspect_without_tensorflow(suffix, tmp_path):
     out = tmp_path / f"block{suffix}"
     exporters.export(BLOCK, out, format="tflite" if suffix else "savedmodel")
-    proc = subprocess.run([sys.executable, "-c", INSPECT, str(out)], cwd=tmp_path, env=ENV,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", INSPECT, str(out)],
+        cwd=tmp_path,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     shown = json.loads(proc.stdout)
     assert shown["loaded"] == []
@@ -468,14 +522,20 @@ def test_inspect_without_tensorflow(suffix, tmp_path):
     assert shown["table"].endswith(render(analysis, "table"))
     assert shown["markdown"].endswith(render(analysis, "markdown"))
     assert shown["table"].startswith(f"artifact: {out} ")
-    assert "input 'image' float32[batch, 28, 28, 192] -> output 'output' float32[batch, 28, 28, 256]" in shown["table"]
+    assert (
+        "input 'image' float32[batch, 28, 28, 192] -> output 'output' float32[batch, 28, 28, 256]"
+        in shown["table"]
+    )
 
 
 def test_inspect_refuses_what_it_cannot_vouch_for(tmp_path):
     out = tmp_path / "block.tflite"
     exporters.export(BLOCK, out, format="tflite")
     # The sidecar's folder itself works too.
-    assert exporters.inspect_artifact(tmp_path / "block.tflite.inception-kit", "yaml") == load_spec(BLOCK).to_yaml()
+    assert (
+        exporters.inspect_artifact(tmp_path / "block.tflite.inception-kit", "yaml")
+        == load_spec(BLOCK).to_yaml()
+    )
     with out.open("ab") as f:  # a file the sidecar does not describe
         f.write(b"\0")
     with pytest.raises(SpecError, match="not written together"):
@@ -544,7 +604,11 @@ def test_bfloat16_meets_its_own_bound_on_non_trivial_weights_and_reports_its_err
 
     out = tmp_path / "half"
     result = exporters.export(TINY_SPEC, out, weights=weights, dtype="bfloat16")
-    x = np.random.default_rng(exporters.VERIFY_SEED).uniform(-1, 1, (exporters.VERIFY_BATCH, 8, 8, 1)).astype(np.float32)
+    x = (
+        np.random.default_rng(exporters.VERIFY_SEED)
+        .uniform(-1, 1, (exporters.VERIFY_BATCH, 8, 8, 1))
+        .astype(np.float32)
+    )
     got = run_artifact("savedmodel", out, x)
     own, full = np.asarray(bf16(x, training=False), np.float32), np.asarray(f32(x, training=False))
     diff = float(np.abs(got - own).max())
@@ -565,7 +629,9 @@ def test_bfloat16_meets_its_own_bound_on_non_trivial_weights_and_reports_its_err
     assert v["float32_centred_rel_l2"] == pytest.approx(centred_rel_l2(full, got), rel=1e-3)
     assert 1e-4 < v["float32_centred_rel_l2"] < 5e-2  # bfloat16 costs about a percent, not nothing
     assert f"centred relative L2 {v['float32_centred_rel_l2']:.2g} from the float32 model" in result.summary()
-    assert "verified: max abs diff" in exporters.inspect_artifact(out, "table")  # inspect reads the new record
+    assert "verified: max abs diff" in exporters.inspect_artifact(
+        out, "table"
+    )  # inspect reads the new record
 
 
 TERMINATED = textwrap.dedent(
@@ -582,8 +648,14 @@ TERMINATED = textwrap.dedent(
 def test_sigterm_or_sigint_mid_export_leaves_the_old_artifact_and_no_temporary(sig, code, tmp_path):
     out = tmp_path / "googlenet"
     before = old_artifact(out)
-    proc = subprocess.Popen([sys.executable, "-c", TERMINATED, str(GOOGLENET), str(out)], cwd=tmp_path, env=ENV,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", TERMINATED, str(GOOGLENET), str(out)],
+        cwd=tmp_path,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 180
     try:
         while not any(any(p.iterdir()) for p in tmp_path.glob(".googlenet.*.tmp")):  # mid-write
@@ -605,8 +677,14 @@ def test_export_onto_a_link_is_refused_and_nothing_touched(fmt, name, tmp_path):
     (target / "keep.txt").write_text("theirs")
     (tmp_path / name).symlink_to(target if fmt == "savedmodel" else target / "keep.txt")
     before = listing(target)
-    r = subprocess.run([*CLI, "export", str(BLOCK), "--out", name, "--format", fmt, "--overwrite"],
-                       cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [*CLI, "export", str(BLOCK), "--out", name, "--format", fmt, "--overwrite"],
+        cwd=tmp_path,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 2 and "symbolic link" in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert listing(target) == before and (tmp_path / name).is_symlink()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["elsewhere", name])

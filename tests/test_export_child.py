@@ -23,12 +23,18 @@ from inception_kit.keras.export.tensorflow_child import (
 )
 
 CASES = {
-    "spec": SpecError([Problem("layers[2].kernel", "a positive integer", "-3", Mark("net.yaml", 12, 7)),
-                       Problem("name", "a plain name", "'a/b'")]),
+    "spec": SpecError(
+        [
+            Problem("layers[2].kernel", "a positive integer", "-3", Mark("net.yaml", 12, 7)),
+            Problem("name", "a plain name", "'a/b'"),
+        ]
+    ),
     "argument": ArgumentError("dtype", "one of float32, bfloat16", "float16", hint="Keras' names"),
     "destination_exists": DestinationExists(Path("/tmp/out/model.tflite")),
     "unsafe_destination": UnsafeDestination(Path("/home/u"), "it is the home folder"),
-    "verification": VerificationError("the savedmodel artifact's outputs differ from the Keras model's by up to 1"),
+    "verification": VerificationError(
+        "the savedmodel artifact's outputs differ from the Keras model's by up to 1"
+    ),
     "missing_dependency": MissingDependency("format onnx needs tf2onnx: pip install inception-kit[onnx]"),
 }
 
@@ -58,7 +64,10 @@ def test_each_error_comes_back_as_its_own_class_with_its_fields(kind):
 
 def test_an_argument_error_is_still_worded_with_the_flag_by_the_cli():
     back = through_the_pipe(CASES["argument"])
-    assert back.worded("--precision") == "--precision: expected one of float32, bfloat16; received 'float16' (Keras' names)"
+    assert (
+        back.worded("--precision")
+        == "--precision: expected one of float32, bfloat16; received 'float16' (Keras' names)"
+    )
 
 
 def test_an_unlisted_error_names_the_childs_class_and_is_no_other_class():
@@ -76,7 +85,9 @@ def test_a_forged_kind_is_not_looked_up_as_a_class_name():
 
 
 def test_the_records_import_no_tensorflow():
-    code = ("import sys, inception_kit.keras.export.tensorflow_child; "
-            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    code = (
+        "import sys, inception_kit.keras.export.tensorflow_child; "
+        "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr

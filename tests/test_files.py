@@ -46,7 +46,9 @@ with staged_file(sys.argv[1], overwrite=True) as tmp:
 def test_sigkill_mid_write_leaves_destination_as_it_was(tmp_path):
     dest = tmp_path / "report.json"
     dest.write_text("precious")
-    proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(dest)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, str(dest)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout.readline().strip() == "WRITING"
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
@@ -101,7 +103,9 @@ def test_results_get_usual_modes_and_dead_writers_temporaries_are_swept(tmp_path
     import os
 
     dest = tmp_path / "r.txt"
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
     stale = tmp_path / f".r.txt.{int(dead.stdout)}.abc.tmp"
     stale.write_text("left by a killed writer")
     write_text(dest, "x")
@@ -137,7 +141,9 @@ def test_a_destination_that_is_a_link_is_refused_and_nothing_touched(tmp_path, k
     if kind == "file":
         assert target.read_text() == "their file"
     else:
-        assert [p.read_text() for p in target.iterdir()] == ["their folder, with the marker a writer looks for"]
+        assert [p.read_text() for p in target.iterdir()] == [
+            "their folder, with the marker a writer looks for"
+        ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "theirs"]  # no temporary left
 
 
@@ -155,9 +161,14 @@ def test_a_non_empty_folder_someone_else_wrote_is_refused_overwrite_or_not(tmp_p
     dest.mkdir()
     (dest / "cat.jpg").write_bytes(b"\xff\xd8 a cat")
     for overwrite in (False, True):
-        with pytest.raises(UnsafeDestination, match="did not write it"), staged_dir(dest, overwrite, "manifest.json") as tmp:
+        with (
+            pytest.raises(UnsafeDestination, match="did not write it"),
+            staged_dir(dest, overwrite, "manifest.json") as tmp,
+        ):
             (tmp / "manifest.json").write_text("{}")
-    assert [p.name for p in dest.iterdir()] == ["cat.jpg"] and (dest / "cat.jpg").read_bytes() == b"\xff\xd8 a cat"
+    assert [p.name for p in dest.iterdir()] == ["cat.jpg"] and (
+        dest / "cat.jpg"
+    ).read_bytes() == b"\xff\xd8 a cat"
     assert [p.name for p in tmp_path.iterdir()] == ["photos"]
     # Ours (its marker inside) but overwrite not asked for: DestinationExists, as before.
     ours = tmp_path / "ours"
@@ -184,8 +195,13 @@ def test_sigterm_or_sigint_mid_write_leaves_the_old_folder_and_no_temporary(tmp_
     dest = tmp_path / "artifact"
     with staged_dir(dest) as tmp:
         (tmp / "manifest.json").write_text("old")
-    proc = subprocess.Popen([sys.executable, "-c", TERMINATED_WRITER, str(dest)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", TERMINATED_WRITER, str(dest)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout.readline().strip() == "WRITING"
     assert len(list(tmp_path.iterdir())) == 2  # the temporary is there while it writes
     proc.send_signal(sig)

@@ -18,8 +18,9 @@ OVER_BUDGET = TEST_SPECS / "invalid" / "budget_too_many_params.yaml"
 
 def stdin_run(*args, spec):
     argv = [str(a) for a in args]
-    return subprocess.run([*CLI, *argv], cwd=ROOT, input=spec.read_text(), capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [*CLI, *argv], cwd=ROOT, input=spec.read_text(), capture_output=True, text=True, timeout=120
+    )
 
 
 # -- the library: ik.load ------------------------------------------------------------------
@@ -97,7 +98,10 @@ def test_a_library_error_names_the_parameter_and_the_cli_names_the_flag():
 
         sweep(ik.load("googlenet"), steps=0)
     r = run("fit", "googlenet", "--sweep", "--steps", "0")
-    assert r.returncode == 2 and r.stderr == "error: --steps: expected a whole number from 1 to 1000; received 0\n"
+    assert (
+        r.returncode == 2
+        and r.stderr == "error: --steps: expected a whole number from 1 to 1000; received 0\n"
+    )
 
 
 # -- the command line ----------------------------------------------------------------------
@@ -121,14 +125,18 @@ def test_a_global_flag_before_the_command_is_not_undone_by_the_commands_default(
     assert r.returncode == 2 and "Traceback" in r.stderr
 
 
-@pytest.mark.parametrize("argv", [
-    ["validate", "-"],
-    ["report", "-", "--format", "json"],
-    ["diff", "-", "inception_3a", "--format", "json"],
-    ["diff", "inception_3a", "-", "--format", "json"],
-    ["fit", "-", "--macs", "1G"],
-    ["fit", "-", "--sweep", "--steps", "2"],
-], ids=lambda a: " ".join(a))
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["validate", "-"],
+        ["report", "-", "--format", "json"],
+        ["diff", "-", "inception_3a", "--format", "json"],
+        ["diff", "inception_3a", "-", "--format", "json"],
+        ["fit", "-", "--macs", "1G"],
+        ["fit", "-", "--sweep", "--steps", "2"],
+    ],
+    ids=lambda a: " ".join(a),
+)
 def test_every_command_that_reads_a_spec_reads_stdin(argv):
     spec = SPECS / "googlenet.yaml"
     from_stdin = stdin_run(*argv, spec=spec)
@@ -149,18 +157,26 @@ def test_stdin_is_read_once():
     r = stdin_run("diff", "-", "-", spec=TINY)
     assert r.returncode == 2
     assert r.stderr.splitlines()[-1].strip() == (
-        "<stdin>: expected at most one spec read from standard input ('-'); received a and b")
+        "<stdin>: expected at most one spec read from standard input ('-'); received a and b"
+    )
 
 
 @pytest.mark.parametrize("command", ["build", "export", "deploy", "train", "profile", "diagram", "report"])
 def test_every_command_that_builds_checks_the_budget_before_tensorflow_loads(command, tmp_path):
-    extra = {"export": ["--out", tmp_path / "e"], "deploy": ["--out", tmp_path / "d"],
-             "train": ["--data", "digits", "--out", tmp_path / "t"], "diagram": ["-o", tmp_path / "x.svg"]}
+    extra = {
+        "export": ["--out", tmp_path / "e"],
+        "deploy": ["--out", tmp_path / "d"],
+        "train": ["--data", "digits", "--out", tmp_path / "t"],
+        "diagram": ["-o", tmp_path / "x.svg"],
+    }
     argv = [command, TINY, "--max-params", "1000", *extra.get(command, [])]
-    code = ("import sys; from inception_kit.cli import main; rc = main(sys.argv[1:]); "
-            "print('tensorflow' in sys.modules, 'keras' in sys.modules); sys.exit(rc)")
-    r = subprocess.run([sys.executable, "-c", code, *map(str, argv)], cwd=ROOT, capture_output=True, text=True,
-                       timeout=120)
+    code = (
+        "import sys; from inception_kit.cli import main; rc = main(sys.argv[1:]); "
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules); sys.exit(rc)"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code, *map(str, argv)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 2, r.stderr
     params = (192 * 16 + 16) + (25 * 16 * 32 + 32)
     assert f"expected a model of at most 1,000 parameters; received {params:,}" in r.stderr

@@ -54,4 +54,7 @@ def test_the_comparison_catches_a_changed_or_missing_value():
     assert differences(golden, {"model": {"macs": 2, "rows": [{"name": "a"}], "new": 0}}) == [
         "$.model.macs: expected 1, got 2"
     ]
-    assert differences(golden, {"model": {"rows": []}}) == ["$.model.macs: missing", "$.model.rows: expected a list of 1, got []"]
+    assert differences(golden, {"model": {"rows": []}}) == [
+        "$.model.macs: missing",
+        "$.model.rows: expected a list of 1, got []",
+    ]

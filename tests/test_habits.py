@@ -13,20 +13,13 @@ from conftest import ROOT
 TESTS = sorted(p for p in (ROOT / "tests").rglob("*.py") if p.name != "test_habits.py")
 
 FORBIDDEN = {
-    "a measured figure only checked to be positive":
-        r"""\[["']measured_\w+["']\]\s*>\s*0\b""",
-    "a label checked instead of the values it introduces":
-        r"""["']machine:["']\s+in\s+\w+""",
-    "a script only checked to run (compare its output with real values)":
-        r"def test_\w*_runs\(",
-    "a corpus checked by its size (check that every file in the folder is tested)":
-        r"len\(CORPUS\)\s*>=?\s*\d",
-    "a hard-coded list of notebooks (compare the folder with the README's list)":
-        r"""["']\d\d_\w+\.ipynb["']""",
-    "a wall-clock assertion (speed goes in benchmarks/, as ratios)":
-        r"assert\s+\w*(seconds|elapsed|duration|took)\w*\s*[<>]|BUDGET_S\b",
-    "a sleep standing in for an event (wait for something the code writes)":
-        r"time\.sleep\([^)]*\)\s*#\s*(well into|long enough|give it|wait for)",
+    "a measured figure only checked to be positive": r"""\[["']measured_\w+["']\]\s*>\s*0\b""",
+    "a label checked instead of the values it introduces": r"""["']machine:["']\s+in\s+\w+""",
+    "a script only checked to run (compare its output with real values)": r"def test_\w*_runs\(",
+    "a corpus checked by its size (check that every file in the folder is tested)": r"len\(CORPUS\)\s*>=?\s*\d",
+    "a hard-coded list of notebooks (compare the folder with the README's list)": r"""["']\d\d_\w+\.ipynb["']""",
+    "a wall-clock assertion (speed goes in benchmarks/, as ratios)": r"assert\s+\w*(seconds|elapsed|duration|took)\w*\s*[<>]|BUDGET_S\b",
+    "a sleep standing in for an event (wait for something the code writes)": r"time\.sleep\([^)]*\)\s*#\s*(well into|long enough|give it|wait for)",
 }
 
 
@@ -49,11 +42,26 @@ def test_no_test_of_this_kind(what):
     [
         ("a measured figure only checked to be positive", 'assert got["measured_saving"] > 0'),
         ("a label checked instead of the values it introduces", 'assert "machine:" in r.stdout'),
-        ("a script only checked to run (compare its output with real values)", "def test_compare_quick_report_runs():"),
-        ("a corpus checked by its size (check that every file in the folder is tested)", "assert len(CORPUS) >= 40"),
-        ("a hard-coded list of notebooks (compare the folder with the README's list)", '    "01_one_by_one.ipynb",'),
-        ("a wall-clock assertion (speed goes in benchmarks/, as ratios)", "assert seconds < BUDGET_S, path.name"),
-        ("a sleep standing in for an event (wait for something the code writes)", "time.sleep(0.5)  # well into epoch 2"),
+        (
+            "a script only checked to run (compare its output with real values)",
+            "def test_compare_quick_report_runs():",
+        ),
+        (
+            "a corpus checked by its size (check that every file in the folder is tested)",
+            "assert len(CORPUS) >= 40",
+        ),
+        (
+            "a hard-coded list of notebooks (compare the folder with the README's list)",
+            '    "01_one_by_one.ipynb",',
+        ),
+        (
+            "a wall-clock assertion (speed goes in benchmarks/, as ratios)",
+            "assert seconds < BUDGET_S, path.name",
+        ),
+        (
+            "a sleep standing in for an event (wait for something the code writes)",
+            "time.sleep(0.5)  # well into epoch 2",
+        ),
     ],
 )
 def test_each_pattern_catches_the_line_it_was_written_for(what, line):

@@ -19,8 +19,9 @@ GOOD = "name: tiny\ninput: [8, 8, 3]\nlayers:\n  - conv: {filters: 4, kernel: 1}
 
 
 def run(*args, stdin=None, cwd=ROOT):
-    return subprocess.run([*CLI, *map(str, args)], cwd=cwd, input=stdin, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [*CLI, *map(str, args)], cwd=cwd, input=stdin, capture_output=True, text=True, timeout=120
+    )
 
 
 def messages(text, file="<string>"):
@@ -30,6 +31,7 @@ def messages(text, file="<string>"):
 
 
 # -- item 7: every file kind is read at most limit+1 bytes --------------------------------
+
 
 def test_a_character_device_is_read_only_up_to_the_limit():
     # /dev/zero reports size 0 and never ends; the old reader trusted getsize and hung.
@@ -67,7 +69,9 @@ def test_an_endless_pipe_is_read_only_up_to_the_limit():
 def test_a_fifo_without_a_writer_is_an_empty_file_not_a_hang(tmp_path):
     fifo = tmp_path / "spec.yaml"
     os.mkfifo(fifo)
-    assert messages_of_file(fifo) == [f"{fifo}:1:1: <file>: expected a YAML mapping (the spec); received an empty file"]
+    assert messages_of_file(fifo) == [
+        f"{fifo}:1:1: <file>: expected a YAML mapping (the spec); received an empty file"
+    ]
 
 
 def messages_of_file(path):
@@ -78,11 +82,15 @@ def messages_of_file(path):
 
 # -- item 16: `validate -` and the budget flags -------------------------------------------
 
+
 def test_validate_dash_reads_the_spec_from_stdin():
     r = run("validate", "-", stdin=GOOD)
     macs = 8 * 8 * 3 * 4  # a 1x1 conv from 3 to 4 channels on 8x8
     flops = 2 * macs + 8 * 8 * 4  # a multiply and an add per MAC, and the bias
-    assert (r.returncode, r.stdout) == (0, f"<stdin>: ok (tiny: {3 * 4 + 4} params, {macs} MACs, {flops:,} FLOPs)\n")
+    assert (r.returncode, r.stdout) == (
+        0,
+        f"<stdin>: ok (tiny: {3 * 4 + 4} params, {macs} MACs, {flops:,} FLOPs)\n",
+    )
 
 
 def test_validate_dash_reports_stdin_as_the_file():
@@ -107,6 +115,7 @@ def test_budget_flags_must_be_positive(flag, value):
 
 # -- items 2 and 11: names, in Python-made specs too ----------------------------------------
 
+
 @pytest.mark.parametrize("name", ["..", ".", "/tmp/x", "a\x00b", "-x", "x" * 65, ""])
 def test_python_made_specs_obey_the_name_rule(name):
     model = ik.ModelSpec("ok", (8, 8, 3), [ik.LayerSpec("conv", name=name or None, filters=4, kernel=1)])
@@ -120,6 +129,7 @@ def test_python_made_specs_obey_the_name_rule(name):
 
 # -- item 10: whatever validate accepts, build builds ----------------------------------------
 
+
 @pytest.mark.slow
 def test_the_deepest_spec_validate_accepts_builds_saves_and_reloads(tmp_path):
     import keras
@@ -127,12 +137,18 @@ def test_the_deepest_spec_validate_accepts_builds_saves_and_reloads(tmp_path):
     from inception_kit.planner import MAX_KERAS_DEPTH
 
     times = (MAX_KERAS_DEPTH - 1) // 2  # each conv adds itself and its relu; the input is one more
-    spec = ik.loads(f"name: deep\ninput: [4, 4, 3]\nlayers:\n  - conv: {{filters: 3, kernel: 1, repeat: {times}}}\n").model
+    spec = ik.loads(
+        f"name: deep\ninput: [4, 4, 3]\nlayers:\n  - conv: {{filters: 3, kernel: 1, repeat: {times}}}\n"
+    ).model
     model = ik.build_model(spec)
     assert len(model.layers) == 1 + 2 * times
     model.save(tmp_path / "deep.keras")
-    assert keras.saving.load_model(tmp_path / "deep.keras").count_params() == model.count_params() == times * 12
-    deeper = f"name: deep\ninput: [4, 4, 3]\nlayers:\n  - conv: {{filters: 3, kernel: 1, repeat: {times + 1}}}\n"
+    assert (
+        keras.saving.load_model(tmp_path / "deep.keras").count_params() == model.count_params() == times * 12
+    )
+    deeper = (
+        f"name: deep\ninput: [4, 4, 3]\nlayers:\n  - conv: {{filters: 3, kernel: 1, repeat: {times + 1}}}\n"
+    )
     assert messages(deeper) == [
         f"<string>:4:11: layers[0]: expected at most {MAX_KERAS_DEPTH} Keras layers from input to output; "
         f"received {MAX_KERAS_DEPTH + 1} at this layer (Keras recurses once per layer)"
@@ -141,8 +157,21 @@ def test_the_deepest_spec_validate_accepts_builds_saves_and_reloads(tmp_path):
 
 # -- item 11: a property: validate refuses, or build builds -------------------------------
 
-HOSTILE_NAMES = ["a", "image", "output_float32", "a_relu", "a_bn", "..", "a/b", "x" * 65, "b{i}", "blk_concat",
-                 "b_1", "-x", "ok.v2"]
+HOSTILE_NAMES = [
+    "a",
+    "image",
+    "output_float32",
+    "a_relu",
+    "a_bn",
+    "..",
+    "a/b",
+    "x" * 65,
+    "b{i}",
+    "blk_concat",
+    "b_1",
+    "-x",
+    "ok.v2",
+]
 
 
 def _layer(draw, st):
@@ -157,6 +186,7 @@ def _layer(draw, st):
 @pytest.mark.slow
 def test_hostile_specs_fail_validate_or_build_and_reload(tmp_path):
     import hypothesis  # in the test extra of setup.cfg
+
     st = hypothesis.strategies
 
     @st.composite

@@ -260,8 +260,13 @@ print("STOP", flush=True); time.sleep(60)
 
 def write_pair(out: Path, label: str, stop_at: str = "end") -> None:
     """Runs an export of a stand-in one-file artifact and SIGKILLs it at `stop_at`."""
-    proc = subprocess.Popen([sys.executable, "-c", PAIR_WRITER, str(out), label, stop_at], cwd=ROOT,
-                            stdout=subprocess.PIPE, text=True, env=ENV)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", PAIR_WRITER, str(out), label, stop_at],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
     assert proc.stdout.readline().strip() == "STOP"
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
@@ -309,11 +314,14 @@ def test_weights_file_with_an_external_link_or_bad_keys_is_refused(tmp_path):
 # --------------------------------------------------------------------------- 13. train
 
 
-@pytest.mark.parametrize("flag, value, words", [
-    ("--seed", "-1", "--seed: expected a whole number from 0 to 4294967295"),
-    ("--learning-rate", "inf", "--learning-rate: expected a positive finite number"),
-    ("--learning-rate", "nan", "--learning-rate: expected a positive finite number"),
-])
+@pytest.mark.parametrize(
+    "flag, value, words",
+    [
+        ("--seed", "-1", "--seed: expected a whole number from 0 to 4294967295"),
+        ("--learning-rate", "inf", "--learning-rate: expected a positive finite number"),
+        ("--learning-rate", "nan", "--learning-rate: expected a positive finite number"),
+    ],
+)
 def test_bad_training_settings_refused_before_any_folder_is_made(tmp_path, flag, value, words):
     out = tmp_path / "run"
     r = run("train", SPECS / "inception_3a_tiny.yaml", "--data", "digits", "--out", out, flag, value)
@@ -325,8 +333,20 @@ def test_bad_training_settings_refused_before_any_folder_is_made(tmp_path, flag,
 @pytest.mark.slow
 def test_a_diverging_run_stops_marks_the_run_failed_and_saves_no_nan_weights(tmp_path):
     out = tmp_path / "run"
-    r = run("train", SPECS / "inception_3a_tiny.yaml", "--data", "digits", "--epochs", "2", "--out", out,
-            "--learning-rate", "1e30", "--verbose", "0")
+    r = run(
+        "train",
+        SPECS / "inception_3a_tiny.yaml",
+        "--data",
+        "digits",
+        "--epochs",
+        "2",
+        "--out",
+        out,
+        "--learning-rate",
+        "1e30",
+        "--verbose",
+        "0",
+    )
     assert r.returncode == 1, r.stderr
     assert "the training loss became nan" in r.stderr or "the training loss became inf" in r.stderr
     info = json.loads((out / "run.json").read_text())
@@ -349,17 +369,33 @@ def test_a_corrupt_image_is_named_and_the_run_marked_failed(tmp_path):
     whole = (data / "b" / "5.png").read_bytes()
     (data / "b" / "5.png").write_bytes(whole[: len(whole) // 2])
     spec = tmp_path / "s.yaml"
-    spec.write_text(textwrap.dedent("""\
+    spec.write_text(
+        textwrap.dedent("""\
         name: tiny_rgb
         input: [32, 32, 3]
         layers:
           - conv: {filters: 4, kernel: 3}
           - gap: {}
           - dense: {units: 2, activation: softmax}
-    """))
+    """)
+    )
     out = tmp_path / "run"
-    r = run("train", spec, "--data", data, "--epochs", "1", "--batch-size", "4", "--out", out,
-            "--validation-split", "0", "--verbose", "0")
+    r = run(
+        "train",
+        spec,
+        "--data",
+        data,
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--out",
+        out,
+        "--validation-split",
+        "0",
+        "--verbose",
+        "0",
+    )
     assert r.returncode == 1, r.stderr
     assert f"the image {data / 'b' / '5.png'} cannot be read" in r.stderr
     assert [line for line in r.stderr.splitlines() if line.startswith("error")] == [
@@ -406,7 +442,10 @@ def test_overwriting_through_a_symlink_is_refused_and_leaves_no_temporary(tmp_pa
     (real / "manifest.json").write_text("old")
     link = tmp_path / "g"
     link.symlink_to(real)
-    with pytest.raises(UnsafeDestination, match="symbolic link"), staged_dir(link, overwrite=True, marker="manifest.json") as tmp:
+    with (
+        pytest.raises(UnsafeDestination, match="symbolic link"),
+        staged_dir(link, overwrite=True, marker="manifest.json") as tmp,
+    ):
         (tmp / "manifest.json").write_text("new")
     assert link.is_symlink() and (link / "manifest.json").read_text() == "old"
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["g", "g", "manifest.json", "models"]

@@ -89,15 +89,23 @@ LAYER_SHOWN = ("params", "macs", "naive_macs", "flops")
 def test_every_number_of_the_json_report_is_on_the_page(preset):
     data = json.loads(ik.render(ik.analyse(preset), "json"))  # what `report --format json` prints
     cells = parse(view.report_page(data)).cells
-    assert all(shown(t) == float(v) for _, f, v, t in cells if f in (*SHOWN, "params")) # sorting reads data-value
+    assert all(
+        shown(t) == float(v) for _, f, v, t in cells if f in (*SHOWN, "params")
+    )  # sorting reads data-value
 
     def numbers(owner):
-        return [(f, shown(t)) for o, f, _, t in cells if o == owner and f not in ("name", "output_shape", "config", "shapes")]
+        return [
+            (f, shown(t))
+            for o, f, _, t in cells
+            if o == owner and f not in ("name", "output_shape", "config", "shapes")
+        ]
 
     model = data["model"]
     assert dict(numbers("totals")) == {k: v for k, v in model.items() if type(v) in (int, float)}
     assert numbers("flops_by_op") == list(model["flops_by_op"].items())
-    assert numbers("aux") == [(k, h[k]) for h in data.get("aux", []) for k in ("loss_weight", "params", "macs", "flops")]
+    assert numbers("aux") == [
+        (k, h[k]) for h in data.get("aux", []) for k in ("loss_weight", "params", "macs", "flops")
+    ]
     for block in data["blocks"]:  # the block's row, then its branches'
         assert numbers(block["name"]) == [(k, e[k]) for e in (block, *block["branches"]) for k in SHOWN]
     for layer in data["layers"]:  # folded under its block (if in one) and in the table of all layers
@@ -114,7 +122,8 @@ def test_each_block_folds_exactly_its_layers():
         mine = [l for l in data["layers"] if l["name"].startswith(block["name"] + "_")]
         assert int(inside) == len(mine) > 0
     assert sum(1 for l in data["layers"] if l["block"] is not None) == sum(
-        int(n) for n in re.findall(r'<details data-block="[^"]+"><summary>(\d+) layers', page))
+        int(n) for n in re.findall(r'<details data-block="[^"]+"><summary>(\d+) layers', page)
+    )
 
 
 def test_the_page_fetches_nothing_and_uses_real_tables():
@@ -124,7 +133,9 @@ def test_the_page_fetches_nothing_and_uses_real_tables():
         for key in ("src", "href", "xlink:href", "action"):
             value = attrs.get(key) or ""
             assert not re.match(r"\s*(https?:|//|ftp:)", value), (tag, key, value)
-        assert tag not in ("link", "iframe", "img", "object", "embed") or (tag == "img" and attrs.get("src", "").startswith("data:"))
+        assert tag not in ("link", "iframe", "img", "object", "embed") or (
+            tag == "img" and attrs.get("src", "").startswith("data:")
+        )
     assert "default-src 'none'" in page  # and the page forbids any fetch it might still try
     tables = [a for t, a in p.tags if t == "table"]
     captions = [t for t, _ in p.tags if t == "caption"]
@@ -141,13 +152,17 @@ def test_the_page_carries_the_diagram_inline():
     from inception_kit.viz.diagram import svg
 
     drawn = svg(analysis)
-    assert drawn[drawn.index("<svg"):] in page and "<?xml" not in page
+    assert drawn[drawn.index("<svg") :] in page and "<?xml" not in page
 
 
 def test_without_dot_the_page_says_so_instead_of_a_diagram(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")  # graphviz finds no dot
     page = view.render_report(ik.analyse("inception_3a"))
-    assert 'class="note"' in page and "No diagram: " in page and "dot&#x27; program was not found on PATH" in page
+    assert (
+        'class="note"' in page
+        and "No diagram: " in page
+        and "dot&#x27; program was not found on PATH" in page
+    )
     assert '<figure class="diagram">' not in page
 
 
@@ -157,7 +172,10 @@ def test_cli_writes_the_page_and_it_holds_the_json_figures(tmp_path):
     assert r.returncode == 0 and r.stdout == "", r.stderr
     data = json.loads(run("report", "inception_3a", "--format", "json").stdout)
     text = out.read_text(encoding="utf-8")
-    assert text.startswith("<!DOCTYPE html>") and f'data-value="{data["model"]["macs"]}">{data["model"]["macs"]:,}<' in text
+    assert (
+        text.startswith("<!DOCTYPE html>")
+        and f'data-value="{data["model"]["macs"]}">{data["model"]["macs"]:,}<' in text
+    )
     again = run("report", "inception_3a", "--format", "html", "--out", out)
     assert again.returncode == 2 and "exists" in again.stderr  # never overwritten unasked
 
@@ -187,7 +205,9 @@ def test_the_inline_views_are_the_reports():
     analysis = ik.analyse("inception_3a")
     inline = analysis._repr_html_()
     assert inline.startswith("<style>") and "<html" not in inline and "<h3>inception_3a</h3>" in inline
-    assert "<button" not in inline and "<script" not in inline  # a notebook may run no script: nothing to click in vain
+    assert (
+        "<button" not in inline and "<script" not in inline
+    )  # a notebook may run no script: nothing to click in vain
     assert f'data-value="{analysis.total.macs}">{analysis.total.macs:,}<' in inline
 
     class Printer:  # IPython's pretty printer, as far as _repr_pretty_ uses it
@@ -237,6 +257,12 @@ def test_making_a_page_loads_no_tensorflow():
         "ik.diff('googlenet', 'inception_v3')._repr_html_();"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))"
     )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
-                       env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=60,
+    )
     assert r.returncode == 0 and r.stdout.strip() == "[]", r.stderr

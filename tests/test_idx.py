@@ -23,10 +23,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def idx_bytes(array: np.ndarray) -> bytes:
     """An IDX file by the format's definition (magic 00 00 08 D, big-endian sizes, the bytes)."""
-    return bytes([0, 0, 8, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape) + array.astype(np.uint8).tobytes()
+    return (
+        bytes([0, 0, 8, array.ndim])
+        + struct.pack(f">{array.ndim}I", *array.shape)
+        + array.astype(np.uint8).tobytes()
+    )
 
 
-def write_set(folder: Path, n: int = 12, h: int = 28, w: int = 28, zipped: bool = True, split: str = "train") -> tuple:
+def write_set(
+    folder: Path, n: int = 12, h: int = 28, w: int = 28, zipped: bool = True, split: str = "train"
+) -> tuple:
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(n, h, w), dtype=np.uint8)
     labels = (np.arange(n) % 10).astype(np.uint8)
@@ -65,17 +71,29 @@ def hostile(tmp_path: Path, name: str, data: bytes) -> Path:
     return path
 
 
-@pytest.mark.parametrize("data, words", [
-    (b"PK\x03\x04 not idx at all", "expected an IDX file (magic number 00 00 08 0D); received bytes 50 4b 03 04"),
-    (bytes([0, 0, 0x0D, 3]) + struct.pack(">3I", 1, 2, 2) + b"\0" * 16, "expected unsigned bytes in 3 dimensions"),
-    (bytes([0, 0, 8, 1]) + struct.pack(">I", 5) + b"\0" * 5, "expected unsigned bytes in 3 dimensions"),
-    (bytes([0, 0, 8, 3]) + struct.pack(">3I", 10, 28, 28) + b"\0" * 100, "expected 7,840 data bytes for sizes [10, 28, 28]; received 100"),
-    (bytes([0, 0, 8, 3]) + struct.pack(">3I", 4_000_000_000, 4_000_000_000, 28), "data bytes for sizes"),
-    (bytes([0, 0, 8, 3]) + struct.pack(">3I", 0, 28, 28), "expected sizes of at least 1"),
-    (bytes([0, 0, 8, 3, 0, 0]), "expected 3 sizes after the magic number"),
-    (b"\x1f\x8b\x08\x00broken", "expected a readable gzip file"),
-    (b"", "received bytes none"),
-])
+@pytest.mark.parametrize(
+    "data, words",
+    [
+        (
+            b"PK\x03\x04 not idx at all",
+            "expected an IDX file (magic number 00 00 08 0D); received bytes 50 4b 03 04",
+        ),
+        (
+            bytes([0, 0, 0x0D, 3]) + struct.pack(">3I", 1, 2, 2) + b"\0" * 16,
+            "expected unsigned bytes in 3 dimensions",
+        ),
+        (bytes([0, 0, 8, 1]) + struct.pack(">I", 5) + b"\0" * 5, "expected unsigned bytes in 3 dimensions"),
+        (
+            bytes([0, 0, 8, 3]) + struct.pack(">3I", 10, 28, 28) + b"\0" * 100,
+            "expected 7,840 data bytes for sizes [10, 28, 28]; received 100",
+        ),
+        (bytes([0, 0, 8, 3]) + struct.pack(">3I", 4_000_000_000, 4_000_000_000, 28), "data bytes for sizes"),
+        (bytes([0, 0, 8, 3]) + struct.pack(">3I", 0, 28, 28), "expected sizes of at least 1"),
+        (bytes([0, 0, 8, 3, 0, 0]), "expected 3 sizes after the magic number"),
+        (b"\x1f\x8b\x08\x00broken", "expected a readable gzip file"),
+        (b"", "received bytes none"),
+    ],
+)
 def test_a_hostile_file_is_one_clear_error_naming_it(tmp_path: Path, data: bytes, words: str) -> None:
     path = hostile(tmp_path, "train-images-idx3-ubyte", data)
     with pytest.raises(SpecError) as err:
@@ -85,7 +103,9 @@ def test_a_hostile_file_is_one_clear_error_naming_it(tmp_path: Path, data: bytes
 
 def test_a_gzip_bomb_stops_at_the_bound(tmp_path: Path) -> None:
     path = tmp_path / "bomb-idx3-ubyte.gz"
-    path.write_bytes(gzip.compress(bytes([0, 0, 8, 3]) + struct.pack(">3I", 1000, 100, 100) + b"\0" * 10_000_000))
+    path.write_bytes(
+        gzip.compress(bytes([0, 0, 8, 3]) + struct.pack(">3I", 1000, 100, 100) + b"\0" * 10_000_000)
+    )
     assert path.stat().st_size < 100_000
     with pytest.raises(SpecError, match="expected at most 1,000,000 bytes decompressed"):
         idx.read(path, 3, limit=1_000_000)
@@ -93,7 +113,9 @@ def test_a_gzip_bomb_stops_at_the_bound(tmp_path: Path) -> None:
 
 def test_images_and_labels_must_agree(tmp_path: Path) -> None:
     write_set(tmp_path / "d", n=12)
-    (tmp_path / "d" / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(np.zeros(11, np.uint8))))
+    (tmp_path / "d" / "train-labels-idx1-ubyte.gz").write_bytes(
+        gzip.compress(idx_bytes(np.zeros(11, np.uint8)))
+    )
     with pytest.raises(SpecError, match="expected one label per image \\(12 images\\); received 11 labels"):
         idx.load_split(f"idx:{tmp_path / 'd'}")
 
@@ -102,7 +124,9 @@ def test_a_missing_folder_or_file_says_how_to_get_it(tmp_path: Path, monkeypatch
     monkeypatch.setattr(idx, "FASHION_MNIST", tmp_path / "nowhere")
     with pytest.raises(SpecError) as err:
         idx.load_split("fashion-mnist")
-    assert "which does not exist" in str(err.value) and "apt-get install dataset-fashion-mnist" in str(err.value)
+    assert "which does not exist" in str(err.value) and "apt-get install dataset-fashion-mnist" in str(
+        err.value
+    )
     write_set(tmp_path / "d")
     with pytest.raises(SpecError, match=r"t10k-images-idx3-ubyte \(or .gz\) in .*; received no such file"):
         idx.load_split(f"idx:{tmp_path / 'd'}", "t10k")
@@ -123,14 +147,31 @@ def test_the_source_is_checked_against_the_spec_s_input(tmp_path: Path) -> None:
 def test_fashion_mnist_as_the_package_installs_it() -> None:
     train, test = idx.load_split("fashion-mnist", "train"), idx.load_split("fashion-mnist", "t10k")
     assert train.images.shape == (60000, 28, 28) and test.images.shape == (10000, 28, 28)
-    assert np.bincount(train.labels).tolist() == [6000] * 10 and np.bincount(test.labels).tolist() == [1000] * 10
+    assert (
+        np.bincount(train.labels).tolist() == [6000] * 10 and np.bincount(test.labels).tolist() == [1000] * 10
+    )
     assert train.class_names[0] == "T-shirt/top" and train.class_names[9] == "Ankle boot"
 
 
 def test_train_refuses_a_missing_idx_folder_before_tensorflow_loads(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    p = subprocess.run([sys.executable, "-m", "inception_kit.cli", "train", "specs/fashion_inception.yaml",
-                        "--data", f"idx:{tmp_path / 'none'}", "--out", str(tmp_path / "run")],
-                       capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "inception_kit.cli",
+            "train",
+            "specs/fashion_inception.yaml",
+            "--data",
+            f"idx:{tmp_path / 'none'}",
+            "--out",
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=60,
+    )
     assert p.returncode == 2 and "which does not exist" in p.stderr and "Traceback" not in p.stderr
     assert "tensorflow" not in p.stderr.lower() and not (tmp_path / "run").exists()

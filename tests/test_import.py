@@ -249,8 +249,14 @@ def _refused_before_tensorflow(path):
         f"try:\n    load_keras({str(path)!r})\nexcept SpecError as err:\n    print(err)\n"
         "print('tensorflow' in sys.modules or 'keras' in sys.modules)\n"
     )
-    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
-                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     message, loaded = r.stdout.strip().rsplit("\n", 1)
     return message, loaded == "True"
 
@@ -285,8 +291,11 @@ def test_a_lambda_is_refused_and_never_run(tmp_path, monkeypatch):
     from inception_kit.keras import importer
 
     monkeypatch.setattr(importer, "_check_archive", lambda name: None)
-    with pytest.raises(ik.SpecError, match=rf"^{re.escape(str(path))}: expected a .keras file Keras loads in safe mode; "
-                                           r"received ValueError: .*(unsafe|safe_mode)"):
+    with pytest.raises(
+        ik.SpecError,
+        match=rf"^{re.escape(str(path))}: expected a .keras file Keras loads in safe mode; "
+        r"received ValueError: .*(unsafe|safe_mode)",
+    ):
         importer.load_keras(path)
     assert not marker.exists()
 
@@ -294,17 +303,29 @@ def test_a_lambda_is_refused_and_never_run(tmp_path, monkeypatch):
 def test_a_lambda_hidden_in_a_supported_layers_config_is_refused(tmp_path, small_file):
     with zipfile.ZipFile(small_file) as z:
         config = json.loads(z.read("config.json"))
-    config["config"]["layers"][1]["config"]["kernel_initializer"] = {"class_name": "__lambda__", "config": {"code": "AA=="}}
+    config["config"]["layers"][1]["config"]["kernel_initializer"] = {
+        "class_name": "__lambda__",
+        "config": {"code": "AA=="},
+    }
     path = _rezip(small_file, tmp_path / "hidden.keras", replace={"config.json": json.dumps(config)})
     message, loaded = _refused_before_tensorflow(path)
-    assert message == (f"{path}: layers[1] 'stem' (Conv2D): expected standard Keras objects only (no Python code, "
-                       "no other module); received a serialised Python function (__lambda__)") and not loaded
+    assert (
+        message
+        == (
+            f"{path}: layers[1] 'stem' (Conv2D): expected standard Keras objects only (no Python code, "
+            "no other module); received a serialised Python function (__lambda__)"
+        )
+        and not loaded
+    )
 
 
-@pytest.mark.parametrize("cls, module, received", [
-    ("EvilLayer", "keras.layers", "EvilLayer"),
-    ("Conv2D", "evil.module", "an object from module 'evil.module'"),
-])
+@pytest.mark.parametrize(
+    "cls, module, received",
+    [
+        ("EvilLayer", "keras.layers", "EvilLayer"),
+        ("Conv2D", "evil.module", "an object from module 'evil.module'"),
+    ],
+)
 def test_an_unknown_class_or_module_is_refused_before_keras(tmp_path, small_file, cls, module, received):
     path = _with_layer_class(small_file, tmp_path / "unknown.keras", cls, module)
     message, loaded = _refused_before_tensorflow(path)
@@ -316,10 +337,18 @@ def test_an_unknown_class_or_module_is_refused_before_keras(tmp_path, small_file
 def test_a_member_leaving_the_archive_is_refused_and_nothing_is_written(tmp_path, small_file):
     inner = tmp_path / "in"
     inner.mkdir()
-    path = _rezip(small_file, inner / "escape.keras", add={"../escaped.txt": b"x", "assets/../../e2.txt": b"x"})
+    path = _rezip(
+        small_file, inner / "escape.keras", add={"../escaped.txt": b"x", "assets/../../e2.txt": b"x"}
+    )
     message, loaded = _refused_before_tensorflow(path)
-    assert message == (f"{path}: '../escaped.txt': expected an archive member inside the archive; "
-                       "received a path that leaves it") and not loaded
+    assert (
+        message
+        == (
+            f"{path}: '../escaped.txt': expected an archive member inside the archive; "
+            "received a path that leaves it"
+        )
+        and not loaded
+    )
     r = run("import", path)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["escape.keras", "in"]
@@ -330,11 +359,20 @@ def test_an_unknown_member_and_a_zip_bomb_are_refused_before_unpacking(tmp_path,
     message, _ = _refused_before_tensorflow(path)
     assert message.startswith(f"{path}: 'run_me.py': expected only Keras' members: config.json, ")
     bomb = 32 * 2**20  # 32 MiB of zeros packs into about 32 KiB
-    path = _rezip(small_file, tmp_path / "bomb.keras", replace={"model.weights.h5": bytes(bomb)},
-                  compression=zipfile.ZIP_DEFLATED)
+    path = _rezip(
+        small_file,
+        tmp_path / "bomb.keras",
+        replace={"model.weights.h5": bytes(bomb)},
+        compression=zipfile.ZIP_DEFLATED,
+    )
     message, loaded = _refused_before_tensorflow(path)
-    assert message.startswith(f"{path}: 'model.weights.h5': expected a member that unpacks to at most 100 times "
-                              f"its size; received {bomb:,} bytes from ") and not loaded
+    assert (
+        message.startswith(
+            f"{path}: 'model.weights.h5': expected a member that unpacks to at most 100 times "
+            f"its size; received {bomb:,} bytes from "
+        )
+        and not loaded
+    )
 
 
 @pytest.mark.parametrize("damage", ["truncated", "not a zip", "empty"])
@@ -343,7 +381,9 @@ def test_a_broken_file_is_refused_with_its_name(tmp_path, small_file, damage):
     path = tmp_path / f"{damage.replace(' ', '_')}.keras"
     path.write_bytes({"truncated": data[: len(data) // 2], "not a zip": b"name: x\n", "empty": b""}[damage])
     message, loaded = _refused_before_tensorflow(path)
-    assert message.startswith(f"{path}: expected a .keras file (a Keras 3 zip archive); received a file that is not one")
+    assert message.startswith(
+        f"{path}: expected a .keras file (a Keras 3 zip archive); received a file that is not one"
+    )
     assert not loaded
     r = run("import", path)
     assert r.returncode == 2 and "Traceback" not in r.stderr and str(path) in r.stderr

@@ -55,7 +55,9 @@ def test_too_small_an_input_names_the_first_layer_it_vanishes_at():
     text = str(err.value)
     assert text.startswith("input_shape: expected an input large enough for every layer; received 74×74×3")
     assert "inception_v3.yaml:75:42: layers[14].branches.b3x3[1].kernel" in text
-    assert ik.analyse(ik.load("inception_v3", input_shape=(75, 75, 3), include_top=False)).plan.output_shape == (
+    assert ik.analyse(
+        ik.load("inception_v3", input_shape=(75, 75, 3), include_top=False)
+    ).plan.output_shape == (
         1,
         1,
         2048,
@@ -106,7 +108,9 @@ def run(*args):
 def test_cli_flags_equal_the_python_knobs():
     r = run("report", "googlenet", "--input", "96x96x1", "--no-top", "--pooling", "max", "--format", "json")
     assert r.returncode == 0, r.stderr
-    expected = ik.report(ik.load("googlenet", input_shape=(96, 96, 1), include_top=False, pooling="max"), "json")
+    expected = ik.report(
+        ik.load("googlenet", input_shape=(96, 96, 1), include_top=False, pooling="max"), "json"
+    )
     assert json.loads(r.stdout) == json.loads(expected)
     r = run("validate", "googlenet", "--classes", "10", "--classifier-activation", "none")
     assert r.returncode == 0, r.stderr

@@ -86,8 +86,14 @@ def test_prediction_recovers_the_fake_machine(profile_file, batch):
     naive_expected = OVERHEAD + sum(truth(r.cost.macs, math.prod(r.output_shape), batch) for r in naive_rows)
     assert p.naive.total == pytest.approx(naive_expected, rel=1e-6)
     block = analysis.blocks[0]
-    assert p.plan.blocks[block.name] == pytest.approx(sum(truth(r.cost.macs, math.prod(r.output_shape), batch)
-                                                          for r in analysis.rows if r.block == block.name), rel=1e-6)
+    assert p.plan.blocks[block.name] == pytest.approx(
+        sum(
+            truth(r.cost.macs, math.prod(r.output_shape), batch)
+            for r in analysis.rows
+            if r.block == block.name
+        ),
+        rel=1e-6,
+    )
 
 
 def test_a_killed_calibration_resumes_from_its_partial_file(tmp_path):
@@ -119,7 +125,9 @@ def test_a_profile_from_another_machine_is_refused_unless_told(tmp_path, profile
     path = tmp_path / "other.json"
     path.write_text(json.dumps(other))
     plan = ik.load("inception_3a")
-    with pytest.raises(ProfileError, match=r"other\.json: valid_for\.cpu: expected a profile measured on this machine"):
+    with pytest.raises(
+        ProfileError, match=r"other\.json: valid_for\.cpu: expected a profile measured on this machine"
+    ):
         ik.predict_latency(plan, path)
     assert ik.predict_latency(plan, path, allow_other_machine=True).plan.total > 0
     assert main(["report", "inception_3a", "--latency", str(path)]) == 2
@@ -133,8 +141,15 @@ def _hostile(profile):
         p = copy.deepcopy(profile)
         model = p["kernels"]["1"]["conv"]
         # a valid tree of three nodes (a split on MACs and two leaves), then spoilt by `fn`
-        model["forest"] = [{"feature": [0, -2, -2], "threshold": [10.0, -2.0, -2.0], "left": [1, -1, -1],
-                            "right": [2, -1, -1], "value": [0.0, 0.0, 0.0]}]
+        model["forest"] = [
+            {
+                "feature": [0, -2, -2],
+                "threshold": [10.0, -2.0, -2.0],
+                "left": [1, -1, -1],
+                "right": [2, -1, -1],
+                "value": [0.0, 0.0, 0.0],
+            }
+        ]
         check(copy.deepcopy(p), "ok.json")
         fn(model)
         return json.dumps(p)
@@ -145,24 +160,44 @@ def _hostile(profile):
         return json.dumps(p)
 
     return {
-        "not json": ("{\"format\": ", ""),
+        "not json": ('{"format": ', ""),
         "not utf-8": (b"\xff\xfe{}", "UTF-8"),
-        "a NaN": (json.dumps(profile).replace('"median_ms": ' + json.dumps(profile["overhead"]["1"]["median_ms"]),
-                                              '"median_ms": NaN', 1), "NaN"),
+        "a NaN": (
+            json.dumps(profile).replace(
+                '"median_ms": ' + json.dumps(profile["overhead"]["1"]["median_ms"]), '"median_ms": NaN', 1
+            ),
+            "NaN",
+        ),
         "another format": (json.dumps({"format": "something else"}), "format"),
         "a cycle in a tree": (tree(lambda m: m["forest"][0]["left"].__setitem__(0, 0)), "left[0]"),
-        "a feature out of range": (tree(lambda m: m["forest"][0]["feature"].__setitem__(0, 99)), "feature[0]"),
+        "a feature out of range": (
+            tree(lambda m: m["forest"][0]["feature"].__setitem__(0, 99)),
+            "feature[0]",
+        ),
         "lists of unequal length": (tree(lambda m: m["forest"][0]["value"].pop()), "forest[0]"),
         "a negative coefficient": (tree(lambda m: m["linear"].__setitem__(1, -1.0)), "linear[1]"),
         "a batch without regressors": (field(lambda p: p["kernels"].pop("8")), "kernels"),
-        "a string for the cores": (field(lambda p: p["valid_for"].__setitem__("cores", "2")), "valid_for.cores"),
+        "a string for the cores": (
+            field(lambda p: p["valid_for"].__setitem__("cores", "2")),
+            "valid_for.cores",
+        ),
         "deep nesting": ("[" * 100000 + "]" * 100000, ""),
     }
 
 
-HOSTILE = ["not json", "not utf-8", "a NaN", "another format", "a cycle in a tree", "a feature out of range",
-           "lists of unequal length", "a negative coefficient", "a batch without regressors", "a string for the cores",
-           "deep nesting"]
+HOSTILE = [
+    "not json",
+    "not utf-8",
+    "a NaN",
+    "another format",
+    "a cycle in a tree",
+    "a feature out of range",
+    "lists of unequal length",
+    "a negative coefficient",
+    "a batch without regressors",
+    "a string for the cores",
+    "deep nesting",
+]
 
 
 @pytest.mark.parametrize("case", HOSTILE)
@@ -194,11 +229,19 @@ def test_a_huge_or_odd_profile_file_is_read_bounded(tmp_path, monkeypatch, profi
 
 
 def test_predict_imports_neither_tensorflow_nor_sklearn(profile_file):
-    code = (f"import sys, inception_kit as ik; p = ik.predict_latency(ik.load('googlenet'), {str(profile_file)!r}); "
-            "assert p.plan.total > 0; print(sorted(m for m in ('tensorflow', 'keras', 'sklearn', 'numpy') "
-            "if m in sys.modules))")
-    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    code = (
+        f"import sys, inception_kit as ik; p = ik.predict_latency(ik.load('googlenet'), {str(profile_file)!r}); "
+        "assert p.plan.total > 0; print(sorted(m for m in ('tensorflow', 'keras', 'sklearn', 'numpy') "
+        "if m in sys.modules))"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]"
 
@@ -212,12 +255,15 @@ def test_every_registry_kind_is_sampled_and_predicted(kind, profile_data):
         op = Op("x", kind, s.args, "x", s.inputs[0], s.output, inputs=s.inputs)
         cost = kind_of(kind).op_cost(s.args, s.inputs, s.output)
         for batch in (1, 8):
-            assert op_seconds(op, profile, batch) == pytest.approx(truth(cost.macs, math.prod(s.output), batch),
-                                                                   rel=1e-5)
+            assert op_seconds(op, profile, batch) == pytest.approx(
+                truth(cost.macs, math.prod(s.output), batch), rel=1e-5
+            )
 
 
 def test_a_kind_without_a_sampler_is_named():
-    with pytest.raises(ik.ArgumentError, match=r"kind: expected a layer kind with a latency sampler.*'nosuch'"):
+    with pytest.raises(
+        ik.ArgumentError, match=r"kind: expected a layer kind with a latency sampler.*'nosuch'"
+    ):
         sampler_of("nosuch")
 
 
@@ -228,13 +274,31 @@ def test_report_json_and_csv_carry_predicted_times_that_add_up(profile_file, cap
     mine = [l for l in data["layers"] if l["block"] == block["name"]]
     assert block["predicted_ms"] == pytest.approx(sum(l["predicted_ms"] for l in mine), abs=1e-3)
     assert data["model"]["time_saving_ratio"] == pytest.approx(
-        data["model"]["naive_predicted_ms"] / data["model"]["predicted_ms"], rel=1e-3)
+        data["model"]["naive_predicted_ms"] / data["model"]["predicted_ms"], rel=1e-3
+    )
     assert data["conventions"]["latency"]["batch"] == 1
-    assert main(["report", "inception_3a", "--latency", str(profile_file), "--latency-batch", "8", "--format", "csv"]) == 0
+    assert (
+        main(
+            [
+                "report",
+                "inception_3a",
+                "--latency",
+                str(profile_file),
+                "--latency-batch",
+                "8",
+                "--format",
+                "csv",
+            ]
+        )
+        == 0
+    )
     header = capsys.readouterr().out.splitlines()[0]
     assert header.endswith(",predicted_ms,naive_predicted_ms")
     assert main(["report", "inception_3a", "--latency", str(profile_file), "--latency-batch", "4"]) == 2
-    assert "--latency-batch: expected one of the profile's batch sizes: 1, 8; received 4" in capsys.readouterr().err
+    assert (
+        "--latency-batch: expected one of the profile's batch sizes: 1, 8; received 4"
+        in capsys.readouterr().err
+    )
 
 
 @pytest.mark.slow
@@ -257,7 +321,9 @@ class ComposingTimer(FakeTimer):
     def models(self, plans, batch):
         out = []
         for plan in plans:
-            t = OVERHEAD + 0.8 * sum(truth(r.cost.macs, math.prod(r.output_shape), batch) for r in ik.analyse(plan).rows)
+            t = OVERHEAD + 0.8 * sum(
+                truth(r.cost.macs, math.prod(r.output_shape), batch) for r in ik.analyse(plan).rows
+            )
             out.append(cal.Measurement(t, t, t, 9))
         return out
 
@@ -269,7 +335,9 @@ def test_the_composition_factor_is_measured_on_whole_models(tmp_path):
     path = tmp_path / "cpu.json"
     path.write_text(json.dumps(data))
     plan = ik.load("googlenet")
-    expected = OVERHEAD + 0.8 * sum(truth(r.cost.macs, math.prod(r.output_shape), 1) for r in ik.analyse(plan).rows)
+    expected = OVERHEAD + 0.8 * sum(
+        truth(r.cost.macs, math.prod(r.output_shape), 1) for r in ik.analyse(plan).rows
+    )
     assert ik.predict_latency(plan, path).plan.total == pytest.approx(expected, rel=1e-6)
     data["composition"]["1"]["factor"] = 50
     path.write_text(json.dumps(data))

@@ -34,7 +34,12 @@ def test_fit_meets_a_latency_budget(profile_path):
     assert result.predicted[0] == pytest.approx(before, rel=1e-6)
     assert result.predicted[1] == pytest.approx(seconds(result.after.plan), rel=1e-6)
     assert result.predicted[1] <= budget
-    wider = fit(plan, latency=f"{budget * 1e3:.4f}ms", latency_profile=profile_path, macs=result.after.total.macs - 10**7)
+    wider = fit(
+        plan,
+        latency=f"{budget * 1e3:.4f}ms",
+        latency_profile=profile_path,
+        macs=result.after.total.macs - 10**7,
+    )
     assert wider.after.total.macs <= result.after.total.macs - 10**7 and wider.predicted[1] <= budget
     assert "# Predicted" in result.text
 
@@ -51,8 +56,20 @@ def test_fit_latency_command_line_errors(profile_path, capsys):
 
 
 def test_diff_shows_predicted_time(profile_path, capsys):
-    assert main(["diff", "inception_3a", "five_by_five_bottleneck", "--latency", str(profile_path), "--format",
-                 "json"]) == 0
+    assert (
+        main(
+            [
+                "diff",
+                "inception_3a",
+                "five_by_five_bottleneck",
+                "--latency",
+                str(profile_path),
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
     data = json.loads(capsys.readouterr().out)
     model = data["rows"][0]
     a, b = seconds(ik.load("inception_3a")) * 1e3, seconds(ik.load("five_by_five_bottleneck")) * 1e3
@@ -73,7 +90,8 @@ def test_profile_puts_the_prediction_beside_each_unit(profile_path):
     block = pairs[0]
     rows = [r for r in analysis.rows if r.block == block.real.label]
     assert block.real.predicted == pytest.approx(
-        OVERHEAD + sum(truth(r.cost.macs, math.prod(r.output_shape), 1) for r in rows), rel=1e-6)
+        OVERHEAD + sum(truth(r.cost.macs, math.prod(r.output_shape), 1) for r in rows), rel=1e-6
+    )
     b3 = next(c for c in block.children if c.real.label.endswith("/b3"))
     assert b3.naive.predicted < block.naive.predicted and b3.real.predicted < b3.naive.predicted
     assert pairs[-1].real.predicted == pytest.approx(seconds(plan), rel=1e-6)

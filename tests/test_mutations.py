@@ -18,10 +18,37 @@ from conftest import SPECS, TEST_SPECS
 from inception_kit.planner import iter_ops
 
 EXAMPLES = int(os.environ.get("IK_MUTATION_EXAMPLES", "40"))
-BASES = [SPECS / "inception_3a.yaml", TEST_SPECS / "valid" / "residual_and_nested.yaml",
-         TEST_SPECS / "valid" / "anchors.yaml", SPECS / "five_by_five_bottleneck.yaml"]
-ODD_VALUES = [None, True, False, 0, -1, 1, 3, 2.5, float("nan"), float("inf"), 10**12, "", "relu",
-              "same", "$x", [], [1], [3, 3], [0, 3], [1, 2, 3], {}, {"a": 1}, "1e-5"]
+BASES = [
+    SPECS / "inception_3a.yaml",
+    TEST_SPECS / "valid" / "residual_and_nested.yaml",
+    TEST_SPECS / "valid" / "anchors.yaml",
+    SPECS / "five_by_five_bottleneck.yaml",
+]
+ODD_VALUES = [
+    None,
+    True,
+    False,
+    0,
+    -1,
+    1,
+    3,
+    2.5,
+    float("nan"),
+    float("inf"),
+    10**12,
+    "",
+    "relu",
+    "same",
+    "$x",
+    [],
+    [1],
+    [3, 3],
+    [0, 3],
+    [1, 2, 3],
+    {},
+    {"a": 1},
+    "1e-5",
+]
 
 
 def paths(node, prefix=()):

@@ -20,7 +20,9 @@ CELL_TIMEOUT_S = 300  # a runaway cell fails (nbclient raises), whatever the mac
 
 
 def execute(nb, cwd):
-    client = nbclient.NotebookClient(nb, timeout=CELL_TIMEOUT_S, kernel_name="python3", resources={"metadata": {"path": str(cwd)}})
+    client = nbclient.NotebookClient(
+        nb, timeout=CELL_TIMEOUT_S, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}
+    )
     client.execute()
     return nb
 
@@ -47,8 +49,12 @@ def test_committed_notebook_has_its_outputs(path):
     nbformat.validate(nb)
     assert nb.metadata.kernelspec.name == "python3"
     code = [c for c in nb.cells if c.cell_type == "code"]
-    assert code and all(c.execution_count is not None for c in code), "execute the notebook and save it with its outputs"
-    assert [c.execution_count for c in code] == list(range(1, len(code) + 1)), "run top to bottom in one session"
+    assert code and all(c.execution_count is not None for c in code), (
+        "execute the notebook and save it with its outputs"
+    )
+    assert [c.execution_count for c in code] == list(range(1, len(code) + 1)), (
+        "run top to bottom in one session"
+    )
     assert any(c.outputs for c in code)
     for c in code:
         assert not any(o.output_type == "error" for o in c.outputs), "committed with an error"
@@ -79,6 +85,8 @@ def test_notebooks_show_the_inline_views():
         nb = nbformat.read(path, as_version=4)
         for c in nb.cells:
             for o in c.get("outputs", []):
-                if '<div class="ik' in "".join(o.get("data", {}).get("text/html", "")) and "text/plain" in o.get("data", {}):
+                if '<div class="ik' in "".join(
+                    o.get("data", {}).get("text/html", "")
+                ) and "text/plain" in o.get("data", {}):
                     shown.append(path.stem)
     assert len(set(shown)) >= 3, shown

@@ -51,13 +51,26 @@ def test_block_diagram_of_3a_shows_every_layer_its_macs_and_the_bottlenecks(tmp_
             assert f"{row.cost.macs:,} MACs" in node_text, row.name
     # The bottlenecks are exactly the rows the naive counterpart removes, drawn highlighted.
     bottlenecks = node_groups(root, "bottleneck")
-    assert set(bottlenecks) == {f"layer-{r.name}" for r in rows if r.removed_in_naive} == {
-        "layer-inc3a_b2_conv1x1",
-        "layer-inc3a_b3_conv1x1",
-    }
+    assert (
+        set(bottlenecks)
+        == {f"layer-{r.name}" for r in rows if r.removed_in_naive}
+        == {
+            "layer-inc3a_b2_conv1x1",
+            "layer-inc3a_b3_conv1x1",
+        }
+    )
     for g in bottlenecks.values():
-        assert any(p.get("fill") == diagram.BOTTLENECK_FILL for p in g.iter() if p.tag in (f"{SVG}path", f"{SVG}polygon"))
-    assert not any(p.get("fill") == diagram.BOTTLENECK_FILL for gid, g in layers.items() if gid not in bottlenecks for p in g.iter())
+        assert any(
+            p.get("fill") == diagram.BOTTLENECK_FILL
+            for p in g.iter()
+            if p.tag in (f"{SVG}path", f"{SVG}polygon")
+        )
+    assert not any(
+        p.get("fill") == diagram.BOTTLENECK_FILL
+        for gid, g in layers.items()
+        if gid not in bottlenecks
+        for p in g.iter()
+    )
     # Each branch's MACs beside its naive MACs; the block's totals.
     block = a.blocks[0]
     branches = node_groups(root, "branch")
@@ -89,12 +102,17 @@ def test_whole_googlenet_diagram_has_every_block_and_top_layer_with_its_macs(tmp
     assert set(layers) == {f"layer-{row.name}" for row in top}
     for row in top:
         if row.cost.macs:
-            assert f"{row.cost.macs:,} MACs" in [t.text for t in layers[f"layer-{row.name}"].iter(f"{SVG}text")]
+            assert f"{row.cost.macs:,} MACs" in [
+                t.text for t in layers[f"layer-{row.name}"].iter(f"{SVG}text")
+            ]
     assert any(f"{a.total.macs:,} MACs" in t for t in texts)
 
 
 @needs_dot
-@pytest.mark.parametrize("spec,block", [("inception_v3.yaml", "mixed9"), ("inception_resnet_v2.yaml", "block35_1"), ("xception.yaml", None)])
+@pytest.mark.parametrize(
+    "spec,block",
+    [("inception_v3.yaml", "mixed9"), ("inception_resnet_v2.yaml", "block35_1"), ("xception.yaml", None)],
+)
 def test_nested_residual_and_other_specs_draw(spec, block, tmp_path):
     a = ik.analyse(ik.load(SPECS / spec))
     root = ET.fromstring(diagram.svg(a, block))
@@ -169,7 +187,9 @@ def test_savings_chart_labels_each_bar_with_its_saving():
     macs, params = fig.axes
     texts = [t.get_text() for t in macs.texts]
     assert texts == [f"{b.naive.macs / b.cost.macs:.1f}x" for b in a.blocks]
-    assert [t.get_text() for t in params.texts] == [f"{b.naive.params / b.cost.params:.1f}x" for b in a.blocks]
+    assert [t.get_text() for t in params.texts] == [
+        f"{b.naive.params / b.cost.params:.1f}x" for b in a.blocks
+    ]
     bars = sorted(p.get_width() for p in macs.patches)
     assert bars == sorted([b.cost.macs for b in a.blocks] + [b.naive.macs for b in a.blocks])
 
@@ -191,8 +211,13 @@ def test_savings_chart_legend_covers_no_bar_and_no_label(spec):
 
 @needs_dot
 def test_make_figures_script_writes_both_figures(tmp_path):
-    r = subprocess.run([sys.executable, ROOT / "scripts" / "make_figures.py", "--out-dir", tmp_path],
-                       cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, ROOT / "scripts" / "make_figures.py", "--out-dir", tmp_path],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     _, texts = svg_texts(tmp_path / "inception_3a.svg")
     assert "inc3a_b3_conv1x1" in texts
@@ -201,4 +226,6 @@ def test_make_figures_script_writes_both_figures(tmp_path):
     # layout may differ between Graphviz and matplotlib versions).
     stale = "is stale: run scripts/make_figures.py"
     assert svg_texts(ROOT / "docs" / "inception_3a.svg")[1] == texts, f"docs/inception_3a.svg {stale}"
-    assert png_size(ROOT / "docs" / "googlenet_savings.png") == plots.chart_size(9), f"docs/googlenet_savings.png {stale}"
+    assert png_size(ROOT / "docs" / "googlenet_savings.png") == plots.chart_size(9), (
+        f"docs/googlenet_savings.png {stale}"
+    )

@@ -121,7 +121,9 @@ def test_unknown_block_exits_2_naming_the_blocks():
     assert "Traceback" not in r.stderr
 
 
-@pytest.mark.parametrize("bad", [["--repeats", "0"], ["--batch", "x"], ["--warmup", "-1"], ["--format", "csv"]])
+@pytest.mark.parametrize(
+    "bad", [["--repeats", "0"], ["--batch", "x"], ["--warmup", "-1"], ["--format", "csv"]]
+)
 def test_bad_options_exit_2(bad):
     r = run("profile", SPEC, *bad)
     assert r.returncode == 2 and "usage:" in r.stderr
@@ -133,7 +135,10 @@ def test_compare_report_section_counts_the_same_flops_as_the_profiler():
     # InceptionV3 in two processes; both counts must be the analysis' own, to the FLOP.
     r = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "compare.py"), "--quick", "--only", "report"],
-        cwd=ROOT, capture_output=True, text=True, timeout=900,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert r.returncode == 0, r.stdout + r.stderr
     flops = ik.analyse(ik.load(SPECS / "inception_v3.yaml")).total.flops

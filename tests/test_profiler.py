@@ -61,8 +61,13 @@ def test_grouped_conv_is_invisible_to_the_profiler():
 
 
 def test_report_verify_prints_both_columns():
-    r = subprocess.run([*CLI, "report", SPECS / "inception_3a.yaml", "--verify"], cwd=ROOT,
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [*CLI, "report", SPECS / "inception_3a.yaml", "--verify"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert "analytic" in r.stderr and "measured" in r.stderr and " NO" not in r.stderr
     assert "deprecated" not in r.stderr  # TensorFlow's warnings about its own profiler stay quiet
@@ -96,18 +101,34 @@ def small_model(draw):
     """A valid random model: stem conv, then convs, pools, concat and residual blocks."""
     size, channels = draw(st.integers(7, 14)), draw(st.integers(1, 6))
     width = draw(st.integers(2, 8))
-    layers = [ik.Layer("conv", filters=width, kernel=draw(st.sampled_from([1, 3])),
-                       strides=draw(st.sampled_from([1, 2])), padding=draw(st.sampled_from(["same", "valid"])))]
+    layers = [
+        ik.Layer(
+            "conv",
+            filters=width,
+            kernel=draw(st.sampled_from([1, 3])),
+            strides=draw(st.sampled_from([1, 2])),
+            padding=draw(st.sampled_from(["same", "valid"])),
+        )
+    ]
     for _ in range(draw(st.integers(1, 3))):
         choice = draw(st.sampled_from(["conv", "pool", "concat", "add"]))
         if choice == "conv":
             layers.append(draw(conv_layer()))
             width = layers[-1].args["filters"]
         elif choice == "pool":
-            layers.append(ik.Layer(draw(st.sampled_from(["maxpool", "avgpool"])), pool=draw(st.sampled_from([2, 3])),
-                                   strides=1, padding="same"))
+            layers.append(
+                ik.Layer(
+                    draw(st.sampled_from(["maxpool", "avgpool"])),
+                    pool=draw(st.sampled_from([2, 3])),
+                    strides=1,
+                    padding="same",
+                )
+            )
         elif choice == "concat":
-            branches = {f"b{i}": draw(st.lists(conv_layer(), min_size=1, max_size=2)) for i in range(draw(st.integers(1, 3)))}
+            branches = {
+                f"b{i}": draw(st.lists(conv_layer(), min_size=1, max_size=2))
+                for i in range(draw(st.integers(1, 3)))
+            }
             branches["pool"] = [ik.Layer("maxpool", pool=3, strides=1)]
             width = width + sum(b[-1].args["filters"] for k, b in branches.items() if k != "pool")
             layers.append(ik.Block(None, branches, activation=draw(st.sampled_from([None, "relu"]))))
@@ -116,11 +137,26 @@ def small_model(draw):
             for i in range(draw(st.integers(1, 2))):
                 body = draw(st.lists(conv_layer(), min_size=0, max_size=1))
                 branches[f"r{i}"] = [*body, draw(conv_layer(filters=width))]
-            layers.append(ik.Block(None, branches, merge="add", scale=draw(st.sampled_from([None, 0.2])),
-                                   activation=draw(st.sampled_from([None, "relu"]))))
+            layers.append(
+                ik.Block(
+                    None,
+                    branches,
+                    merge="add",
+                    scale=draw(st.sampled_from([None, 0.2])),
+                    activation=draw(st.sampled_from([None, "relu"])),
+                )
+            )
     head = draw(st.sampled_from(["none", "gap", "flatten"]))
-    head_layers = [] if head == "none" else [
-        ik.Layer(head), ik.Layer("dense", units=draw(st.integers(1, 5)), activation=draw(st.sampled_from([None, "softmax"])))]
+    head_layers = (
+        []
+        if head == "none"
+        else [
+            ik.Layer(head),
+            ik.Layer(
+                "dense", units=draw(st.integers(1, 5)), activation=draw(st.sampled_from([None, "softmax"]))
+            ),
+        ]
+    )
     return ik.Model("random", (size, size, channels), layers, head_layers)
 
 

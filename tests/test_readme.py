@@ -48,14 +48,23 @@ def test_readme_python_example_prints_what_its_comments_say(monkeypatch):
     assert len(promised) == 2 and out.getvalue().splitlines() == promised
 
 
-@pytest.mark.parametrize("command,shown", [pair for block in _console_blocks() for pair in block],
-                         ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize(
+    "command,shown",
+    [pair for block in _console_blocks() for pair in block],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
 def test_readme_console_commands_print_what_they_show(command, shown, tmp_path):
     argv = shlex.split(command)
     assert argv[0] == "inception-kit"
     # Run where nothing is in the way (a command that writes writes there); presets need no path.
-    r = subprocess.run([*CLI, *argv[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                       env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    r = subprocess.run(
+        [*CLI, *argv[1:]],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
     assert r.returncode == 0, r.stderr
     assert (r.stdout + r.stderr).splitlines() == shown
     if "--out" in argv:
@@ -79,7 +88,10 @@ def test_make_demo_recipe_is_what_the_readme_says():
     said = re.search(r"make demo .*then: (.*)", README.read_text(encoding="utf-8")).group(1)
     ran = [line.split("/bin/", 1)[1] for line in r.stdout.splitlines() if "/bin/inception-kit " in line]
     assert said == "inception-kit report googlenet; export googlenet (build, verify)"
-    assert [" ".join(c.split()[:3]) for c in ran] == ["inception-kit report googlenet", "inception-kit export googlenet"]
+    assert [" ".join(c.split()[:3]) for c in ran] == [
+        "inception-kit report googlenet",
+        "inception-kit export googlenet",
+    ]
 
 
 def test_readme_presets_table_holds_the_real_figures():
@@ -88,13 +100,20 @@ def test_readme_presets_table_holds_the_real_figures():
     assert [name for name, _ in rows] == ik.list_presets()
     for name, cells in rows:
         a = ik.analyse(name)
-        assert cells.split(" | ") == [fmt_shape(a.plan.input_shape), f"{a.total.params:,}", f"{a.total.macs:,}",
-                                      f"{a.naive.macs:,}", str(len(a.blocks))], name
+        assert cells.split(" | ") == [
+            fmt_shape(a.plan.input_shape),
+            f"{a.total.params:,}",
+            f"{a.total.macs:,}",
+            f"{a.naive.macs:,}",
+            str(len(a.blocks)),
+        ], name
 
 
 def test_readme_links_lead_to_files_in_the_repository():
     links = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", README.read_text(encoding="utf-8"))
-    assert links and all((ROOT / link).is_file() for link in links), [l for l in links if not (ROOT / l).is_file()]
+    assert links and all((ROOT / link).is_file() for link in links), [
+        l for l in links if not (ROOT / l).is_file()
+    ]
 
 
 def test_add_a_kind_example_gives_the_figures_it_states():
@@ -105,8 +124,11 @@ def test_add_a_kind_example_gives_the_figures_it_states():
     (code,) = [block for block in re.findall(r"```python\n(.*?)```", page, re.S) if "register_kind" in block]
     with registry_scope():  # the example's kind is gone after the test
         exec(compile(code, "add-a-kind.md", "exec"), {})
-        spec = ik.ModelSpec("lb", (28, 28, 192), [ik.LayerSpec("pointwise", filters=16),
-                                                  ik.LayerSpec("conv", filters=32, kernel=5)])
+        spec = ik.ModelSpec(
+            "lb",
+            (28, 28, 192),
+            [ik.LayerSpec("pointwise", filters=16), ik.LayerSpec("conv", filters=32, kernel=5)],
+        )
         a = ik.analyse(ik.load(spec))
         assert f"{a.rows[0].cost.macs:,} MACs for the pointwise layer" in page
         assert f"classic {a.naive.macs:,} naive MACs" in page

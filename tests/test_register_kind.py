@@ -43,7 +43,12 @@ def _pointwise_shape(args, shape):
 def _pointwise_cost(args, inp, out):
     weights = inp[-1] * out[-1]
     macs = out[0] * out[1] * weights
-    return Cost(weights + out[-1], weights + out[-1], macs, Counter(Conv2D=2 * macs, BiasAdd=out[0] * out[1] * out[-1]))
+    return Cost(
+        weights + out[-1],
+        weights + out[-1],
+        macs,
+        Counter(Conv2D=2 * macs, BiasAdd=out[0] * out[1] * out[-1]),
+    )
 
 
 def _pointwise_keras(args, name):
@@ -56,7 +61,9 @@ POINTWISE = Kind(
     "pointwise",
     "a 1×1 convolution with a bias and no activation (a linear bottleneck)",
     {"filters": Field(POS_INT, doc="output channels")},
-    Rules(_pointwise_shape, _pointwise_cost, reduces=lambda a, inp, out: out[-1] < inp[-1]),  # narrows: a bottleneck
+    Rules(
+        _pointwise_shape, _pointwise_cost, reduces=lambda a, inp, out: out[-1] < inp[-1]
+    ),  # narrows: a bottleneck
     KerasRules(_pointwise_keras),
     Words(config=lambda a: f"pointwise {a['filters']}", caption=lambda a: f"1×1 linear to {a['filters']}"),
     shorthand="filters",
@@ -88,8 +95,10 @@ def test_a_registered_kind_validates_and_is_named_from_its_kind(pointwise):
 def test_a_registered_kind_fields_are_checked_with_paths(pointwise):
     with pytest.raises(ik.SpecError) as err:
         ik.loads_spec(SPEC.replace("pointwise: 16", "pointwise: {filter: 16}"), file="lb.yaml")
-    assert str(err.value) == ("lb.yaml:5:17: layers[0].filter: expected a pointwise field: filters; "
-                              "received 'filter' (did you mean 'filters'?)")
+    assert str(err.value) == (
+        "lb.yaml:5:17: layers[0].filter: expected a pointwise field: filters; "
+        "received 'filter' (did you mean 'filters'?)"
+    )
 
 
 def test_a_registered_kind_is_costed_and_reported_with_its_text(pointwise):
@@ -236,13 +245,22 @@ def test_kinds_and_merges_answer_one_interface():
     add = get_merge("add")
     assert add.op_shape({}, [(4, 4, 8), (4, 4, 8)]) == (4, 4, 8)
     assert add.op_cost({}, [(4, 4, 8)] * 3, (4, 4, 8)).flops_by_op == Counter(AddV2=2 * 4 * 4 * 8)
-    assert (add.text({}), add.base_name({}), add.caption_of({}), dict(add.fields)) == ("add", "add", "add", {})
+    assert (add.text({}), add.base_name({}), add.caption_of({}), dict(add.fields)) == (
+        "add",
+        "add",
+        "add",
+        {},
+    )
 
 
 def test_a_merge_registered_in_one_call_validates_and_costs():
     mul = Merge(
-        "mul", "element-wise product (a gate)",
-        MergeRules(lambda shapes: shapes[0], lambda shapes, out: Cost(flops_by_op=Counter(Mul=(len(shapes) - 1) * 16))),
+        "mul",
+        "element-wise product (a gate)",
+        MergeRules(
+            lambda shapes: shapes[0],
+            lambda shapes, out: Cost(flops_by_op=Counter(Mul=(len(shapes) - 1) * 16)),
+        ),
         KerasRules(lambda args, name: []),
     )
     with registry_scope():
@@ -255,20 +273,36 @@ def test_a_merge_registered_in_one_call_validates_and_costs():
     assert "mul" not in list_merges()
 
 
-CONV = {"filters": 8, "kernel": (3, 1), "strides": (2, 2), "padding": "valid", "activation": "relu",
-        "batchnorm": {"scale": False, "epsilon": 1e-3, "momentum": 0.99}, "bias": False}
+CONV = {
+    "filters": 8,
+    "kernel": (3, 1),
+    "strides": (2, 2),
+    "padding": "valid",
+    "activation": "relu",
+    "batchnorm": {"scale": False, "epsilon": 1e-3, "momentum": 0.99},
+    "bias": False,
+}
 
 
 def test_conv_like_kinds_word_their_own_fields():
     """The report's config and the caption come from each kind's words, not a generic text."""
     conv, sep = get_kind("conv"), get_kind("sepconv")
     assert conv.text({**CONV, "groups": 2}) == "conv 3x1/2 valid groups 2 bn relu"
-    assert sep.text({**CONV, "depth_multiplier": 3, "bias": True, "batchnorm": None}) == "sepconv 3x1/2 valid x3 bias relu"
+    assert (
+        sep.text({**CONV, "depth_multiplier": 3, "bias": True, "batchnorm": None})
+        == "sepconv 3x1/2 valid x3 bias relu"
+    )
     assert conv.caption_of({**CONV, "groups": 2}) == "conv 3×1 /2, 2 groups, valid, bn, relu"
     assert sep.caption_of({**CONV, "depth_multiplier": 3}) == "sepconv 3×1 /2, valid, bn, relu"
-    assert (conv.base_name({**CONV, "groups": 1}), sep.base_name({**CONV, "depth_multiplier": 1})) == ("conv3x1", "sepconv3x1")
+    assert (conv.base_name({**CONV, "groups": 1}), sep.base_name({**CONV, "depth_multiplier": 1})) == (
+        "conv3x1",
+        "sepconv3x1",
+    )
     assert get_kind("maxpool").text({"pool": (3, 3), "strides": None, "padding": "same"}) == "maxpool 3x3/3"
-    assert get_kind("dense").text({"units": 10, "activation": "softmax", "bias": True}) == "dense 10 bias softmax"
+    assert (
+        get_kind("dense").text({"units": 10, "activation": "softmax", "bias": True})
+        == "dense 10 bias softmax"
+    )
     assert get_kind("activation").text({"activation": None}) == "activation"
 
 
@@ -282,9 +316,14 @@ def _dilated_cost(args, inp, out):  # as a conv's: the dilation spreads the kern
 def dilated():
     from inception_kit.kinds import conv_like
 
-    kind = conv_like("dilated", "dilated convolution (padding same)", "Conv2D",
-                     ("dilation_rate", Field(POS_INT, 1, "spacing of the kernel's taps")), _dilated_cost,
-                     option_words=lambda n: [f"dilation {n}"] if n > 1 else [])
+    kind = conv_like(
+        "dilated",
+        "dilated convolution (padding same)",
+        "Conv2D",
+        ("dilation_rate", Field(POS_INT, 1, "spacing of the kernel's taps")),
+        _dilated_cost,
+        option_words=lambda n: [f"dilation {n}"] if n > 1 else [],
+    )
     with registry_scope():
         yield register_kind(kind)
 
@@ -295,7 +334,10 @@ DILATED = "name: dil\ninput: [8, 8, 4]\nlayers:\n  - dilated: {filters: 6, kerne
 def test_conv_like_makes_a_new_convolution_kind(dilated):
     a = ik.analyse(ik.loads_spec(DILATED))
     conv = a.rows[0]
-    assert conv.name == "dilated3x3" and get_kind("dilated").text(conv.args) == "dilated 3x3 dilation 2 bn+scale relu"
+    assert (
+        conv.name == "dilated3x3"
+        and get_kind("dilated").text(conv.args) == "dilated 3x3 dilation 2 bn+scale relu"
+    )
     assert a.plan.layers[0].layer_names == ("dilated3x3", "dilated3x3_bn", "dilated3x3_relu")
     assert conv.cost.macs == 8 * 8 * 3 * 3 * 4 * 6
     assert a.plan.output_shape == (8, 8, 6)

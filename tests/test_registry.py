@@ -13,7 +13,10 @@ from inception_kit.kinds import get_merge, list_kinds, list_merges
 INPUT = (9, 9, 4)
 EXAMPLES = {  # kind -> (layers before it, its arguments)
     "conv": ([], {"filters": 6, "kernel": [2, 3], "strides": 2, "batchnorm": True, "activation": "relu6"}),
-    "sepconv": ([], {"filters": 5, "kernel": 3, "depth_multiplier": 2, "batchnorm": {"scale": False}, "padding": "valid"}),
+    "sepconv": (
+        [],
+        {"filters": 5, "kernel": 3, "depth_multiplier": 2, "batchnorm": {"scale": False}, "padding": "valid"},
+    ),
     "maxpool": ([], {"pool": 3, "strides": 2, "padding": "valid"}),
     "avgpool": ([], {"pool": [2, 3]}),
     "gap": ([], {}),
@@ -43,8 +46,14 @@ def test_kind_shape_params_and_flops_equal_keras(kind):
 
 @pytest.mark.parametrize("merge", sorted(list_merges()))
 def test_merge_shape_params_and_flops_equal_keras(merge):
-    branches = {"a": [ik.Layer("conv", filters=4, kernel=1)], "b": [ik.Layer("conv", filters=4, kernel=3)], "c": []}
-    block = ik.Block("m", branches, merge=merge, scale=0.5 if get_merge(merge).residual else None, activation="relu")
+    branches = {
+        "a": [ik.Layer("conv", filters=4, kernel=1)],
+        "b": [ik.Layer("conv", filters=4, kernel=3)],
+        "c": [],
+    }
+    block = ik.Block(
+        "m", branches, merge=merge, scale=0.5 if get_merge(merge).residual else None, activation="relu"
+    )
     a = ik.analyse(ik.Model(merge, INPUT, [block]))
     model = ik.build_model(a.plan)
     assert tuple(model.output.shape[1:]) == a.plan.output_shape

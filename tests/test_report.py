@@ -34,7 +34,9 @@ def test_readme_json_matches_the_googlenet_report():
     block = next(b for b in actual["blocks"] if b["name"] == doc["blocks"][0]["name"])
     assert_documented({k: v for k, v in doc["blocks"][0].items() if k != "branches"}, block, "blocks[0]")
     branch_doc = doc["blocks"][0]["branches"][0]
-    assert_documented(branch_doc, next(b for b in block["branches"] if b["name"] == branch_doc["name"]), "branch")
+    assert_documented(
+        branch_doc, next(b for b in block["branches"] if b["name"] == branch_doc["name"]), "branch"
+    )
     layer_doc = doc["layers"][0]
     assert_documented(layer_doc, next(l for l in actual["layers"] if l["name"] == layer_doc["name"]), "layer")
     aux_doc = doc["aux"][0]
@@ -59,4 +61,6 @@ def test_csv_and_markdown_carry_every_layer():
     assert all(f"| {r.name} |" in md for r in a.rows)
     b = a.blocks[0]  # the costs themselves are checked against formulas in test_cost
     ratio = b.naive.macs / b.cost.macs
-    assert f"| inc3a | 28×28×256 | {b.cost.params:,} | {b.cost.macs:,} | {b.naive.macs:,} | {ratio:.2f}x |" in md
+    assert (
+        f"| inc3a | 28×28×256 | {b.cost.params:,} | {b.cost.macs:,} | {b.naive.macs:,} | {ratio:.2f}x |" in md
+    )

@@ -28,12 +28,15 @@ def test_every_valid_spec_passes_the_schema(validator, path):
     validator.validate(yaml.safe_load(path.read_text()))
 
 
-@pytest.mark.parametrize("doc,where", [
-    ({"input": [8, 8, 3], "layers": [{"conv": {"filters": 8, "kernel": 3, "kernal": 3}}]}, "kernal"),
-    ({"input": [8, 8, 3], "layers": [{"conv": {"filters": 0, "kernel": 3}}]}, "0"),
-    ({"input": [8, 8], "layers": []}, "input"),
-    ({"input": [8, 8, 3], "layers": [{"maxpool": {"pool": 2, "padding": "full"}}]}, "full"),
-])
+@pytest.mark.parametrize(
+    "doc,where",
+    [
+        ({"input": [8, 8, 3], "layers": [{"conv": {"filters": 8, "kernel": 3, "kernal": 3}}]}, "kernal"),
+        ({"input": [8, 8, 3], "layers": [{"conv": {"filters": 0, "kernel": 3}}]}, "0"),
+        ({"input": [8, 8], "layers": []}, "input"),
+        ({"input": [8, 8, 3], "layers": [{"maxpool": {"pool": 2, "padding": "full"}}]}, "full"),
+    ],
+)
 def test_schema_rejects_structural_mistakes(validator, doc, where):
     errors = list(validator.iter_errors(doc))
     assert errors, f"schema accepted {doc}"

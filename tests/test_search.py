@@ -93,13 +93,16 @@ def test_over_budget_is_never_trained_and_trials_count_the_within_budget(tiny: P
     assert len(searched) == sum(t.trained for t in r.trials)
     for t in r.trials:  # every record's cost is the hand count of its widths
         w = t.widths
-        assert t.macs == tiny_macs(w["inc_a_b2_conv1x1"], w["inc_a_b3_conv1x1"], w["inc_b_b2_conv1x1"],
-                                   w["inc_b_b3_conv1x1"])
+        assert t.macs == tiny_macs(
+            w["inc_a_b2_conv1x1"], w["inc_a_b3_conv1x1"], w["inc_b_b2_conv1x1"], w["inc_b_b3_conv1x1"]
+        )
     front = json.loads((tmp_path / "o" / "front.json").read_text())
     assert set(front) == {"budget", "trials", "front", "over_budget_trained"}
     assert front["budget"] == {"macs": budget}
     assert front["over_budget_trained"] == 0
-    assert all(set(t) == {"number", "state", "macs", "params", "accuracy", "trained"} for t in front["trials"])
+    assert all(
+        set(t) == {"number", "state", "macs", "params", "accuracy", "trained"} for t in front["trials"]
+    )
     assert [t["number"] for t in front["trials"]] == list(range(len(r.trials)))
     assert front["front"] and all(set(p) == {"trial", "macs", "accuracy", "spec"} for p in front["front"])
     for p in front["front"]:
@@ -133,16 +136,20 @@ def test_a_resume_continues_and_other_settings_are_refused(tiny: Path, tmp_path:
         S.search(tiny, trainer=fake, trials=7, epochs=1, macs=700_000, out=tmp_path / "o")
 
 
-@pytest.mark.parametrize("kwargs, parameter, words", [
-    ({"macs": 100_000}, "macs", f"at least {tiny_macs(8, 8, 8, 8):,} MACs"),  # below the narrowest design
-    ({"macs": "lots"}, "macs", "a positive count"),
-    ({}, "macs", "a MACs budget"),
-    ({"macs": 800_000, "trials": 0}, "trials", "at least 1"),
-    ({"macs": 800_000, "widths": "some"}, "widths", "reductions, all"),
-    ({"macs": 800_000, "blocks": "nothing*"}, "blocks", "blocks holding 1x1 reductions"),
-])
-def test_bad_settings_name_their_parameter(tiny: Path, tmp_path: Path, kwargs: dict, parameter: str,
-                                           words: str) -> None:
+@pytest.mark.parametrize(
+    "kwargs, parameter, words",
+    [
+        ({"macs": 100_000}, "macs", f"at least {tiny_macs(8, 8, 8, 8):,} MACs"),  # below the narrowest design
+        ({"macs": "lots"}, "macs", "a positive count"),
+        ({}, "macs", "a MACs budget"),
+        ({"macs": 800_000, "trials": 0}, "trials", "at least 1"),
+        ({"macs": 800_000, "widths": "some"}, "widths", "reductions, all"),
+        ({"macs": 800_000, "blocks": "nothing*"}, "blocks", "blocks holding 1x1 reductions"),
+    ],
+)
+def test_bad_settings_name_their_parameter(
+    tiny: Path, tmp_path: Path, kwargs: dict, parameter: str, words: str
+) -> None:
     args = {"trials": 3, **kwargs}
     with pytest.raises(ArgumentError) as err:
         S.search(tiny, trainer=Fake(10**9), epochs=1, out=tmp_path / "o", **args)
@@ -152,22 +159,50 @@ def test_bad_settings_name_their_parameter(tiny: Path, tmp_path: Path, kwargs: d
 
 def run_cli(args: list[str], timeout: float = 60) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "inception_kit.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "inception_kit.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
 
 
-@pytest.mark.parametrize("storage, words", [
-    ("ftp://example.org/x", "--storage: expected sqlite:///PATH, journal:PATH or an SQLAlchemy URL"),
-    ("nonsense", "--storage: expected sqlite:///PATH, journal:PATH or an SQLAlchemy URL"),
-    ("sqlite:////no/such/folder/s.db", "--storage: expected an SQLite file in an existing folder"),
-    ("journal:/no/such/folder/j.log", "--storage: expected journal:PATH with PATH in an existing folder"),
-    ("postgresql+psycopg2://u:secret@127.0.0.1:9/db", "--storage: expected a database the search can open"),
-])
-def test_bad_storage_urls_exit_2_before_anything_is_written(tiny: Path, tmp_path: Path, storage: str,
-                                                            words: str) -> None:
+@pytest.mark.parametrize(
+    "storage, words",
+    [
+        ("ftp://example.org/x", "--storage: expected sqlite:///PATH, journal:PATH or an SQLAlchemy URL"),
+        ("nonsense", "--storage: expected sqlite:///PATH, journal:PATH or an SQLAlchemy URL"),
+        ("sqlite:////no/such/folder/s.db", "--storage: expected an SQLite file in an existing folder"),
+        ("journal:/no/such/folder/j.log", "--storage: expected journal:PATH with PATH in an existing folder"),
+        (
+            "postgresql+psycopg2://u:secret@127.0.0.1:9/db",
+            "--storage: expected a database the search can open",
+        ),
+    ],
+)
+def test_bad_storage_urls_exit_2_before_anything_is_written(
+    tiny: Path, tmp_path: Path, storage: str, words: str
+) -> None:
     out = tmp_path / "o"
-    p = run_cli(["search", str(tiny), "--data", "digits", "--macs", "800K", "--trials", "2", "--epochs", "1",
-                 "--out", str(out), "--storage", storage])
+    p = run_cli(
+        [
+            "search",
+            str(tiny),
+            "--data",
+            "digits",
+            "--macs",
+            "800K",
+            "--trials",
+            "2",
+            "--epochs",
+            "1",
+            "--out",
+            str(out),
+            "--storage",
+            storage,
+        ]
+    )
     assert p.returncode == 2, p.stderr
     assert words in p.stderr and "Traceback" not in p.stderr
     assert "secret" not in p.stderr  # a password in the URL is never shown
@@ -175,9 +210,23 @@ def test_bad_storage_urls_exit_2_before_anything_is_written(tiny: Path, tmp_path
 
 
 def test_bad_budgets_on_the_command_line_exit_2(tiny: Path, tmp_path: Path) -> None:
-    common = ["search", str(tiny), "--data", "digits", "--trials", "2", "--epochs", "1", "--out", str(tmp_path / "o")]
+    common = [
+        "search",
+        str(tiny),
+        "--data",
+        "digits",
+        "--trials",
+        "2",
+        "--epochs",
+        "1",
+        "--out",
+        str(tmp_path / "o"),
+    ]
     p = run_cli([*common, "--macs", "100K"])
-    assert p.returncode == 2 and f"--macs: expected at least {tiny_macs(8, 8, 8, 8):,} MACs: the smallest reachable" in p.stderr
+    assert (
+        p.returncode == 2
+        and f"--macs: expected at least {tiny_macs(8, 8, 8, 8):,} MACs: the smallest reachable" in p.stderr
+    )
     p = run_cli([*common, "--macs", "-3"])
     assert p.returncode == 2 and "--macs" in p.stderr
     p = run_cli(common)
@@ -191,14 +240,29 @@ def test_a_folder_that_is_not_a_search_s_is_refused(tiny: Path, tmp_path: Path) 
     out = tmp_path / "mine"
     out.mkdir()
     (out / "notes.txt").write_text("keep me")
-    p = run_cli(["search", str(tiny), "--data", "digits", "--macs", "800K", "--trials", "2", "--epochs", "1",
-                 "--out", str(out)])
+    p = run_cli(
+        [
+            "search",
+            str(tiny),
+            "--data",
+            "digits",
+            "--macs",
+            "800K",
+            "--trials",
+            "2",
+            "--epochs",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
     assert p.returncode == 2 and "not a search's output folder" in p.stderr
     assert sorted(os.listdir(out)) == ["notes.txt"]
 
 
-def test_a_full_disk_exits_2_and_leaves_nothing_half_written(tiny: Path, tmp_path: Path, monkeypatch,
-                                                             capsys) -> None:
+def test_a_full_disk_exits_2_and_leaves_nothing_half_written(
+    tiny: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
     budget = 800_000
     monkeypatch.setattr("inception_kit.cli.search.KerasTrainer", lambda *a, **k: Fake(budget))
     out = tmp_path / "o"
@@ -210,26 +274,82 @@ def test_a_full_disk_exits_2_and_leaves_nothing_half_written(tiny: Path, tmp_pat
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(Path, "write_text", full)
-    code = main(["search", str(tiny), "--data", "digits", "--macs", "800K", "--trials", "3", "--epochs", "1",
-                 "--seeds", "1", "--out", str(out)])
+    code = main(
+        [
+            "search",
+            str(tiny),
+            "--data",
+            "digits",
+            "--macs",
+            "800K",
+            "--trials",
+            "3",
+            "--epochs",
+            "1",
+            "--seeds",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert f"--out: expected a folder with room for the results, writable; received {out} (full)" in err
     assert sorted(os.listdir(out)) == ["search.db", "search.json"]  # no front, no temporaries
     monkeypatch.setattr(Path, "write_text", real)
-    assert main(["search", str(tiny), "--data", "digits", "--macs", "800K", "--trials", "3", "--epochs", "1",
-                 "--seeds", "1", "--out", str(out)]) == 0  # room again: the same command finishes (a resume)
+    assert (
+        main(
+            [
+                "search",
+                str(tiny),
+                "--data",
+                "digits",
+                "--macs",
+                "800K",
+                "--trials",
+                "3",
+                "--epochs",
+                "1",
+                "--seeds",
+                "1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )  # room again: the same command finishes (a resume)
     assert {"front.json", "front.png", "front"} <= set(os.listdir(out))
 
 
 @pytest.mark.slow
 def test_a_real_search_on_digits(tiny: Path, tmp_path: Path) -> None:
     out = tmp_path / "o"
-    p = run_cli(["search", str(tiny), "--data", "digits", "--macs", "800K", "--trials", "2", "--epochs", "2",
-                 "--seeds", "1", "--front-size", "1", "--out", str(out)], timeout=600)
+    p = run_cli(
+        [
+            "search",
+            str(tiny),
+            "--data",
+            "digits",
+            "--macs",
+            "800K",
+            "--trials",
+            "2",
+            "--epochs",
+            "2",
+            "--seeds",
+            "1",
+            "--front-size",
+            "1",
+            "--out",
+            str(out),
+        ],
+        timeout=600,
+    )
     assert p.returncode == 0, p.stderr
     front = json.loads((out / "front.json").read_text())
     assert front["over_budget_trained"] == 0 and len(front["front"]) == 1
     trained = [t for t in front["trials"] if t["trained"]]
-    assert 1 <= len(trained) <= 2 and all(0.0 <= t["accuracy"] <= 1.0 and t["macs"] <= 800_000 for t in trained)
+    assert 1 <= len(trained) <= 2 and all(
+        0.0 <= t["accuracy"] <= 1.0 and t["macs"] <= 800_000 for t in trained
+    )
     assert "search_tiny: " in p.stdout and "final acc (mean ± sd)" in p.stdout

@@ -45,16 +45,31 @@ def worker(spec: str, storage: str, out: str, is_worker: bool, log: str, delay: 
             f.write(json.dumps({"pid": os.getpid(), "event": "done", "macs": m, "final": final}) + "\n")
         return 0.5 + 0.4 * (m / 1_128_848) ** 0.5
 
-    search(spec, trainer=fake, trials=TRIALS, epochs=1, macs=BUDGET, out=out or None, storage=storage,
-           worker=is_worker, seeds=1, heartbeat=1)
+    search(
+        spec,
+        trainer=fake,
+        trials=TRIALS,
+        epochs=1,
+        macs=BUDGET,
+        out=out or None,
+        storage=storage,
+        worker=is_worker,
+        seeds=1,
+        heartbeat=1,
+    )
 
 
-def start(spec: Path, storage: str, out: Path | None, is_worker: bool, log: Path, delay: float) -> subprocess.Popen:
-    code = (f"import sys; sys.path.insert(0, {str(HERE)!r}); from test_search_distributed import worker; "
-            f"worker({str(spec)!r}, {storage!r}, {str(out) if out else ''!r}, {is_worker}, {str(log)!r}, {delay})")
+def start(
+    spec: Path, storage: str, out: Path | None, is_worker: bool, log: Path, delay: float
+) -> subprocess.Popen:
+    code = (
+        f"import sys; sys.path.insert(0, {str(HERE)!r}); from test_search_distributed import worker; "
+        f"worker({str(spec)!r}, {storage!r}, {str(out) if out else ''!r}, {is_worker}, {str(log)!r}, {delay})"
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def events(log: Path) -> list[dict]:
@@ -98,20 +113,33 @@ def check_accounting(storage: str, log: Path, killed: list[int]) -> None:
     assert len(failed) == len(killed)  # the killed worker's trial, failed by its heartbeat ...
     for f in failed:  # ... and run again, same widths, as a new trial
         retry = [t for t in trials if t.system_attrs.get("failed_trial") == f.number]
-        assert len(retry) == 1 and retry[0].params == f.params and retry[0].state.name in ("COMPLETE", "PRUNED")
+        assert (
+            len(retry) == 1 and retry[0].params == f.params and retry[0].state.name in ("COMPLETE", "PRUNED")
+        )
 
 
 def single_process_front(tmp_path: Path, spec: Path) -> dict:
     from inception_kit.analysis import analyse
     from inception_kit.design.search import search
 
-    search(spec, trainer=lambda p, **k: 0.5 + 0.4 * (analyse(p).total.macs / 1_128_848) ** 0.5, trials=TRIALS,
-           epochs=1, macs=BUDGET, out=tmp_path / "single", seeds=1)
+    search(
+        spec,
+        trainer=lambda p, **k: 0.5 + 0.4 * (analyse(p).total.macs / 1_128_848) ** 0.5,
+        trials=TRIALS,
+        epochs=1,
+        macs=BUDGET,
+        out=tmp_path / "single",
+        seeds=1,
+    )
     return json.loads((tmp_path / "single" / "front.json").read_text())
 
 
 def same_structure(a: dict, b: dict) -> None:
-    assert set(a) == set(b) and a["budget"] == b["budget"] and a["over_budget_trained"] == b["over_budget_trained"] == 0
+    assert (
+        set(a) == set(b)
+        and a["budget"] == b["budget"]
+        and a["over_budget_trained"] == b["over_budget_trained"] == 0
+    )
     assert {frozenset(t) for t in a["trials"]} == {frozenset(t) for t in b["trials"]}
     assert {frozenset(p) for p in a["front"]} == {frozenset(p) for p in b["front"]}
     assert a["front"] and b["front"]
@@ -164,16 +192,27 @@ def postgres() -> Iterator[str]:
         shutil.chown(base, "nobody")
         as_user = ["runuser", "-u", "nobody", "--"]
     data, port = base / "data", free_port()
-    subprocess.run([*as_user, str(bin_ / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"],
-                   check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [*as_user, str(bin_ / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     opts = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
-    subprocess.run([*as_user, str(bin_ / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(base / "log"), "-w",
-                    "start"], check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [*as_user, str(bin_ / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(base / "log"), "-w", "start"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     try:
         yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run([*as_user, str(bin_ / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True, timeout=60)
+        subprocess.run(
+            [*as_user, str(bin_ / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+            capture_output=True,
+            timeout=60,
+        )
         shutil.rmtree(base, ignore_errors=True)
 
 

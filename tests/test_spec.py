@@ -111,7 +111,15 @@ layers: [{maxpool: 2}, {activation: relu}, batchnorm]
 head: [gap, {dropout: 0.5}, {dense: 10}, flatten]
 """).model
     p = ik.load(m)
-    assert [op.kind for op in iter_ops(p.steps)] == ["maxpool", "activation", "batchnorm", "gap", "dropout", "dense", "flatten"]
+    assert [op.kind for op in iter_ops(p.steps)] == [
+        "maxpool",
+        "activation",
+        "batchnorm",
+        "gap",
+        "dropout",
+        "dense",
+        "flatten",
+    ]
     assert p.layers[0].output_shape == (4, 4, 3)  # strides default to the pool size
     assert p.output_shape == (10,)
 
@@ -126,7 +134,14 @@ layers:
   - block: {name: mix, branches: {x: [{conv: {filters: 4, kernel: 5}}, {conv: {filters: 4, kernel: 5}}], y: [{block: {branches: {p: [{maxpool: {pool: 3, strides: 1}}]}}}]}}
 """).model
     names = [op.name for op in iter_ops(ik.load(m).steps)]
-    assert names == ["conv3x3", "conv3x3_2", "wide", "mix_x_conv5x5", "mix_x_conv5x5_2", "mix_y_block_1_p_maxpool3x3"]
+    assert names == [
+        "conv3x3",
+        "conv3x3_2",
+        "wide",
+        "mix_x_conv5x5",
+        "mix_x_conv5x5_2",
+        "mix_y_block_1_p_maxpool3x3",
+    ]
     assert names == [op.name for op in iter_ops(ik.load(ik.loads(m.to_yaml()).model).steps)]
 
 

@@ -32,8 +32,14 @@ ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
 
 
 def python(code, *args, env=None, timeout=300):
-    return subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout, env=env or ENV)
+    return subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env or ENV,
+    )
 
 
 def log_rows(path):
@@ -46,7 +52,9 @@ def h5_arrays(path):
 
     arrays = {}
     with h5py.File(path, "r") as f:
-        f.visititems(lambda name, obj: arrays.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+        f.visititems(
+            lambda name, obj: arrays.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None
+        )
     return arrays
 
 
@@ -55,8 +63,6 @@ def digits_accuracy(model):
     d = load_digits()
     x = (d.images / 16.0).astype("float32")[..., None]
     return float(np.mean(model.predict(x, verbose=0).argmax(axis=1) == d.target))
-
-
 
 
 # ---------------------------------------------------------------------------------------
@@ -186,12 +192,35 @@ def test_two_workers_train_one_model_with_multi_worker_mirrored(tmp_path):
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     procs = []
     for index in range(2):
-        env = dict(ENV, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
-        procs.append(subprocess.Popen(
-            [*CLI, "train", TINY, "--data", "digits", "--strategy", "multi-worker", "--epochs", "2",
-             "--batch-size", "64", "--out", out, "--verbose", "2"],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        ))
+        env = dict(
+            ENV, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        )
+        procs.append(
+            subprocess.Popen(
+                [
+                    *CLI,
+                    "train",
+                    TINY,
+                    "--data",
+                    "digits",
+                    "--strategy",
+                    "multi-worker",
+                    "--epochs",
+                    "2",
+                    "--batch-size",
+                    "64",
+                    "--out",
+                    out,
+                    "--verbose",
+                    "2",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
     outputs = []
     try:
         for p in procs:
@@ -257,8 +286,13 @@ print("FIRST_EPOCH", r.initial_epoch, "RAN", len(r.history["loss"]))
 def test_a_run_killed_mid_epoch_resumes_from_its_backup(tmp_path):
     out, dump1, dump2 = tmp_path / "run", tmp_path / "first", tmp_path / "second"
     # The first run stops after batch 5 of epoch 2 (of 44) and writes held-2.npz: killed there.
-    first = subprocess.Popen([sys.executable, "-c", RESUMABLE, out, dump1, "hold"], cwd=ROOT, env=ENV,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    first = subprocess.Popen(
+        [sys.executable, "-c", RESUMABLE, out, dump1, "hold"],
+        cwd=ROOT,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     held = dump1 / "held-2.npz"
     deadline = time.monotonic() + 300  # a hung run fails the test instead of hanging it
     try:
@@ -277,12 +311,20 @@ def test_a_run_killed_mid_epoch_resumes_from_its_backup(tmp_path):
     assert [int(row["epoch"]) for row in before] == [0, 1]
 
     # The same command again: it continues at epoch 2 with the weights epoch 1 ended with.
-    second = subprocess.run([sys.executable, "-c", RESUMABLE, out, dump2, "run"], cwd=ROOT, env=ENV,
-                            capture_output=True, text=True, timeout=240)
+    second = subprocess.run(
+        [sys.executable, "-c", RESUMABLE, out, dump2, "run"],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert second.returncode == 0, second.stderr[-3000:]
     assert "FIRST_EPOCH 2 RAN 2" in second.stdout
     assert sorted(p.name for p in dump2.glob("begin-*.npz")) == ["begin-2.npz", "begin-3.npz"]
-    resumed, ended, initial = (np.load(p) for p in (dump2 / "begin-2.npz", dump1 / "end-1.npz", dump1 / "begin-0.npz"))
+    resumed, ended, initial = (
+        np.load(p) for p in (dump2 / "begin-2.npz", dump1 / "end-1.npz", dump1 / "begin-0.npz")
+    )
     for k in resumed.files:
         np.testing.assert_array_equal(resumed[k], ended[k], err_msg=k)
     assert any(not np.array_equal(resumed[k], initial[k]) for k in resumed.files)  # not a restart
@@ -297,7 +339,9 @@ def test_a_run_killed_mid_epoch_resumes_from_its_backup(tmp_path):
     uninterrupted = train.fit(TINY, "digits", epochs=4, batch_size=32, learning_rate=3e-3, seed=0, verbose=0)
     final = ik.build_model(TINY)
     final.load_weights(out / "final.weights.h5")
-    assert_same_training(final.get_weights(), uninterrupted.model.get_weights(), [initial[k] for k in initial.files])
+    assert_same_training(
+        final.get_weights(), uninterrupted.model.get_weights(), [initial[k] for k in initial.files]
+    )
 
 
 class Crash(keras.callbacks.Callback):
@@ -319,7 +363,9 @@ def test_run_folder_policy_resume_refuse_overwrite(tmp_path):
     with pytest.raises(ArgumentError) as err:
         train.fit(TINY, data, **{**settings, "seed": 1, "batch_size": 32})
     assert err.value.parameter == "out"
-    assert "seed 1 where the run has 0" in str(err.value) and "batch_size 32 where the run has 64" in str(err.value)
+    assert "seed 1 where the run has 0" in str(err.value) and "batch_size 32 where the run has 64" in str(
+        err.value
+    )
 
     r = train.fit(TINY, data, **settings)
     assert (r.initial_epoch, len(r.history["loss"])) == (1, 1)
@@ -398,7 +444,11 @@ def test_training_on_an_image_folder(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     # Into a pipe, Keras writes a line per epoch (verbose=2): no progress bars, no ANSI codes.
     assert "\x1b[" not in r.stdout and "━" not in r.stdout
-    assert [line for line in r.stdout.splitlines() if line.startswith("Epoch ")] == ["Epoch 1/3", "Epoch 2/3", "Epoch 3/3"]
+    assert [line for line in r.stdout.splitlines() if line.startswith("Epoch ")] == [
+        "Epoch 1/3",
+        "Epoch 2/3",
+        "Epoch 3/3",
+    ]
     run = json.loads((out / "run.json").read_text())
     n = 3 * 8
     assert run["classes"] == sorted(colours)  # Keras numbers class folders alphabetically
@@ -416,12 +466,16 @@ def test_fit_reports_through_progress_and_writes_nothing_itself(capsys):
     x, y = load_digits(return_X_y=True)
     data = ((x[:320].reshape(-1, 8, 8, 1) / 16.0).astype("float32"), y[:320])
     calls = []
-    r = train.fit(TINY, data, epochs=2, batch_size=64, seed=0, verbose=0, progress=lambda *call: calls.append(call))
+    r = train.fit(
+        TINY, data, epochs=2, batch_size=64, seed=0, verbose=0, progress=lambda *call: calls.append(call)
+    )
     assert capsys.readouterr() == ("", "")
     assert [(done, total) for done, total, _ in calls] == [(0, 2), (1, 2), (2, 2)]
     # 320 samples: int(0.2 * 320) = 64 held out, 256 to train in 4 whole batches of 64.
-    assert calls[0][2] == ("training inception_3a_tiny on the arrays given: 256 training and 64 validation samples, "
-                           "10 classes; default strategy, 1 replica, global batch 64 (64 per replica), 4 steps per epoch")
+    assert calls[0][2] == (
+        "training inception_3a_tiny on the arrays given: 256 training and 64 validation samples, "
+        "10 classes; default strategy, 1 replica, global batch 64 (64 per replica), 4 steps per epoch"
+    )
     for (_, _, what), row in zip(calls[1:], r.log):
         shown = ", ".join(f"{k} {row[k]:.4f}" for k in ("accuracy", "loss", "val_accuracy", "val_loss"))
         assert what == f"epoch {row['epoch'] + 1}/2: {shown}"

@@ -38,7 +38,9 @@ head: [gap, {dense: {units: 2, activation: softmax}}]
 def snapshot(folder: Path) -> dict[str, bytes | None]:
     """Every path under `folder` with its bytes (None for folders and links): what must not change."""
     return {
-        str(p.relative_to(folder)): (None if p.is_dir() or p.is_symlink() or not p.is_file() else p.read_bytes())
+        str(p.relative_to(folder)): (
+            None if p.is_dir() or p.is_symlink() or not p.is_file() else p.read_bytes()
+        )
         for p in sorted(folder.rglob("*"))
     }
 
@@ -48,7 +50,12 @@ def png(width: int, height: int, rows: bytes | None = None) -> bytes:
     (filter byte and pixels per row) compressed, or for a bomb a small stream of zeros."""
 
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(body))
+            + kind
+            + body
+            + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        )
 
     body = zlib.compress(rows if rows is not None else b"\0" * (1 << 16), 9)
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8 bits, RGB, no interlace
@@ -88,9 +95,16 @@ def hostile_webp(path: Path) -> None:
 # (name, how the bad file is made, words of the reason)
 BAD_IMAGES = [
     ("zero-bytes", lambda p: p.write_bytes(b""), "an empty (0-byte) file"),
-    ("not-an-image", lambda p: p.write_text("hello, I am text\n"), "which is not an image (PNG, JPEG, GIF, BMP)"),
-    ("png-signature-then-garbage", lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10),
-     "which is not an image"),
+    (
+        "not-an-image",
+        lambda p: p.write_text("hello, I am text\n"),
+        "which is not an image (PNG, JPEG, GIF, BMP)",
+    ),
+    (
+        "png-signature-then-garbage",
+        lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10),
+        "which is not an image",
+    ),
     ("decompression-bomb", lambda p: p.write_bytes(png(100_000, 100_000)), "decompression-bomb limit"),
     ("webp-named-png", hostile_webp, "a WEBP image, which TensorFlow does not decode"),
     ("fifo", lambda p: os.mkfifo(p), "which is not a regular file"),
@@ -109,8 +123,9 @@ def test_a_bad_image_is_named_before_tensorflow_reads_it(tmp_path, make, words):
     with pytest.raises(ArgumentError) as err:
         data_mod.inspect_source(folder, (8, 8, 3))
     assert err.value.parameter == "data"
-    assert str(err.value).startswith("data: expected decodable images (PNG, JPEG, GIF, BMP) in every class sub-folder; "
-                                     f"received '{bad}', ")
+    assert str(err.value).startswith(
+        f"data: expected decodable images (PNG, JPEG, GIF, BMP) in every class sub-folder; received '{bad}', "
+    )
     assert words in str(err.value)
 
 
@@ -120,7 +135,9 @@ def test_every_bad_image_is_counted_and_the_first_named(tmp_path):
         (folder / "a" / name).write_bytes(b"")
     with pytest.raises(ArgumentError) as err:
         data_mod.inspect_source(folder, (8, 8, 3))
-    assert f"received '{folder / 'a' / 'x.png'}', an empty (0-byte) file; and 2 more such files" in str(err.value)
+    assert f"received '{folder / 'a' / 'x.png'}', an empty (0-byte) file; and 2 more such files" in str(
+        err.value
+    )
 
 
 FIT_PROBES = r"""
@@ -151,8 +168,14 @@ def test_bad_folders_are_refused_through_the_command_line_before_tensorflow_load
     (tmp_path / "one-class" / "only" / "0.png").write_bytes(solid_png(1))
     names.append("one-class")
     before = snapshot(tmp_path)
-    r = subprocess.run([sys.executable, "-c", FIT_PROBES, spec, *names], cwd=ROOT, capture_output=True, text=True,
-                       timeout=120, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    r = subprocess.run(
+        [sys.executable, "-c", FIT_PROBES, spec, *names],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     found = json.loads(r.stdout)
     assert found.pop("tensorflow loaded") is False
@@ -185,30 +208,69 @@ def test_a_folder_with_a_link_loop_trains(tmp_path):
     spec = tmp_path / "rgb2.yaml"
     spec.write_text(RGB2)
     out = tmp_path / "run"
-    r = cli("train", spec, "--data", folder, "--epochs", "1", "--batch-size", "2", "--out", out, "--verbose", "0",
-            timeout=240)
+    r = cli(
+        "train",
+        spec,
+        "--data",
+        folder,
+        "--epochs",
+        "1",
+        "--batch-size",
+        "2",
+        "--out",
+        out,
+        "--verbose",
+        "0",
+        timeout=240,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     run = json.loads((out / "run.json").read_text())
     # 8 images, int(0.2 * 8) = 1 held out: the same count Keras found.
-    assert (run["status"], run["classes"], run["train_samples"], run["val_samples"]) == ("finished", ["a", "b"], 7, 1)
+    assert (run["status"], run["classes"], run["train_samples"], run["val_samples"]) == (
+        "finished",
+        ["a", "b"],
+        7,
+        1,
+    )
 
 
 # --------------------------------------------------------------------------- run folders
 
-SETTINGS = {"model": "inception_3a_tiny", "spec_sha256": "0" * 64, "data": "digits", "batch_size": 64,
-            "learning_rate": 0.001, "validation_split": 0.2, "seed": 0}
+SETTINGS = {
+    "model": "inception_3a_tiny",
+    "spec_sha256": "0" * 64,
+    "data": "digits",
+    "batch_size": 64,
+    "learning_rate": 0.001,
+    "validation_split": 0.2,
+    "seed": 0,
+}
 
 FORGED = [
-    ("huge", lambda p: p.write_bytes(b" " * (runs.MAX_RUN_JSON_BYTES + 1)),
-     f"which cannot be read (larger than {runs.MAX_RUN_JSON_BYTES:,} bytes)"),
-    ("not-json", lambda p: p.write_bytes(b"{\"model\": "), "which is not JSON (JSONDecodeError)"),
+    (
+        "huge",
+        lambda p: p.write_bytes(b" " * (runs.MAX_RUN_JSON_BYTES + 1)),
+        f"which cannot be read (larger than {runs.MAX_RUN_JSON_BYTES:,} bytes)",
+    ),
+    ("not-json", lambda p: p.write_bytes(b'{"model": '), "which is not JSON (JSONDecodeError)"),
     ("not-utf8", lambda p: p.write_bytes(b"\xff\xfe{}"), "which is not JSON (UnicodeDecodeError)"),
     ("deep", lambda p: p.write_text("[" * 100_000 + "]" * 100_000), "which is not JSON (RecursionError)"),
     ("a-list", lambda p: p.write_text("[1, 2]"), "which holds [1, 2], not an object"),
-    ("no-model", lambda p: p.write_text('{"status": "running"}'), "whose field 'model' is null, not a model name"),
-    ("bad-status", lambda p: p.write_text('{"model": "m", "status": 42}'),
-     "whose field 'status' is 42, not one of running, finished, failed"),
-    ("a-link", lambda p: p.symlink_to(p.parent.parent / "elsewhere.json"), "which cannot be read (a symbolic link)"),
+    (
+        "no-model",
+        lambda p: p.write_text('{"status": "running"}'),
+        "whose field 'model' is null, not a model name",
+    ),
+    (
+        "bad-status",
+        lambda p: p.write_text('{"model": "m", "status": 42}'),
+        "whose field 'status' is 42, not one of running, finished, failed",
+    ),
+    (
+        "a-link",
+        lambda p: p.symlink_to(p.parent.parent / "elsewhere.json"),
+        "which cannot be read (a symbolic link)",
+    ),
     ("fifo", lambda p: os.mkfifo(p), "which cannot be read (not a regular file)"),
 ]
 
@@ -232,7 +294,8 @@ def test_a_forged_or_huge_run_json_is_named_and_nothing_is_touched(tmp_path, mak
     marker_refused = "inception-kit did not write it (no run.json inside)"
     not_a_file = (out / "run.json").is_symlink() or not (out / "run.json").is_file()
     assert f"its run.json was not written by inception-kit train: {words}" in str(unsafe.value) or (
-        not_a_file and marker_refused in str(unsafe.value))
+        not_a_file and marker_refused in str(unsafe.value)
+    )
     assert snapshot(tmp_path) == before
 
 
@@ -264,8 +327,11 @@ def test_a_log_too_large_or_not_text_is_named(tmp_path, monkeypatch):
     (out / "run.json").write_text(json.dumps({**SETTINGS, "status": "running"}))
     (out / "log.csv").write_bytes(b"epoch,loss\n" + b"0,1.0\n" * 50)
     monkeypatch.setattr(runs, "MAX_LOG_BYTES", 100)
-    with pytest.raises(ArgumentError, match=r"^out: expected a run folder whose log.csv inception-kit train wrote; "
-                       r"received '.*log\.csv', which cannot be read \(larger than 100 bytes\)$"):
+    with pytest.raises(
+        ArgumentError,
+        match=r"^out: expected a run folder whose log.csv inception-kit train wrote; "
+        r"received '.*log\.csv', which cannot be read \(larger than 100 bytes\)$",
+    ):
         runs.RunFolder.open(out, SETTINGS, overwrite=False)
     (out / "log.csv").write_bytes(b"epoch,loss\n\xff,1\n")
     with pytest.raises(ArgumentError, match="which is not UTF-8 text"):
@@ -300,12 +366,24 @@ ABSURD = [
     (("--learning-rate", "nan"), "--learning-rate: expected a positive finite number; received nan"),
     (("--learning-rate", "0"), "--learning-rate: expected a positive finite number; received 0.0"),
     (("--seed", str(10**12)), "--seed: expected a whole number from 0 to 4294967295; received 1000000000000"),
-    (("--validation-split", "nan"), "--validation-split: expected a fraction from 0 (none) up to, not including, 1"),
-    (("--validation-split", "1"), "--validation-split: expected a fraction from 0 (none) up to, not including, 1"),
+    (
+        ("--validation-split", "nan"),
+        "--validation-split: expected a fraction from 0 (none) up to, not including, 1",
+    ),
+    (
+        ("--validation-split", "1"),
+        "--validation-split: expected a fraction from 0 (none) up to, not including, 1",
+    ),
     (("--aux", "--aux-weight", "nan"), None),  # the tiny spec has no aux: refused for that first
-    (("--aux-weight", "0.5"), "--aux-weight: expected aux=True (on the command line, --aux) with it; received 0.5"),
-    (("--aux",), "--aux: expected a spec with auxiliary heads (an aux: section) to train them; received "
-                 "'inception_3a_tiny', which has none"),
+    (
+        ("--aux-weight", "0.5"),
+        "--aux-weight: expected aux=True (on the command line, --aux) with it; received 0.5",
+    ),
+    (
+        ("--aux",),
+        "--aux: expected a spec with auxiliary heads (an aux: section) to train them; received "
+        "'inception_3a_tiny', which has none",
+    ),
 ]
 
 
@@ -327,20 +405,34 @@ def test_an_aux_weight_that_is_nan_is_refused(tmp_path):
     spec.write_text(TINY.read_text() + "aux:\n  side: {at: inc3a, layers: [gap, {dense: {units: 10}}]}\n")
     r = cli("train", spec, "--data", "digits", "--out", tmp_path / "run", "--aux", "--aux-weight", "nan")
     assert r.returncode == 2, r.stderr
-    assert r.stderr.strip() == "error: --aux-weight: expected a loss weight, a finite number from 0; received nan"
+    assert (
+        r.stderr.strip()
+        == "error: --aux-weight: expected a loss weight, a finite number from 0; received nan"
+    )
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("setting, value, words", [
-    ("batch_size", 0, "batch_size: expected a positive whole number (the global batch); received 0"),
-    ("batch_size", True, "batch_size: expected a positive whole number (the global batch); received true"),
-    ("epochs", 2.5, "epochs: expected a positive whole number of epochs; received 2.5"),
-    ("learning_rate", math.nan, "learning_rate: expected a positive finite number; received nan"),
-    ("learning_rate", math.inf, "learning_rate: expected a positive finite number; received inf"),
-    ("seed", -1, "seed: expected a whole number from 0 to 4294967295; received -1"),
-    ("backup_every", 0, "backup_every: expected 'epoch' or a positive number of batches; received 0"),
-    ("validation_split", math.nan, "validation_split: expected a fraction from 0 (none) up to, not including, 1"),
-])
+@pytest.mark.parametrize(
+    "setting, value, words",
+    [
+        ("batch_size", 0, "batch_size: expected a positive whole number (the global batch); received 0"),
+        (
+            "batch_size",
+            True,
+            "batch_size: expected a positive whole number (the global batch); received true",
+        ),
+        ("epochs", 2.5, "epochs: expected a positive whole number of epochs; received 2.5"),
+        ("learning_rate", math.nan, "learning_rate: expected a positive finite number; received nan"),
+        ("learning_rate", math.inf, "learning_rate: expected a positive finite number; received inf"),
+        ("seed", -1, "seed: expected a whole number from 0 to 4294967295; received -1"),
+        ("backup_every", 0, "backup_every: expected 'epoch' or a positive number of batches; received 0"),
+        (
+            "validation_split",
+            math.nan,
+            "validation_split: expected a fraction from 0 (none) up to, not including, 1",
+        ),
+    ],
+)
 def test_a_python_caller_is_told_the_parameter_not_a_flag(tmp_path, setting, value, words):
     from inception_kit import train
 

@@ -119,8 +119,15 @@ def test_a_legacy_file_with_a_wrong_shape_names_the_file_and_the_layer(tmp_path)
         "weights: expected shape (512, 10) for 'dense/kernel' (layer #7); "
         f"received shape (512, 7) from {path}'s 'dense/kernel"
     )
-    r = subprocess.run([*CLI, "build", TINY, "--weights", path], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 2 and str(path) in r.stderr and "'dense/kernel'" in r.stderr and "Traceback" not in r.stderr
+    r = subprocess.run(
+        [*CLI, "build", TINY, "--weights", path], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert (
+        r.returncode == 2
+        and str(path) in r.stderr
+        and "'dense/kernel'" in r.stderr
+        and "Traceback" not in r.stderr
+    )
 
 
 @pytest.mark.slow
@@ -177,11 +184,20 @@ def test_a_keras3_weights_file_with_a_wrong_shape_names_the_file_and_the_layer(t
     before = [w.copy() for w in model.get_weights()]
     with pytest.raises(SpecError) as err:
         load_weights(model, path)
-    assert str(err.value) == (f"weights: layer 'dense': expected weights of shapes (512, 10), (10,) (the spec's "
-                              f"architecture); received (512, 7), (7,) in {path}")
+    assert str(err.value) == (
+        f"weights: layer 'dense': expected weights of shapes (512, 10), (10,) (the spec's "
+        f"architecture); received (512, 7), (7,) in {path}"
+    )
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))  # nothing assigned
     out = tmp_path / "out"
-    r = subprocess.run([*CLI, "export", TINY, "--weights", path, "--format", "keras", "-o", out.with_suffix(".keras")],
-                       cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 2 and f"received (512, 7), (7,) in {path}" in r.stderr and "Traceback" not in r.stderr
+    r = subprocess.run(
+        [*CLI, "export", TINY, "--weights", path, "--format", "keras", "-o", out.with_suffix(".keras")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert (
+        r.returncode == 2 and f"received (512, 7), (7,) in {path}" in r.stderr and "Traceback" not in r.stderr
+    )
     assert not out.with_suffix(".keras").exists()

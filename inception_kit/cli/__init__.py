@@ -51,29 +51,67 @@ COMMANDS = (
     ("validate", validate, "check a spec: fields, shapes and resource budget", KNOBS, SPEC),
     ("report", report, "cost report: params, MACs, FLOPs, naive vs bottleneck", KNOBS, SPEC),
     ("diff", diff, "costs of two specs side by side: model, blocks and branches (B - A)", BUDGET, TWO_SPECS),
-    ("fit", fit, "choose the 1x1 reduction widths that meet a MACs/params budget; block outputs keep their widths",
-     BUDGET, SPEC),
-    ("import", import_, "turn a Keras 3 model (.keras) into a spec: report, diff and fit then work on it", BUDGET, ()),
+    (
+        "fit",
+        fit,
+        "choose the 1x1 reduction widths that meet a MACs/params budget; block outputs keep their widths",
+        BUDGET,
+        SPEC,
+    ),
+    (
+        "import",
+        import_,
+        "turn a Keras 3 model (.keras) into a spec: report, diff and fit then work on it",
+        BUDGET,
+        (),
+    ),
     ("schema", schema, "print the JSON Schema of the spec language", NOTHING, ()),
     ("build", build, "build the Keras model; print its summary and the cost report", KNOBS, SPEC),
     ("export", export, "build and export (SavedModel, .keras, TFLite, ONNX), verified", KNOBS, SPEC),
     ("inspect", inspect, "show the spec and cost report stored in an exported artifact", NOTHING, ()),
-    ("search", search, "search the 1x1 reduction widths for accuracy within a budget (Optuna); the Pareto front",
-     BUDGET, SPEC),
+    (
+        "search",
+        search,
+        "search the 1x1 reduction widths for accuracy within a budget (Optuna); the Pareto front",
+        BUDGET,
+        SPEC,
+    ),
     ("train", train, "train a spec on an image folder or a packaged data set (tf.distribute)", KNOBS, SPEC),
     ("diagram", diagram, "draw a block or a whole model (SVG or PNG)", KNOBS, SPEC),
     ("profile", profile, "measure real time per block and branch beside MACs", KNOBS, SPEC),
-    ("calibrate", calibrate, "measure this machine's kernels into a latency profile (report/fit/diff --latency)",
-     NOTHING, ()),
-    ("deploy", deploy, "export through every runtime here, measure them, keep the fastest within tolerance",
-     KNOBS, SPEC),
+    (
+        "calibrate",
+        calibrate,
+        "measure this machine's kernels into a latency profile (report/fit/diff --latency)",
+        NOTHING,
+        (),
+    ),
+    (
+        "deploy",
+        deploy,
+        "export through every runtime here, measure them, keep the fastest within tolerance",
+        KNOBS,
+        SPEC,
+    ),
 )
 
 # Packages some commands need, and the extra of setup.cfg that installs each.
-_OPTIONAL = {"tensorflow": "tensorflow", "keras": "tensorflow", "numpy": "tensorflow", "graphviz": "pictures",
-             "matplotlib": "pictures", "sklearn": "train", "tf2onnx": "onnx", "onnxruntime": "onnx",
-             "jax": "jax", "torch": "torch", "PIL": "train", "optuna": "search", "sqlalchemy": "search",
-             "psycopg2": "search"}
+_OPTIONAL = {
+    "tensorflow": "tensorflow",
+    "keras": "tensorflow",
+    "numpy": "tensorflow",
+    "graphviz": "pictures",
+    "matplotlib": "pictures",
+    "sklearn": "train",
+    "tf2onnx": "onnx",
+    "onnxruntime": "onnx",
+    "jax": "jax",
+    "torch": "torch",
+    "PIL": "train",
+    "optuna": "search",
+    "sqlalchemy": "search",
+    "psycopg2": "search",
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -89,13 +127,19 @@ def _add_globals(p: argparse.ArgumentParser, top: bool) -> None:
     before the command is not undone by the command's default."""
     default: Any = {} if top else {"default": argparse.SUPPRESS}
     p.add_argument("--debug", action="store_true", help="show tracebacks", **default)
-    p.add_argument("--backend", choices=["tensorflow", "jax", "torch"], **default,
-                   help="Keras backend: sets KERAS_BACKEND before Keras loads (default: KERAS_BACKEND, else tensorflow)")
+    p.add_argument(
+        "--backend",
+        choices=["tensorflow", "jax", "torch"],
+        **default,
+        help="Keras backend: sets KERAS_BACKEND before Keras loads (default: KERAS_BACKEND, else tensorflow)",
+    )
 
 
 def parser() -> argparse.ArgumentParser:
     """The whole command line: the global flags and a subcommand per row of COMMANDS."""
-    root = _Parser(prog="inception-kit", description="Design, cost, build and export Inception-style networks.")
+    root = _Parser(
+        prog="inception-kit", description="Design, cost, build and export Inception-style networks."
+    )
     _add_globals(root, top=True)
     sub = root.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name, module, help_, shared, specs in COMMANDS:
@@ -125,7 +169,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except SpecError as err:
         where = " in the spec" if any(p.mark for p in err.problems) else ""
-        print(f"error: {len(err.problems)} problem{'s' if len(err.problems) != 1 else ''}{where}", file=sys.stderr)
+        print(
+            f"error: {len(err.problems)} problem{'s' if len(err.problems) != 1 else ''}{where}",
+            file=sys.stderr,
+        )
         for problem in err.problems:
             print(f"  {safe(problem)}", file=sys.stderr)
         return _debug(args, EXIT_USAGE)
@@ -153,7 +200,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())  # Python's flush at exit would fail again
         return EXIT_FAIL
     except KeyboardInterrupt:
-        print("interrupted (files are written whole or not at all; a training run resumes from its backup)", file=sys.stderr)
+        print(
+            "interrupted (files are written whole or not at all; a training run resumes from its backup)",
+            file=sys.stderr,
+        )
         return 130
     except Exception as err:  # the CLI contract: one message, traceback on --debug
         print(f"error: {type(err).__name__}: {safe(err)}", file=sys.stderr)

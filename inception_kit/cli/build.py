@@ -17,12 +17,21 @@ SUMMARY_WIDTH = 100  # the Keras summary, like the cost report: at most 100 colu
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", help="a YAML spec file, a preset name, or - to read it from stdin")
     add_precision(parser)
-    parser.add_argument("--aux", action="store_true",
-                        help="add the spec's auxiliary heads as outputs (training only; --out saves without them)")
-    parser.add_argument("--weights", metavar="FILE|imagenet",
-                        help="a keras.applications weight file (legacy .h5), or imagenet (Keras downloads it)")
-    parser.add_argument("--out", "-o",
-                        help="also save it as a .keras file, with the spec and report beside it (as export does)")
+    parser.add_argument(
+        "--aux",
+        action="store_true",
+        help="add the spec's auxiliary heads as outputs (training only; --out saves without them)",
+    )
+    parser.add_argument(
+        "--weights",
+        metavar="FILE|imagenet",
+        help="a keras.applications weight file (legacy .h5), or imagenet (Keras downloads it)",
+    )
+    parser.add_argument(
+        "--out",
+        "-o",
+        help="also save it as a .keras file, with the spec and report beside it (as export does)",
+    )
     parser.add_argument("--overwrite", action="store_true")
 
 
@@ -50,7 +59,14 @@ def run(args: argparse.Namespace) -> int:
                 weights = os.path.join(tmp, "built.weights.h5")
                 model.save_weights(weights)
             # The plan, not its spec: export would plan a spec again.
-            result = export(analysis.plan, args.out, format="keras", weights=weights,
-                            overwrite=args.overwrite, budget=budget(args), dtype=args.precision)
+            result = export(
+                analysis.plan,
+                args.out,
+                format="keras",
+                weights=weights,
+                overwrite=args.overwrite,
+                budget=budget(args),
+                dtype=args.precision,
+            )
         print(result.summary(), file=sys.stderr)
     return EXIT_OK

@@ -29,7 +29,9 @@ def safe(text: object) -> str:
 
     def escape(m: re.Match[str]) -> str:
         c = ord(m.group())
-        return f"\\x{c - 0xDC00:02x}" if 0xDC80 <= c <= 0xDCFF else f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+        return (
+            f"\\x{c - 0xDC00:02x}" if 0xDC80 <= c <= 0xDCFF else f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+        )
 
     return _CONTROL.sub(escape, str(text))
 
@@ -68,10 +70,20 @@ def positive_int(text: str) -> int:
 
 def add_budget(p: argparse.ArgumentParser) -> None:
     """--max-params and --max-activation-bytes: the resource budget every spec is checked against."""
-    p.add_argument("--max-params", type=positive_int, default=DEFAULT_BUDGET.max_params, metavar="N",
-                   help=f"refuse specs with more parameters (default {DEFAULT_BUDGET.max_params:,})")
-    p.add_argument("--max-activation-bytes", type=positive_int, default=DEFAULT_BUDGET.max_activation_bytes, metavar="N",
-                   help="refuse specs whose activations per sample exceed this (default 4 GiB)")
+    p.add_argument(
+        "--max-params",
+        type=positive_int,
+        default=DEFAULT_BUDGET.max_params,
+        metavar="N",
+        help=f"refuse specs with more parameters (default {DEFAULT_BUDGET.max_params:,})",
+    )
+    p.add_argument(
+        "--max-activation-bytes",
+        type=positive_int,
+        default=DEFAULT_BUDGET.max_activation_bytes,
+        metavar="N",
+        help="refuse specs whose activations per sample exceed this (default 4 GiB)",
+    )
 
 
 def budget(args: argparse.Namespace) -> Budget:
@@ -93,14 +105,25 @@ def input_shape(text: str) -> tuple[int, int, int]:
 def add_knobs(p: argparse.ArgumentParser) -> None:
     """keras.applications' knobs, on every command that takes a spec (see spec/knobs.py)."""
     g = p.add_argument_group("keras.applications knobs (applied to the spec before anything else)")
-    g.add_argument("--input", type=input_shape, metavar="HxWxC", dest="input_shape", help="input shape, e.g. 150x150x3")
-    g.add_argument("--no-top", action="store_false", dest="include_top", help="drop the spec's head (its classifier)")
+    g.add_argument(
+        "--input", type=input_shape, metavar="HxWxC", dest="input_shape", help="input shape, e.g. 150x150x3"
+    )
+    g.add_argument(
+        "--no-top", action="store_false", dest="include_top", help="drop the spec's head (its classifier)"
+    )
     g.add_argument("--pooling", choices=["avg", "max"], help="with --no-top: global average or max pooling")
     g.add_argument("--classes", type=int, metavar="N", help="units of the head's last dense layer")
-    g.add_argument("--classifier-activation", metavar="NAME",
-                   help="activation of that layer: softmax, sigmoid, linear, ... ('none' for linear)")
-    g.add_argument("--no-aux", action="store_false", dest="include_aux",
-                   help="drop the spec's auxiliary heads (aux:), e.g. for inputs too small for them")
+    g.add_argument(
+        "--classifier-activation",
+        metavar="NAME",
+        help="activation of that layer: softmax, sigmoid, linear, ... ('none' for linear)",
+    )
+    g.add_argument(
+        "--no-aux",
+        action="store_false",
+        dest="include_aux",
+        help="drop the spec's auxiliary heads (aux:), e.g. for inputs too small for them",
+    )
 
 
 def load_spec_arguments(args: argparse.Namespace, dests: tuple[str, ...], knobs: bool) -> None:
@@ -113,12 +136,17 @@ def load_spec_arguments(args: argparse.Namespace, dests: tuple[str, ...], knobs:
 
     typed = {dest: getattr(args, dest) for dest in dests}
     if sum(text == STDIN for text in typed.values()) > 1:
-        raise SpecError.one("<stdin>", "at most one spec read from standard input ('-')",
-                            " and ".join(d for d, t in typed.items() if t == STDIN))
+        raise SpecError.one(
+            "<stdin>",
+            "at most one spec read from standard input ('-')",
+            " and ".join(d for d, t in typed.items() if t == STDIN),
+        )
     given = _knobs(args) if knobs else {}
     for dest, text in typed.items():
         if text == STDIN:
-            plan = loads(decode(read_bounded(sys.stdin.buffer), "<stdin>"), "<stdin>", budget=budget(args), **given)
+            plan = loads(
+                decode(read_bounded(sys.stdin.buffer), "<stdin>"), "<stdin>", budget=budget(args), **given
+            )
         else:
             plan = load(text, budget=budget(args), **given)
         setattr(args, dest, plan)
@@ -138,14 +166,24 @@ def _knobs(args: argparse.Namespace) -> dict[str, Any]:
         activation = KEEP
     elif activation.lower() in ("none", "null"):
         activation = None
-    return {"input_shape": args.input_shape, "include_top": args.include_top, "pooling": args.pooling,
-            "classes": args.classes, "classifier_activation": activation, "include_aux": args.include_aux}
+    return {
+        "input_shape": args.input_shape,
+        "include_top": args.include_top,
+        "pooling": args.pooling,
+        "classes": args.classes,
+        "classifier_activation": activation,
+        "include_aux": args.include_aux,
+    }
 
 
 def add_precision(p: argparse.ArgumentParser) -> None:
     """--precision of `build` and `export`."""
-    p.add_argument("--precision", choices=["float32", "bfloat16"], default="float32",
-                   help="bfloat16: compute in bfloat16, weights and outputs float32 (Keras mixed_bfloat16)")
+    p.add_argument(
+        "--precision",
+        choices=["float32", "bfloat16"],
+        default="float32",
+        help="bfloat16: compute in bfloat16, weights and outputs float32 (Keras mixed_bfloat16)",
+    )
 
 
 # ---------------------------------------------------------------------------- progress

@@ -70,7 +70,9 @@ def run(args: argparse.Namespace) -> int:
         budget=budget(args),
     )
     with interruptible():
-        result = deploy(args.spec, args.out, options, overwrite=args.overwrite, progress=checked(ProgressBar("deploy")))
+        result = deploy(
+            args.spec, args.out, options, overwrite=args.overwrite, progress=checked(ProgressBar("deploy"))
+        )
     print(result.table())
     print(result.summary())
     return EXIT_OK

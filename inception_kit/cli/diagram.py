@@ -14,7 +14,9 @@ from .common import EXIT_OK, EXIT_USAGE, safe
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", help="a YAML spec file, a preset name, or - to read it from stdin")
-    parser.add_argument("--block", metavar="NAME", help="draw this block with its branches (default: the whole model)")
+    parser.add_argument(
+        "--block", metavar="NAME", help="draw this block with its branches (default: the whole model)"
+    )
     parser.add_argument("--out", "-o", required=True, help="the picture to write: .svg or .png")
     parser.add_argument("--format", choices=FORMATS, help="svg or png (default: from the --out suffix)")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
@@ -23,7 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     fmt = args.format or Path(args.out).suffix.lstrip(".").lower()
     if fmt not in FORMATS:
-        print(f"error: --out must end in .svg or .png (or pass --format); received {args.out!r}", file=sys.stderr)
+        print(
+            f"error: --out must end in .svg or .png (or pass --format); received {args.out!r}",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     analysis = analyse(args.spec)
     save(analysis, args.out, args.block, fmt, args.overwrite)

@@ -14,8 +14,12 @@ from .report import add_latency, predicted
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("a", help="spec A (the baseline): a YAML file, a preset name, or - for stdin")
     parser.add_argument("b", help="spec B (the change): a YAML file, a preset name, or - for stdin")
-    parser.add_argument("--format", choices=["table", "markdown", "csv", "json", "html"], default="table",
-                        help="html: one self-contained page")
+    parser.add_argument(
+        "--format",
+        choices=["table", "markdown", "csv", "json", "html"],
+        default="table",
+        help="html: one self-contained page",
+    )
     parser.add_argument("--out", "-o", help="write to this file instead of stdout")
     parser.add_argument("--overwrite", action="store_true", help="replace --out and --plot if they exist")
     parser.add_argument("--plot", metavar="PNG", help="also draw MACs and params per block, A against B")

@@ -76,8 +76,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", help="a Keras .weights.h5 file to load first")
     parser.add_argument("--quantize", action="store_true", help="TFLite: dynamic-range int8 weights")
     # dest is export's parameter (dtype, as Keras names it); the flag keeps its name
-    parser.add_argument("--precision", dest="dtype", choices=["float32", "bfloat16"], default="float32",
-                        help="bfloat16: compute in bfloat16, weights and outputs float32 (Keras mixed_bfloat16)")
+    parser.add_argument(
+        "--precision",
+        dest="dtype",
+        choices=["float32", "bfloat16"],
+        default="float32",
+        help="bfloat16: compute in bfloat16, weights and outputs float32 (Keras mixed_bfloat16)",
+    )
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--no-verify", action="store_true", help="skip reloading and comparing outputs")
 

@@ -25,6 +25,8 @@ def run(args: argparse.Namespace) -> int:
     imported = import_keras(load_keras(args.model))
     emit(imported.to_yaml(), args.out, args.overwrite)
     a = analyse(load(imported.plan, budget=budget(args)))  # checked as every loaded spec is
-    print(f"{args.model}: {a.total.params:,} params, {a.total.macs:,} MACs, {len(a.blocks)} blocks",
-          file=sys.stderr)
+    print(
+        f"{args.model}: {a.total.params:,} params, {a.total.macs:,} MACs, {len(a.blocks)} blocks",
+        file=sys.stderr,
+    )
     return EXIT_OK

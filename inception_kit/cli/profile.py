@@ -36,10 +36,16 @@ _positive, _non_negative = _at_least(1), _at_least(0)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", help="a YAML spec file, a preset name, or - to read it from stdin")
     parser.add_argument("--batch", type=_positive, default=1, metavar="N", help="batch size (default 1)")
-    parser.add_argument("--repeats", type=_positive, default=20, metavar="N",
-                        help="timed calls of each block, branch and naive counterpart (default 20)")
-    parser.add_argument("--warmup", type=_non_negative, default=3, metavar="N",
-                        help="untimed calls of each first (default 3)")
+    parser.add_argument(
+        "--repeats",
+        type=_positive,
+        default=20,
+        metavar="N",
+        help="timed calls of each block, branch and naive counterpart (default 20)",
+    )
+    parser.add_argument(
+        "--warmup", type=_non_negative, default=3, metavar="N", help="untimed calls of each first (default 3)"
+    )
     parser.add_argument("--block", metavar="NAME", help="profile this top-level block only")
     parser.add_argument("--format", choices=["table", "json"], default="table")
     add_latency(parser, batch=False)

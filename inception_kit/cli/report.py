@@ -17,13 +17,26 @@ if TYPE_CHECKING:
 
 def add_latency(parser: argparse.ArgumentParser, batch: bool = True) -> None:
     """The latency profile flags that report, diff and profile share (profile has its own --batch)."""
-    parser.add_argument("--latency", metavar="PROFILE", dest="profile",
-                        help="predicted time from this latency profile (inception-kit calibrate -o PROFILE)")
+    parser.add_argument(
+        "--latency",
+        metavar="PROFILE",
+        dest="profile",
+        help="predicted time from this latency profile (inception-kit calibrate -o PROFILE)",
+    )
     if batch:
-        parser.add_argument("--latency-batch", type=int, metavar="N", dest="batch",
-                            help="the profile's batch size to predict at (default its first)")
-    parser.add_argument("--any-machine", action="store_true", dest="allow_other_machine",
-                        help="use a profile measured on another machine (its times are that machine's)")
+        parser.add_argument(
+            "--latency-batch",
+            type=int,
+            metavar="N",
+            dest="batch",
+            help="the profile's batch size to predict at (default its first)",
+        )
+    parser.add_argument(
+        "--any-machine",
+        action="store_true",
+        dest="allow_other_machine",
+        help="use a profile measured on another machine (its times are that machine's)",
+    )
 
 
 def predicted(args: argparse.Namespace, plan: Any, naive_plan: Any = None) -> LatencyPrediction | None:
@@ -37,13 +50,22 @@ def predicted(args: argparse.Namespace, plan: Any, naive_plan: Any = None) -> La
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", help="a YAML spec file, or - to read it from stdin")
-    parser.add_argument("--format", choices=["table", "markdown", "csv", "json", "html"], default="table",
-                        help="html: one self-contained page (totals, blocks with bars, diagram, layers)")
+    parser.add_argument(
+        "--format",
+        choices=["table", "markdown", "csv", "json", "html"],
+        default="table",
+        help="html: one self-contained page (totals, blocks with bars, diagram, layers)",
+    )
     parser.add_argument("--out", "-o", help="write to this file instead of stdout")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    parser.add_argument("--verify", action="store_true",
-                        help="build the model and compare with Keras' param count and TensorFlow's profiler")
-    parser.add_argument("--plot", metavar="PNG", help="also draw MACs and params per block, naive against bottleneck")
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="build the model and compare with Keras' param count and TensorFlow's profiler",
+    )
+    parser.add_argument(
+        "--plot", metavar="PNG", help="also draw MACs and params per block, naive against bottleneck"
+    )
     add_latency(parser)
 
 
@@ -68,7 +90,9 @@ def run(args: argparse.Namespace) -> int:
     from ..keras.verify import compare, render_checks
 
     checks = compare(analysis, build_model(analysis.plan))
-    print("\nverification against the built Keras model and TensorFlow's profiler (batch 1):", file=sys.stderr)
+    print(
+        "\nverification against the built Keras model and TensorFlow's profiler (batch 1):", file=sys.stderr
+    )
     print(render_checks(checks), file=sys.stderr)
     bad = [c.what for c in checks if not c.ok]
     if bad:

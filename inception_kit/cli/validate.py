@@ -14,5 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     a = analyse(args.spec)
-    print(f"{shown(args.sources['spec'])}: ok ({a.plan.model.name}: {a.total.params:,} params, {a.total.macs:,} MACs, {a.total.flops:,} FLOPs)")
+    print(
+        f"{shown(args.sources['spec'])}: ok ({a.plan.model.name}: {a.total.params:,} params, {a.total.macs:,} MACs, {a.total.flops:,} FLOPs)"
+    )
     return EXIT_OK

@@ -135,7 +135,9 @@ class DeployOptions:
     repeats: int = 10  # timed rounds per batch size
     warmup: int = 2  # untimed rounds first
     paths: tuple[str, ...] | None = None  # a subset of PATHS to try (default all)
-    validation_split: float | None = None  # the held-out split (default: run.json beside the weights, else 0.2)
+    validation_split: float | None = (
+        None  # the held-out split (default: run.json beside the weights, else 0.2)
+    )
     seed: int | None = None  # its seed (default: run.json's, else 0)
     budget: Budget = DEFAULT_BUDGET  # the resource budget the spec is checked against
 
@@ -217,7 +219,9 @@ def _check(o: DeployOptions) -> tuple[Tolerance, list[str]]:
     """The tolerance and the path names; raises ArgumentError for a setting out of range."""
     tol = parse_tolerance(o.tolerance) if isinstance(o.tolerance, str) else o.tolerance
     batches = tuple(o.batches)
-    if not batches or any(isinstance(b, bool) or not isinstance(b, int) or not 1 <= b <= MAX_BATCH for b in batches):
+    if not batches or any(
+        isinstance(b, bool) or not isinstance(b, int) or not 1 <= b <= MAX_BATCH for b in batches
+    ):
         raise ArgumentError("batches", f"whole numbers from 1 to {MAX_BATCH}", list(batches))
     if isinstance(o.repeats, bool) or not isinstance(o.repeats, int) or o.repeats < 1:
         raise ArgumentError("repeats", "a whole number >= 1", o.repeats)
@@ -228,8 +232,11 @@ def _check(o: DeployOptions) -> tuple[Tolerance, list[str]]:
         raise ArgumentError("paths", f"names from {', '.join(PATHS)}, including {BASELINE}", ",".join(names))
     if tol.kind == "accuracy" and (o.data is None or o.weights is None):
         missing = "data" if o.data is None else "weights"
-        raise ArgumentError("tolerance", "accuracy:D only with data and weights (accuracy on held-out data)",
-                            f"accuracy:{tol.limit:g} without {missing}")
+        raise ArgumentError(
+            "tolerance",
+            "accuracy:D only with data and weights (accuracy on held-out data)",
+            f"accuracy:{tol.limit:g} without {missing}",
+        )
     if o.weights is not None and not Path(o.weights).is_file():
         raise ArgumentError("weights", "a Keras .weights.h5 file", f"{os.fspath(o.weights)} (no such file)")
     return tol, names
@@ -238,8 +245,16 @@ def _check(o: DeployOptions) -> tuple[Tolerance, list[str]]:
 class _Run:
     """One deploy: checked inputs, then export, timing, the choice and the files, in a staged DIR."""
 
-    def __init__(self, spec: Any, out: Path, opts: DeployOptions, tol: Tolerance, names: list[str],
-                 overwrite: bool, progress: Progress) -> None:
+    def __init__(
+        self,
+        spec: Any,
+        out: Path,
+        opts: DeployOptions,
+        tol: Tolerance,
+        names: list[str],
+        overwrite: bool,
+        progress: Progress,
+    ) -> None:
         from ..analysis import analyse
         from ..keras.export.artifact import spec_files
         from ..train.data import inspect_source
@@ -249,7 +264,9 @@ class _Run:
         self.analysis = analyse(load(spec, budget=opts.budget))  # within budget before anything builds
         self.in_shape = tuple(int(d) for d in self.analysis.plan.model.input_shape)
         self.source = inspect_source(opts.data, self.in_shape) if opts.data is not None else None
-        if self.source is not None and opts.weights is not None:  # accuracy needs one output per class, as `train` does
+        if (
+            self.source is not None and opts.weights is not None
+        ):  # accuracy needs one output per class, as `train` does
             from ..train import Target
 
             problems = Target.of(self.analysis.plan, opts.budget).class_problems(self.source)
@@ -257,11 +274,19 @@ class _Run:
                 raise SpecError(problems)
         self.split, self.seed = _split_settings(opts.weights, opts.validation_split, opts.seed)
         # What DIR may never replace: the spec, the weights, the data (nor /, home, the working folder).
-        self.keep = [*spec_files(spec), *(p for p in (opts.weights, opts.data)
-                                          if isinstance(p, (str, os.PathLike)) and os.path.exists(p))]
+        self.keep = [
+            *spec_files(spec),
+            *(
+                p
+                for p in (opts.weights, opts.data)
+                if isinstance(p, (str, os.PathLike)) and os.path.exists(p)
+            ),
+        ]
         if overwrite and (out / DEPLOY_JSON).is_file() and not out.is_symlink():
             read_deploy_json(out / DEPLOY_JSON)  # the proof that deploy wrote DIR: one it can read back
-        check_folder_destination(out, overwrite, DEPLOY_JSON, self.keep)  # before any work; staging checks again
+        check_folder_destination(
+            out, overwrite, DEPLOY_JSON, self.keep
+        )  # before any work; staging checks again
         self.candidates = [Candidate(n, PATHS[n].label) for n in names]
         self.steps = len(self.candidates) + len(self.batches) * (opts.warmup + opts.repeats) + 1
         self.done = 0
@@ -317,9 +342,20 @@ class _Run:
         reference_accuracy = ctx.accuracies(live, max(self.batches))
         winner, why = choose(self.candidates, self.tol, max(self.batches), reference_accuracy)
         if winner is None:
-            raise ArgumentError("tolerance", "a tolerance that some measured path meets", f"{self.tol}: {why}")
-        return DeployResult(self.out, self.analysis.plan.model.name, winner, why, self.candidates, self.batches,
-                            self.tol, reference_accuracy, ctx.data_info)
+            raise ArgumentError(
+                "tolerance", "a tolerance that some measured path meets", f"{self.tol}: {why}"
+            )
+        return DeployResult(
+            self.out,
+            self.analysis.plan.model.name,
+            winner,
+            why,
+            self.candidates,
+            self.batches,
+            self.tol,
+            reference_accuracy,
+            ctx.data_info,
+        )
 
     def place(self, ctx: Context, result: DeployResult, stage: Path) -> None:
         """The winner's artifact (and sidecar) into the staged DIR, the rest removed, the two reports."""
@@ -343,7 +379,9 @@ def _split_settings(weights: Any, split: float | None, seed: int | None) -> tupl
     run: Any = {}
     if weights is not None:
         try:  # bounded, without blocking on a FIFO, as `train` reads it
-            run = json.loads(read_bounded(Path(weights).parent / "run.json", MAX_RUN_JSON_BYTES).decode("utf-8"))
+            run = json.loads(
+                read_bounded(Path(weights).parent / "run.json", MAX_RUN_JSON_BYTES).decode("utf-8")
+            )
         except (OSError, ValueError, RecursionError):
             run = {}
     if not isinstance(run, dict):
@@ -389,13 +427,23 @@ def _deploy_json_problem(d: Any) -> tuple[str, str, str] | None:
     if not isinstance(d, dict):
         return "<top>", "a JSON object", f"a JSON {type(d).__name__}"
     paths = d.get("paths")
-    if not isinstance(paths, list) or not all(isinstance(p, dict) and isinstance(p.get("name"), str) for p in paths):
+    if not isinstance(paths, list) or not all(
+        isinstance(p, dict) and isinstance(p.get("name"), str) for p in paths
+    ):
         return "paths", "a list of paths, each with a name", show(paths)
     names = [p["name"] for p in paths]
     if d.get("chosen") not in names:
-        return "chosen", f"one of the paths listed ({', '.join(n[:20] for n in names[:8])})", show(d.get("chosen"))
+        return (
+            "chosen",
+            f"one of the paths listed ({', '.join(n[:20] for n in names[:8])})",
+            show(d.get("chosen")),
+        )
     if d.get("artifact") != ARTIFACTS.get(d["chosen"]):
-        return "artifact", f"the chosen path's artifact ({ARTIFACTS.get(d['chosen'])})", show(d.get("artifact"))
+        return (
+            "artifact",
+            f"the chosen path's artifact ({ARTIFACTS.get(d['chosen'])})",
+            show(d.get("artifact")),
+        )
     batch = d.get("deciding_batch")
     if isinstance(batch, bool) or not isinstance(batch, int):
         return "deciding_batch", "a whole number", show(batch)
@@ -431,7 +479,7 @@ def _json(r: DeployResult) -> dict[str, Any]:
             "baseline_median_ms": _ms(base.median(batch)) if base else None,
         },
         "spread": "spread_ms: min, q1, q3 and max of the timed rounds (quartiles: statistics.quantiles, "
-                  "n=4, inclusive)",
+        "n=4, inclusive)",
         "keras_accuracy": r.reference_accuracy,
         "data": r.data,
         "machine": machine_info(),

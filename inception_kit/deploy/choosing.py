@@ -42,7 +42,9 @@ def parse_tolerance(text: str) -> Tolerance:
     except ValueError:
         limit = math.nan
     if kind not in ("deviation", "accuracy") or not (limit >= 0 and math.isfinite(limit)):
-        raise ArgumentError("tolerance", "deviation:T or accuracy:D with a number >= 0 (e.g. 1e-4, accuracy:0.01)", text)
+        raise ArgumentError(
+            "tolerance", "deviation:T or accuracy:D with a number >= 0 (e.g. 1e-4, accuracy:0.01)", text
+        )
     return Tolerance(kind, limit)
 
 

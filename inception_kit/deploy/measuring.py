@@ -144,13 +144,18 @@ class Context:
         folder = fmt != "tflite"
         meta = dest / artifact.META_DIR if folder else artifact.metadata_dir(dest, fmt)
         run = write(dest)
-        x, check, tolerance = artifact.checker(self.model, self.in_shape, kind, f"the {c.name} artifact", dest)
+        x, check, tolerance = artifact.checker(
+            self.model, self.in_shape, kind, f"the {c.name} artifact", dest
+        )
         where: dict[str, Any] = {}
         if kind == "int8" and self.calibration is not None:
             # Calibrated int8 is checked on held-out data, by export's rule: the export batch
             # (uniform in [-1, 1)) lies outside the calibrated ranges of data in [0, 1].
             x = self.x_dev
-            where = {"batch": len(x), "input": self.data_info["deviation_batch"] + " of " + self.data_info["data"]}
+            where = {
+                "batch": len(x),
+                "input": self.data_info["deviation_batch"] + " of " + self.data_info["data"],
+            }
             tolerance = artifact.TOLERANCE[kind] * max(1.0, float(np.abs(self.ref).max()))
             check = artifact.Check(self.ref.astype(np.float32), tolerance, f"the {c.name} artifact", dest)
         diff: float | None
@@ -167,7 +172,9 @@ class Context:
             manifest["artifact"] = artifact.file_stamp(dest.name, dest)
         texts = artifact.meta_texts(self.analysis)
         figures = {**check.figures(), **where}
-        artifact.write_meta(meta, texts, manifest, diff, kind, tolerance if diff is not None else None, figures)
+        artifact.write_meta(
+            meta, texts, manifest, diff, kind, tolerance if diff is not None else None, figures
+        )
         c.bytes = artifact.tree_bytes(dest) if folder else dest.stat().st_size
         return run
 

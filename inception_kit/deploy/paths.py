@@ -122,14 +122,35 @@ def _frozen_runner(dest: Path) -> Runner:
 
 _ENTRIES = (
     DeployPath("savedmodel", "TF SavedModel, float32", "savedmodel", _savedmodel, TFRunner),
-    DeployPath("frozen", "TF SavedModel, weights frozen into constants", "savedmodel_frozen", _frozen,
-               _frozen_runner),
-    DeployPath("bfloat16", "TF SavedModel, mixed bfloat16", "savedmodel_bfloat16", _bfloat16, TFRunner,
-               machine=_bf16_machine),
-    DeployPath("onnxruntime", "ONNX Runtime, float32", "model.onnx", _onnx, ORTRunner,
-               ("tf2onnx", "onnx", "onnxruntime"), "onnx"),
-    DeployPath("openvino", "OpenVINO from the ONNX file, float32", "openvino", _openvino, _ov_runner,
-               ("tf2onnx", "onnx", "openvino"), "onnx,openvino"),
+    DeployPath(
+        "frozen", "TF SavedModel, weights frozen into constants", "savedmodel_frozen", _frozen, _frozen_runner
+    ),
+    DeployPath(
+        "bfloat16",
+        "TF SavedModel, mixed bfloat16",
+        "savedmodel_bfloat16",
+        _bfloat16,
+        TFRunner,
+        machine=_bf16_machine,
+    ),
+    DeployPath(
+        "onnxruntime",
+        "ONNX Runtime, float32",
+        "model.onnx",
+        _onnx,
+        ORTRunner,
+        ("tf2onnx", "onnx", "onnxruntime"),
+        "onnx",
+    ),
+    DeployPath(
+        "openvino",
+        "OpenVINO from the ONNX file, float32",
+        "openvino",
+        _openvino,
+        _ov_runner,
+        ("tf2onnx", "onnx", "openvino"),
+        "onnx,openvino",
+    ),
     DeployPath("litert", "LiteRT, float32", "model.tflite", _litert, LiteRunner),
     DeployPath("litert-int8", "LiteRT, int8", "model_int8.tflite", _litert_int8, LiteRunner),
 )
@@ -140,4 +161,3 @@ ARTIFACTS: Mapping[str, str] = MappingProxyType({p.name: p.artifact for p in _EN
 def available(name: str) -> str | None:
     """None when path `name` can run here; else why not (and what installs it)."""
     return PATHS[name].available()
-

@@ -151,7 +151,10 @@ def diff(a: Source, b: Source, latency: tuple[LatencyPrediction, LatencyPredicti
         SpecError: either spec is invalid.
     """
     aa, ab = _analysis(a), _analysis(b)
-    da, db = report_data(aa, latency[0] if latency else None), report_data(ab, latency[1] if latency else None)
+    da, db = (
+        report_data(aa, latency[0] if latency else None),
+        report_data(ab, latency[1] if latency else None),
+    )
     timed = (TIME,) if latency else ()
     ma = _figures(da["model"], (*MODEL_METRICS, *timed))
     mb = _figures(db["model"], (*MODEL_METRICS, *timed))
@@ -236,8 +239,13 @@ def _summary_rows(model: dict[str, Any], short: bool) -> list[list[str]]:
         rows.append([_LABELS[m], _num(a, short), _num(b, short), _num(d, short, True), _pct(d, a)])
     if TIME in model["delta"]:
         a, b, d = model["a"][TIME], model["b"][TIME], model["delta"][TIME]
-        rows.append([_LABELS[TIME], *_time_cells(model["a"], model["b"], model["delta"]),
-                     f"{100.0 * d / a:+.1f}%" if a else ""])
+        rows.append(
+            [
+                _LABELS[TIME],
+                *_time_cells(model["a"], model["b"], model["delta"]),
+                f"{100.0 * d / a:+.1f}%" if a else "",
+            ]
+        )
     return rows
 
 
@@ -281,8 +289,13 @@ def _title(data: dict[str, Any]) -> str:
 
 def render_data(data: dict[str, Any], fmt: str = "table") -> str:
     """Renders diff data (as `Diff.data()` returns it, or read back from JSON)."""
-    return render_as(fmt, data, table=lambda: _table(data), markdown=lambda: _markdown(data),
-                     csv_rows=lambda: _csv_rows(data))
+    return render_as(
+        fmt,
+        data,
+        table=lambda: _table(data),
+        markdown=lambda: _markdown(data),
+        csv_rows=lambda: _csv_rows(data),
+    )
 
 
 SUMMARY_HEADER = ["model", "A", "B", "Δ (B − A)", "Δ %"]
@@ -312,7 +325,12 @@ def _markdown(data: dict[str, Any]) -> str:
         markdown_table(SUMMARY_HEADER, _summary_rows(model, False)),
     ]
     if len(data["rows"]) > 1:
-        parts += ["", "## Blocks and branches", "", markdown_table(_row_header(data), _entry_rows(data, False))]
+        parts += [
+            "",
+            "## Blocks and branches",
+            "",
+            markdown_table(_row_header(data), _entry_rows(data, False)),
+        ]
     return "\n".join([*parts, ""])
 
 

@@ -131,7 +131,11 @@ class FitResult:
 
 class _Fitter:
     def __init__(
-        self, model: ModelSpec, blocks: str | None, multiple: int, budget: Budget = DEFAULT_BUDGET,
+        self,
+        model: ModelSpec,
+        blocks: str | None,
+        multiple: int,
+        budget: Budget = DEFAULT_BUDGET,
         planned: Plan | None = None,
     ) -> None:
         if multiple < 1:
@@ -242,7 +246,9 @@ def render_sweep(points: list[SweepPoint]) -> str:
         for p in points
     ]
     return (
-        text_table(["scale", "MACs", "MACs (exact)", "params", "params (exact)", "fits"], rows, {0, 1, 2, 3, 4})
+        text_table(
+            ["scale", "MACs", "MACs (exact)", "params", "params (exact)", "fits"], rows, {0, 1, 2, 3, 4}
+        )
         + "\n"
     )
 
@@ -258,8 +264,11 @@ class _Timed:
         self.profile = load_profile(profile, allow_other_machine)  # type: ignore[arg-type]
         self.batch = self.profile.batches[0] if batch is None else batch
         if self.batch not in self.profile.batches:
-            raise ArgumentError("latency_batch", "one of the profile's batch sizes: "
-                                + ", ".join(map(str, self.profile.batches)), self.batch)
+            raise ArgumentError(
+                "latency_batch",
+                "one of the profile's batch sizes: " + ", ".join(map(str, self.profile.batches)),
+                self.batch,
+            )
         self.f, self.op_seconds, self.network = f, op_seconds, network_latency
         self._cache: dict[tuple[int, int], float] = {}
         self.before = network_latency(f.plan, self.profile, self.batch).total
@@ -273,7 +282,8 @@ class _Timed:
             fed_input = (*r.feeds.input_shape[:-1], width)
             fed = replace(r.feeds, input_shape=fed_input, inputs=(fed_input,))
             self._cache[(i, width)] = self.op_seconds(mine, self.profile, self.batch) + self.op_seconds(
-                fed, self.profile, self.batch)
+                fed, self.profile, self.batch
+            )
         return self._cache[(i, width)]
 
     def total(self, scale: float) -> float:
@@ -320,14 +330,22 @@ def fit(
         except ValueError:
             raise ArgumentError("latency", "a duration such as 20ms, 1.5s or 800us", latency) from None
         if latency_profile is None:
-            raise ArgumentError("latency_profile", "a latency profile to predict the time with "
-                                "(inception-kit calibrate -o PROFILE)", hint="a latency budget needs one")
+            raise ArgumentError(
+                "latency_profile",
+                "a latency profile to predict the time with (inception-kit calibrate -o PROFILE)",
+                hint="a latency budget needs one",
+            )
     if budget_macs is None and budget_params is None and budget_time is None:
-        raise ArgumentError("macs", "a MACs budget, a params budget, a latency budget or several",
-                            hint="neither macs, params nor latency was given")
+        raise ArgumentError(
+            "macs",
+            "a MACs budget, a params budget, a latency budget or several",
+            hint="neither macs, params nor latency was given",
+        )
     model, planned = _model(spec)
     f = _Fitter(model, blocks, multiple, budget, planned)
-    timed = _Timed(f, latency_profile, latency_batch, allow_other_machine) if budget_time is not None else None
+    timed = (
+        _Timed(f, latency_profile, latency_batch, allow_other_machine) if budget_time is not None else None
+    )
 
     def ok(scale: float) -> bool:
         if not _fits(f.total(scale), budget_macs, budget_params):
@@ -335,13 +353,20 @@ def fit(
         return timed is None or budget_time is None or timed.total(scale) <= budget_time
 
     lo = f.total(1 / GRID)
-    if timed is not None and budget_time is not None and _fits(lo, budget_macs, budget_params) and not ok(1 / GRID):
+    if (
+        timed is not None
+        and budget_time is not None
+        and _fits(lo, budget_macs, budget_params)
+        and not ok(1 / GRID)
+    ):
         where = f"blocks matching {blocks!r}" if blocks else "the model"
         raise ArgumentError(
             "latency",
             f"at least {timed.total(1 / GRID) * 1e3:.3f} ms predicted ({timed.profile.runtime}, batch {timed.batch}): "
             f"the smallest reachable, with every 1x1 reduction of {where} at its narrowest",
-            f"{budget_time * 1e3:g} ms", raw=True)
+            f"{budget_time * 1e3:g} ms",
+            raw=True,
+        )
     if not _fits(lo, budget_macs, budget_params):
         wanted = []
         if budget_macs is not None and lo.macs > budget_macs:
@@ -396,8 +421,10 @@ def fit(
         if abs(now - timed.total(scale)) > 1e-9 * max(now, 1e-9):
             raise AssertionError("fit: the incremental prediction disagrees with the whole plan's")  # a bug
         predicted = (timed.before, now)
-        header += (f"# Predicted {now * 1e3:.3f} ms (was {timed.before * 1e3:.3f} ms; {timed.profile.runtime}, "
-                   f"batch {timed.batch}, profile {timed.profile.source}).\n")
+        header += (
+            f"# Predicted {now * 1e3:.3f} ms (was {timed.before * 1e3:.3f} ms; {timed.profile.runtime}, "
+            f"batch {timed.batch}, profile {timed.profile.source}).\n"
+        )
     text, rewritten = _rewrite(model, f.reductions, changes, after.plan)
     model.source = None  # the fitted model is not what the file says (until written)
     return FitResult(scale, changes, model, f.before, after, header + text, rewritten, predicted)

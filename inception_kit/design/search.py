@@ -119,7 +119,12 @@ class TrialRecord:
     note: str = ""  # 'over budget', 'surplus', 'same as trial N', 'retry of trial N'
 
     def as_json(self, with_latency: bool) -> dict[str, Any]:
-        out: dict[str, Any] = {"number": self.number, "state": self.state, "macs": self.macs, "params": self.params}
+        out: dict[str, Any] = {
+            "number": self.number,
+            "state": self.state,
+            "macs": self.macs,
+            "params": self.params,
+        }
         if with_latency:
             out["latency_ms"] = self.latency_ms
         out.update(accuracy=self.accuracy, trained=self.trained)
@@ -176,7 +181,9 @@ class SearchResult:
         return {
             "budget": self.budget,
             "trials": [t.as_json(lat) for t in self.trials],
-            "front": [{"trial": p.trial, "macs": p.macs, "accuracy": p.accuracy, "spec": p.spec} for p in self.front],
+            "front": [
+                {"trial": p.trial, "macs": p.macs, "accuracy": p.accuracy, "spec": p.spec} for p in self.front
+            ],
             "over_budget_trained": self.over_budget_trained,
         }
 
@@ -188,20 +195,38 @@ class SearchResult:
             row = [str(p.trial), human(p.macs), f"{p.macs / self.original['macs']:.2f}", human(p.params)]
             if lat:
                 row.append(f"{p.latency_ms:.2f}" if p.latency_ms is not None else "")
-            row += [f"{p.search_accuracy:.4f}",
-                    f"{p.accuracy:.4f} ± {p.sd:.4f}" if p.accuracies else "",
-                    str(len(p.accuracies)), p.spec]
+            row += [
+                f"{p.search_accuracy:.4f}",
+                f"{p.accuracy:.4f} ± {p.sd:.4f}" if p.accuracies else "",
+                str(len(p.accuracies)),
+                p.spec,
+            ]
             rows.append(row)
-        head = ["trial", "MACs", "x orig", "params", *(["latency ms"] if lat else []),
-                "search acc", "final acc (mean ± sd)", "seeds", "spec"]
+        head = [
+            "trial",
+            "MACs",
+            "x orig",
+            "params",
+            *(["latency ms"] if lat else []),
+            "search acc",
+            "final acc (mean ± sd)",
+            "seeds",
+            "spec",
+        ]
         return text_table(head, rows, set(range(len(head) - 1)))
 
 
 # ---------------------------------------------------------------------------- the space
 
 
-def space(model: ModelSpec, planned: Plan, blocks: str | None, widths: str, multiple: int,
-          budget: Budget = DEFAULT_BUDGET) -> list[Knob]:
+def space(
+    model: ModelSpec,
+    planned: Plan,
+    blocks: str | None,
+    widths: str,
+    multiple: int,
+    budget: Budget = DEFAULT_BUDGET,
+) -> list[Knob]:
     """The widths the search chooses, in build order (fit's reductions; with 'all' also the
     k×k convs they feed)."""
     if widths not in WIDTHS:
@@ -211,16 +236,24 @@ def space(model: ModelSpec, planned: Plan, blocks: str | None, widths: str, mult
     knobs: list[Knob] = []
     for r in reductions:
         if r.width > r.step:
-            knobs.append(Knob(r.op.name, r.layer.paths.get("filters", f"{r.op.path}.filters"), r.width, r.step, r))
+            knobs.append(
+                Knob(r.op.name, r.layer.paths.get("filters", f"{r.op.path}.filters"), r.width, r.step, r)
+            )
         if widths == "all":
             f = r.feeds
             width, step = f.args["filters"], math.lcm(multiple, f.args.get("groups", 1))
             if width > step:
                 fed = Reduction(layers[f.name], f, f, r.block, step)
-                knobs.append(Knob(f.name, fed.layer.paths.get("filters", f"{f.path}.filters"), width, step, fed))
+                knobs.append(
+                    Knob(f.name, fed.layer.paths.get("filters", f"{f.path}.filters"), width, step, fed)
+                )
     if not knobs:
-        raise ArgumentError("blocks", "blocks whose 1x1 reductions are wider than one multiple", blocks or "every block",
-                            hint=f"multiple {multiple}")
+        raise ArgumentError(
+            "blocks",
+            "blocks whose 1x1 reductions are wider than one multiple",
+            blocks or "every block",
+            hint=f"multiple {multiple}",
+        )
     return knobs
 
 
@@ -259,7 +292,9 @@ def cost(model: ModelSpec, knobs: Sequence[Knob], widths: dict[str, int]) -> Pla
 def spec_text(model: ModelSpec, knobs: Sequence[Knob], widths: dict[str, int], header: str) -> str:
     """The design as a spec, written like `fit` writes: the user's file with each changed
     number replaced and commented, or the expanded spec with a comment per change."""
-    changes = [Change(k.name, k.path, k.original, widths[k.name]) for k in knobs if widths[k.name] != k.original]
+    changes = [
+        Change(k.name, k.path, k.original, widths[k.name]) for k in knobs if widths[k.name] != k.original
+    ]
     with _widths_set(knobs, widths):
         target = plan(copy.deepcopy(model))
         text, _ = rewrite(model, [k.reduction for k in knobs], changes, target)
@@ -280,7 +315,7 @@ def open_storage(url: str | None, out: Path | None, heartbeat: int = 10) -> Any:
             raise ArgumentError("storage", "a storage URL when no output folder is given (worker=True)")
         url = f"sqlite:///{out / 'search.db'}"
     if url.startswith("journal:"):
-        path = url[len("journal:"):]
+        path = url[len("journal:") :]
         if not path or not Path(path).parent.is_dir():
             raise ArgumentError("storage", "journal:PATH with PATH in an existing folder", url)
         from optuna.storages.journal import JournalFileBackend, JournalStorage
@@ -288,7 +323,9 @@ def open_storage(url: str | None, out: Path | None, heartbeat: int = 10) -> Any:
         try:
             return JournalStorage(JournalFileBackend(path))
         except OSError as err:
-            raise ArgumentError("storage", "a journal file that can be written", url, hint=err.strerror) from None
+            raise ArgumentError(
+                "storage", "a journal file that can be written", url, hint=err.strerror
+            ) from None
     import sqlalchemy
 
     try:
@@ -296,7 +333,9 @@ def open_storage(url: str | None, out: Path | None, heartbeat: int = 10) -> Any:
         parsed.get_dialect()
     except (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.NoSuchModuleError, ValueError) as err:
         raise ArgumentError(
-            "storage", "sqlite:///PATH, journal:PATH or an SQLAlchemy URL (postgresql://user@host:port/db)", url,
+            "storage",
+            "sqlite:///PATH, journal:PATH or an SQLAlchemy URL (postgresql://user@host:port/db)",
+            url,
             hint=str(err).split("\n")[0],
         ) from None
     if parsed.drivername.startswith("sqlite") and parsed.database and parsed.database != ":memory:":
@@ -309,7 +348,9 @@ def open_storage(url: str | None, out: Path | None, heartbeat: int = 10) -> Any:
     for attempt in range(5):
         try:
             return optuna.storages.RDBStorage(
-                url, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
+                url,
+                heartbeat_interval=heartbeat,
+                grace_period=2 * heartbeat,
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3),
                 engine_kwargs=engine,
             )
@@ -320,12 +361,15 @@ def open_storage(url: str | None, out: Path | None, heartbeat: int = 10) -> Any:
         except sqlalchemy.exc.OperationalError as err:
             if not (sqlite and "locked" in str(err)):
                 first = str(getattr(err, "orig", None) or err).strip().split("\n")[0]
-                raise ArgumentError("storage", "a database the search can open", _shown_url(parsed),
-                                    hint=first) from None
+                raise ArgumentError(
+                    "storage", "a database the search can open", _shown_url(parsed), hint=first
+                ) from None
             time.sleep(0.5 * (attempt + 1))  # the same race on SQLite, past its lock timeout
         except (sqlalchemy.exc.SQLAlchemyError, OSError) as err:
             first = str(getattr(err, "orig", None) or err).strip().split("\n")[0]
-            raise ArgumentError("storage", "a database the search can open", _shown_url(parsed), hint=first) from None
+            raise ArgumentError(
+                "storage", "a database the search can open", _shown_url(parsed), hint=first
+            ) from None
     raise ArgumentError("storage", "a database whose tables can be created", _shown_url(parsed))
 
 
@@ -432,22 +476,88 @@ def search(
 
     import optuna
 
-    with warnings.catch_warnings():  # Optuna marks heartbeats and retries experimental: said once, in the docs
+    with (
+        warnings.catch_warnings()
+    ):  # Optuna marks heartbeats and retries experimental: said once, in the docs
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return _search(spec, trainer, trials, epochs, macs, params, blocks, widths, multiple, subset, out, storage,
-                       study, worker, seeds, front_size, final_epochs, sampler, seed, data, heartbeat, latency, latency_ms,
-                       budget, progress)
+        return _search(
+            spec,
+            trainer,
+            trials,
+            epochs,
+            macs,
+            params,
+            blocks,
+            widths,
+            multiple,
+            subset,
+            out,
+            storage,
+            study,
+            worker,
+            seeds,
+            front_size,
+            final_epochs,
+            sampler,
+            seed,
+            data,
+            heartbeat,
+            latency,
+            latency_ms,
+            budget,
+            progress,
+        )
 
 
-def _search(spec: Source, trainer: Trainer, trials: int, epochs: int, macs: Any, params: Any, blocks: str | None,
-            widths: str, multiple: int, subset: int | None, out: Any, storage: str | None, study: str | None,
-            worker: bool, seeds: int, front_size: int | None, final_epochs: int | None, sampler: str, seed: int, data: str, heartbeat: int,
-            latency: Callable[[Plan], float] | None, latency_ms: float | None, budget: Budget,
-            progress: Progress) -> SearchResult:
+def _search(
+    spec: Source,
+    trainer: Trainer,
+    trials: int,
+    epochs: int,
+    macs: Any,
+    params: Any,
+    blocks: str | None,
+    widths: str,
+    multiple: int,
+    subset: int | None,
+    out: Any,
+    storage: str | None,
+    study: str | None,
+    worker: bool,
+    seeds: int,
+    front_size: int | None,
+    final_epochs: int | None,
+    sampler: str,
+    seed: int,
+    data: str,
+    heartbeat: int,
+    latency: Callable[[Plan], float] | None,
+    latency_ms: float | None,
+    budget: Budget,
+    progress: Progress,
+) -> SearchResult:
     import optuna
 
-    setup, settings = _prepare(spec, trials, epochs, macs, params, blocks, widths, multiple, subset, seeds,
-                               front_size, final_epochs, sampler, seed, data, latency, latency_ms, budget)
+    setup, settings = _prepare(
+        spec,
+        trials,
+        epochs,
+        macs,
+        params,
+        blocks,
+        widths,
+        multiple,
+        subset,
+        seeds,
+        front_size,
+        final_epochs,
+        sampler,
+        seed,
+        data,
+        latency,
+        latency_ms,
+        budget,
+    )
     out_path = None if out is None else Path(out)
     if out_path is None and not worker:
         raise ArgumentError("out", "a folder for the results (only a worker runs without one)")
@@ -462,15 +572,26 @@ def _search(spec: Source, trainer: Trainer, trials: int, epochs: int, macs: Any,
     directions: list[Any] = ["maximize", "minimize"] + (["minimize"] if latency is not None else [])
     samplers = {"tpe": optuna.samplers.TPESampler, "nsga2": optuna.samplers.NSGAIISampler}
     worker_seed = seed if not worker else seed + 1 + os.getpid() % 100_000  # workers explore differently
-    kw: dict[str, Any] = {"seed": worker_seed}  # constraints: Trial.set_constraint (constraints_func is deprecated)
+    kw: dict[str, Any] = {
+        "seed": worker_seed
+    }  # constraints: Trial.set_constraint (constraints_func is deprecated)
     if sampler == "nsga2":
         kw["population_size"] = max(4, min(50, trials // 3))
     try:
-        st = optuna.create_study(study_name=name, storage=store, directions=directions,
-                                 sampler=samplers[sampler](**kw), load_if_exists=True)
+        st = optuna.create_study(
+            study_name=name,
+            storage=store,
+            directions=directions,
+            sampler=samplers[sampler](**kw),
+            load_if_exists=True,
+        )
     except Exception as err:  # a storage that connected but refuses the study (a version, a lock)
-        raise ArgumentError("storage", "a storage that can hold the study", storage or "the default",
-                            hint=str(err).split("\n")[0]) from None
+        raise ArgumentError(
+            "storage",
+            "a storage that can hold the study",
+            storage or "the default",
+            hint=str(err).split("\n")[0],
+        ) from None
     _check_settings(st, settings, name)
     _run_trials(st, setup, trainer, trials, epochs, subset, seed, progress, heartbeat)
     records = _records(st)
@@ -484,14 +605,33 @@ def _search(spec: Source, trainer: Trainer, trials: int, epochs: int, macs: Any,
     return result
 
 
-def _prepare(spec: Source, trials: int, epochs: int, macs: Any, params: Any, blocks: str | None, widths: str,
-             multiple: int, subset: int | None, seeds: int, front_size: int | None, final_epochs: int | None,
-             sampler: str, seed: int,
-             data: str, latency: Callable[[Plan], float] | None, latency_ms: float | None,
-             budget: Budget) -> tuple[_Setup, dict[str, Any]]:
+def _prepare(
+    spec: Source,
+    trials: int,
+    epochs: int,
+    macs: Any,
+    params: Any,
+    blocks: str | None,
+    widths: str,
+    multiple: int,
+    subset: int | None,
+    seeds: int,
+    front_size: int | None,
+    final_epochs: int | None,
+    sampler: str,
+    seed: int,
+    data: str,
+    latency: Callable[[Plan], float] | None,
+    latency_ms: float | None,
+    budget: Budget,
+) -> tuple[_Setup, dict[str, Any]]:
     """Everything checked before any storage is touched: settings, budget, space."""
-    for parameter, value, least in (("trials", trials, 1), ("epochs", epochs, 1), ("seeds", seeds, 1),
-                                    ("multiple", multiple, 1)):
+    for parameter, value, least in (
+        ("trials", trials, 1),
+        ("epochs", epochs, 1),
+        ("seeds", seeds, 1),
+        ("multiple", multiple, 1),
+    ):
         if not isinstance(value, int) or isinstance(value, bool) or value < least:
             raise ArgumentError(parameter, f"a whole number of at least {least}", value)
     for parameter, maybe in (("subset", subset), ("final_epochs", final_epochs), ("front_size", front_size)):
@@ -499,9 +639,13 @@ def _prepare(spec: Source, trials: int, epochs: int, macs: Any, params: Any, blo
             raise ArgumentError(parameter, "a positive whole number", maybe)
     if sampler not in SAMPLERS:
         raise ArgumentError("sampler", "one of " + ", ".join(SAMPLERS), sampler)
-    budget_macs, budget_params = (None if v is None else _count(p, v) for p, v in (("macs", macs), ("params", params)))
+    budget_macs, budget_params = (
+        None if v is None else _count(p, v) for p, v in (("macs", macs), ("params", params))
+    )
     if budget_macs is None and budget_params is None and latency_ms is None:
-        raise ArgumentError("macs", "a MACs budget, a params budget or both", hint="neither macs nor params was given")
+        raise ArgumentError(
+            "macs", "a MACs budget, a params budget or both", hint="neither macs nor params was given"
+        )
     if latency_ms is not None and (latency is None or not latency_ms > 0):
         raise ArgumentError("latency_ms", "a positive budget, with a latency model", latency_ms)
     if isinstance(spec, Plan):
@@ -513,16 +657,27 @@ def _prepare(spec: Source, trials: int, epochs: int, macs: Any, params: Any, blo
     knobs = space(model, planned, blocks, widths, multiple, budget)
     setup = _Setup(model, planned, knobs, budget_macs, budget_params, latency, latency_ms)
     narrow = analyse(cost(model, knobs, {k.name: k.choices[0] for k in knobs})).total
-    for parameter, limit, least in (("macs", budget_macs, narrow.macs), ("params", budget_params, narrow.params)):
+    for parameter, limit, least in (
+        ("macs", budget_macs, narrow.macs),
+        ("params", budget_params, narrow.params),
+    ):
         if limit is not None and least > limit:
             raise ArgumentError(
-                parameter, f"at least {least:,} {parameter.replace('macs', 'MACs')}: the smallest reachable, with every "
-                f"searched width at its narrowest ({len(knobs)} widths, multiples of {multiple})", f"{limit:,}", raw=True)
+                parameter,
+                f"at least {least:,} {parameter.replace('macs', 'MACs')}: the smallest reachable, with every "
+                f"searched width at its narrowest ({len(knobs)} widths, multiples of {multiple})",
+                f"{limit:,}",
+                raw=True,
+            )
     settings = {
         "spec_sha256": hashlib.sha256(model.to_yaml().encode()).hexdigest(),
-        "model": model.name, "budget": {"macs": budget_macs, "params": budget_params, "latency_ms": latency_ms},
-        "space": {k.name: [*k.choices, k.step] for k in knobs}, "epochs": epochs, "subset": subset,
-        "data": data, "seed": seed,
+        "model": model.name,
+        "budget": {"macs": budget_macs, "params": budget_params, "latency_ms": latency_ms},
+        "space": {k.name: [*k.choices, k.step] for k in knobs},
+        "epochs": epochs,
+        "subset": subset,
+        "data": data,
+        "seed": seed,
     }
     return setup, settings
 
@@ -546,15 +701,22 @@ def _claim_folder(out: Path, settings: dict[str, Any]) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
         with staged_file(marker) as tmp:
-            tmp.write_text(json.dumps({"inception_kit": "search", **settings}, indent=1) + "\n", encoding="utf-8")
+            tmp.write_text(
+                json.dumps({"inception_kit": "search", **settings}, indent=1) + "\n", encoding="utf-8"
+            )
     except OSError as err:
         raise _disk_error(out, err) from None
 
 
 def _disk_error(out: Path, err: OSError) -> ArgumentError:
     what = "full" if err.errno == errno.ENOSPC else err.strerror or str(err)
-    return ArgumentError("out", "a folder with room for the results, writable", f"{out} ({what})",
-                         hint="nothing was written", raw=True)
+    return ArgumentError(
+        "out",
+        "a folder with room for the results, writable",
+        f"{out} ({what})",
+        hint="nothing was written",
+        raw=True,
+    )
 
 
 def _check_settings(st: Any, settings: dict[str, Any], name: str) -> None:
@@ -566,7 +728,9 @@ def _check_settings(st: Any, settings: dict[str, Any], name: str) -> None:
     for key, value in settings.items():
         if json.loads(json.dumps(have.get(key))) != json.loads(json.dumps(value)):
             raise ArgumentError(
-                "study", f"a study made with the same {key} (or another study name)", f"{name!r} made with other {key}",
+                "study",
+                f"a study made with the same {key} (or another study name)",
+                f"{name!r} made with other {key}",
                 hint="pass study=NAME (on the command line, --study) for a new search, or the original settings to continue",
             )
 
@@ -578,8 +742,17 @@ def _live(t: Any) -> bool:
     return not t.user_attrs.get("over_budget", False)
 
 
-def _run_trials(st: Any, setup: _Setup, trainer: Trainer, trials: int, epochs: int, subset: int | None,
-                seed: int, progress: Progress, heartbeat: int) -> None:
+def _run_trials(
+    st: Any,
+    setup: _Setup,
+    trainer: Trainer,
+    trials: int,
+    epochs: int,
+    subset: int | None,
+    seed: int,
+    progress: Progress,
+    heartbeat: int,
+) -> None:
     """One `study.optimize(n_trials=1)` at a time (it keeps the trial's heartbeat and fails
     stale trials first) until `trials` live trials are complete (the module doc's counting rule)."""
     import optuna
@@ -610,8 +783,14 @@ def _run_trials(st: Any, setup: _Setup, trainer: Trainer, trials: int, epochs: i
         if len(ahead) >= trials:  # the quota is taken by earlier trials
             trial.set_user_attr("surplus", True)
             raise optuna.TrialPruned()
-        same = next((t for t in st.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                     if t.user_attrs.get("trained") and t.params == widths), None)
+        same = next(
+            (
+                t
+                for t in st.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                if t.user_attrs.get("trained") and t.params == widths
+            ),
+            None,
+        )
         if same is not None:  # evaluated already: its accuracy, no second training
             trial.set_user_attr("same_as", same.number)
             acc = float(same.values[0])
@@ -629,37 +808,66 @@ def _run_trials(st: Any, setup: _Setup, trainer: Trainer, trials: int, epochs: i
         done = [t for t in all_ if t.state == TrialState.COMPLETE and not t.user_attrs.get("over_budget")]
         running = [t for t in all_ if t.state == TrialState.RUNNING]
         waiting = [t for t in all_ if t.state == TrialState.WAITING]
-        progress(min(len(done), trials), trials, f"trials: {len(done)} of {trials} done, {len(running)} running")
+        progress(
+            min(len(done), trials), trials, f"trials: {len(done)} of {trials} done, {len(running)} running"
+        )
         if len(done) >= trials:
             return
         if len(done) + len(running) >= trials and not waiting:
-            time.sleep(min(heartbeat, 2.0))  # the rest are running elsewhere: wait for them (or for them to die)
+            time.sleep(
+                min(heartbeat, 2.0)
+            )  # the rest are running elsewhere: wait for them (or for them to die)
             continue
         st.optimize(objective, n_trials=1, catch=(), gc_after_trial=False)
         if over > OVER_BUDGET_LIMIT * trials:
-            raise SearchFailed(f"the sampler proposed {over} candidates over budget in a row; the budget leaves "
-                               "too few designs (loosen it, or search more blocks)")
+            raise SearchFailed(
+                f"the sampler proposed {over} candidates over budget in a row; the budget leaves "
+                "too few designs (loosen it, or search more blocks)"
+            )
 
 
 def _records(st: Any) -> list[TrialRecord]:
     out = []
     for t in st.get_trials(deepcopy=False):
         a = t.user_attrs
-        note = ("over budget" if a.get("over_budget") else "surplus" if a.get("surplus")
-                else f"same as trial {a['same_as']}" if "same_as" in a else "")
+        note = (
+            "over budget"
+            if a.get("over_budget")
+            else "surplus"
+            if a.get("surplus")
+            else f"same as trial {a['same_as']}"
+            if "same_as" in a
+            else ""
+        )
         if "failed_trial" in t.system_attrs:
             note = (note + "; " if note else "") + f"retry of trial {t.system_attrs['failed_trial']}"
-        out.append(TrialRecord(
-            t.number, t.state.name, a.get("macs"), a.get("params"),
-            a.get("accuracy") if t.state.name == "COMPLETE" else None,
-            bool(a.get("trained")) and t.state.name == "COMPLETE", a.get("latency_ms"),
-            {k: int(v) for k, v in t.params.items()}, bool(a.get("over_budget")), note,
-        ))
+        out.append(
+            TrialRecord(
+                t.number,
+                t.state.name,
+                a.get("macs"),
+                a.get("params"),
+                a.get("accuracy") if t.state.name == "COMPLETE" else None,
+                bool(a.get("trained")) and t.state.name == "COMPLETE",
+                a.get("latency_ms"),
+                {k: int(v) for k, v in t.params.items()},
+                bool(a.get("over_budget")),
+                note,
+            )
+        )
     return out
 
 
-def _final(st: Any, setup: _Setup, trainer: Trainer, seeds: int, front_size: int | None, epochs: int, seed: int,
-           progress: Progress) -> list[FrontPoint]:
+def _final(
+    st: Any,
+    setup: _Setup,
+    trainer: Trainer,
+    seeds: int,
+    front_size: int | None,
+    epochs: int,
+    seed: int,
+    progress: Progress,
+) -> list[FrontPoint]:
     """The Pareto front of the search (Optuna's, feasible trials only), one design per set of
     widths, each trained with `seeds` seeds (kept in the study: a resume continues)."""
     best = sorted(st.best_trials, key=lambda t: t.user_attrs["macs"])
@@ -670,9 +878,15 @@ def _final(st: Any, setup: _Setup, trainer: Trainer, seeds: int, front_size: int
         if key not in seen:
             seen.add(key)
             chosen.append(t)
-    if front_size is not None and len(chosen) > front_size:  # by MACs the front's accuracy rises: keep both ends
+    if (
+        front_size is not None and len(chosen) > front_size
+    ):  # by MACs the front's accuracy rises: keep both ends
         n = len(chosen)
-        picks = [n - 1] if front_size == 1 else sorted({round(i * (n - 1) / (front_size - 1)) for i in range(front_size)})
+        picks = (
+            [n - 1]
+            if front_size == 1
+            else sorted({round(i * (n - 1) / (front_size - 1)) for i in range(front_size)})
+        )
         chosen = [chosen[i] for i in picks]
     front = []
     jobs = len(chosen) * seeds
@@ -700,8 +914,19 @@ def _final(st: Any, setup: _Setup, trainer: Trainer, seeds: int, front_size: int
             f" (mean of {len(accs)} seeds).\n"
         )
         text = spec_text(setup.model, setup.knobs, widths, header)
-        front.append(FrontPoint(t.number, a["macs"], a["params"], widths, float(t.values[0]), accs,
-                                f"front/{name}.yaml", text, a.get("latency_ms")))
+        front.append(
+            FrontPoint(
+                t.number,
+                a["macs"],
+                a["params"],
+                widths,
+                float(t.values[0]),
+                accs,
+                f"front/{name}.yaml",
+                text,
+                a.get("latency_ms"),
+            )
+        )
     progress(jobs, jobs, "front: done")
     return front
 
@@ -751,11 +976,22 @@ def _chart(result: SearchResult, setup: _Setup, path: Path) -> None:
     FigureCanvasAgg(fig)
     ax = fig.subplots()
     tried = [t for t in result.trials if t.trained and t.accuracy is not None]
-    ax.scatter([float(t.macs or 0) for t in tried], [float(t.accuracy or 0.0) for t in tried], color="#b8b8b8", label="trials (search training)")
+    ax.scatter(
+        [float(t.macs or 0) for t in tried],
+        [float(t.accuracy or 0.0) for t in tried],
+        color="#b8b8b8",
+        label="trials (search training)",
+    )
     if result.front:
-        ax.errorbar([p.macs for p in result.front], [p.accuracy for p in result.front],
-                    yerr=[p.sd for p in result.front], color="#2f6db5", marker="o", capsize=3,
-                    label=f"front (mean of {result.seeds} seeds)")
+        ax.errorbar(
+            [p.macs for p in result.front],
+            [p.accuracy for p in result.front],
+            yerr=[p.sd for p in result.front],
+            color="#2f6db5",
+            marker="o",
+            capsize=3,
+            label=f"front (mean of {result.seeds} seeds)",
+        )
     if setup.macs is not None:
         ax.axvline(setup.macs, color="#c0392b", linestyle="--", label=f"budget {human(setup.macs)} MACs")
     ax.axvline(result.original["macs"], color="#555555", linestyle=":", label="the original")

@@ -47,8 +47,10 @@ def select(name: str) -> None:
     if name not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; received {name!r}")
     if "keras" in sys.modules and current() != name:
-        raise ValueError(f"Keras already runs the {current()} backend in this process; received {name!r} "
-                         "(set KERAS_BACKEND before importing Keras)")
+        raise ValueError(
+            f"Keras already runs the {current()} backend in this process; received {name!r} "
+            "(set KERAS_BACKEND before importing Keras)"
+        )
     os.environ["KERAS_BACKEND"] = name
 
 

@@ -81,8 +81,10 @@ def build_model(
             # the casts' names are the plan's (reserved there, as every name is)
             cast_names = {OUTPUT_NAME: OUTPUT_CAST_NAME, **{k: a.cast_name for k, a in p.aux.items()}}
             named = outputs if isinstance(outputs, dict) else {OUTPUT_NAME: outputs}
-            cast = {k: keras.layers.Activation("linear", dtype="float32", name=cast_names[k])(t)
-                    for k, t in named.items()}
+            cast = {
+                k: keras.layers.Activation("linear", dtype="float32", name=cast_names[k])(t)
+                for k, t in named.items()
+            }
             outputs = cast if isinstance(outputs, dict) else cast[OUTPUT_NAME]
     finally:
         keras.config.set_dtype_policy(previous)
@@ -122,7 +124,8 @@ def apply_block(
     shape = getattr(x, "shape", None)
     if shape is None or any(d is None for d in shape[1:]):
         raise SpecError.one(
-            "x", f"a Keras tensor with a known shape (batch, height, width, channels) for {what}",
+            "x",
+            f"a Keras tensor with a known shape (batch, height, width, channels) for {what}",
             f"{type(x).__name__} of shape {shape}",
         )
     shape = tuple(int(d) for d in shape[1:])
@@ -130,13 +133,17 @@ def apply_block(
         p = plan(ModelSpec("applied", shape, nodes, defaults=dict(defaults or {})))
     except SpecError:
         if len(shape) != 3 and isinstance(nodes[0], BlockSpec):
-            raise SpecError.one("x", f"a rank-4 tensor (batch, height, width, channels) for block {what}",
-                                f"a rank-{len(shape) + 1} tensor of shape {tuple(x.shape)}") from None
+            raise SpecError.one(
+                "x",
+                f"a rank-4 tensor (batch, height, width, channels) for block {what}",
+                f"a rank-{len(shape) + 1} tensor of shape {tuple(x.shape)}",
+            ) from None
         raise
     taken = upstream_layer_names(x) & {name for op in walk(p.steps) for name in op.layer_names}
     if taken:
         raise SpecError.one(
-            "name", f"layer names not already in the graph of x (applying {what} twice? pass name=)",
+            "name",
+            f"layer names not already in the graph of x (applying {what} twice? pass name=)",
             ", ".join(sorted(taken)[:3]),
         )
     return apply_steps(p.steps, x)

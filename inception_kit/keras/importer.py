@@ -683,7 +683,9 @@ def load_keras(path: str | os.PathLike[str]) -> Any:
         return keras.models.load_model(name, compile=False, safe_mode=True)
     except Exception as err:  # Keras' reasons are many (safe mode, a bad weights file): its words, one line
         reason = " ".join(str(err).split())[:300]
-        raise SpecError.one(name, "a .keras file Keras loads in safe mode", f"{type(err).__name__}: {reason}") from None
+        raise SpecError.one(
+            name, "a .keras file Keras loads in safe mode", f"{type(err).__name__}: {reason}"
+        ) from None
 
 
 def _check_archive(name: str) -> None:
@@ -711,10 +713,17 @@ def _check_archive(name: str) -> None:
             if stat.S_ISLNK(info.external_attr >> 16):
                 fail(repr(member), "an archive member that is a file", "a symbolic link")
             if member not in KERAS_MEMBERS and not member.startswith("assets/"):
-                fail(repr(member), "only Keras' members: " + ", ".join(KERAS_MEMBERS) + " and assets/", "another")
+                fail(
+                    repr(member),
+                    "only Keras' members: " + ", ".join(KERAS_MEMBERS) + " and assets/",
+                    "another",
+                )
             if info.file_size > RATIO_FLOOR and info.file_size > MAX_RATIO * max(info.compress_size, 1):
-                fail(repr(member), f"a member that unpacks to at most {MAX_RATIO} times its size",
-                     f"{info.file_size:,} bytes from {info.compress_size:,} (a zip bomb)")
+                fail(
+                    repr(member),
+                    f"a member that unpacks to at most {MAX_RATIO} times its size",
+                    f"{info.file_size:,} bytes from {info.compress_size:,} (a zip bomb)",
+                )
             total += info.file_size
         if total > MAX_ARCHIVE_BYTES:
             fail("", f"at most {MAX_ARCHIVE_BYTES:,} bytes unpacked", f"{total:,}")
@@ -728,7 +737,9 @@ def _check_archive(name: str) -> None:
             with archive.open(config) as f:
                 data = json.loads(f.read(MAX_CONFIG_BYTES + 1))
         except (zipfile.BadZipFile, OSError, EOFError, ValueError, RecursionError) as err:
-            fail("config.json", "the model's config as JSON", f"unreadable ({type(err).__name__}: {err})"[:300])
+            fail(
+                "config.json", "the model's config as JSON", f"unreadable ({type(err).__name__}: {err})"[:300]
+            )
     _check_config(data, fail)
 
 

@@ -154,7 +154,9 @@ def pairs_of(analysis: Analysis, only: str | None = None) -> list[Pair]:
         shape = tuple(block.input_shape)
         pair = Pair(
             Unit(name, "block", False, [block], shape, bc.cost),
-            Unit(f"{name} naive", "block", True, [twin], shape, bc.naive) if _changed([block], [twin]) else None,
+            Unit(f"{name} naive", "block", True, [twin], shape, bc.naive)
+            if _changed([block], [twin])
+            else None,
             bc.cost,
             bc.naive,
         )
@@ -174,7 +176,9 @@ def pairs_of(analysis: Analysis, only: str | None = None) -> list[Pair]:
         pairs.append(
             Pair(
                 Unit("model", "model", False, steps, shape, analysis.total),
-                Unit("model naive", "model", True, counterpart.steps, shape, analysis.naive) if changed else None,
+                Unit("model naive", "model", True, counterpart.steps, shape, analysis.naive)
+                if changed
+                else None,
                 analysis.total,
                 analysis.naive,
             )
@@ -231,7 +235,9 @@ def _build(unit: Unit, batch: int, rng: Any) -> None:
     from .builder import apply_steps
 
     inputs = keras.Input(shape=unit.input_shape, name="x")
-    model = keras.Model(inputs, apply_steps(unit.steps, inputs), name=unit.label.replace("/", "_").replace(" ", "_"))
+    model = keras.Model(
+        inputs, apply_steps(unit.steps, inputs), name=unit.label.replace("/", "_").replace(" ", "_")
+    )
     unit.built_params = int(model.count_params())
     unit.built_macs = built_macs(model)
     if (unit.built_params, unit.built_macs) != (unit.cost.params, unit.cost.macs):
@@ -251,7 +257,9 @@ def _build(unit: Unit, batch: int, rng: Any) -> None:
     unit.call = lambda: concrete(x)
 
 
-def measure(pairs: list[Pair], batch: int, repeats: int, warmup: int, progress: Progress = no_progress) -> None:
+def measure(
+    pairs: list[Pair], batch: int, repeats: int, warmup: int, progress: Progress = no_progress
+) -> None:
     """Builds and times every unit; each block's units round-robin (warm-ups first).
 
     Args:
@@ -342,11 +350,18 @@ def machine_info() -> dict[str, Any]:
 
 
 def machine_line(info: dict[str, Any]) -> str:
-    parts = [f"{info['cpu']}, {info['cores']} cores" + (f" ({' '.join(info['vector'])})" if info.get("vector") else "")]
+    parts = [
+        f"{info['cpu']}, {info['cores']} cores"
+        + (f" ({' '.join(info['vector'])})" if info.get("vector") else "")
+    ]
     if "tensorflow" in info:
         parts.append(f"TensorFlow {info['tensorflow']}, Keras {info['keras']}")
         threads = (info["intra_op_threads"], info["inter_op_threads"])
-        parts.append("TF's default threads" if threads == ("default", "default") else f"threads intra {threads[0]}, inter {threads[1]}")
+        parts.append(
+            "TF's default threads"
+            if threads == ("default", "default")
+            else f"threads intra {threads[0]}, inter {threads[1]}"
+        )
     elif info.get("backend"):
         parts.append(f"Keras {info['keras']} on {info['backend']} {info[info['backend']]}")
     return "machine: " + "; ".join(parts)
@@ -395,7 +410,9 @@ def _pair_data(pair: Pair, batch: int) -> dict[str, Any]:
     return data
 
 
-def profile_data(analysis: Analysis, pairs: list[Pair], batch: int, repeats: int, warmup: int) -> dict[str, Any]:
+def profile_data(
+    analysis: Analysis, pairs: list[Pair], batch: int, repeats: int, warmup: int
+) -> dict[str, Any]:
     blocks = [p for p in pairs if p.real.kind == "block"]
     model = [p for p in pairs if p.real.kind == "model"]
     return {
@@ -429,8 +446,9 @@ def _wrap(text: str, width: int = WIDTH, indent: str = "") -> list[str]:
 HEADER = ["block / branch", "MACs", "median ms", "min–max ms", "GFLOP/s", "MACs saves", "time saves"]
 
 
-def _row(name: str, unit: Unit | None, batch: int, pair: Pair | None, identity: bool = False,
-         timed: bool = False) -> list[str]:
+def _row(
+    name: str, unit: Unit | None, batch: int, pair: Pair | None, identity: bool = False, timed: bool = False
+) -> list[str]:
     if identity:
         return [name, "0", "identity", "", "", "", ""] + [""] * timed
     if timed:  # the predicted time beside the measured median
@@ -441,7 +459,13 @@ def _row(name: str, unit: Unit | None, batch: int, pair: Pair | None, identity: 
     t = unit.timing
     spread = f"{ms(min(t.times))}–{ms(max(t.times))}" if t.times else ""
     g = _gflops(unit, batch)
-    cells = [name, human(unit.cost.macs), ms(t.median) if t.times else "", spread, "" if g is None else f"{g:.1f}"]
+    cells = [
+        name,
+        human(unit.cost.macs),
+        ms(t.median) if t.times else "",
+        spread,
+        "" if g is None else f"{g:.1f}",
+    ]
     if pair is None:
         return [*cells, "", ""]
     return [*cells, ratio(pair.predicted), ratio(pair.measured)]
@@ -460,14 +484,23 @@ def render_table(analysis: Analysis, pairs: list[Pair], batch: int, repeats: int
             if child.naive is not None:
                 rows.append(_row(f"{name} naive", child.naive, batch, None, timed=timed))
         if pair.naive is not None:
-            rows.append(_row("  naive " + ("model" if pair.real.kind == "model" else "block"), pair.naive, batch, None,
-                             timed=timed))
+            rows.append(
+                _row(
+                    "  naive " + ("model" if pair.real.kind == "model" else "block"),
+                    pair.naive,
+                    batch,
+                    None,
+                    timed=timed,
+                )
+            )
     name_w = min(26, max(len(header[0]), *(len(r[0]) for r in rows)))
     rows = [[_fit(r[0], name_w), *r[1:]] for r in rows]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
 
     def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+        return "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
+        ).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
     out = _wrap(

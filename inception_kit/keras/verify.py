@@ -47,8 +47,12 @@ def compare(analysis: Analysis, model: Any, flops: Counter[str] | None = None) -
     if flops is None and current() != "tensorflow":
         from ..errors import ArgumentError
 
-        raise ArgumentError("backend", "the tensorflow backend: TensorFlow's profiler counts FLOPs on a "
-                            "TensorFlow graph (the cost report itself is the same on every backend)", current())
+        raise ArgumentError(
+            "backend",
+            "the tensorflow backend: TensorFlow's profiler counts FLOPs on a "
+            "TensorFlow graph (the cost report itself is the same on every backend)",
+            current(),
+        )
     from .profiler import profile_flops
 
     measured = profile_flops(model) if flops is None else flops
@@ -68,5 +72,7 @@ def render_checks(checks: list[Check]) -> str:
     width = max(len(c.what) for c in checks)
     lines = [f"{'check'.ljust(width)}  {'analytic':>16}  {'measured':>16}  ok", "-" * (width + 40)]
     for c in checks:
-        lines.append(f"{c.what.ljust(width)}  {c.analytic:>16,}  {c.measured:>16,}  {'yes' if c.ok else 'NO'}")
+        lines.append(
+            f"{c.what.ljust(width)}  {c.analytic:>16,}  {c.measured:>16,}  {'yes' if c.ok else 'NO'}"
+        )
     return "\n".join(lines)

@@ -106,7 +106,9 @@ def _read_file(f: Any, path: Path) -> list[tuple[str, list[tuple[str, Any]]]]:
         for w in hdf5_attribute(layer, "weight_names"):
             ds = _member(layer, w, path, f"layer '{name}''s array")
             if not isinstance(ds, h5py.Dataset) or ds.dtype.kind not in "fiu":
-                raise SpecError.one("weights", f"numbers for layer '{name}''s array '{w}'", f"another kind of data in {path}")
+                raise SpecError.one(
+                    "weights", f"numbers for layer '{name}''s array '{w}'", f"another kind of data in {path}"
+                )
             datasets.append((w, ds))
         if datasets:
             out.append((name, datasets))

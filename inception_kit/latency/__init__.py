@@ -14,5 +14,15 @@ from .kernels import SAMPLERS, Sample, Seed, register_sampler
 from .predict import Latency, LatencyPrediction, predict_latency
 from .profile import Profile, ProfileError, load_profile
 
-__all__ = ["SAMPLERS", "Latency", "LatencyPrediction", "Profile", "ProfileError", "Sample", "Seed",
-           "load_profile", "predict_latency", "register_sampler"]
+__all__ = [
+    "SAMPLERS",
+    "Latency",
+    "LatencyPrediction",
+    "Profile",
+    "ProfileError",
+    "Sample",
+    "Seed",
+    "load_profile",
+    "predict_latency",
+    "register_sampler",
+]

@@ -53,7 +53,12 @@ class Measurement:
     runs: int
 
     def data(self) -> dict[str, Any]:
-        return {"median_ms": self.median * 1e3, "q1_ms": self.q1 * 1e3, "q3_ms": self.q3 * 1e3, "runs": self.runs}
+        return {
+            "median_ms": self.median * 1e3,
+            "q1_ms": self.q1 * 1e3,
+            "q3_ms": self.q3 * 1e3,
+            "runs": self.runs,
+        }
 
     @classmethod
     def of(cls, data: dict[str, Any]) -> Measurement:
@@ -91,7 +96,9 @@ MAX_SAMPLES = 1500  # measurements (samples x batches) of a full calibration
 
 def full_settings(batches: int) -> Settings:
     per_batch = MAX_SAMPLES // batches
-    return Settings(initial=per_batch * 7 // 10, adaptive=per_batch - per_batch * 7 // 10, per_kind=12, around=20)
+    return Settings(
+        initial=per_batch * 7 // 10, adaptive=per_batch - per_batch * 7 // 10, per_kind=12, around=20
+    )
 
 
 def preset_samples() -> list[Sample]:
@@ -120,10 +127,14 @@ def initial_samples(count: int, per_kind: int, seed: int) -> list[Sample]:
     for s in preset_samples():
         by_kind[s.kind].append(s)
     chosen: dict[str, Sample] = {}
-    for kind in registry_kinds():  # every kind first: all its seeds, then the presets' and widened ones up to per_kind
+    for kind in (
+        registry_kinds()
+    ):  # every kind first: all its seeds, then the presets' and widened ones up to per_kind
         pool = by_kind[kind]
         if not pool:
-            raise Failure(f"no latency sample of kind '{kind}' fits (its seeds in inception_kit.latency.kernels)")
+            raise Failure(
+                f"no latency sample of kind '{kind}' fits (its seeds in inception_kit.latency.kernels)"
+            )
         seeds = [s for s in pool if s.origin == "seed"]
         others = [s for s in pool if s.origin != "seed"]
         for s in seeds + rng.sample(others, min(len(others), max(0, per_kind - len(seeds)))):
@@ -164,16 +175,22 @@ def _read_partial(path: Path, settings: dict[str, Any]) -> dict[str, dict[str, A
     except (OSError, ValueError, RecursionError):
         data = None
     if not isinstance(data, dict) or data.get("format") != FORMAT + " (partial)":
-        raise Failure(f"{path} exists and inception-kit did not write it; move it away to calibrate to {path.name[:-8]}")
+        raise Failure(
+            f"{path} exists and inception-kit did not write it; move it away to calibrate to {path.name[:-8]}"
+        )
     if data.get("settings") != settings:
-        raise Failure(f"{path} holds a calibration with other settings ({json.dumps(data.get('settings'))}); "
-                      "calibrate with those to resume it, or remove it to start afresh")
+        raise Failure(
+            f"{path} holds a calibration with other settings ({json.dumps(data.get('settings'))}); "
+            "calibrate with those to resume it, or remove it to start afresh"
+        )
     measured = data.get("measured")
     return measured if isinstance(measured, dict) else {}
 
 
 def _write_partial(path: Path, settings: dict[str, Any], measured: dict[str, dict[str, Any]]) -> None:
-    write_text(path, json.dumps({"format": FORMAT + " (partial)", "settings": settings, "measured": measured}), True)
+    write_text(
+        path, json.dumps({"format": FORMAT + " (partial)", "settings": settings, "measured": measured}), True
+    )
 
 
 # --------------------------------------------------------------------------- fitting
@@ -204,8 +221,9 @@ def cross_errors(samples: list[Sample], ys: list[float], seed: int, floor: float
     return errors
 
 
-def _fit_all(samples: list[Sample], measured: dict[str, Any], overhead: float, seed: int
-             ) -> tuple[dict[str, Any], dict[str, list[float]]]:
+def _fit_all(
+    samples: list[Sample], measured: dict[str, Any], overhead: float, seed: int
+) -> tuple[dict[str, Any], dict[str, list[float]]]:
     models, errors = {}, {}
     by_kind: dict[str, list[Sample]] = defaultdict(list)
     for s in samples:
@@ -214,14 +232,18 @@ def _fit_all(samples: list[Sample], measured: dict[str, Any], overhead: float, s
     for kind, group in sorted(by_kind.items()):
         ys = _targets(group, measured, overhead)
         errors[kind] = cross_errors(group, ys, seed, overhead)
-        spread = [(measured[s.key]["q3_ms"] - measured[s.key]["q1_ms"]) / max(measured[s.key]["median_ms"], 1e-9)
-                  for s in group]
+        spread = [
+            (measured[s.key]["q3_ms"] - measured[s.key]["q1_ms"]) / max(measured[s.key]["median_ms"], 1e-9)
+            for s in group
+        ]
         models[kind] = {
             **regressor.fit([s.features for s in group], ys, seed, overhead),
             "samples": len(group),
             "cv_mape_percent": round(100 * statistics.fmean(errors[kind]), 2),
             "within_10_percent": round(sum(e <= 0.10 for e in errors[kind]) / len(group), 4),
-            "median_spread": round(statistics.median(spread), 4),  # (q3 - q1) / median of the samples' timings
+            "median_spread": round(
+                statistics.median(spread), 4
+            ),  # (q3 - q1) / median of the samples' timings
             # what was measured, so that a profile can be audited or refitted
             "measured": [{"origin": s.origin, "features": s.features, **measured[s.key]} for s in group],
         }
@@ -243,10 +265,18 @@ def _composition(timer: Timer, batch: int, models: dict[str, Any], overhead: flo
     measured = time_models(plans, batch)
     rows = []
     for name, plan, m in zip(COMPOSITION_SPECS, plans, measured):
-        kernels = sum(regressor.predict(models[op.kind], features(op.kind, op.args, op.inputs, op.output_shape))
-                      for op in plan.ops())
-        rows.append({"spec": name, **m.data(), "kernels_ms": kernels * 1e3,
-                     "ratio": max(m.median - overhead, 1e-7) / max(kernels, 1e-9)})
+        kernels = sum(
+            regressor.predict(models[op.kind], features(op.kind, op.args, op.inputs, op.output_shape))
+            for op in plan.ops()
+        )
+        rows.append(
+            {
+                "spec": name,
+                **m.data(),
+                "kernels_ms": kernels * 1e3,
+                "ratio": max(m.median - overhead, 1e-7) / max(kernels, 1e-9),
+            }
+        )
     factor = min(max(statistics.median(r["ratio"] for r in rows), 0.2), 5.0)
     return {"factor": factor, "models": rows}
 
@@ -301,8 +331,15 @@ def calibrate(
         from .timers import make_timer
 
         timer = make_timer(runtime, threads or machine["cores"])
-    key = {"runtime": runtime, "batches": batch_list, "quick": quick, "seed": seed, "settings": plan.__dict__,
-           "threads": timer.threads, "cpu": machine["cpu"]}
+    key = {
+        "runtime": runtime,
+        "batches": batch_list,
+        "quick": quick,
+        "seed": seed,
+        "settings": plan.__dict__,
+        "threads": timer.threads,
+        "cpu": machine["cpu"],
+    }
     partial = _partial_path(out) if out is not None else None
     measured: dict[str, dict[str, Any]] = _read_partial(partial, key) if partial else {}
     started = time.monotonic()
@@ -342,8 +379,15 @@ def calibrate(
             for s in chosen:
                 if "unsupported" not in measured[str(batch)][s.key]:
                     by_kind[s.kind].append(s)
-            worst = sorted(((e, s) for kind, group in by_kind.items() for s, e in zip(group, errors[kind])
-                            if e > ADAPTIVE_ERROR), key=lambda t: -t[0])
+            worst = sorted(
+                (
+                    (e, s)
+                    for kind, group in by_kind.items()
+                    for s, e in zip(group, errors[kind])
+                    if e > ADAPTIVE_ERROR
+                ),
+                key=lambda t: -t[0],
+            )
             extra: dict[str, Sample] = {}
             known = {s.key for s in chosen}
             for _, s in worst:
@@ -379,11 +423,21 @@ def calibrate(
     data = {
         "format": FORMAT,
         "version": VERSION,
-        "valid_for": {**machine, "runtime": runtime, "versions": timer.versions, "threads": timer.threads,
-                      "batches": batch_list},
+        "valid_for": {
+            **machine,
+            "runtime": runtime,
+            "versions": timer.versions,
+            "threads": timer.threads,
+            "batches": batch_list,
+        },
         "timing": timer.method,
-        "calibration": {"quick": quick, "seed": seed, "samples": counts, "unsupported_by_runtime": unsupported,
-                        "seconds": round(time.monotonic() - started, 1)},
+        "calibration": {
+            "quick": quick,
+            "seed": seed,
+            "samples": counts,
+            "unsupported_by_runtime": unsupported,
+            "seconds": round(time.monotonic() - started, 1),
+        },
         "features": list(FEATURES),
         "overhead": overheads,
         "composition": composition,

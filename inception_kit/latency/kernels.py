@@ -24,9 +24,24 @@ from ..kinds import ACTIVATION_FLOPS, Kind, Shape, ShapeError, entries, kind_of,
 
 # The features every regressor reads, in this order (batch 1: the profile has a model per batch).
 FEATURES = (
-    "macs", "in_elems", "out_elems", "params",
-    "h_in", "w_in", "c_in", "h_out", "w_out", "c_out",
-    "kh", "kw", "sh", "sw", "groups", "batchnorm", "activation", "inputs",
+    "macs",
+    "in_elems",
+    "out_elems",
+    "params",
+    "h_in",
+    "w_in",
+    "c_in",
+    "h_out",
+    "w_out",
+    "c_out",
+    "kh",
+    "kw",
+    "sh",
+    "sw",
+    "groups",
+    "batchnorm",
+    "activation",
+    "inputs",
 )
 # The work terms of the linear part (time grows with them; the constant is the kernel's fixed cost).
 LINEAR = ("macs", "in_elems", "out_elems", "params")
@@ -86,8 +101,24 @@ def features(kind: str, args: dict[str, Any], inputs: Sequence[Shape], out: Shap
     code = list(ACTIVATION_FLOPS).index(activation) + 1 if activation in ACTIVATION_FLOPS else 0
     groups = args.get("groups", 1) * args.get("depth_multiplier", 1)
     return [
-        float(cost.macs), float(sum(math.prod(s) for s in inputs)), float(math.prod(out)), float(cost.params),
-        h, w, c, ho, wo, co, kh, kw, sh, sw, groups, float(bool(args.get("batchnorm"))), code, len(inputs),
+        float(cost.macs),
+        float(sum(math.prod(s) for s in inputs)),
+        float(math.prod(out)),
+        float(cost.params),
+        h,
+        w,
+        c,
+        ho,
+        wo,
+        co,
+        kh,
+        kw,
+        sh,
+        sw,
+        groups,
+        float(bool(args.get("batchnorm"))),
+        code,
+        len(inputs),
     ]
 
 
@@ -98,21 +129,36 @@ def _conv(filters: int, kernel: Any, shape: Shape, **more: Any) -> Seed:
 # Seeds beside the presets' own layers: at least two per kind, so that a kind no preset uses
 # (gmaxpool, batchnorm) is still measured.
 SAMPLERS: dict[str, list[Seed]] = {
-    "conv": [_conv(64, 3, (28, 28, 64)), _conv(32, 1, (28, 28, 192)), _conv(96, 5, (14, 14, 32), batchnorm=True),
-             _conv(64, [1, 7], (17, 17, 128), bias=False, batchnorm={"scale": False}),
-             _conv(64, 3, (56, 56, 64), strides=2, groups=4)],
+    "conv": [
+        _conv(64, 3, (28, 28, 64)),
+        _conv(32, 1, (28, 28, 192)),
+        _conv(96, 5, (14, 14, 32), batchnorm=True),
+        _conv(64, [1, 7], (17, 17, 128), bias=False, batchnorm={"scale": False}),
+        _conv(64, 3, (56, 56, 64), strides=2, groups=4),
+    ],
     "sepconv": [_conv(128, 3, (37, 37, 128)), _conv(256, 3, (19, 19, 256), batchnorm=True, activation=None)],
-    "maxpool": [Seed({"pool": 3, "strides": 1}, ((28, 28, 192),)), Seed({"pool": 3, "strides": 2}, ((56, 56, 64),))],
-    "avgpool": [Seed({"pool": 3, "strides": 1}, ((17, 17, 768),)), Seed({"pool": 5, "strides": 3}, ((14, 14, 512),))],
+    "maxpool": [
+        Seed({"pool": 3, "strides": 1}, ((28, 28, 192),)),
+        Seed({"pool": 3, "strides": 2}, ((56, 56, 64),)),
+    ],
+    "avgpool": [
+        Seed({"pool": 3, "strides": 1}, ((17, 17, 768),)),
+        Seed({"pool": 5, "strides": 3}, ((14, 14, 512),)),
+    ],
     "gap": [Seed({}, ((8, 8, 1024),)), Seed({}, ((7, 7, 2048),))],
     "gmaxpool": [Seed({}, ((8, 8, 1024),)), Seed({}, ((14, 14, 256),))],
     "flatten": [Seed({}, ((7, 7, 64),)), Seed({}, ((4, 4, 128),))],
     "dropout": [Seed({"rate": 0.4}, ((1024,),)), Seed({"rate": 0.2}, ((14, 14, 256),))],
-    "activation": [Seed({"activation": "relu"}, ((28, 28, 192),)), Seed({"activation": "softmax"}, ((1000,),))],
+    "activation": [
+        Seed({"activation": "relu"}, ((28, 28, 192),)),
+        Seed({"activation": "softmax"}, ((1000,),)),
+    ],
     "batchnorm": [Seed({}, ((28, 28, 192),)), Seed({"scale": False}, ((17, 17, 768),))],
     "dense": [Seed({"units": 1000}, ((1024,),)), Seed({"units": 128, "activation": "relu"}, ((2048,),))],
-    "concat": [Seed({}, ((28, 28, 64), (28, 28, 128), (28, 28, 32), (28, 28, 32))),
-               Seed({}, ((17, 17, 192), (17, 17, 192)))],
+    "concat": [
+        Seed({}, ((28, 28, 64), (28, 28, 128), (28, 28, 32), (28, 28, 32))),
+        Seed({}, ((17, 17, 192), (17, 17, 192))),
+    ],
     "add": [Seed({}, ((17, 17, 384), (17, 17, 384))), Seed({}, ((35, 35, 256), (35, 35, 256)))],
     "scale": [Seed({"scale": 0.2}, ((17, 17, 1088),)), Seed({"scale": 0.1}, ((8, 8, 2080),))],
 }
@@ -139,8 +185,12 @@ def sampler_of(kind: str) -> list[Seed]:
         ArgumentError: the kind has no sampler (registered without `register_sampler`).
     """
     if kind not in SAMPLERS:
-        raise ArgumentError("kind", "a layer kind with a latency sampler: " + ", ".join(SAMPLERS), kind,
-                            hint="add one with inception_kit.latency.register_sampler(kind, [Seed(...)])")
+        raise ArgumentError(
+            "kind",
+            "a layer kind with a latency sampler: " + ", ".join(SAMPLERS),
+            kind,
+            hint="add one with inception_kit.latency.register_sampler(kind, [Seed(...)])",
+        )
     return SAMPLERS[kind]
 
 

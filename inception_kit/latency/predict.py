@@ -97,7 +97,9 @@ def network_latency(plan: Plan, profile: Profile, batch: int) -> Latency:
     for step in plan.steps:
         if not isinstance(step, BlockPlan):
             continue
-        out.branches[step.name] = {b: sum(out.layers[o.name] for o in walk(steps)) for b, steps in step.branches.items()}
+        out.branches[step.name] = {
+            b: sum(out.layers[o.name] for o in walk(steps)) for b, steps in step.branches.items()
+        }
         out.blocks[step.name] = sum(out.layers[o.name] for o in walk([step]))
         out.paths[step.path] = step.name
     return out
@@ -137,7 +139,15 @@ def predict_latency(
     loaded = load_profile(profile, allow_other_machine)
     batch = loaded.batches[0] if batch is None else batch
     if batch not in loaded.batches:
-        raise ArgumentError("batch", "one of the profile's batch sizes: " + ", ".join(map(str, loaded.batches)), batch)
+        raise ArgumentError(
+            "batch", "one of the profile's batch sizes: " + ", ".join(map(str, loaded.batches)), batch
+        )
     counterpart = naive_plan if naive_plan is not None else naive(plan)
-    return LatencyPrediction(network_latency(plan, loaded, batch), network_latency(counterpart, loaded, batch),
-                             loaded.runtime, batch, loaded.threads, loaded.source)
+    return LatencyPrediction(
+        network_latency(plan, loaded, batch),
+        network_latency(counterpart, loaded, batch),
+        loaded.runtime,
+        batch,
+        loaded.threads,
+        loaded.source,
+    )

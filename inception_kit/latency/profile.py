@@ -37,8 +37,15 @@ PACKAGES: dict[str, tuple[tuple[str, ...], ...]] = {
 class ProfileError(SpecError):
     """A profile file is unreadable, malformed or for another machine: names file and field."""
 
-    def __init__(self, source: str, field: str, expected: str, received: str | None = None,
-                 mark: Mark | None = None, hint: str | None = None):
+    def __init__(
+        self,
+        source: str,
+        field: str,
+        expected: str,
+        received: str | None = None,
+        mark: Mark | None = None,
+        hint: str | None = None,
+    ):
         super().__init__([Problem(f"{source}: {field}" if field else source, expected, received, mark, hint)])
         self.source, self.field = source, field
 
@@ -101,9 +108,13 @@ class Profile:
         """
         models = self.data["kernels"][str(batch)]
         if kind not in models:
-            raise ProfileError(self.source, f"kernels.{batch}.{kind}", f"a regressor for layer kind '{kind}'",
-                               "none (calibrated kinds: " + ", ".join(models) + ")",
-                               hint="calibrate again with a registry that holds this kind")
+            raise ProfileError(
+                self.source,
+                f"kernels.{batch}.{kind}",
+                f"a regressor for layer kind '{kind}'",
+                "none (calibrated kinds: " + ", ".join(models) + ")",
+                hint="calibrate again with a registry that holds this kind",
+            )
         return dict(models[kind])
 
     def check_machine(self, allow_other_machine: bool = False) -> list[str]:
@@ -126,10 +137,14 @@ class Profile:
                 extra = sorted(set(valid[key]) - set(here[key]))[:6]
                 expected = f"this machine's CPU flags (the profile lacks {missing}, has {extra} besides)"
                 received = f"{len(valid[key])} other flags"
-            raise ProfileError(self.source, f"valid_for.{key}", f"a profile measured on this machine ({_words(expected)})",
-                               _words(received),
-                               hint="a profile from another machine predicts that machine's times; pass "
-                                    "allow_other_machine=True (on the command line, --any-machine) to use it anyway")
+            raise ProfileError(
+                self.source,
+                f"valid_for.{key}",
+                f"a profile measured on this machine ({_words(expected)})",
+                _words(received),
+                hint="a profile from another machine predicts that machine's times; pass "
+                "allow_other_machine=True (on the command line, --any-machine) to use it anyway",
+            )
         return differ
 
 
@@ -154,8 +169,12 @@ def load_profile(path: str | os.PathLike[str] | Profile, allow_other_machine: bo
     try:
         raw = read_bounded(source, MAX_BYTES)
     except OSError as err:
-        raise ProfileError(source, "", "a readable latency profile file (inception-kit calibrate -o FILE)",
-                           err.strerror or str(err)) from None
+        raise ProfileError(
+            source,
+            "",
+            "a readable latency profile file (inception-kit calibrate -o FILE)",
+            err.strerror or str(err),
+        ) from None
     try:
         data = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
     except UnicodeDecodeError:
@@ -163,7 +182,9 @@ def load_profile(path: str | os.PathLike[str] | Profile, allow_other_machine: bo
     except json.JSONDecodeError as err:
         raise ProfileError(source, "", "JSON", err.msg, Mark(source, err.lineno, err.colno)) from None
     except (ValueError, RecursionError) as err:
-        raise ProfileError(source, "", "JSON of finite numbers, nested at most a few levels", str(err)[:80]) from None
+        raise ProfileError(
+            source, "", "JSON of finite numbers, nested at most a few levels", str(err)[:80]
+        ) from None
     profile = Profile(check(data, source), source)
     profile.check_machine(allow_other_machine)
     return profile
@@ -175,6 +196,7 @@ def _no_constant(name: str) -> Any:
 
 def check(data: Any, source: str) -> dict[str, Any]:
     """`data` if it is a well-formed profile; raises ProfileError naming the field otherwise."""
+
     def bad(field: str, expected: str, value: Any) -> ProfileError:
         return ProfileError(source, field, expected, show(value))
 
@@ -187,8 +209,11 @@ def check(data: Any, source: str) -> dict[str, Any]:
         return value
 
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise bad("format", f"'{FORMAT}' (a file inception-kit calibrate wrote)",
-                  data.get("format") if isinstance(data, dict) else data)
+        raise bad(
+            "format",
+            f"'{FORMAT}' (a file inception-kit calibrate wrote)",
+            data.get("format") if isinstance(data, dict) else data,
+        )
     if data.get("version") != VERSION:
         raise bad("version", f"{VERSION}", data.get("version"))
     valid = need(data, "", "valid_for", dict, "what the profile is valid for")
@@ -205,7 +230,9 @@ def check(data: Any, source: str) -> dict[str, Any]:
         raise bad("valid_for.versions", "versions as strings", vers)
     need(valid, "valid_for", "threads", dict, "the threads measured with")
     batches = need(valid, "valid_for", "batches", list, "batch sizes")
-    if not batches or not all(isinstance(b, int) and not isinstance(b, bool) and 1 <= b <= 4096 for b in batches):
+    if not batches or not all(
+        isinstance(b, int) and not isinstance(b, bool) and 1 <= b <= 4096 for b in batches
+    ):
         raise bad("valid_for.batches", "a list of batch sizes from 1 to 4096", batches)
     if need(data, "", "features", list, "the feature names") != list(FEATURES):
         raise bad("features", "the features " + ", ".join(FEATURES), data["features"])
@@ -220,7 +247,11 @@ def check(data: Any, source: str) -> dict[str, Any]:
             raise bad(f"composition.{b}.factor", "a factor from 0.2 to 5", factor)
     for b in batches:
         one = need(overhead, "overhead", str(b), dict, "the overhead at this batch")
-        _number(need(one, f"overhead.{b}", "median_ms", (int, float), "milliseconds"), f"overhead.{b}.median_ms", bad)
+        _number(
+            need(one, f"overhead.{b}", "median_ms", (int, float), "milliseconds"),
+            f"overhead.{b}.median_ms",
+            bad,
+        )
         models = need(kernels, "kernels", str(b), dict, "the regressors at this batch")
         for kind, model in models.items():
             _model(model, f"kernels.{b}.{kind}", bad, need)
@@ -234,7 +265,9 @@ def _number(v: Any, field: str, bad: Any, low: float = 0.0) -> float:
 
 
 def _model(model: Any, field: str, bad: Any, need: Any) -> None:
-    _number(need(model, field, "floor", (int, float), "the per-call overhead in seconds"), f"{field}.floor", bad)
+    _number(
+        need(model, field, "floor", (int, float), "the per-call overhead in seconds"), f"{field}.floor", bad
+    )
     linear = need(model, field, "linear", list, "the linear coefficients")
     if len(linear) != len(LINEAR) + 1:
         raise bad(f"{field}.linear", f"{len(LINEAR) + 1} coefficients", linear)
@@ -245,7 +278,9 @@ def _model(model: Any, field: str, bad: Any, need: Any) -> None:
         raise bad(f"{field}.forest", f"at most {MAX_TREES} trees", forest)
     for t, tree in enumerate(forest):
         where = f"{field}.forest[{t}]"
-        cols = [need(tree, where, k, list, "a list") for k in ("feature", "threshold", "left", "right", "value")]
+        cols = [
+            need(tree, where, k, list, "a list") for k in ("feature", "threshold", "left", "right", "value")
+        ]
         n = len(cols[0])
         if not 1 <= n <= MAX_NODES or any(len(c) != n for c in cols):
             raise bad(where, f"five lists of equal length, 1 to {MAX_NODES} nodes", [len(c) for c in cols])
@@ -253,7 +288,9 @@ def _model(model: Any, field: str, bad: Any, need: Any) -> None:
         for i in range(n):
             f = feature[i]
             if isinstance(f, bool) or not isinstance(f, int) or not -2 <= f < len(FEATURES):
-                raise bad(f"{where}.feature[{i}]", f"a feature index below {len(FEATURES)} (-1, -2: a leaf)", f)
+                raise bad(
+                    f"{where}.feature[{i}]", f"a feature index below {len(FEATURES)} (-1, -2: a leaf)", f
+                )
             _number(value[i], f"{where}.value[{i}]", bad, low=-50.0)
             if f >= 0:
                 _number(threshold[i], f"{where}.threshold[{i}]", bad, low=-1e30)

@@ -32,7 +32,9 @@ def _linear_terms(x: Sequence[float]) -> list[float]:
     return [1.0, *(x[i] for i in _LINEAR_AT)]
 
 
-def fit(xs: Sequence[Sequence[float]], ys: Sequence[float], seed: int = 0, floor: float = 0.0) -> dict[str, Any]:
+def fit(
+    xs: Sequence[Sequence[float]], ys: Sequence[float], seed: int = 0, floor: float = 0.0
+) -> dict[str, Any]:
     """The regressor of one kernel type from feature vectors `xs` and times `ys` (seconds > 0);
     `floor` is the per-call overhead errors are taken relative to (see the module docstring).
 
@@ -57,7 +59,9 @@ def fit(xs: Sequence[Sequence[float]], ys: Sequence[float], seed: int = 0, floor
     if len(xs) < MIN_FOR_FOREST:
         return model
     residual = [math.log((t + floor) / max(p + floor, 1e-12)) for t, p in zip(ys, linear)]
-    forest = RandomForestRegressor(n_estimators=TREES, max_depth=DEPTH, min_samples_leaf=LEAF, random_state=seed)
+    forest = RandomForestRegressor(
+        n_estimators=TREES, max_depth=DEPTH, min_samples_leaf=LEAF, random_state=seed
+    )
     forest.fit(np.asarray([_log(x) for x in xs]), np.asarray(residual))
     model["forest"] = [_tree(e.tree_) for e in forest.estimators_]
     return model

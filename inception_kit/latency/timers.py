@@ -25,8 +25,13 @@ from .kernels import Sample
 WARMUP, ROUNDS, CHUNK = 3, 9, 0.002
 
 
-def run_rounds(calls: Sequence[Callable[[], Any]], warmup: int = WARMUP, rounds: int = ROUNDS,
-               chunk: float = CHUNK, clock: Callable[[], float] = time.perf_counter) -> list[Measurement]:
+def run_rounds(
+    calls: Sequence[Callable[[], Any]],
+    warmup: int = WARMUP,
+    rounds: int = ROUNDS,
+    chunk: float = CHUNK,
+    clock: Callable[[], float] = time.perf_counter,
+) -> list[Measurement]:
     """Times `calls` in alternating rounds (see the module docstring); seconds per call."""
     repeat = []
     for call in calls:
@@ -71,8 +76,10 @@ class TensorFlowTimer:
     """Times samples as concrete tf.functions (graph mode, no XLA, training=False)."""
 
     runtime = "tensorflow"
-    method = ("concrete tf.function per sample (graph mode, no XLA, training=False), "
-              f"{WARMUP} warm-ups, {ROUNDS} alternating rounds, median and quartiles")
+    method = (
+        "concrete tf.function per sample (graph mode, no XLA, training=False), "
+        f"{WARMUP} warm-ups, {ROUNDS} alternating rounds, median and quartiles"
+    )
 
     def __init__(self, threads: int) -> None:
         import keras
@@ -83,8 +90,10 @@ class TensorFlowTimer:
             tf.config.threading.set_inter_op_parallelism_threads(1)
         except RuntimeError:
             pass
-        self.threads = {"intra_op": tf.config.threading.get_intra_op_parallelism_threads() or "default",
-                        "inter_op": tf.config.threading.get_inter_op_parallelism_threads() or "default"}
+        self.threads = {
+            "intra_op": tf.config.threading.get_intra_op_parallelism_threads() or "default",
+            "inter_op": tf.config.threading.get_inter_op_parallelism_threads() or "default",
+        }
         from .profile import versions
 
         self.versions = versions("tensorflow")
@@ -126,8 +135,10 @@ class OnnxRuntimeTimer(TensorFlowTimer):
     """Times samples converted by tf2onnx and run by ONNX Runtime's CPU provider (sequential)."""
 
     runtime = "onnxruntime"
-    method = ("tf2onnx conversion per sample, ONNX Runtime CPUExecutionProvider, sequential execution, no spinning, "
-              f"all graph optimisations; {WARMUP} warm-ups, {ROUNDS} alternating rounds, median and quartiles")
+    method = (
+        "tf2onnx conversion per sample, ONNX Runtime CPUExecutionProvider, sequential execution, no spinning, "
+        f"all graph optimisations; {WARMUP} warm-ups, {ROUNDS} alternating rounds, median and quartiles"
+    )
 
     def __init__(self, threads: int) -> None:
         super().__init__(threads)

@@ -79,7 +79,9 @@ def apply_knobs(
     return out
 
 
-def _top(model: ModelSpec, pooling: str | None, classes: int | None, classifier_activation: Any) -> list[Node]:
+def _top(
+    model: ModelSpec, pooling: str | None, classes: int | None, classifier_activation: Any
+) -> list[Node]:
     if pooling is not None:
         raise SpecError.one(
             "pooling",

@@ -71,7 +71,9 @@ class _Parser:
 
     # -- helpers ---------------------------------------------------------------------
 
-    def unknown_keys(self, data: dict[Any, Any], allowed: Iterable[str], path: str, what: str, note: str | None = None) -> set[str]:
+    def unknown_keys(
+        self, data: dict[Any, Any], allowed: Iterable[str], path: str, what: str, note: str | None = None
+    ) -> set[str]:
         """Reports keys not in `allowed`; returns the keys suggested instead (a misspelt
         key is then not reported as missing too)."""
         allowed = list(allowed)
@@ -113,11 +115,18 @@ class _Parser:
         shape = self.input_shape(doc, suggested)
         defaults = self.defaults(doc.get("defaults", YDict()), mark_of(doc, "defaults"))
         templates = doc.get("templates", YDict())
-        if self.mapping(templates, "templates", mark_of(doc, "templates"), "a mapping of template names to templates") is not None:
+        if (
+            self.mapping(
+                templates, "templates", mark_of(doc, "templates"), "a mapping of template names to templates"
+            )
+            is not None
+        ):
             for tname, body in templates.items():
                 self.template(str(tname), body, mark_of(templates, tname), key_mark_of(templates, tname))
         if "layers" not in doc and "layers" not in suggested:
-            self.p.add("layers", "a list of layers and blocks", mark=doc.mark or top, hint="'layers' is missing")
+            self.p.add(
+                "layers", "a list of layers and blocks", mark=doc.mark or top, hint="'layers' is missing"
+            )
         layers = self.nodes(doc.get("layers", YList()), "layers", mark_of(doc, "layers"), None)
         head = self.nodes(doc.get("head", YList()), "head", mark_of(doc, "head"), None)
         aux = self.aux(doc.get("aux", YDict()), mark_of(doc, "aux"))
@@ -141,14 +150,19 @@ class _Parser:
             suggested = self.unknown_keys(body, AUX_KEYS, path, "auxiliary head")
             for key in ("at", "layers"):
                 if key not in body and key not in suggested:
-                    self.p.add(path, f"an auxiliary head with '{key}'", mark=body.mark or mark,
-                               hint=f"'{key}' is missing")
+                    self.p.add(
+                        path,
+                        f"an auxiliary head with '{key}'",
+                        mark=body.mark or mark,
+                        hint=f"'{key}' is missing",
+                    )
             at, weight = body.get("at", ""), body.get("weight", 0.3)
             if "at" in body and (not isinstance(at, str) or not at):
                 self.p.add(f"{path}.at", "the name of a top-level layer or block", at, mark_of(body, "at"))
             if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1e6:
-                self.p.add(f"{path}.weight", "a loss weight, a number from 0", weight,
-                           mark_of(body, "weight"))
+                self.p.add(
+                    f"{path}.weight", "a loss weight, a number from 0", weight, mark_of(body, "weight")
+                )
                 weight = 0.3
             layers = self.nodes(body.get("layers", YList()), f"{path}.layers", mark_of(body, "layers"), None)
             out[str(name)] = AuxHead(str(at) if isinstance(at, str) else "", layers, float(weight))
@@ -168,7 +182,9 @@ class _Parser:
             and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
         )
         if not ok:
-            self.p.add("input", "[height, width, channels] as positive integers", value, mark_of(doc, "input"))
+            self.p.add(
+                "input", "[height, width, channels] as positive integers", value, mark_of(doc, "input")
+            )
             return (1, 1, 1)
         return tuple(value)
 
@@ -178,7 +194,13 @@ class _Parser:
         for kind, fields in (data or {}).items():
             path = f"defaults.{kind}"
             if kind not in list_kinds():
-                self.p.add(path, "a layer kind: " + ", ".join(list_kinds()), kind, key_mark_of(data, kind), did_you_mean(str(kind), list_kinds()))
+                self.p.add(
+                    path,
+                    "a layer kind: " + ", ".join(list_kinds()),
+                    kind,
+                    key_mark_of(data, kind),
+                    did_you_mean(str(kind), list_kinds()),
+                )
                 continue
             fields = self.mapping(fields, path, mark_of(data, kind), f"a mapping of {kind} fields")
             if fields is None:
@@ -186,7 +208,10 @@ class _Parser:
             out[kind] = dict(fields)  # fields and values are checked in plan, like layers'
             for k in out[kind]:
                 known = k in get_kind(kind).fields
-                self.default_marks[f"defaults.{kind}.{k}"] = (mark_of(fields, k) if known else key_mark_of(fields, k), None)
+                self.default_marks[f"defaults.{kind}.{k}"] = (
+                    mark_of(fields, k) if known else key_mark_of(fields, k),
+                    None,
+                )
         return out
 
     # -- templates -----------------------------------------------------------------------
@@ -194,7 +219,9 @@ class _Parser:
     def template(self, name: str, body: Any, mark: Mark | None, key_mark: Mark | None) -> None:
         path = f"templates.{name}"
         if name in list_kinds() or name in ("block", "inception"):
-            self.p.add(path, "a template name that is not a layer kind, 'block' or 'inception'", name, key_mark)
+            self.p.add(
+                path, "a template name that is not a layer kind, 'block' or 'inception'", name, key_mark
+            )
             return
         if not valid_name(name):
             self.p.add(path, NAME_RULE, name, key_mark)
@@ -208,7 +235,9 @@ class _Parser:
         if not isinstance(args, list) or not all(
             isinstance(a, str) or (isinstance(a, dict) and len(a) == 1) for a in args
         ):
-            self.p.add(f"{path}.args", "a list of argument names (or {name: default})", args, mark_of(body, "args"))
+            self.p.add(
+                f"{path}.args", "a list of argument names (or {name: default})", args, mark_of(body, "args")
+            )
             return
         self.broken.discard(name)
         self.templates[name] = body
@@ -230,21 +259,29 @@ class _Parser:
         out: dict[str, tuple[Any, Mark | None]] = {}
         for item in self.templates[name].get("args", []):
             if isinstance(item, dict):
-                (key, default), = item.items()
+                ((key, default),) = item.items()
                 out[str(key)] = (default, mark_of(item, key))
             else:
                 out[str(item)] = (_REQUIRED, None)
         return out
 
     def instance(self, name: str, args: Any, path: str, mark: Mark | None) -> list[Node]:
-        args = self.mapping(args if args is not None else YDict(), path, mark, f"a mapping of arguments of template '{name}'")
+        args = self.mapping(
+            args if args is not None else YDict(), path, mark, f"a mapping of arguments of template '{name}'"
+        )
         if args is None:
             return []
         if name in self.broken:
             return []
         if name in self.expanding:
             chain = " → ".join([*self.expanding, name])
-            self.p.add(f"templates.{name}", "a template that does not use itself", chain, self.template_marks[name], raw=True)
+            self.p.add(
+                f"templates.{name}",
+                "a template that does not use itself",
+                chain,
+                self.template_marks[name],
+                raw=True,
+            )
             self.broken.add(name)
             return []
         params = self.template_params(name)
@@ -256,7 +293,12 @@ class _Parser:
                 values[param] = (args[param], mark_of(args, param))
             elif default is _REQUIRED:
                 if param not in suggested:
-                    self.p.add(_join(path, param), f"a value for argument '{param}' of template '{name}'", mark=args.mark or mark, hint=f"'{param}' is missing")
+                    self.p.add(
+                        _join(path, param),
+                        f"a value for argument '{param}' of template '{name}'",
+                        mark=args.mark or mark,
+                        hint=f"'{param}' is missing",
+                    )
             else:
                 values[param] = (default, default_mark)
         if len(self.p.items) > before:
@@ -317,11 +359,16 @@ class _Parser:
             item = YDict({item: None}, mark=mark)
             item.key_marks[next(iter(item))] = mark
         if not isinstance(item, dict) or len(item) != 1:
-            self.p.add(path, "one layer or block: a mapping with a single key such as conv, block or a template name", item, mark)
+            self.p.add(
+                path,
+                "one layer or block: a mapping with a single key such as conv, block or a template name",
+                item,
+                mark,
+            )
             return []
         if not isinstance(item, YDict):
             item = YDict(item)
-        (kind, body), = item.items()
+        ((kind, body),) = item.items()
         body_mark = mark_of(item, kind)
         if kind == "block":
             body = self.mapping(body, path, body_mark, "a block: a mapping with branches")
@@ -334,7 +381,13 @@ class _Parser:
             return self.layer(kind, body, path, body_mark, note)
         choices = [*list_kinds(), "block", "inception", *self.templates]
         hints = [h for h in (did_you_mean(str(kind), choices), note) if h]
-        self.p.add(path, "a layer kind, 'block', 'inception' or a template: " + ", ".join(choices), kind, key_mark_of(item, kind), "; ".join(hints) or None)
+        self.p.add(
+            path,
+            "a layer kind, 'block', 'inception' or a template: " + ", ".join(choices),
+            kind,
+            key_mark_of(item, kind),
+            "; ".join(hints) or None,
+        )
         return []
 
     def repeat(self, body: YDict, path: str) -> Repeat:
@@ -346,7 +399,12 @@ class _Parser:
             self.unknown_keys(value, ("times", "first"), where, "repeat")
             first, explicit = value.get("first", 1), "first" in value
             if isinstance(first, bool) or not isinstance(first, int) or not 0 <= first <= MAX_REPEAT:
-                self.p.add(_join(where, "first"), f"a whole number from 0 to {MAX_REPEAT:,}", first, mark_of(value, "first"))
+                self.p.add(
+                    _join(where, "first"),
+                    f"a whole number from 0 to {MAX_REPEAT:,}",
+                    first,
+                    mark_of(value, "first"),
+                )
                 first = 1
             mark, where, value = mark_of(value, "times"), _join(where, "times"), value.get("times", 1)
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_REPEAT:
@@ -358,7 +416,13 @@ class _Parser:
         """Stops expansion that would build an absurd number of layers (nested repeats)."""
         self.created += n
         if self.created > MAX_EXPANDED_NODES:
-            self.p.add(path, f"a spec that expands to at most {MAX_EXPANDED_NODES:,} layers and blocks", "more (check nested repeats)", mark, raw=True)
+            self.p.add(
+                path,
+                f"a spec that expands to at most {MAX_EXPANDED_NODES:,} layers and blocks",
+                "more (check nested repeats)",
+                mark,
+                raw=True,
+            )
             raise SpecError(self.p.items)
 
     def layer(self, kind: str, body: Any, path: str, mark: Mark | None, note: str | None) -> list[Node]:
@@ -367,7 +431,14 @@ class _Parser:
             body = YDict(mark=mark)
         elif not isinstance(body, dict):
             if spec.shorthand is None:
-                self.p.add(path, f"a mapping of {kind} fields: " + ", ".join(spec.fields) if spec.fields else f"nothing after '{kind}'", body, mark)
+                self.p.add(
+                    path,
+                    f"a mapping of {kind} fields: " + ", ".join(spec.fields)
+                    if spec.fields
+                    else f"nothing after '{kind}'",
+                    body,
+                    mark,
+                )
                 return []
             value = body
             body = YDict({spec.shorthand: value}, mark=mark)
@@ -387,12 +458,16 @@ class _Parser:
             # copies share their values (nothing changes them), so a large value costs once
             layer = LayerSpec(kind, name=times.name(name, i), **args)
             # a field's value, or for a key the kind lacks, the key itself
-            layer.origins = {k: (mark_of(body, k) if k in spec.fields else key_mark_of(body, k), note) for k in body}
+            layer.origins = {
+                k: (mark_of(body, k) if k in spec.fields else key_mark_of(body, k), note) for k in body
+            }
             layer.origins[""] = (mark, note)
             out.append(layer)
         return out
 
-    def block(self, body: YDict, path: str, mark: Mark | None, note: str | None, times: Repeat | None = None) -> list[Node]:
+    def block(
+        self, body: YDict, path: str, mark: Mark | None, note: str | None, times: Repeat | None = None
+    ) -> list[Node]:
         """A general block, repeated as `times` says (read from the body when None)."""
         suggested = self.unknown_keys(body, BLOCK_KEYS, path, "block", note)
         name = body.get("name")
@@ -403,13 +478,26 @@ class _Parser:
         scale = body.get("scale")
         if "branches" not in body:
             if "branches" not in suggested:
-                self.p.add(path, "a block with branches", mark=body.mark or mark, hint="'branches' is missing")
+                self.p.add(
+                    path, "a block with branches", mark=body.mark or mark, hint="'branches' is missing"
+                )
             return []
-        branches_data = self.mapping(body["branches"], _join(path, "branches"), mark_of(body, "branches"), "a mapping of branch names to lists of layers")
+        branches_data = self.mapping(
+            body["branches"],
+            _join(path, "branches"),
+            mark_of(body, "branches"),
+            "a mapping of branch names to lists of layers",
+        )
         if branches_data is None:
             return []
         if not branches_data:
-            self.p.add(_join(path, "branches"), "at least one branch", "none", mark_of(body, "branches") or mark, raw=True)
+            self.p.add(
+                _join(path, "branches"),
+                "at least one branch",
+                "none",
+                mark_of(body, "branches") or mark,
+                raw=True,
+            )
             return []
         times = times or self.repeat(body, path)
         if self.depth >= MAX_BLOCK_DEPTH:  # deeper nesting comes only through templates
@@ -454,7 +542,12 @@ class _Parser:
         self.unknown_keys(body, [*TABLE_COLUMNS, "name", "pool", "repeat"], path, "inception table", note)
         missing = [col for col in TABLE_COLUMNS if col not in body]
         for col in missing:
-            self.p.add(_join(path, col), f"a value for column '{col}' (output channels)", mark=body.mark or mark, hint=f"'{col}' is missing")
+            self.p.add(
+                _join(path, col),
+                f"a value for column '{col}' (output channels)",
+                mark=body.mark or mark,
+                hint=f"'{col}' is missing",
+            )
         if missing:
             return []
         pool = body.get("pool", "max")

@@ -23,7 +23,10 @@ _REPEAT = {
         {"type": "integer", "minimum": 1},
         {
             "type": "object",
-            "properties": {"times": {"type": "integer", "minimum": 1}, "first": {"type": "integer", "minimum": 0}},
+            "properties": {
+                "times": {"type": "integer", "minimum": 1},
+                "first": {"type": "integer", "minimum": 0},
+            },
             "additionalProperties": False,
         },
     ],

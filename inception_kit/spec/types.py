@@ -29,9 +29,10 @@ class LayerSpec:
         self.source_path: str | None = None  # path in the YAML file, when read from one
 
     def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, LayerSpec)
-            and (self.kind, self.name, plain(self.args)) == (other.kind, other.name, plain(other.args))
+        return isinstance(other, LayerSpec) and (self.kind, self.name, plain(self.args)) == (
+            other.kind,
+            other.name,
+            plain(other.args),
         )
 
     def __repr__(self) -> str:

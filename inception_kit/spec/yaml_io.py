@@ -27,9 +27,7 @@ MAX_NODES = 20_000
 MAX_DEPTH = 64
 STDIN = "-"  # the path that means standard input
 
-_CORE_TAGS = {
-    "tag:yaml.org,2002:" + t for t in ("str", "int", "float", "bool", "null", "map", "seq")
-}
+_CORE_TAGS = {"tag:yaml.org,2002:" + t for t in ("str", "int", "float", "bool", "null", "map", "seq")}
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 _NUMBER_TAGS = {"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
@@ -110,12 +108,15 @@ class _Loader(yaml.SafeLoader):
         self.written += 1
         try:
             if self.depth > MAX_DEPTH + 1:  # the root is level 0, as in _Converter
-                raise SpecError.one("<file>", f"nesting at most {MAX_DEPTH} levels deep", "deeper nesting",
-                                    mark)
+                raise SpecError.one(
+                    "<file>", f"nesting at most {MAX_DEPTH} levels deep", "deeper nesting", mark
+                )
             if self.written > MAX_NODES:
                 raise SpecError.one(
-                    "<file>", f"at most {MAX_NODES:,} values in a spec",
-                    f"more (this is value {self.written:,})", mark,
+                    "<file>",
+                    f"at most {MAX_NODES:,} values in a spec",
+                    f"more (this is value {self.written:,})",
+                    mark,
                 )
             return super().compose_node(parent, index)
         finally:
@@ -196,9 +197,7 @@ def decode(data: bytes, name: str) -> str:
 def load_yaml(text: str, file: str = "<string>") -> Any:
     """Parses one YAML document into YDict/YList/scalars, enforcing the limits above."""
     if len(text.encode("utf-8")) > MAX_FILE_BYTES:
-        raise SpecError.one(
-            "<file>", f"a spec of at most {MAX_FILE_BYTES:,} bytes", "more", Mark(file, 1, 1)
-        )
+        raise SpecError.one("<file>", f"a spec of at most {MAX_FILE_BYTES:,} bytes", "more", Mark(file, 1, 1))
     try:
         loader = _Loader(text, file)
     except yaml.reader.ReaderError as err:  # a character YAML does not allow (NUL, ESC, ...)
@@ -266,7 +265,12 @@ def _check_expansion(root: yaml.Node, file: str) -> None:
         if id(node) in sizes:
             return sizes[id(node)]
         if depth > MAX_DEPTH:
-            raise SpecError.one("<file>", f"nesting at most {MAX_DEPTH} levels deep", "deeper nesting", _mark(file, node.start_mark))
+            raise SpecError.one(
+                "<file>",
+                f"nesting at most {MAX_DEPTH} levels deep",
+                "deeper nesting",
+                _mark(file, node.start_mark),
+            )
         sizes[id(node)] = 1  # a recursive alias counts once while it is being sized
         total = 1
         if isinstance(node, yaml.SequenceNode):
@@ -281,8 +285,11 @@ def _check_expansion(root: yaml.Node, file: str) -> None:
     node, where = root, root.start_mark
     while True:  # descend to the deepest entry that is too large by itself
         children = (
-            [(k.start_mark, v) for k, v in node.value] if isinstance(node, yaml.MappingNode)
-            else [(v.start_mark, v) for v in node.value] if isinstance(node, yaml.SequenceNode) else []
+            [(k.start_mark, v) for k, v in node.value]
+            if isinstance(node, yaml.MappingNode)
+            else [(v.start_mark, v) for v in node.value]
+            if isinstance(node, yaml.SequenceNode)
+            else []
         )
         big = [(m, v) for m, v in children if sizes.get(id(v), 0) > MAX_NODES]
         if not big:
@@ -317,7 +324,9 @@ class _Converter:
             raise self.fail(node, f"nesting at most {MAX_DEPTH} levels deep", "deeper nesting")
         if node.tag == _TIMESTAMP_TAG and isinstance(node, yaml.ScalarNode) and node.style is None:
             raise self.fail(
-                node, "plain YAML values", f"{node.value}, which YAML reads as a date",
+                node,
+                "plain YAML values",
+                f"{node.value}, which YAML reads as a date",
                 f"write '{node.value}' in quotes for text",
             )
         if node.tag not in _CORE_TAGS:
@@ -343,7 +352,9 @@ class _Converter:
         if form is None:
             return
         raise self.fail(
-            node, "a plain number", f"{node.value}, which YAML 1.1 reads as {value} ({form})",
+            node,
+            "a plain number",
+            f"{node.value}, which YAML 1.1 reads as {value} ({form})",
             f"write {value}, or '{node.value}' in quotes for text",
         )
 
@@ -366,7 +377,9 @@ class _Converter:
             self.loader.flatten_mapping(node)  # resolves `<<` merge keys, explicit keys win
         except yaml.MarkedYAMLError:
             merged = merges[0]
-            got = repr(merged.value) if isinstance(merged, yaml.ScalarNode) else "a list holding something else"
+            got = (
+                repr(merged.value) if isinstance(merged, yaml.ScalarNode) else "a list holding something else"
+            )
             raise self.fail(merged, "a mapping or a list of mappings after '<<'", got) from None
         out = YDict(mark=mark)
         for key_node, value_node in node.value:

@@ -56,7 +56,7 @@ def main_metrics_callback(keras: Any, output: str) -> Any:
             for key in list(logs or {}):
                 for prefix, plain_prefix in ((f"{output}_", ""), (f"val_{output}_", "val_")):
                     if key.startswith(prefix) and key.endswith("accuracy"):
-                        logs[plain_prefix + key[len(prefix):]] = logs[key]
+                        logs[plain_prefix + key[len(prefix) :]] = logs[key]
 
     return MainMetrics()
 
@@ -116,7 +116,15 @@ def progress_callback(keras: Any, progress: Any, epochs: int) -> Any:
 
     class EpochProgress(keras.callbacks.Callback):
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-            shown = {k: float(v) for k, v in sorted((logs or {}).items()) if k in ("accuracy", "loss", "val_accuracy", "val_loss")}
-            progress(epoch + 1, epochs, f"epoch {epoch + 1}/{epochs}: " + ", ".join(f"{k} {v:.4f}" for k, v in shown.items()))
+            shown = {
+                k: float(v)
+                for k, v in sorted((logs or {}).items())
+                if k in ("accuracy", "loss", "val_accuracy", "val_loss")
+            }
+            progress(
+                epoch + 1,
+                epochs,
+                f"epoch {epoch + 1}/{epochs}: " + ", ".join(f"{k} {v:.4f}" for k, v in shown.items()),
+            )
 
     return EpochProgress()

@@ -53,8 +53,10 @@ IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png")  # keras' ALLOWLIST_F
 # What tf.io.decode_image reads (it goes by the bytes, not the name), as Pillow names them.
 DECODED_FORMATS = ("PNG", "JPEG", "GIF", "BMP")
 COLOR_MODES = {1: "grayscale", 3: "rgb", 4: "rgba"}
-DATA_WANTED = ("an image folder with one sub-folder per class, idx:DIR (MNIST-format IDX files), or one of: "
-               + ", ".join([*PACKAGED, "fashion-mnist"]))
+DATA_WANTED = (
+    "an image folder with one sub-folder per class, idx:DIR (MNIST-format IDX files), or one of: "
+    + ", ".join([*PACKAGED, "fashion-mnist"])
+)
 
 
 @dataclass
@@ -131,7 +133,9 @@ def inspect_source(data: Any, input_shape: Sequence[int]) -> Source:
         return found
     if isinstance(data, (str, os.PathLike)):
         return _inspect_folder(Path(data), input_shape)
-    raise ArgumentError("data", DATA_WANTED + ", or a pair (images, labels) of arrays", type(data).__name__, raw=True)
+    raise ArgumentError(
+        "data", DATA_WANTED + ", or a pair (images, labels) of arrays", type(data).__name__, raw=True
+    )
 
 
 def check_split(source: Source, validation_split: float, batch_size: int | None = None) -> None:
@@ -149,11 +153,17 @@ def split_problems(source: Source, validation_split: float, batch_size: int | No
     return [] if issue is None else [Problem("--" + issue[0].replace("_", "-"), issue[1], issue[2])]
 
 
-def _split_issue(source: Source, validation_split: float, batch_size: int | None) -> tuple[str, str, str] | None:
+def _split_issue(
+    source: Source, validation_split: float, batch_size: int | None
+) -> tuple[str, str, str] | None:
     """(parameter, expected, received) of what is wrong with the split, or None."""
     fraction = isinstance(validation_split, (int, float)) and not isinstance(validation_split, bool)
     if not (fraction and 0 <= validation_split < 1):  # NaN fails both comparisons
-        return ("validation_split", "a fraction from 0 (none) up to, not including, 1", repr(validation_split))
+        return (
+            "validation_split",
+            "a fraction from 0 (none) up to, not including, 1",
+            repr(validation_split),
+        )
     train, val = split_sizes(source.count, validation_split)
     if validation_split > 0 and val == 0:
         return (
@@ -179,7 +189,9 @@ def _batch_issue(source: Source, train: int, batch_size: int) -> tuple[str, str,
 def _inspect_packaged(name: str, input_shape: Sequence[int]) -> Source:
     if len(input_shape) != 3 or input_shape[-1] not in (1, 3):
         raise SpecError.one(
-            "input", f"an image input [height, width, 1 or 3] for '{name}' (grayscale images)", _shape(input_shape)
+            "input",
+            f"an image input [height, width, 1 or 3] for '{name}' (grayscale images)",
+            _shape(input_shape),
         )
     return Source("packaged", name, list(DIGITS_CLASSES), DIGITS_COUNT)
 
@@ -193,11 +205,16 @@ def _inspect_folder(path: Path, input_shape: Sequence[int]) -> Source:
     entries = [e for e in sorted(os.listdir(path)) if not e.startswith(".")]
     classes = [e for e in entries if (path / e).is_dir()]  # a link looping to itself is no folder
     if not entries:
-        raise ArgumentError("data", "a folder with one sub-folder per class", f"an empty folder {where}", raw=True)
+        raise ArgumentError(
+            "data", "a folder with one sub-folder per class", f"an empty folder {where}", raw=True
+        )
     if not classes:
         raise ArgumentError(
-            "data", "a folder with one sub-folder per class", f"{where}, which has files but no sub-folders",
-            hint="put each class's images in a sub-folder named after the class", raw=True,
+            "data",
+            "a folder with one sub-folder per class",
+            f"{where}, which has files but no sub-folders",
+            hint="put each class's images in a sub-folder named after the class",
+            raw=True,
         )
     if len(classes) < 2:
         raise ArgumentError(
@@ -214,7 +231,8 @@ def _inspect_folder(path: Path, input_shape: Sequence[int]) -> Source:
         )
     if len(input_shape) != 3 or input_shape[-1] not in COLOR_MODES:
         raise SpecError.one(
-            "input", "an image input [height, width, channels] with 1, 3 or 4 channels (grayscale, RGB, RGBA)",
+            "input",
+            "an image input [height, width, channels] with 1, 3 or 4 channels (grayscale, RGB, RGBA)",
             _shape(input_shape),
         )
     _check_images([f for found in images.values() for f in found])
@@ -274,8 +292,10 @@ def _check_images(paths: Sequence[Path]) -> None:
     if bad:
         (first, reason), more = bad[0], len(bad) - 1
         raise ArgumentError(
-            "data", f"decodable images ({', '.join(DECODED_FORMATS)}) in every class sub-folder",
-            f"'{first}', {reason}" + (f"; and {more} more such file{'s' if more != 1 else ''}" if more else ""),
+            "data",
+            f"decodable images ({', '.join(DECODED_FORMATS)}) in every class sub-folder",
+            f"'{first}', {reason}"
+            + (f"; and {more} more such file{'s' if more != 1 else ''}" if more else ""),
             raw=True,
         )
 
@@ -285,11 +305,19 @@ def _inspect_arrays(data: Any, input_shape: Sequence[int]) -> Source:
 
     x, y = (np.asarray(a) for a in data)
     if tuple(x.shape[1:]) != tuple(input_shape):
-        raise ArgumentError("data", f"images shaped (n, {', '.join(map(str, input_shape))}), like the spec's input",
-                            str(x.shape), raw=True)
+        raise ArgumentError(
+            "data",
+            f"images shaped (n, {', '.join(map(str, input_shape))}), like the spec's input",
+            str(x.shape),
+            raw=True,
+        )
     if y.shape != (x.shape[0],) or not np.issubdtype(y.dtype, np.integer) or (y.size and y.min() < 0):
-        raise ArgumentError("data", f"one integer label from 0 up per image ({x.shape[0]})",
-                            f"labels of shape {y.shape}, {y.dtype}", raw=True)
+        raise ArgumentError(
+            "data",
+            f"one integer label from 0 up per image ({x.shape[0]})",
+            f"labels of shape {y.shape}, {y.dtype}",
+            raw=True,
+        )
     k = int(y.max()) + 1 if y.size else 0
     return Source("arrays", "arrays", [str(i) for i in range(k)], int(x.shape[0]), arrays=(x, y))
 
@@ -324,20 +352,24 @@ def load(
     if n_train < batch_size:
         raise ArgumentError(*_batch_issue(source, n_train, batch_size), raw=True)
     if source.kind == "folder":
-        train_from, val = _per_output(*_folder_pipelines(source, input_shape, validation_split, seed, batch_size),
-                                      outputs)
+        train_from, val = _per_output(
+            *_folder_pipelines(source, input_shape, validation_split, seed, batch_size), outputs
+        )
     else:
         x, y = source.arrays if source.kind == "arrays" else _digits(input_shape)
         if backend == "tensorflow":
-            train_from, val = _per_output(*_array_pipelines(x, y, validation_split, seed, batch_size), outputs)
+            train_from, val = _per_output(
+                *_array_pipelines(x, y, validation_split, seed, batch_size), outputs
+            )
         else:  # numpy batches have no `map`: they label per output themselves
             train_from, val = numpy_batches(x, y, validation_split, seed, batch_size, replicas, outputs)
             n_val -= n_val % replicas
     return Data(source, train_from, val, n_train, n_val, batch_size)
 
 
-def _per_output(train_from: Callable[[int], Any], val: Any,
-                outputs: Sequence[str]) -> tuple[Callable[[int], Any], Any]:
+def _per_output(
+    train_from: Callable[[int], Any], val: Any, outputs: Sequence[str]
+) -> tuple[Callable[[int], Any], Any]:
     """tf.data pipelines whose labels are `{name: labels}` for each of `outputs` (none: as they are)."""
     if not outputs:
         return train_from, val
@@ -371,7 +403,9 @@ def _digits(input_shape: Sequence[int]) -> tuple[Any, Any]:
     return np.ascontiguousarray(x, dtype="float32"), d.target.astype("int32")
 
 
-def _array_pipelines(x: Any, y: Any, validation_split: float, seed: int, batch_size: int) -> tuple[Callable[[int], Any], Any]:
+def _array_pipelines(
+    x: Any, y: Any, validation_split: float, seed: int, batch_size: int
+) -> tuple[Callable[[int], Any], Any]:
     """Training batches drawn by index: epoch e's order is a stateless shuffle seeded by
     (seed, e). The arrays live in the pipeline's graph, so they must stay under 2 GB (as for
     `from_tensor_slices`)."""
@@ -399,8 +433,15 @@ def _array_pipelines(x: Any, y: Any, validation_split: float, seed: int, batch_s
     return train_from, None if val is None else _finish(val)
 
 
-def numpy_batches(x: Any, y: Any, validation_split: float, seed: int, batch_size: int,
-                  replicas: int = 1, outputs: Sequence[str] = ()) -> tuple[Callable[[int], Any], Any]:
+def numpy_batches(
+    x: Any,
+    y: Any,
+    validation_split: float,
+    seed: int,
+    batch_size: int,
+    replicas: int = 1,
+    outputs: Sequence[str] = (),
+) -> tuple[Callable[[int], Any], Any]:
     """`_array_pipelines` in numpy, for the JAX and torch backends: `keras.utils.PyDataset`s
     of whole training batches, epoch e's order a permutation seeded by (seed, e), and
     validation batches in order (the last one smaller). Same split as `_array_pipelines`.
@@ -435,7 +476,7 @@ def numpy_batches(x: Any, y: Any, validation_split: float, seed: int, batch_size
             else:
                 if self._order is None:
                     self._order = np.random.default_rng([seed, self.epoch]).permutation(len(self.xs))
-                idx = self._order[i * batch_size: (i + 1) * batch_size]
+                idx = self._order[i * batch_size : (i + 1) * batch_size]
             labels = self.ys[idx]
             return self.xs[idx], ({k: labels for k in names} if names else labels)
 
@@ -451,8 +492,9 @@ def numpy_batches(x: Any, y: Any, validation_split: float, seed: int, batch_size
     return train_from, val
 
 
-def _folder_pipelines(source: Source, input_shape: Sequence[int], validation_split: float, seed: int,
-                      batch_size: int) -> tuple[Callable[[int], Any], Any]:
+def _folder_pipelines(
+    source: Source, input_shape: Sequence[int], validation_split: float, seed: int, batch_size: int
+) -> tuple[Callable[[int], Any], Any]:
     """Keras reads the folder and shuffles its list of paths anew every epoch (seeded)."""
     import keras
 

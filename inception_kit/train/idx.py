@@ -32,8 +32,18 @@ from ..files import read_bounded
 
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 FASHION_INSTALL = "apt-get install dataset-fashion-mnist"
-FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                   "Ankle boot"]
+FASHION_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 MAX_BYTES = 512 * 2**20  # one file, decompressed: MNIST's largest is 47 MB
 UBYTE = 0x08
 SPLITS = ("train", "t10k")
@@ -68,18 +78,25 @@ def is_idx_name(data: object) -> bool:
 def folder_of(data: str) -> tuple[Path, str]:
     """The folder a `--data` value names, and the command that provides it (for errors)."""
     if data == "fashion-mnist":
-        return FASHION_MNIST, f"install it with `{FASHION_INSTALL}` (Debian/Ubuntu; never downloaded at run time)"
-    folder = data[len(IDX_PREFIX):]
+        return (
+            FASHION_MNIST,
+            f"install it with `{FASHION_INSTALL}` (Debian/Ubuntu; never downloaded at run time)",
+        )
+    folder = data[len(IDX_PREFIX) :]
     if not folder:
         raise SpecError.one("data", "idx:DIR, a folder of MNIST-format IDX files", repr(data))
-    return Path(folder), "point idx: at a folder of train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], ..."
+    return Path(
+        folder
+    ), "point idx: at a folder of train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], ..."
 
 
 def find(folder: Path, split: str, what: str, data: str, how: str) -> Path:
     """The file of `split` ('train', 't10k') holding `what` ('images', 'labels') in `folder`."""
     if not folder.is_dir():
         state = "does not exist" if not folder.exists() else "is not a folder"
-        raise SpecError.one("data", f"the IDX files of {data!r} in {folder}", f"{folder}, which {state}", hint=how)
+        raise SpecError.one(
+            "data", f"the IDX files of {data!r} in {folder}", f"{folder}, which {state}", hint=how
+        )
     dims = 3 if what == "images" else 1
     names = [f"{split}-{what}-idx{dims}-ubyte", f"{split}-{what}.idx{dims}-ubyte"]
     for name in names:
@@ -117,8 +134,10 @@ def read(path: str | os.PathLike[str], dims: int, limit: int = MAX_BYTES) -> Any
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
         raise bad("an IDX file (magic number 00 00 08 0D)", f"bytes {raw[:4].hex(' ') or 'none'}")
     if raw[2] != UBYTE or raw[3] != dims:
-        raise bad(f"unsigned bytes in {dims} dimension{'s' if dims > 1 else ''} (magic 00 00 08 {dims:02x})",
-                  f"magic {raw[:4].hex(' ')}")
+        raise bad(
+            f"unsigned bytes in {dims} dimension{'s' if dims > 1 else ''} (magic 00 00 08 {dims:02x})",
+            f"magic {raw[:4].hex(' ')}",
+        )
     head = 4 + 4 * dims
     if len(raw) < head:
         raise bad(f"{dims} sizes after the magic number", f"{len(raw)} bytes in all")
@@ -149,7 +168,9 @@ def load_split(data: str, split: str = "train") -> IdxData:
     images = read(find(folder, split, "images", data, how), 3)
     labels = read(find(folder, split, "labels", data, how), 1)
     if len(images) != len(labels):
-        raise SpecError.one(str(folder), f"one label per image ({len(images):,} images)", f"{len(labels):,} labels")
+        raise SpecError.one(
+            str(folder), f"one label per image ({len(images):,} images)", f"{len(labels):,} labels"
+        )
     k = int(labels.max()) + 1
     if data == "fashion-mnist" and k <= len(FASHION_CLASSES):
         names = list(FASHION_CLASSES)
@@ -167,7 +188,10 @@ def inspect(data: str, input_shape: Any) -> Any:
     split = load_split(data, "train")
     h, w = split.images.shape[1:]
     if len(input_shape) != 3 or tuple(input_shape[:2]) != (h, w) or input_shape[-1] not in (1, 3):
-        raise SpecError.one("input", f"[{h}, {w}, 1] or [{h}, {w}, 3] for {data} ({h}x{w} grayscale images)",
-                            "[" + ", ".join(str(d) for d in input_shape) + "]")
+        raise SpecError.one(
+            "input",
+            f"[{h}, {w}, 1] or [{h}, {w}, 3] for {data} ({h}x{w} grayscale images)",
+            "[" + ", ".join(str(d) for d in input_shape) + "]",
+        )
     x, y = split.arrays(input_shape[-1])
     return Source("arrays", split.name, list(split.class_names), len(y), arrays=(x, y))

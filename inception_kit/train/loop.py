@@ -78,7 +78,11 @@ class TrainResult:
         return max(rows, key=lambda r: r[self.monitor]) if rows else None
 
     def summary(self) -> str:
-        ran = f"epochs {self.initial_epoch + 1}-{self.epochs}" if self.initial_epoch < self.epochs else "no epochs left"
+        ran = (
+            f"epochs {self.initial_epoch + 1}-{self.epochs}"
+            if self.initial_epoch < self.epochs
+            else "no epochs left"
+        )
         lines = [
             f"trained {self.model.name}: {ran} of {self.epochs}"
             + (" (resumed)" if self.resumed else "")
@@ -91,7 +95,9 @@ class TrainResult:
         if best is not None:
             lines.append(f"best {self.monitor}: {best[self.monitor]:.4f} (epoch {int(best['epoch']) + 1})")
         if self.out is not None:
-            lines.append(f"run folder {self.out}: " + ", ".join(p.name for p in self.paths.values() if p.exists()))
+            lines.append(
+                f"run folder {self.out}: " + ", ".join(p.name for p in self.paths.values() if p.exists())
+            )
         return "\n".join(lines)
 
 
@@ -173,19 +179,48 @@ def fit(
     }
     folder = RunFolder.open(run_dir, settings, overwrite) if run_dir is not None else None
     try:
-        return _train(target, source, folder, settings, strategy, strategy_name, epochs=epochs,
-                      batch_size=batch_size, seed=seed, validation_split=validation_split,
-                      learning_rate=learning_rate, backup_every=backup_every, callbacks=callbacks,
-                      verbose=verbose, heads=heads, progress=progress)
+        return _train(
+            target,
+            source,
+            folder,
+            settings,
+            strategy,
+            strategy_name,
+            epochs=epochs,
+            batch_size=batch_size,
+            seed=seed,
+            validation_split=validation_split,
+            learning_rate=learning_rate,
+            backup_every=backup_every,
+            callbacks=callbacks,
+            verbose=verbose,
+            heads=heads,
+            progress=progress,
+        )
     finally:
         if folder is not None:
             folder.release()
 
 
-def _train(target: Target, source: Any, folder: RunFolder | None, settings: dict[str, Any], strategy: Any,
-           strategy_name: str, *, epochs: int, batch_size: int, seed: int, validation_split: float,
-           learning_rate: float, backup_every: str | int, callbacks: Sequence[Any], verbose: Any,
-           heads: dict[str, tuple[float, bool]] | None = None, progress: Progress = no_progress) -> TrainResult:
+def _train(
+    target: Target,
+    source: Any,
+    folder: RunFolder | None,
+    settings: dict[str, Any],
+    strategy: Any,
+    strategy_name: str,
+    *,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    validation_split: float,
+    learning_rate: float,
+    backup_every: str | int,
+    callbacks: Sequence[Any],
+    verbose: Any,
+    heads: dict[str, tuple[float, bool]] | None = None,
+    progress: Progress = no_progress,
+) -> TrainResult:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     strat = make_strategy(strategy)  # first: MultiWorkerMirroredStrategy wants to precede other TF work
     import keras
@@ -195,7 +230,9 @@ def _train(target: Target, source: Any, folder: RunFolder | None, settings: dict
     replicas = int(strat.num_replicas_in_sync)
     if batch_size % replicas:
         raise ArgumentError(
-            "batch_size", f"a multiple of the {replicas} replicas (the global batch is split evenly)", batch_size
+            "batch_size",
+            f"a multiple of the {replicas} replicas (the global batch is split evenly)",
+            batch_size,
         )
     keras.utils.set_random_seed(seed)
     # The builder's name for the main output of a model with auxiliary heads (the planner
@@ -203,8 +240,16 @@ def _train(target: Target, source: Any, folder: RunFolder | None, settings: dict
     from ..planner import OUTPUT_NAME
 
     outputs = (OUTPUT_NAME, *heads) if heads else ()  # every head learns the same labels
-    loaded = data_mod.load(source, target.input_shape, batch_size=batch_size, validation_split=validation_split, seed=seed,
-                           backend=keras.backend.backend(), replicas=replicas, outputs=outputs)
+    loaded = data_mod.load(
+        source,
+        target.input_shape,
+        batch_size=batch_size,
+        validation_split=validation_split,
+        seed=seed,
+        backend=keras.backend.backend(),
+        replicas=replicas,
+        outputs=outputs,
+    )
     with strat.scope():
         model = target.build(strat, aux=bool(heads))
         if heads:  # a dict of outputs: the main one, then each auxiliary head, one loss each
@@ -246,10 +291,16 @@ def _train(target: Target, source: Any, folder: RunFolder | None, settings: dict
         f"{loaded.val_count} validation samples, {source.num_classes} classes; {strategy_name} strategy, "
         f"{replicas} replica{'s' if replicas != 1 else ''}, global batch {batch_size} "
         f"({batch_size // replicas} per replica), {loaded.steps_per_epoch} steps per epoch"
-        + (f"; {'resuming the unfinished run in' if folder.resume else 'run folder'} {folder.path}" if folder else ""),
+        + (
+            f"; {'resuming the unfinished run in' if folder.resume else 'run folder'} {folder.path}"
+            if folder
+            else ""
+        ),
     )
 
-    log = epoch_log_callback(keras, folder.path / "log.csv" if folder else None, folder.rows if folder else [])
+    log = epoch_log_callback(
+        keras, folder.path / "log.csv" if folder else None, folder.rows if folder else []
+    )
     own: list[Any] = [main_metrics_callback(keras, OUTPUT_NAME), log] if heads else [log]
     own.append(progress_callback(keras, progress, epochs))
     if folder is not None:
@@ -258,17 +309,26 @@ def _train(target: Target, source: Any, folder: RunFolder | None, settings: dict
             write_text(folder.path / name, text, overwrite=True)
         write_json(folder.path / "run.json", run_info)
         own.append(best_weights_callback(keras, folder.path / "best.weights.h5", log, monitor, inference))
-        own.append(keras.callbacks.BackupAndRestore(str(folder.path / "backup"), save_freq=backup_every,
-                                                    double_checkpoint=True))
+        own.append(
+            keras.callbacks.BackupAndRestore(
+                str(folder.path / "backup"), save_freq=backup_every, double_checkpoint=True
+            )
+        )
     # The pipeline starts at the epoch BackupAndRestore will resume (in-memory data is
     # shuffled by epoch), and runs on without end: steps_per_epoch cuts it into epochs.
     train_ds, val_ds = loaded.train(start), loaded.val
     finite = finite_loss_callback(keras)
     try:
         with fit_scope(strat):
-            history = model.fit(train_ds, steps_per_epoch=loaded.steps_per_epoch, validation_data=val_ds,
-                                epochs=epochs, callbacks=[finite, *own, *callbacks], verbose=verbose,
-                                shuffle=False)  # the pipeline shuffles
+            history = model.fit(
+                train_ds,
+                steps_per_epoch=loaded.steps_per_epoch,
+                validation_data=val_ds,
+                epochs=epochs,
+                callbacks=[finite, *own, *callbacks],
+                verbose=verbose,
+                shuffle=False,
+            )  # the pipeline shuffles
         if finite.stopped is not None:
             epoch, batch, loss = finite.stopped
             raise TrainingFailed(
@@ -315,19 +375,29 @@ def _train(target: Target, source: Any, folder: RunFolder | None, settings: dict
 def _unreadable_data(err: Exception, source: Any) -> str | None:
     """When reading an image folder failed, which image TensorFlow cannot decode (its own
     error names none); None when the error is something else."""
-    if source.kind != "folder" or type(err).__name__ not in ("InvalidArgumentError", "UnknownError", "DataLossError"):
+    if source.kind != "folder" or type(err).__name__ not in (
+        "InvalidArgumentError",
+        "UnknownError",
+        "DataLossError",
+    ):
         return None
     from . import data as data_mod
 
     bad = data_mod.first_unreadable_image(Path(source.name))
-    return None if bad is None else f"the image {bad} cannot be read as an image (corrupt, or not the format its name says)"
+    return (
+        None
+        if bad is None
+        else f"the image {bad} cannot be read as an image (corrupt, or not the format its name says)"
+    )
 
 
 def _whole(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _check_settings(epochs: int, batch_size: int, learning_rate: float, backup_every: Any, seed: int = 0) -> None:
+def _check_settings(
+    epochs: int, batch_size: int, learning_rate: float, backup_every: Any, seed: int = 0
+) -> None:
     """Refuses settings out of range before anything is loaded (a Python caller's `True` is no number)."""
     if not _whole(epochs) or epochs < 1:
         raise ArgumentError("epochs", "a positive whole number of epochs", epochs)
@@ -335,7 +405,9 @@ def _check_settings(epochs: int, batch_size: int, learning_rate: float, backup_e
         raise ArgumentError("batch_size", "a positive whole number (the global batch)", batch_size)
     if not (_whole(seed) and 0 <= seed <= MAX_SEED):
         raise ArgumentError("seed", f"a whole number from 0 to {MAX_SEED}", seed)
-    if isinstance(learning_rate, bool) or not (isinstance(learning_rate, (int, float)) and 0 < learning_rate < math.inf):
+    if isinstance(learning_rate, bool) or not (
+        isinstance(learning_rate, (int, float)) and 0 < learning_rate < math.inf
+    ):
         raise ArgumentError("learning_rate", "a positive finite number", learning_rate)
     if backup_every != "epoch" and not (_whole(backup_every) and backup_every > 0):
         raise ArgumentError("backup_every", "'epoch' or a positive number of batches", backup_every)

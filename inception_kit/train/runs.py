@@ -64,7 +64,15 @@ from ..files import (
     write_text,
 )
 
-RUN_FILES = ("run.json", "report.json", "spec.yaml", "log.csv", "best.weights.h5", "final.weights.h5", "backup")
+RUN_FILES = (
+    "run.json",
+    "report.json",
+    "spec.yaml",
+    "log.csv",
+    "best.weights.h5",
+    "final.weights.h5",
+    "backup",
+)
 # Settings a resumed run must share with the run it continues.
 IDENTITY = ("model", "spec_sha256", "data", "batch_size", "learning_rate", "validation_split", "seed")
 _WORKER_DIR = re.compile(r"^(chief|worker)-\d+$")
@@ -107,7 +115,9 @@ class RunFolder:
     def backup_epoch(self) -> int:
         """The epoch BackupAndRestore will resume at (it records it in its folder), else 0."""
         try:
-            meta = json.loads(read_bounded(self.path / "backup" / "training_metadata.json", MAX_RUN_JSON_BYTES))
+            meta = json.loads(
+                read_bounded(self.path / "backup" / "training_metadata.json", MAX_RUN_JSON_BYTES)
+            )
             return max(0, int(meta["epoch"]))
         except (OSError, ValueError, KeyError, TypeError, RecursionError):
             return 0
@@ -129,8 +139,9 @@ def _decide(path: Path, settings: dict[str, Any], overwrite: bool) -> str:
     if not path.exists():
         return "new"
     if not path.is_dir():
-        raise ArgumentError("out", "a folder for the run (new, or an unfinished run to resume)", f"'{path}', a file",
-                            raw=True)
+        raise ArgumentError(
+            "out", "a folder for the run (new, or an unfinished run to resume)", f"'{path}', a file", raw=True
+        )
     entries = [e for e in path.iterdir() if not e.name.startswith(".") and not _WORKER_DIR.match(e.name)]
     if not entries:
         return "new"
@@ -141,8 +152,12 @@ def _decide(path: Path, settings: dict[str, Any], overwrite: bool) -> str:
     if wrong is not None and os.path.lexists(path / "run.json"):
         if overwrite:
             raise UnsafeDestination(path, f"its run.json was not written by inception-kit train: {wrong}")
-        raise ArgumentError("out", "a folder for the run (new, or a run inception-kit train wrote)",
-                            f"'{path / 'run.json'}', {wrong}", raw=True)
+        raise ArgumentError(
+            "out",
+            "a folder for the run (new, or a run inception-kit train wrote)",
+            f"'{path / 'run.json'}', {wrong}",
+            raw=True,
+        )
     if overwrite:
         return "overwrite"
     if previous is None or previous["status"] == "finished":
@@ -153,7 +168,9 @@ def _decide(path: Path, settings: dict[str, Any], overwrite: bool) -> str:
             "out",
             f"the settings of the unfinished run in '{path}' to resume it, or overwrite=True (on the command line, --overwrite) "
             "to start again",
-            "; ".join(f"{k} {show(settings[k])} where the run has {show(previous.get(k))}" for k in different),
+            "; ".join(
+                f"{k} {show(settings[k])} where the run has {show(previous.get(k))}" for k in different
+            ),
             raw=True,
         )
     return "resume"
@@ -176,7 +193,10 @@ def read_run_json(path: Path) -> tuple[dict[str, Any] | None, str | None]:
     if not isinstance(data.get("model"), str):
         return None, f"whose field 'model' is {show(data.get('model'))}, not a model name"
     if data.get("status") not in RUN_STATUSES:
-        return None, f"whose field 'status' is {show(data.get('status'))}, not one of {', '.join(RUN_STATUSES)}"
+        return (
+            None,
+            f"whose field 'status' is {show(data.get('status'))}, not one of {', '.join(RUN_STATUSES)}",
+        )
     return data, None
 
 
@@ -184,8 +204,10 @@ def _clear(path: Path) -> None:
     """Deletes the run's own files (and their staging leftovers), nothing else."""
     names = set(RUN_FILES)
     for entry in path.iterdir():
-        ours = entry.name in names or entry.name == BEST_STAGING or any(
-            entry.name.startswith(f".{n}.") and entry.name.endswith(".tmp") for n in names
+        ours = (
+            entry.name in names
+            or entry.name == BEST_STAGING
+            or any(entry.name.startswith(f".{n}.") and entry.name.endswith(".tmp") for n in names)
         )
         if ours:
             shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
@@ -199,15 +221,23 @@ def _lock(path: Path) -> Any:
     try:  # never through a link: the lock file is the run folder's own
         fd = os.open(path / ".lock", os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
     except OSError as err:
-        raise ArgumentError("out", "a run folder whose .lock file it can create", f"'{path / '.lock'}', "
-                            + ("a symbolic link" if err.errno == errno.ELOOP else err.strerror or str(err)),
-                            raw=True) from None
+        raise ArgumentError(
+            "out",
+            "a run folder whose .lock file it can create",
+            f"'{path / '.lock'}', "
+            + ("a symbolic link" if err.errno == errno.ELOOP else err.strerror or str(err)),
+            raw=True,
+        ) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         os.close(fd)
-        raise ArgumentError("out", "a run folder no other training is using", f"'{path}', in use by another training",
-                            raw=True) from None
+        raise ArgumentError(
+            "out",
+            "a run folder no other training is using",
+            f"'{path}', in use by another training",
+            raw=True,
+        ) from None
     return fd
 
 
@@ -226,28 +256,50 @@ def _read_log(path: Path) -> list[dict[str, float]]:
     try:
         text = read_bounded(path, MAX_LOG_BYTES).decode("utf-8")
     except OSError as err:
-        raise ArgumentError("out", "a run folder whose log.csv inception-kit train wrote",
-                            f"'{path}', which cannot be read ({err.strerror or err})", raw=True) from None
+        raise ArgumentError(
+            "out",
+            "a run folder whose log.csv inception-kit train wrote",
+            f"'{path}', which cannot be read ({err.strerror or err})",
+            raw=True,
+        ) from None
     except UnicodeDecodeError:
-        raise ArgumentError("out", "a run folder whose log.csv inception-kit train wrote",
-                            f"'{path}', which is not UTF-8 text", raw=True) from None
+        raise ArgumentError(
+            "out",
+            "a run folder whose log.csv inception-kit train wrote",
+            f"'{path}', which is not UTF-8 text",
+            raw=True,
+        ) from None
     rows = []
     for row in csv.DictReader(io.StringIO(text, newline="")):
         try:
-            rows.append({k: (int(v) if k == "epoch" else float(v)) for k, v in row.items() if v not in (None, "")})
+            rows.append(
+                {k: (int(v) if k == "epoch" else float(v)) for k, v in row.items() if v not in (None, "")}
+            )
         except (ValueError, TypeError):  # TypeError: a row longer than the header (a list under None)
             continue
     return rows
 
 
-def fail_run(folder: RunFolder, run_info: dict[str, Any], rows: list[dict[str, float]], monitor: str,
-             reason: str) -> None:
+def fail_run(
+    folder: RunFolder, run_info: dict[str, Any], rows: list[dict[str, float]], monitor: str, reason: str
+) -> None:
     """Marks the run failed in run.json; the weights of the last good epoch stay where they are."""
-    best = max((r for r in rows if monitor in r and math.isfinite(r.get("loss", math.nan))),
-               key=lambda r: r[monitor], default=None)
+    best = max(
+        (r for r in rows if monitor in r and math.isfinite(r.get("loss", math.nan))),
+        key=lambda r: r[monitor],
+        default=None,
+    )
     kept = "best.weights.h5 (the best finite epoch) and backup/ keep the last good weights"
-    write_json(folder.path / "run.json", {**run_info, "status": "failed", "error": reason, "best": best,
-                                           "weights": kept if (folder.path / "best.weights.h5").exists() else None})
+    write_json(
+        folder.path / "run.json",
+        {
+            **run_info,
+            "status": "failed",
+            "error": reason,
+            "best": best,
+            "weights": kept if (folder.path / "best.weights.h5").exists() else None,
+        },
+    )
 
 
 def save_weights(model: Any, dest: str | os.PathLike[str]) -> None:

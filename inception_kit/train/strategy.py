@@ -62,8 +62,12 @@ TF_CONFIG_WANTED = (
 def _tf_config() -> tuple[dict[str, Any], str, int]:
     text = os.environ.get("TF_CONFIG")
     if not text:
-        raise SpecError.one("TF_CONFIG", TF_CONFIG_WANTED, "nothing (it is not set)",
-                            hint="strategy 'multi-worker' needs every worker's address and this one's task")
+        raise SpecError.one(
+            "TF_CONFIG",
+            TF_CONFIG_WANTED,
+            "nothing (it is not set)",
+            hint="strategy 'multi-worker' needs every worker's address and this one's task",
+        )
     try:
         config = json.loads(text)
         cluster, task = config["cluster"], config["task"]
@@ -119,13 +123,23 @@ def check_backend(strategy: Any) -> None:
     backend = current()
     if not isinstance(strategy, str) or strategy == "default":
         return
-    can = {"tensorflow": "default, mirrored or multi-worker", "jax": "default or data-parallel"}.get(backend, "default")
+    can = {"tensorflow": "default, mirrored or multi-worker", "jax": "default or data-parallel"}.get(
+        backend, "default"
+    )
     if strategy in TF_STRATEGIES and backend != "tensorflow":
-        raise ArgumentError("strategy", f"{can} under the {backend} backend",
-                            f"{strategy!r}, a tf.distribute strategy (the tensorflow backend; on the command line, --backend tensorflow)", raw=True)
+        raise ArgumentError(
+            "strategy",
+            f"{can} under the {backend} backend",
+            f"{strategy!r}, a tf.distribute strategy (the tensorflow backend; on the command line, --backend tensorflow)",
+            raw=True,
+        )
     if strategy == "data-parallel" and backend != "jax":
-        raise ArgumentError("strategy", f"{can} under the {backend} backend",
-                            "'data-parallel', which keras.distribution runs on JAX only (on the command line, --backend jax)", raw=True)
+        raise ArgumentError(
+            "strategy",
+            f"{can} under the {backend} backend",
+            "'data-parallel', which keras.distribution runs on JAX only (on the command line, --backend jax)",
+            raw=True,
+        )
 
 
 def fit_scope(strat: Any) -> Any:
@@ -142,9 +156,13 @@ def _keras_strategy(strategy: Any, backend: str) -> KerasStrategy:
     if not isinstance(strategy, str):
         if isinstance(strategy, keras.distribution.Distribution):
             return KerasStrategy(strategy)
-        raise ArgumentError("strategy", "'default', 'data-parallel' or a keras.distribution.Distribution "
-                            f"under the {backend} backend (tf.distribute strategies need TensorFlow's)",
-                            type(strategy).__name__, raw=True)
+        raise ArgumentError(
+            "strategy",
+            "'default', 'data-parallel' or a keras.distribution.Distribution "
+            f"under the {backend} backend (tf.distribute strategies need TensorFlow's)",
+            type(strategy).__name__,
+            raw=True,
+        )
     check_backend(strategy)
     if strategy == "default":
         return KerasStrategy()

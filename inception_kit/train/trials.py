@@ -55,8 +55,16 @@ def _folder_arrays(source: Any, input_shape: Sequence[int], seed: int) -> tuple[
 
     h, w, c = input_shape
     ds = keras.utils.image_dataset_from_directory(
-        source.name, labels="inferred", label_mode="int", class_names=source.class_names, color_mode=COLOR_MODES[c],
-        batch_size=256, image_size=(h, w), shuffle=False, verbose=False)
+        source.name,
+        labels="inferred",
+        label_mode="int",
+        class_names=source.class_names,
+        color_mode=COLOR_MODES[c],
+        batch_size=256,
+        image_size=(h, w),
+        shuffle=False,
+        verbose=False,
+    )
     xs, ys = zip(*((np.asarray(a) / 255.0, np.asarray(b)) for a, b in ds))
     return np.concatenate(xs).astype("float32"), np.concatenate(ys).astype("int32")
 
@@ -65,8 +73,15 @@ class KerasTrainer:
     """The default trainer: `inception_kit.train.fit` on arrays (no run folder), scored with
     Keras' `evaluate` on the held-out split (trials) or the test split (the front)."""
 
-    def __init__(self, data: Any, input_shape: Sequence[int], *, batch_size: int = 128,
-                 learning_rate: float = 1e-3, budget: Budget = DEFAULT_BUDGET) -> None:
+    def __init__(
+        self,
+        data: Any,
+        input_shape: Sequence[int],
+        *,
+        batch_size: int = 128,
+        learning_rate: float = 1e-3,
+        budget: Budget = DEFAULT_BUDGET,
+    ) -> None:
         self.data, self.input_shape = data, tuple(input_shape)
         self.batch_size, self.learning_rate, self.budget = batch_size, learning_rate, budget
         self._splits: Splits | None = None
@@ -86,8 +101,18 @@ class KerasTrainer:
         if subset is not None and not final:
             x, y = x[:subset], y[:subset]
         keras.backend.clear_session()
-        result = fit(plan, (x, y), epochs=epochs, batch_size=min(self.batch_size, len(x)), out=None, seed=seed,
-                     validation_split=0.0, learning_rate=self.learning_rate, budget=self.budget, verbose=0)
+        result = fit(
+            plan,
+            (x, y),
+            epochs=epochs,
+            batch_size=min(self.batch_size, len(x)),
+            out=None,
+            seed=seed,
+            validation_split=0.0,
+            learning_rate=self.learning_rate,
+            budget=self.budget,
+            verbose=0,
+        )
         xe, ye = s.test if final and s.test is not None else s.held_out
         scores = result.model.evaluate(xe, ye, batch_size=512, verbose=0, return_dict=True)
         return float(scores["accuracy"])

@@ -136,7 +136,13 @@ class _Drawer:
                 "nodesep": "0.25",
                 "ranksep": "0.35",
             },
-            node_attr={"shape": "box", "style": "rounded,filled", "fontname": FONT, "fontsize": "10", "margin": "0.08,0.04"},
+            node_attr={
+                "shape": "box",
+                "style": "rounded,filled",
+                "fontname": FONT,
+                "fontsize": "10",
+                "margin": "0.08,0.04",
+            },
             edge_attr={"fontname": FONT, "fontsize": "9", "arrowsize": "0.6", "color": "#555555"},
         )
 
@@ -157,24 +163,49 @@ class _Drawer:
 
     def io(self, g: Any, title: str, shape: tuple[int, ...]) -> str:
         nid = self.node_id()
-        g.node(nid, _table([_font(title, bold=True), _font(fmt_shape(shape))], IO_FILL), shape="box", style="rounded", color="#888888")
+        g.node(
+            nid,
+            _table([_font(title, bold=True), _font(fmt_shape(shape))], IO_FILL),
+            shape="box",
+            style="rounded",
+            color="#888888",
+        )
         return nid
 
     def layer(self, g: Any, op: Op) -> str:
         row = self.rows[op.name]
         nid = self.node_id()
-        lines = [_font(op.name, 8, color="#444444"), _font(layer_text(op), bold=True), _font(f"→ {fmt_shape(op.output_shape)}")]
+        lines = [
+            _font(op.name, 8, color="#444444"),
+            _font(layer_text(op), bold=True),
+            _font(f"→ {fmt_shape(op.output_shape)}"),
+        ]
         if row.cost.macs or row.naive.macs:
             lines.append(_font(f"{_n(row.cost.macs)} MACs"))
         if row.removed_in_naive:
             lines.append(_font("1×1 bottleneck: removed in naive", 8, bold=True, color=BOTTLENECK_EDGE))
-            g.node(nid, _table(lines, BOTTLENECK_FILL), fillcolor=BOTTLENECK_FILL, color=BOTTLENECK_EDGE, penwidth="2.5",
-                   tooltip=f"{op.name}: bottleneck, removed in the naive counterpart", id=f"layer-{op.name}", **{"class": "layer bottleneck"})
+            g.node(
+                nid,
+                _table(lines, BOTTLENECK_FILL),
+                fillcolor=BOTTLENECK_FILL,
+                color=BOTTLENECK_EDGE,
+                penwidth="2.5",
+                tooltip=f"{op.name}: bottleneck, removed in the naive counterpart",
+                id=f"layer-{op.name}",
+                **{"class": "layer bottleneck"},
+            )
             return nid
         if row.naive.macs != row.cost.macs:
             lines.append(_font(f"naive: {_n(row.naive.macs)} MACs", 8, color="#666666"))
         fill = CONV_FILL if row.cost.macs else OTHER_FILL
-        g.node(nid, _table(lines, fill), fillcolor=fill, tooltip=op.name, id=f"layer-{op.name}", **{"class": "layer"})
+        g.node(
+            nid,
+            _table(lines, fill),
+            fillcolor=fill,
+            tooltip=op.name,
+            id=f"layer-{op.name}",
+            **{"class": "layer"},
+        )
         return nid
 
     # A block expanded: its branches side by side, each in its own cluster. (No cluster
@@ -193,22 +224,41 @@ class _Drawer:
                     _font(f"{_n(real.macs)} MACs"),
                     _font(f"naive {_n(naive.macs)} ({_ratio(real.macs, naive.macs)})", 9, color="#666666"),
                 ]
-                c.node(head, _table(label, BLOCK_FILL), shape="plaintext", style="", tooltip=f"{block.name}, branch {bname}",
-                       id=f"branch-{block.name}-{bname}", **{"class": "branch"})
+                c.node(
+                    head,
+                    _table(label, BLOCK_FILL),
+                    shape="plaintext",
+                    style="",
+                    tooltip=f"{block.name}, branch {bname}",
+                    id=f"branch-{block.name}-{bname}",
+                    **{"class": "branch"},
+                )
                 self.edge(source, head)
                 last = self.sequence(c, steps, head)
             scale = f"×{block.scale:g}" if block.scale is not None and steps else None
             ends.append((last, scale, not steps))
         merge = self.node_id()
         real, naive = _steps_cost([block], self.rows)
-        title = (block.merge if len(block.branches) > 1 else "output") + (f", then {block.activation}" if block.activation else "")
+        title = (block.merge if len(block.branches) > 1 else "output") + (
+            f", then {block.activation}" if block.activation else ""
+        )
         lines = [
             _font(block.merge_op.name if block.merge_op else block.name, 8, color="#444444"),
             _font(title, bold=True),
             _font(f"→ {fmt_shape(block.output_shape)}"),
-            _font(f"{block.name}: {_n(real.macs)} MACs, naive {_n(naive.macs)} ({_ratio(real.macs, naive.macs)})", 9),
+            _font(
+                f"{block.name}: {_n(real.macs)} MACs, naive {_n(naive.macs)} ({_ratio(real.macs, naive.macs)})",
+                9,
+            ),
         ]
-        g.node(merge, _table(lines, MERGE_FILL), fillcolor=MERGE_FILL, tooltip=block.name, id=f"merge-{block.name}", **{"class": "merge"})
+        g.node(
+            merge,
+            _table(lines, MERGE_FILL),
+            fillcolor=MERGE_FILL,
+            tooltip=block.name,
+            id=f"merge-{block.name}",
+            **{"class": "merge"},
+        )
         for last, scale, identity in ends:
             if identity:  # an empty branch: the identity (a residual shortcut)
                 self.edge(last, merge, label="identity", style="dashed")
@@ -243,7 +293,9 @@ class _Drawer:
         ]
         if n_bottlenecks:
             note = f"{n_bottlenecks} 1×1 bottleneck{'s' if n_bottlenecks != 1 else ''}"
-            cells.append(f'<TR><TD COLSPAN="3" BGCOLOR="{BOTTLENECK_FILL}">{_font(note, 9, bold=True, color="#5a2a00")}</TD></TR>')
+            cells.append(
+                f'<TR><TD COLSPAN="3" BGCOLOR="{BOTTLENECK_FILL}">{_font(note, 9, bold=True, color="#5a2a00")}</TD></TR>'
+            )
         for bname, steps in block.branches.items():
             br, bn = _steps_cost(steps, self.rows)
             cells.append(
@@ -253,7 +305,16 @@ class _Drawer:
             )
         label = f'<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="1">{"".join(cells)}</TABLE>>'
         nid = self.node_id()
-        g.node(nid, label, fillcolor=BLOCK_FILL, color="#7a9cc6", penwidth="1.5", tooltip=block.name, id=f"block-{block.name}", **{"class": "block"})
+        g.node(
+            nid,
+            label,
+            fillcolor=BLOCK_FILL,
+            color="#7a9cc6",
+            penwidth="1.5",
+            tooltip=block.name,
+            id=f"block-{block.name}",
+            **{"class": "block"},
+        )
         return nid
 
 
@@ -311,8 +372,13 @@ def svg(analysis: Analysis, block: str | None = None) -> str:
     return render_bytes(analysis, block, "svg").decode("utf-8")
 
 
-def save(analysis: Analysis, path: str | os.PathLike[str], block: str | None = None,
-         format: str | None = None, overwrite: bool = False) -> Path:
+def save(
+    analysis: Analysis,
+    path: str | os.PathLike[str],
+    block: str | None = None,
+    format: str | None = None,
+    overwrite: bool = False,
+) -> Path:
     """Draws and writes atomically; the format is `format` or the file's suffix."""
     from ..files import staged_file
 

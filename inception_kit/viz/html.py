@@ -93,7 +93,11 @@ def _head(columns: Sequence[tuple[str, bool]], sortable: bool) -> str:
     cells = []
     for label, numeric in columns:
         # Bars have no one value to sort by; every other column does.
-        body = f'<button type="button">{_e(label)}</button>' if sortable and not label.startswith("bars") else _e(label)
+        body = (
+            f'<button type="button">{_e(label)}</button>'
+            if sortable and not label.startswith("bars")
+            else _e(label)
+        )
         cells.append(f'<th scope="col"{" class=n" if numeric else ""}>{body}</th>')
     return f"<thead><tr>{''.join(cells)}</tr></thead>"
 
@@ -196,19 +200,22 @@ def _layer_row(layer: dict[str, Any], short: str | None = None) -> str:
     return (
         f'<tbody><tr data-layer="{_e(layer["name"])}"><th scope="row" data-field="name" data-value="{_e(layer["name"])}">'
         f'{_e(name)}<span class="muted">{mark}</span></th>'
-        f'{_text_cell(layer["config"], "config")}{_text_cell(fmt_shape(layer["output_shape"]), "output_shape")}'
-        f'{_cell(layer["params"], "params")}{_cell(layer["macs"], "macs")}{_cell(layer["naive_macs"], "naive_macs")}'
-        f'{_cell(layer["flops"], "flops")}</tr></tbody>'
+        f"{_text_cell(layer['config'], 'config')}{_text_cell(fmt_shape(layer['output_shape']), 'output_shape')}"
+        f"{_cell(layer['params'], 'params')}{_cell(layer['macs'], 'macs')}{_cell(layer['naive_macs'], 'naive_macs')}"
+        f"{_cell(layer['flops'], 'flops')}</tr></tbody>"
     )
 
 
 def layer_table(layers: list[dict[str, Any]], caption: str, prefix: str = "", sortable: bool = True) -> str:
     """A table of layers (rows of `report_data(...)["layers"]`); `prefix` is cut from names."""
     body = "".join(
-        _layer_row(l, l["name"][len(prefix):] if prefix and l["name"].startswith(prefix) else None) for l in layers
+        _layer_row(l, l["name"][len(prefix) :] if prefix and l["name"].startswith(prefix) else None)
+        for l in layers
     )
     cls = "layers sortable" if sortable else "layers"
-    return f'<table class="{cls}"><caption>{_e(caption)}</caption>{_head(LAYER_COLUMNS, sortable)}{body}</table>'
+    return (
+        f'<table class="{cls}"><caption>{_e(caption)}</caption>{_head(LAYER_COLUMNS, sortable)}{body}</table>'
+    )
 
 
 def block_of(layer: dict[str, Any], blocks: Sequence[str]) -> str | None:
@@ -224,11 +231,11 @@ def block_of(layer: dict[str, Any], blocks: Sequence[str]) -> str | None:
 def _block_group(block: dict[str, Any], layers: list[dict[str, Any]], scale_p: int, scale_m: int) -> str:
     def cells(entry: dict[str, Any]) -> str:
         return (
-            f'{_text_cell(fmt_shape(entry["output_shape"]), "output_shape")}'
-            f'{_cell(entry["params"], "params")}{_cell(entry["naive_params"], "naive_params")}'
-            f'{_cell(entry["params_saving_ratio"], "params_saving_ratio", "×")}'
-            f'{_cell(entry["macs"], "macs")}{_cell(entry["naive_macs"], "naive_macs")}'
-            f'{_cell(entry["macs_saving_ratio"], "macs_saving_ratio", "×")}{_cell(entry["flops"], "flops")}'
+            f"{_text_cell(fmt_shape(entry['output_shape']), 'output_shape')}"
+            f"{_cell(entry['params'], 'params')}{_cell(entry['naive_params'], 'naive_params')}"
+            f"{_cell(entry['params_saving_ratio'], 'params_saving_ratio', '×')}"
+            f"{_cell(entry['macs'], 'macs')}{_cell(entry['naive_macs'], 'naive_macs')}"
+            f"{_cell(entry['macs_saving_ratio'], 'macs_saving_ratio', '×')}{_cell(entry['flops'], 'flops')}"
         )
 
     def bars(entry: dict[str, Any], what: str) -> str:
@@ -237,7 +244,9 @@ def _block_group(block: dict[str, Any], layers: list[dict[str, Any]], scale_p: i
         for metric, label, scale in (("params", "params", scale_p), ("macs", "MACs", scale_m)):
             real, naive = entry[metric], entry[f"naive_{metric}"]
             text = f"{what}: {number(real)} {label} against {number(naive)} naive"
-            out.append(f'<td data-bar="{metric}">' + _bars([(label, real, naive, REAL_FILL)], scale, text) + "</td>")
+            out.append(
+                f'<td data-bar="{metric}">' + _bars([(label, real, naive, REAL_FILL)], scale, text) + "</td>"
+            )
         return "".join(out)
 
     name = block["name"]
@@ -286,10 +295,21 @@ def _aux(data: dict[str, Any]) -> str:
         return ""
     rows = "".join(
         f'<tr><th scope="row">{_e(h["name"])}</th><td>{_e(h["at"])}</td>{_cell(h["loss_weight"], "loss_weight")}'
-        f'<td>{_e(fmt_shape(h["output_shape"]))}</td>{_cell(h["params"], "params")}{_cell(h["macs"], "macs")}{_cell(h["flops"], "flops")}</tr>'
+        f"<td>{_e(fmt_shape(h['output_shape']))}</td>{_cell(h['params'], 'params')}{_cell(h['macs'], 'macs')}{_cell(h['flops'], 'flops')}</tr>"
         for h in heads
     )
-    head = _head((("head", False), ("at", False), ("loss weight", True), ("output", False), ("params", True), ("MACs", True), ("FLOPs", True)), False)
+    head = _head(
+        (
+            ("head", False),
+            ("at", False),
+            ("loss weight", True),
+            ("output", False),
+            ("params", True),
+            ("MACs", True),
+            ("FLOPs", True),
+        ),
+        False,
+    )
     return f'<table class="aux" data-section="aux"><caption>Auxiliary heads: training only, not in the totals</caption>{head}<tbody>{rows}</tbody></table>'
 
 
@@ -310,7 +330,11 @@ def _figure(svg: str | None, note: str | None) -> str:
 
 
 def report_fragment(
-    data: dict[str, Any], svg: str | None = None, note: str | None = None, heading: int = 1, sortable: bool = True
+    data: dict[str, Any],
+    svg: str | None = None,
+    note: str | None = None,
+    heading: int = 1,
+    sortable: bool = True,
 ) -> str:
     """The report view without the page around it (a `<div class="ik">`).
 
@@ -328,7 +352,7 @@ def report_fragment(
     parts = [
         f'<div class="ik" data-model="{_e(m["name"])}">',
         f"<h{heading}>{_e(m['name'])}</h{heading}>",
-        f'<p>{_e(fmt_shape(m["input_shape"]))} → {_e(fmt_shape(m["output_shape"]))}: '
+        f"<p>{_e(fmt_shape(m['input_shape']))} → {_e(fmt_shape(m['output_shape']))}: "
         f"{number(m['macs'])} MACs and {number(m['params'])} params, against {number(m['naive_macs'])} MACs and "
         f"{number(m['naive_params'])} params for the naive network ({number(m['macs_saving_ratio'])}× fewer MACs).</p>",
         f"<h{sub}>Totals</h{sub}>",
@@ -439,7 +463,7 @@ def plan_html(plan: Any) -> str:
         if block is None:
             body.append(f"<tbody>{tr(members[0])}</tbody>")
         else:
-            inner = f'<table><caption>Layers of {_e(block)}</caption>{_head(columns, False)}<tbody>{"".join(tr(r) for r in members)}</tbody></table>'
+            inner = f"<table><caption>Layers of {_e(block)}</caption>{_head(columns, False)}<tbody>{''.join(tr(r) for r in members)}</tbody></table>"
             body.append(
                 f'<tbody class="block"><tr><th scope="row">{_e(block)}</th><td>block</td><td>{_e(members[-1][4])}</td></tr>'
                 f'<tr><td colspan="3"><details><summary>{len(members)} layers of {_e(block)}</summary>{inner}</details></td></tr></tbody>'
@@ -534,11 +558,11 @@ def diff_fragment(data: dict[str, Any], heading: int = 1, sortable: bool = True)
         groups[-1].append(
             f'<tr class="{cls}" data-name="{_e(r["name"])}"><th scope="row" data-field="name" data-value="{_e(r["name"])}">{_e(name)}</th>'
             f'<td class="{r["status"]}" data-field="status" data-value="{r["status"]}">{r["status"]}</td>'
-            f'{_maybe(a, "macs", "a.macs")}{_maybe(b, "macs", "b.macs")}'
+            f"{_maybe(a, 'macs', 'a.macs')}{_maybe(b, 'macs', 'b.macs')}"
             f'<td class="n" data-field="delta.macs" data-value="{r["delta"]["macs"]}">{_signed(r["delta"]["macs"])}</td>'
-            f'{_maybe(a, "params", "a.params")}{_maybe(b, "params", "b.params")}'
+            f"{_maybe(a, 'params', 'a.params')}{_maybe(b, 'params', 'b.params')}"
             f'<td class="n" data-field="delta.params" data-value="{r["delta"]["params"]}">{_signed(r["delta"]["params"])}</td>'
-            f'{_maybe(a, "macs_saving_ratio", "a.macs_saving_ratio", "×")}{_maybe(b, "macs_saving_ratio", "b.macs_saving_ratio", "×")}'
+            f"{_maybe(a, 'macs_saving_ratio', 'a.macs_saving_ratio', '×')}{_maybe(b, 'macs_saving_ratio', 'b.macs_saving_ratio', '×')}"
             f"<td>{bar}</td></tr>"
         )
     blocks = (

@@ -91,13 +91,23 @@ def _savings_figure(analysis: Analysis) -> Any:
         top = max([*naive, *real, 1])
         for y, r, nv in zip(ys, real, naive):
             ratio = saving(r, nv)[0]
-            ax.text(max(r, nv) + top * 0.01, y, f"{ratio:.1f}x", va="center", ha="left", fontsize=9,
-                    fontweight="bold" if ratio > 1.005 else "normal", color="#1d3f6b" if ratio > 1.005 else "#666666")
+            ax.text(
+                max(r, nv) + top * 0.01,
+                y,
+                f"{ratio:.1f}x",
+                va="center",
+                ha="left",
+                fontsize=9,
+                fontweight="bold" if ratio > 1.005 else "normal",
+                color="#1d3f6b" if ratio > 1.005 else "#666666",
+            )
         _style_bars(ax, what, f"{what} per block: naive against bottleneck", top)
     axes[0].set_yticks(ys, [name for name, _, _ in entries])
     axes[0].invert_yaxis()  # first block on top
     # Below both panels, outside the axes: inside one it would cover the longest bars.
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=9, frameon=False)
+    fig.legend(
+        *axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=9, frameon=False
+    )
     a = analysis
     mr, pr = saving(a.total.macs, a.naive.macs)[0], saving(a.total.params, a.naive.params)[0]
     fig.suptitle(
@@ -177,13 +187,21 @@ def diff_chart(d: Any, path: str | os.PathLike[str], overwrite: bool = False) ->
     axes[0].invert_yaxis()
     axes[0].legend(loc="lower right", fontsize=9, frameon=False)
     m = d.model
-    fig.suptitle(f"{an} → {bn}: {human(m.a['macs'])} → {human(m.b['macs'])} MACs; "
-                 f"{human(m.a['params'])} → {human(m.b['params'])} parameters", fontsize=12)
+    fig.suptitle(
+        f"{an} → {bn}: {human(m.a['macs'])} → {human(m.b['macs'])} MACs; "
+        f"{human(m.a['params'])} → {human(m.b['params'])} parameters",
+        fontsize=12,
+    )
     return _write_png(fig, path, overwrite)
 
 
-def sweep_chart(points: list[Any], title: str, path: str | os.PathLike[str], overwrite: bool = False,
-                budget: tuple[int | None, int | None] = (None, None)) -> Path:
+def sweep_chart(
+    points: list[Any],
+    title: str,
+    path: str | os.PathLike[str],
+    overwrite: bool = False,
+    budget: tuple[int | None, int | None] = (None, None),
+) -> Path:
     """Writes MACs and params over the fit's scale factor (`fit.SweepPoint`s) as a PNG."""
     from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter
@@ -192,8 +210,10 @@ def sweep_chart(points: list[Any], title: str, path: str | os.PathLike[str], ove
     fig = Figure(figsize=(WIDTH_IN, 4.0), dpi=DPI, layout="constrained")
     axes = fig.subplots(1, 2)
     xs = [p.scale for p in points]
-    for ax, what, key, limit in ((axes[0], "MACs (multiply-adds)", "macs", budget[0]),
-                                 (axes[1], "parameters", "params", budget[1])):
+    for ax, what, key, limit in (
+        (axes[0], "MACs (multiply-adds)", "macs", budget[0]),
+        (axes[1], "parameters", "params", budget[1]),
+    ):
         ax.plot(xs, [getattr(p, key) for p in points], marker="o", color=REAL_COLOR)
         if limit is not None:
             ax.axhline(limit, color="#c0392b", linestyle="--", label=f"budget {human(limit)}")

@@ -147,7 +147,13 @@ class Format:
 
 
 _TABLE = (
-    Format("savedmodel", savedmodel.write, folder=True, dtypes=("float32", "bfloat16"), in_tensorflow=("jax", "torch")),
+    Format(
+        "savedmodel",
+        savedmodel.write,
+        folder=True,
+        dtypes=("float32", "bfloat16"),
+        in_tensorflow=("jax", "torch"),
+    ),
     Format("keras", keras_file.write, suffix=".keras", dtypes=("float32", "bfloat16")),
     Format("tflite", tflite.write, quantize=True, in_tensorflow=("jax", "torch")),
     Format("onnx", onnx.write, in_tensorflow=("jax",), native=onnx.write_with_keras, require=onnx.require),
@@ -252,8 +258,9 @@ def export(
 
     backend = current()
     if backend in fmt.in_tensorflow:
-        return export_in_tensorflow(analysis.plan.model, out, format, weights, quantize, overwrite, verify,
-                                    budget, dtype, backend)
+        return export_in_tensorflow(
+            analysis.plan.model, out, format, weights, quantize, overwrite, verify, budget, dtype, backend
+        )
     if fmt.require is not None:
         fmt.require(backend)
 
@@ -311,7 +318,10 @@ def export(
 
 
 def _write_pair(
-    out: Path, meta: Path, write_at: Callable[[Path, Callable[[], Path], bool], float | None], overwrite: bool,
+    out: Path,
+    meta: Path,
+    write_at: Callable[[Path, Callable[[], Path], bool], float | None],
+    overwrite: bool,
     keep: list[Any],
 ) -> tuple[float | None, int]:
     """A one-file artifact and its sidecar, placed as a pair (`place_pair`); the max abs diff and the file's bytes."""

@@ -160,7 +160,9 @@ def tree_bytes(folder: Path) -> int:
 # --------------------------------------------------------------------------- the model and its check
 
 
-def model_with_weights(plan: Any, weights: str | os.PathLike[str] | None, precision: str = "float32") -> tuple[Any, Any]:
+def model_with_weights(
+    plan: Any, weights: str | os.PathLike[str] | None, precision: str = "float32"
+) -> tuple[Any, Any]:
     """The Keras model of `plan` (weights loaded when given), and how the manifest describes its weights."""
     from ..builder import build_model
     from .weights_file import load_weights
@@ -210,8 +212,9 @@ class Check:
         return found
 
 
-def checker(model: Any, in_shape: tuple[int, ...], kind: str, what: str, out: Path,
-            float32: Any = None) -> tuple[Any, Check, float]:
+def checker(
+    model: Any, in_shape: tuple[int, ...], kind: str, what: str, out: Path, float32: Any = None
+) -> tuple[Any, Check, float]:
     """The reference batch, a `Check` of outputs on it, and the tolerance used. `float32`: the
     float32 Keras model of the same weights, when `model` computes in another precision."""
     import keras

@@ -93,7 +93,9 @@ def _find_meta(path: Path) -> tuple[Path, Path | None, Path]:
     if not path.exists():
         received = "no such file or folder"
     else:
-        received = f"no {META_DIR}/ inside" + (f" and no {path.name}{SIDECAR_SUFFIX}/ beside it" if path.name else "")
+        received = f"no {META_DIR}/ inside" + (
+            f" and no {path.name}{SIDECAR_SUFFIX}/ beside it" if path.name else ""
+        )
     raise SpecError.one(str(path), "an artifact written by inception-kit export", received)
 
 
@@ -106,7 +108,9 @@ def _read_meta(meta: Path, root: Path) -> tuple[dict[str, Any], str, str, dict[s
         except (OSError, UnicodeDecodeError) as err:
             what = err.strerror if isinstance(err, OSError) and err.strerror else type(err).__name__
             raise SpecError.one(
-                str(meta / name), f"a {name} written by inception-kit export (a UTF-8 file inside the artifact)", what
+                str(meta / name),
+                f"a {name} written by inception-kit export (a UTF-8 file inside the artifact)",
+                what,
             ) from None
     manifest = _json(meta / MANIFEST_FILE, texts[MANIFEST_FILE])
     report = _json(meta / REPORT_FILE, texts[REPORT_FILE])
@@ -120,11 +124,17 @@ def _json(path: Path, text: str) -> dict[str, Any]:
     try:
         data = json.loads(text)
     except RecursionError:
-        raise SpecError.one(str(path), "JSON written by inception-kit export", "JSON nested too deep") from None
+        raise SpecError.one(
+            str(path), "JSON written by inception-kit export", "JSON nested too deep"
+        ) from None
     except ValueError as err:
-        raise SpecError.one(str(path), "JSON written by inception-kit export", f"invalid JSON ({err})") from None
+        raise SpecError.one(
+            str(path), "JSON written by inception-kit export", f"invalid JSON ({err})"
+        ) from None
     if not isinstance(data, dict):
-        raise SpecError.one(str(path), "a JSON object written by inception-kit export", f"a JSON {type(data).__name__}")
+        raise SpecError.one(
+            str(path), "a JSON object written by inception-kit export", f"a JSON {type(data).__name__}"
+        )
     return data
 
 
@@ -132,9 +142,13 @@ def _manifest_problem(m: dict[str, Any]) -> str | None:
     """What is wrong with a manifest's shape (what inspect reads from it), or None."""
 
     def tensor(t: Any) -> bool:
-        return (isinstance(t, dict) and isinstance(t.get("name"), str) and isinstance(t.get("dtype"), str)
-                and isinstance(t.get("shape"), list)
-                and all(d is None or (isinstance(d, int) and not isinstance(d, bool)) for d in t["shape"]))
+        return (
+            isinstance(t, dict)
+            and isinstance(t.get("name"), str)
+            and isinstance(t.get("dtype"), str)
+            and isinstance(t.get("shape"), list)
+            and all(d is None or (isinstance(d, int) and not isinstance(d, bool)) for d in t["shape"])
+        )
 
     def number(v: Any) -> bool:
         return isinstance(v, (int, float)) and not isinstance(v, bool)
@@ -148,10 +162,14 @@ def _manifest_problem(m: dict[str, Any]) -> str | None:
     if not (isinstance(w, str) or (isinstance(w, dict) and isinstance(w.get("file"), str))):
         return "no 'weights' text or {file: ...}"
     v = m.get("verification")
-    if v is not None and not (isinstance(v, dict) and number(v.get("max_abs_diff")) and number(v.get("tolerance"))):
+    if v is not None and not (
+        isinstance(v, dict) and number(v.get("max_abs_diff")) and number(v.get("tolerance"))
+    ):
         return "a 'verification' without numbers max_abs_diff and tolerance"
     a = m.get("artifact")
-    if a is not None and not (isinstance(a, dict) and isinstance(a.get("bytes"), int) and isinstance(a.get("sha256"), str)):
+    if a is not None and not (
+        isinstance(a, dict) and isinstance(a.get("bytes"), int) and isinstance(a.get("sha256"), str)
+    ):
         return "an 'artifact' without bytes and sha256"
     if not isinstance(m.get("versions", {}), dict):
         return "'versions' that is not a mapping"
@@ -160,7 +178,11 @@ def _manifest_problem(m: dict[str, Any]) -> str | None:
 
 def _is_stamped(artifact: Path | None, stamp: dict[str, Any]) -> bool:
     """Whether `artifact` is the regular file of `stamp`'s size and sha256."""
-    if artifact is None or not isinstance(stamp.get("bytes"), int) or not isinstance(stamp.get("sha256"), str):
+    if (
+        artifact is None
+        or not isinstance(stamp.get("bytes"), int)
+        or not isinstance(stamp.get("sha256"), str)
+    ):
         return False
     try:
         return bool(artifact.lstat().st_size == stamp["bytes"] and file_sha256(artifact) == stamp["sha256"])
@@ -179,7 +201,8 @@ def _artifact_header(manifest: dict[str, Any], artifact: Path, meta: Path, fmt: 
         + (f", {size:,} bytes" if size is not None else "")
         + ")",
         f"input '{i['name']}' {i['dtype']}{shape_text(i['shape'])} -> output '{o['name']}' {o['dtype']}{shape_text(o['shape'])}",
-        "weights: " + (manifest["weights"] if isinstance(manifest["weights"], str) else manifest["weights"]["file"]),
+        "weights: "
+        + (manifest["weights"] if isinstance(manifest["weights"], str) else manifest["weights"]["file"]),
         (
             f"verified: max abs diff {check['max_abs_diff']:.3g} (tolerance {check['tolerance']:.3g})"
             if check

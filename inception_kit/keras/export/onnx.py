@@ -46,7 +46,9 @@ def write(model: Any, tmp: Path, x: Any, check: Check | None, quantize: bool) ->
     shape = model_input_shape(model)
     root, _ = serving_module(model, shape)
     proto, _ = tf2onnx.convert.from_function(
-        root.serve, input_signature=[tf.TensorSpec((None, *shape), tf.float32, name=INPUT_NAME)], opset=ONNX_OPSET
+        root.serve,
+        input_signature=[tf.TensorSpec((None, *shape), tf.float32, name=INPUT_NAME)],
+        opset=ONNX_OPSET,
     )
     for value in (*proto.graph.input, *proto.graph.output):  # tf2onnx names it unk__N
         value.type.tensor_type.shape.dim[0].dim_param = "batch"

@@ -32,15 +32,28 @@ from ...planner import Budget
 from ...spec.types import ModelSpec
 from .artifact import ExportResult, MissingDependency, VerificationError
 
-WHY_TENSORFLOW = {"savedmodel": "a TensorFlow format", "tflite": "converted by TensorFlow's TFLiteConverter",
-                  "onnx": "converted from TensorFlow by tf2onnx; Keras' JAX route needs jax2onnx"}
+WHY_TENSORFLOW = {
+    "savedmodel": "a TensorFlow format",
+    "tflite": "converted by TensorFlow's TFLiteConverter",
+    "onnx": "converted from TensorFlow by tf2onnx; Keras' JAX route needs jax2onnx",
+}
 CHILD = __name__.rpartition(".")[0]  # python -m runs the package's __main__.py
 # The folder that holds the inception_kit package this module belongs to (the child imports the same one).
 PACKAGE_ROOT = Path(__file__).resolve().parents[3]
 
 
-def export_in_tensorflow(spec: ModelSpec, out: Path, format: str, weights: Any, quantize: bool, overwrite: bool,
-                         verify: bool, budget: Budget, dtype: str, backend: str) -> ExportResult:
+def export_in_tensorflow(
+    spec: ModelSpec,
+    out: Path,
+    format: str,
+    weights: Any,
+    quantize: bool,
+    overwrite: bool,
+    verify: bool,
+    budget: Budget,
+    dtype: str,
+    backend: str,
+) -> ExportResult:
     """`export` in a child process on the TensorFlow backend (see the module doc)."""
     import importlib.util
     import subprocess
@@ -53,21 +66,37 @@ def export_in_tensorflow(spec: ModelSpec, out: Path, format: str, weights: Any, 
     with tempfile.TemporaryDirectory() as d:
         spec_file = Path(d) / "spec.yaml"
         spec_file.write_text(spec.to_yaml(), encoding="utf-8")
-        job = {"spec": str(spec_file), "out": os.fspath(out), "format": format,
-               "weights": os.fspath(weights) if weights else None, "quantize": quantize,
-               "overwrite": overwrite, "verify": verify, "dtype": dtype,
-               "budget": [budget.max_params, budget.max_activation_bytes]}
-        env = {**os.environ, "KERAS_BACKEND": "tensorflow",
-               "PYTHONPATH": os.pathsep.join(p for p in (str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")) if p)}
+        job = {
+            "spec": str(spec_file),
+            "out": os.fspath(out),
+            "format": format,
+            "weights": os.fspath(weights) if weights else None,
+            "quantize": quantize,
+            "overwrite": overwrite,
+            "verify": verify,
+            "dtype": dtype,
+            "budget": [budget.max_params, budget.max_activation_bytes],
+        }
+        env = {
+            **os.environ,
+            "KERAS_BACKEND": "tensorflow",
+            "PYTHONPATH": os.pathsep.join(p for p in (str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")) if p),
+        }
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        proc = subprocess.run([sys.executable, "-m", CHILD, json.dumps(job)],
-                              env=env, capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-m", CHILD, json.dumps(job)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     lines = proc.stdout.strip().splitlines()
     try:
         answer = json.loads(lines[-1])
     except (IndexError, ValueError):
-        raise ExportProcessFailed(f"the TensorFlow export process failed (exit {proc.returncode}): "
-                           f"{proc.stderr.strip()[-2000:]}") from None
+        raise ExportProcessFailed(
+            f"the TensorFlow export process failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}"
+        ) from None
     return result_of(answer)
 
 
@@ -83,7 +112,9 @@ def _argument_error(r: dict[str, Any]) -> ArgumentError:
 
 
 def _spec_error(r: dict[str, Any]) -> SpecError:
-    return SpecError([Problem(**{**p, "mark": Mark(**p["mark"]) if p["mark"] else None}) for p in r["problems"]])
+    return SpecError(
+        [Problem(**{**p, "mark": Mark(**p["mark"]) if p["mark"] else None}) for p in r["problems"]]
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,7 +128,9 @@ class ErrorKind:
 
 # Most specific first: the child tries them in order (a VerificationError is also a Failure).
 ERRORS: dict[str, ErrorKind] = {
-    "spec": ErrorKind(SpecError, lambda e: {"problems": [dataclasses.asdict(p) for p in e.problems]}, _spec_error),
+    "spec": ErrorKind(
+        SpecError, lambda e: {"problems": [dataclasses.asdict(p) for p in e.problems]}, _spec_error
+    ),
     "argument": ErrorKind(
         ArgumentError,
         lambda e: {"parameter": e.parameter, "expected": e.expected, "received": e.received, "hint": e.hint},
@@ -112,7 +145,9 @@ ERRORS: dict[str, ErrorKind] = {
         lambda r: UnsafeDestination(Path(r["path"]), r["reason"]),
     ),
     "verification": ErrorKind(VerificationError, lambda e: {}, lambda r: VerificationError(r["message"])),
-    "missing_dependency": ErrorKind(MissingDependency, lambda e: {}, lambda r: MissingDependency(r["message"])),
+    "missing_dependency": ErrorKind(
+        MissingDependency, lambda e: {}, lambda r: MissingDependency(r["message"])
+    ),
 }
 
 
@@ -128,8 +163,10 @@ def raise_record(record: dict[str, Any]) -> None:
     """The parent's side: raises the error a record describes."""
     how = ERRORS.get(record.get("kind", ""))
     if how is None:
-        raise ExportProcessFailed(f"the TensorFlow export process failed: {record.get('class', 'error')}: "
-                                  f"{record.get('message', '')}")
+        raise ExportProcessFailed(
+            f"the TensorFlow export process failed: {record.get('class', 'error')}: "
+            f"{record.get('message', '')}"
+        )
     raise how.rebuild(record)
 
 
@@ -139,9 +176,17 @@ def run_job(job_json: str) -> dict[str, Any]:
 
     job = json.loads(job_json)
     try:
-        result = export(job["spec"], job["out"], format=job["format"], weights=job["weights"],
-                        quantize=job["quantize"], overwrite=job["overwrite"], verify=job["verify"],
-                        budget=Budget(*job["budget"]), dtype=job["dtype"])
+        result = export(
+            job["spec"],
+            job["out"],
+            format=job["format"],
+            weights=job["weights"],
+            quantize=job["quantize"],
+            overwrite=job["overwrite"],
+            verify=job["verify"],
+            budget=Budget(*job["budget"]),
+            dtype=job["dtype"],
+        )
     except Exception as err:
         return {"error": error_record(err)}
     fields = dataclasses.asdict(result)

@@ -24,22 +24,30 @@ def load_weights(model: Any, path: Path) -> None:
     try:
         f = h5py.File(path, "r")
     except OSError:
-        raise SpecError.one("weights", "a Keras .weights.h5 file (HDF5)", f"{path}, which is not an HDF5 file") from None
+        raise SpecError.one(
+            "weights", "a Keras .weights.h5 file (HDF5)", f"{path}, which is not an HDF5 file"
+        ) from None
     with f:
         link = _first_link(f)
         if link is not None:  # h5py and Keras would follow it into another file
             raise SpecError.one(
-                "weights", "a Keras .weights.h5 file without HDF5 links", f"{path}, which links '{link}' elsewhere"
+                "weights",
+                "a Keras .weights.h5 file without HDF5 links",
+                f"{path}, which links '{link}' elsewhere",
             )
         try:
             saved = _saved_layers(f)
         except ValueError as err:
-            raise SpecError.one("weights", "a Keras .weights.h5 file", f"{path}, which is malformed ({err})") from None
+            raise SpecError.one(
+                "weights", "a Keras .weights.h5 file", f"{path}, which is malformed ({err})"
+            ) from None
         if saved is None:  # no layer names recorded: let Keras match by position
             try:
                 model.load_weights(path)
             except ValueError as err:
-                raise SpecError.one("weights", f"weights matching the architecture of '{model.name}'", f"{path}: {err}") from None
+                raise SpecError.one(
+                    "weights", f"weights matching the architecture of '{model.name}'", f"{path}: {err}"
+                ) from None
             return
         assign: list[tuple[Any, list[Any]]] = []
         for layer in model.layers:  # check everything first, in model order
@@ -50,7 +58,9 @@ def load_weights(model: Any, path: Path) -> None:
                 raise SpecError.one(
                     f"weights: layer '{layer.name}'",
                     f"weights of shapes {_shapes(want)} (the spec's architecture)",
-                    f"{_shapes(have)} in {path}" if have is not None else f"no layer '{layer.name}' in {path}",
+                    f"{_shapes(have)} in {path}"
+                    if have is not None
+                    else f"no layer '{layer.name}' in {path}",
                 )
             if want and got is not None:
                 assign.append((layer, got))
