@@ -68,6 +68,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def count(text: str) -> int:
+    """argparse type of --macs and --params (fit, search): 1200000, 1.2M, 5G."""
+    from ..design.fit import parse_count
+
+    try:
+        return parse_count(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def add_budget(p: argparse.ArgumentParser) -> None:
     """--max-params and --max-activation-bytes: the resource budget every spec is checked against."""
     p.add_argument(

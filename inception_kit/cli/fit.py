@@ -6,27 +6,19 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..design.fit import fit, parse_count, render_sweep, sweep, write
+from ..design.fit import fit, render_sweep, sweep, write
 from ..errors import SpecError
 from ..planner import Plan
 from ..tables import ms
-from .common import EXIT_OK, budget, safe
-
-
-def _count(text: str) -> int:
-    """argparse type of --macs and --params: 1200000, 1.2M, 5G."""
-    try:
-        return parse_count(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
+from .common import EXIT_OK, budget, count, safe
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", help="a YAML spec file, a preset name, or - to read it from stdin")
     parser.add_argument(
-        "--macs", type=_count, metavar="N", help="at most this many MACs (suffixes K, M, G: 1.2G)"
+        "--macs", type=count, metavar="N", help="at most this many MACs (suffixes K, M, G: 1.2G)"
     )
-    parser.add_argument("--params", type=_count, metavar="N", help="at most this many parameters (5M)")
+    parser.add_argument("--params", type=count, metavar="N", help="at most this many parameters (5M)")
     parser.add_argument(
         "--latency", metavar="TIME", help="at most this predicted time (20ms, 1.5s), from --latency-profile"
     )

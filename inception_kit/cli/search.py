@@ -7,18 +7,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..design.fit import parse_count
 from ..design.search import SAMPLERS, WIDTHS, search
 from ..train.trials import KerasTrainer
-from .common import EXIT_OK, ProgressBar, budget, quiet_tensorflow, safe
-
-
-def _count(text: str) -> int:
-    """argparse type of --macs and --params: 1200000, 1.2M, 5G."""
-    try:
-        return parse_count(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
+from .common import EXIT_OK, ProgressBar, budget, count, quiet_tensorflow, safe
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,8 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="fashion-mnist (Debian's dataset-fashion-mnist), idx:DIR (MNIST-format IDX files), "
         "digits, or an image folder with one sub-folder per class",
     )
-    parser.add_argument("--macs", type=_count, metavar="N", help="at most this many MACs (1.2G, 12M)")
-    parser.add_argument("--params", type=_count, metavar="N", help="at most this many parameters (5M)")
+    parser.add_argument("--macs", type=count, metavar="N", help="at most this many MACs (1.2G, 12M)")
+    parser.add_argument("--params", type=count, metavar="N", help="at most this many parameters (5M)")
     parser.add_argument(
         "--blocks", metavar="GLOB", help="only reductions in top-level blocks matching this ('inc4*')"
     )
